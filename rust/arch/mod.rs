@@ -1,0 +1,185 @@
+//! Byte scanning with SIMD, chosen once at run time.
+//!
+//! The ingest tokenizer spends its per-byte time inside strings (keys and values) and, when a
+//! document spans chunks, skipping over whole documents. Both reduce to one question: "where is
+//! the next byte that ends the boring run?" — a quote, a backslash, a control character or a
+//! non-ASCII byte inside a string. [`generic`] answers it with one algorithm over the small
+//! [`vector::Vector`] trait; `x86_64` (SSE2, AVX2) and `aarch64` (NEON) instantiate it, and
+//! [`fallback`] is the portable scalar version. [`level`] is the single dispatch point: it picks
+//! the widest instruction set the CPU has on first use, or the one named by `ANOMALYD_SIMD`
+//! (`scalar`, `sse2`, `avx2`, `neon`) so that tests and benchmarks can force the fallback.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+mod fallback;
+mod generic;
+pub mod vector;
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+/// An instruction-set level, from slowest to widest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Level {
+    Scalar = 1,
+    Sse2 = 2,
+    Avx2 = 3,
+    Neon = 4,
+}
+
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Scalar => "scalar",
+            Level::Sse2 => "sse2",
+            Level::Avx2 => "avx2",
+            Level::Neon => "neon",
+        }
+    }
+
+    fn from_u8(v: u8) -> Option<Level> {
+        Some(match v {
+            1 => Level::Scalar,
+            2 => Level::Sse2,
+            3 => Level::Avx2,
+            4 => Level::Neon,
+            _ => return None,
+        })
+    }
+}
+
+static LEVEL: AtomicU8 = AtomicU8::new(0);
+
+/// Every level this CPU can run, widest last.
+pub fn supported_levels() -> Vec<Level> {
+    let mut levels = vec![Level::Scalar];
+    #[cfg(target_arch = "x86_64")]
+    {
+        levels.push(Level::Sse2); // part of the x86-64 baseline
+        if std::is_x86_feature_detected!("avx2") {
+            levels.push(Level::Avx2);
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            levels.push(Level::Neon);
+        }
+    }
+    levels
+}
+
+fn detect() -> Level {
+    let supported = supported_levels();
+    let wanted = std::env::var("ANOMALYD_SIMD").ok();
+    if let Some(name) = wanted.as_deref() {
+        if let Some(l) = supported.iter().find(|l| l.name() == name) {
+            return *l;
+        }
+    }
+    *supported.last().expect("scalar is always supported")
+}
+
+/// The level in use; detected on first call.
+#[inline]
+pub fn level() -> Level {
+    match Level::from_u8(LEVEL.load(Ordering::Relaxed)) {
+        Some(l) => l,
+        None => {
+            let l = detect();
+            LEVEL.store(l as u8, Ordering::Relaxed);
+            l
+        }
+    }
+}
+
+/// Force a level (tests and benchmarks). Returns false if the CPU lacks it.
+pub fn set_level(l: Level) -> bool {
+    if !supported_levels().contains(&l) {
+        return false;
+    }
+    LEVEL.store(l as u8, Ordering::Relaxed);
+    true
+}
+
+/// Index of the first byte in `hay` that is `"`, `\`, below 0x20 or at least 0x80;
+/// `hay.len()` when there is none. This is the inner loop of string scanning.
+#[inline]
+pub fn find_string_stop(hay: &[u8]) -> usize {
+    match level() {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => x86_64::find_string_stop_avx2(hay),
+        #[cfg(target_arch = "x86_64")]
+        Level::Sse2 => x86_64::find_string_stop_sse2(hay),
+        #[cfg(target_arch = "aarch64")]
+        Level::Neon => aarch64::find_string_stop_neon(hay),
+        _ => fallback::find_string_stop(hay),
+    }
+}
+
+/// Index of the first byte in `hay` that is `"` or `\`; `hay.len()` when there is none.
+/// Used to skip string contents without validating them (recovery and document splitting).
+#[inline]
+pub fn find_quote_or_backslash(hay: &[u8]) -> usize {
+    memchr::memchr2(b'"', b'\\', hay).unwrap_or(hay.len())
+}
+
+/// Whether a byte ends a plain ASCII string run (see [`find_string_stop`]).
+#[inline(always)]
+pub fn is_string_stop(b: u8) -> bool {
+    b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(hay: &[u8]) -> usize {
+        hay.iter().position(|&b| is_string_stop(b)).unwrap_or(hay.len())
+    }
+
+    /// Every level agrees with the obvious loop, for every stop byte at every position and
+    /// every length around the vector widths.
+    #[test]
+    fn every_level_finds_every_stop_byte_at_every_position() {
+        let levels = supported_levels();
+        for len in 0..100usize {
+            let mut hay = vec![b'a'; len];
+            let want = reference(&hay);
+            for &l in &levels {
+                set_level(l);
+                assert_eq!(find_string_stop(&hay), want, "{l:?} len {len}");
+            }
+            for pos in 0..len {
+                for stop in [b'"', b'\\', 0u8, 0x1f, 0x80, 0xff] {
+                    hay[pos] = stop;
+                    let want = reference(&hay);
+                    for &l in &levels {
+                        set_level(l);
+                        assert_eq!(find_string_stop(&hay), want, "{l:?} len {len} pos {pos} byte {stop:#x}");
+                    }
+                    hay[pos] = b'a';
+                }
+            }
+        }
+        set_level(detect());
+    }
+
+    #[test]
+    fn every_byte_value_is_classified_alike() {
+        for b in 0..=255u8 {
+            let hay = [b'x', b'y', b, b'z'];
+            let want = reference(&hay);
+            for l in supported_levels() {
+                set_level(l);
+                assert_eq!(find_string_stop(&hay), want);
+                let mut long = vec![b'q'; 70];
+                long[65] = b;
+                assert_eq!(find_string_stop(&long), reference(&long));
+            }
+        }
+        set_level(detect());
+    }
+}

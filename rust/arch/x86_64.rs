@@ -1,0 +1,112 @@
+//! SSE2 and AVX2 instances of the generic scanner.
+//!
+//! SSE2 is part of the x86-64 baseline; AVX2 is only called after runtime detection
+//! ([`super::level`]). `le_unsigned` uses the max trick (`max(v, k) == k` iff `v <= k`) since
+//! x86 has no unsigned byte compare.
+
+use super::generic;
+use super::vector::Vector;
+use std::arch::x86_64::*;
+
+#[derive(Clone, Copy)]
+struct Sse2(__m128i);
+
+impl Vector for Sse2 {
+    const LANES: usize = 16;
+    #[inline(always)]
+    unsafe fn load(ptr: *const u8) -> Self {
+        Sse2(_mm_loadu_si128(ptr as *const __m128i))
+    }
+    #[inline(always)]
+    unsafe fn splat(b: u8) -> Self {
+        Sse2(_mm_set1_epi8(b as i8))
+    }
+    #[inline(always)]
+    unsafe fn eq(self, o: Self) -> Self {
+        Sse2(_mm_cmpeq_epi8(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn le_unsigned(self, o: Self) -> Self {
+        Sse2(_mm_cmpeq_epi8(_mm_max_epu8(self.0, o.0), o.0))
+    }
+    #[inline(always)]
+    unsafe fn or(self, o: Self) -> Self {
+        Sse2(_mm_or_si128(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn high_bit(self) -> Self {
+        self // movemask reads only the top bit of each lane
+    }
+    #[inline(always)]
+    unsafe fn mask(self) -> u64 {
+        _mm_movemask_epi8(self.0) as u32 as u64
+    }
+    const BITS_PER_LANE: u32 = 1;
+}
+
+#[derive(Clone, Copy)]
+struct Avx2(__m256i);
+
+impl Vector for Avx2 {
+    const LANES: usize = 32;
+    #[inline(always)]
+    unsafe fn load(ptr: *const u8) -> Self {
+        Avx2(_mm256_loadu_si256(ptr as *const __m256i))
+    }
+    #[inline(always)]
+    unsafe fn splat(b: u8) -> Self {
+        Avx2(_mm256_set1_epi8(b as i8))
+    }
+    #[inline(always)]
+    unsafe fn eq(self, o: Self) -> Self {
+        Avx2(_mm256_cmpeq_epi8(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn le_unsigned(self, o: Self) -> Self {
+        Avx2(_mm256_cmpeq_epi8(_mm256_max_epu8(self.0, o.0), o.0))
+    }
+    #[inline(always)]
+    unsafe fn or(self, o: Self) -> Self {
+        Avx2(_mm256_or_si256(self.0, o.0))
+    }
+    #[inline(always)]
+    unsafe fn high_bit(self) -> Self {
+        self // movemask reads only the top bit of each lane
+    }
+    #[inline(always)]
+    unsafe fn mask(self) -> u64 {
+        _mm256_movemask_epi8(self.0) as u32 as u64
+    }
+    const BITS_PER_LANE: u32 = 1;
+}
+
+#[inline]
+pub fn find_string_stop_sse2(hay: &[u8]) -> usize {
+    // SAFETY: SSE2 is part of every x86-64 CPU.
+    unsafe { generic::find_string_stop::<Sse2>(hay) }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn find_string_stop_avx2_impl(hay: &[u8]) -> usize {
+    // Short strings are the norm: one SSE2 probe first avoids the wider setup for them.
+    if hay.len() >= 16 {
+        let v = Sse2::load(hay.as_ptr());
+        let hit = v
+            .eq(Sse2::splat(b'"'))
+            .or(v.eq(Sse2::splat(b'\\')))
+            .or(v.le_unsigned(Sse2::splat(0x1f)))
+            .or(v.high_bit());
+        let mask = hit.mask();
+        if mask != 0 {
+            return mask.trailing_zeros() as usize;
+        }
+        return 16 + generic::find_string_stop::<Avx2>(&hay[16..]);
+    }
+    generic::find_string_stop::<Avx2>(hay)
+}
+
+#[inline]
+pub fn find_string_stop_avx2(hay: &[u8]) -> usize {
+    // SAFETY: only reached when `level()` detected AVX2 (or a test forced a supported level).
+    unsafe { find_string_stop_avx2_impl(hay) }
+}

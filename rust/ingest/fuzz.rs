@@ -1,0 +1,91 @@
+//! Property tests over arbitrary bytes: no panic, no hang, and any chunking of a body gives
+//! the same outcome as the body fed whole. `make test` runs a bounded number of cases;
+//! `PROPTEST_CASES` raises it.
+
+use super::IngestEngine;
+use crate::config::JobSpec;
+use proptest::prelude::*;
+
+fn engine() -> IngestEngine {
+    let spec = JobSpec::from_json(
+        r#"{"job_id":"f","analysis_config":{"bucket_span":"10s","detectors":[{"function":"mean","field_name":"v","by_field_name":"c.e"}]},
+            "data_description":{"time_field":"t","time_format":"epoch"}}"#,
+    )
+    .unwrap();
+    IngestEngine::open(spec, None, 4096)
+}
+
+fn outcome(body: &[u8], cuts: &[usize]) -> (Result<String, String>, String) {
+    let mut e = engine();
+    e.start_request();
+    let mut last = 0;
+    let mut res = Ok(());
+    for &c in cuts.iter().chain(std::iter::once(&body.len())) {
+        let c = c.clamp(last, body.len());
+        if res.is_ok() {
+            res = e.feed(&body[last..c]);
+        }
+        last = c;
+    }
+    let r = match res {
+        Ok(()) => e.finish_request(0).map_err(|x| format!("{x:?}")),
+        Err(x) => {
+            e.abort_request();
+            Err(format!("{x:?}"))
+        }
+    };
+    let mut stats: serde_json::Value = serde_json::from_str(&e.stats_json()).unwrap();
+    if r.is_err() {
+        // A failed request stops being fed at its error, so how many bytes came in depends on
+        // where the chunks were cut; everything else must not.
+        stats.as_object_mut().unwrap().remove("input_bytes");
+    }
+    (r, stats.to_string())
+}
+
+/// Bodies that look like JSON records often enough to reach deep states.
+fn jsonish() -> impl Strategy<Value = Vec<u8>> {
+    let atoms = prop_oneof![
+        Just(b"{".to_vec()),
+        Just(b"}".to_vec()),
+        Just(b"[".to_vec()),
+        Just(b"]".to_vec()),
+        Just(b",".to_vec()),
+        Just(b":".to_vec()),
+        Just(b"\"t\":".to_vec()),
+        Just(b"\"v\":".to_vec()),
+        Just(b"\"c\":{\"e\":".to_vec()),
+        Just(b"\"x\\\"y\"".to_vec()),
+        Just(b"12".to_vec()),
+        Just(b"-1.5e3".to_vec()),
+        Just(b"true".to_vec()),
+        Just(b"null".to_vec()),
+        Just(b" \n".to_vec()),
+        Just(b"/* c */".to_vec()),
+        Just(b"//x\n".to_vec()),
+        Just(b"{\"t\":5,\"v\":1}".to_vec()),
+        any::<u8>().prop_map(|b| vec![b]),
+    ];
+    prop::collection::vec(atoms, 0..60).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_any_chunking(body in prop::collection::vec(any::<u8>(), 0..300),
+                                    cuts in prop::collection::vec(0usize..300, 0..20)) {
+        let mut cuts = cuts;
+        cuts.sort_unstable();
+        prop_assert_eq!(outcome(&body, &cuts), outcome(&body, &[]));
+    }
+
+    #[test]
+    fn jsonish_bodies_any_chunking(body in jsonish(), cuts in prop::collection::vec(0usize..400, 0..30)) {
+        let mut cuts = cuts;
+        cuts.sort_unstable();
+        prop_assert_eq!(outcome(&body, &cuts), outcome(&body, &[]));
+        let singles: Vec<usize> = (1..body.len()).collect();
+        prop_assert_eq!(outcome(&body, &singles), outcome(&body, &[]));
+    }
+}

@@ -1,0 +1,168 @@
+//! The per-job ingest engine: request bodies in, Elasticsearch-exact `DataCounts` out.
+//!
+//! Data flows one way: [`stream`] cuts chunks into records (with [`token`], [`reader`] and
+//! [`scanner`]), [`pipeline`] accounts for each record and hands processed ones to the analysis
+//! sink, [`diagnostics`] finishes buckets, and [`counts`] renders the result. This module owns
+//! the request lifecycle: per-request counts, lifetime totals, and the state that survives a
+//! close and reopen.
+
+pub mod counts;
+pub mod diagnostics;
+pub mod fields;
+pub mod pipeline;
+pub mod reader;
+pub mod scanner;
+pub mod stream;
+pub mod token;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod fuzz;
+
+use crate::config::JobSpec;
+use counts::DataCounts;
+use fields::{FieldSet, Record};
+use pipeline::Pipeline;
+use stream::{BodyStream, OnRecord, StreamError};
+
+pub const DEFAULT_MAX_DOCUMENT: usize = 16 << 20;
+
+/// Adapter so the stream can call the pipeline without borrowing the whole engine.
+struct Accounting<'a>(&'a mut Pipeline);
+
+impl OnRecord for Accounting<'_> {
+    #[inline]
+    fn on_record(&mut self, rec: &Record, buf: &[u8]) {
+        self.0.account(rec, buf);
+    }
+}
+
+pub struct IngestEngine {
+    pub job_id: String,
+    fields: FieldSet,
+    pipeline: Pipeline,
+    stream: BodyStream,
+    /// Lifetime totals, not including the request in progress.
+    totals: DataCounts,
+    in_request: bool,
+    /// Elasticsearch's `A` lives in memory and is 1 until the first request after an open
+    /// (`post-data.md` §1.3 quirk), which `_stats` shows.
+    requests_since_open: u64,
+}
+
+impl IngestEngine {
+    /// A job opened with its configuration and its persisted lifetime totals, if any.
+    pub fn open(spec: JobSpec, totals: Option<DataCounts>, max_document: usize) -> IngestEngine {
+        let fields = FieldSet::new(&spec.analysis_fields, &spec.time_field);
+        let mut pipeline = Pipeline::new(fields.time_index(), spec.time_format, spec.bucket_span_ms, spec.latency_ms);
+        let totals = totals.unwrap_or_default();
+        pipeline.latest_ms = totals.latest_record_timestamp;
+        pipeline.earliest_ms = totals.earliest_record_timestamp;
+        // Elasticsearch 8.x seeds the new window with the persisted latest time, so that a gap
+        // spanning the reopen is counted (one phantom record, diagnostics only).
+        if let Some(t) = totals.latest_record_timestamp {
+            pipeline.diagnostics.add(t);
+        }
+        let stream = BodyStream::new(&fields, max_document);
+        IngestEngine { job_id: spec.job_id, fields, pipeline, stream, totals, in_request: false, requests_since_open: 0 }
+    }
+
+    fn analysis_count(&self) -> u64 {
+        self.fields.analysis_count() as u64
+    }
+
+    pub fn start_request(&mut self) {
+        if self.in_request {
+            self.abort_request();
+        }
+        self.in_request = true;
+        self.requests_since_open += 1;
+        self.stream.reset();
+        self.pipeline.request = DataCounts::default();
+        self.transfer_buckets();
+    }
+
+    pub fn feed(&mut self, data: &[u8]) -> Result<(), StreamError> {
+        self.pipeline.request.input_bytes += data.len() as u64;
+        self.stream.feed(&self.fields, data, &mut Accounting(&mut self.pipeline))
+    }
+
+    /// End of body: the per-request counts on success. On failure the records already read
+    /// stay in the lifetime totals, and nothing is flushed or dated.
+    pub fn finish_request(&mut self, now_ms: i64) -> Result<String, StreamError> {
+        if let Err(e) = self.stream.finish(&self.fields, &mut Accounting(&mut self.pipeline)) {
+            self.abort_request();
+            return Err(e);
+        }
+        self.pipeline.diagnostics.flush();
+        self.transfer_buckets();
+        self.pipeline.request.last_data_time = Some(now_ms);
+        let body = self.pipeline.request.to_json(&self.job_id, self.analysis_count());
+        self.fold_request();
+        self.totals.last_data_time = Some(now_ms);
+        Ok(body)
+    }
+
+    /// The request failed or the client went away: keep what was processed.
+    pub fn abort_request(&mut self) {
+        if self.in_request {
+            self.fold_request();
+        }
+    }
+
+    fn fold_request(&mut self) {
+        let r = std::mem::take(&mut self.pipeline.request);
+        self.totals.add_counters(&r);
+        self.totals.latest_record_timestamp = self.pipeline.latest_ms;
+        self.totals.earliest_record_timestamp = self.pipeline.earliest_ms;
+        self.in_request = false;
+    }
+
+    /// Move finished-bucket counts into both the request's counts and the totals.
+    fn transfer_buckets(&mut self) {
+        let d = &mut self.pipeline.diagnostics;
+        let f = d.take_pending();
+        let (empty_ts, sparse_ts) = (d.latest_empty_start, d.latest_sparse_start);
+        for c in [&mut self.pipeline.request, &mut self.totals] {
+            c.bucket_count += f.buckets;
+            c.empty_bucket_count += f.empty;
+            c.sparse_bucket_count += f.sparse;
+            if empty_ts.is_some() {
+                c.latest_empty_bucket_timestamp = empty_ts;
+            }
+            if sparse_ts.is_some() {
+                c.latest_sparse_bucket_timestamp = sparse_ts;
+            }
+        }
+    }
+
+    /// Lifetime totals as `_stats` shows them for an open job: live, with the `A` quirk.
+    pub fn stats_json(&self) -> String {
+        let mut t = self.totals.clone();
+        if self.in_request {
+            t.add_counters(&self.pipeline.request);
+            t.latest_record_timestamp = self.pipeline.latest_ms;
+            t.earliest_record_timestamp = self.pipeline.earliest_ms;
+        }
+        let a = if self.requests_since_open == 0 { 1 } else { self.analysis_count() };
+        t.to_json(&self.job_id, a)
+    }
+
+    /// The lifetime totals to persist, stamped with `log_time`.
+    pub fn persist_json(&mut self, log_time_ms: i64) -> String {
+        self.totals.log_time = Some(log_time_ms);
+        self.totals.to_json(&self.job_id, self.analysis_count())
+    }
+
+    pub fn totals(&self) -> &DataCounts {
+        &self.totals
+    }
+
+    pub fn latest_record_ms(&self) -> Option<i64> {
+        self.pipeline.latest_ms
+    }
+
+    pub fn bucket_span_ms(&self) -> i64 {
+        self.pipeline.span_ms()
+    }
+}

@@ -1,0 +1,107 @@
+//! What happens to each record once it is read: `post-data.md` §1.2, in that order.
+//!
+//! Missing fields are counted first (so dropped records count too), then the time is parsed
+//! (absent, null or unparseable: invalid date), then the out-of-order rule is applied against
+//! the start of the latest record's bucket minus the latency; survivors are processed: counted,
+//! fed to the bucket diagnostics and handed to the analysis [`RecordSink`].
+
+use super::counts::DataCounts;
+use super::diagnostics::BucketDiagnostics;
+use super::fields::{Record, Slot};
+use crate::time::TimeFormat;
+
+/// Receives every processed record: the analysis engine's entry point. Values are indexed like
+/// the job's analysis fields (`None` = absent or null).
+pub trait RecordSink: Send + Sync {
+    fn record(&mut self, time_ms: i64, values: &[Option<&[u8]>]);
+}
+
+/// The sink of a job with no analysis state yet: records are counted, nothing is modelled.
+pub struct NoAnalysis;
+
+impl RecordSink for NoAnalysis {
+    fn record(&mut self, _time_ms: i64, _values: &[Option<&[u8]>]) {}
+}
+
+pub struct Pipeline {
+    /// Index of the time field among the record's slots; the analysis fields come before it.
+    time_index: usize,
+    format: TimeFormat,
+    span_ms: i64,
+    latency_s: i64,
+    /// The job's latest processed record time (`L`), carried across requests and reopens.
+    pub latest_ms: Option<i64>,
+    pub earliest_ms: Option<i64>,
+    /// Counts of the request in progress.
+    pub request: DataCounts,
+    pub diagnostics: BucketDiagnostics,
+    pub sink: Box<dyn RecordSink>,
+}
+
+impl Pipeline {
+    pub fn new(time_index: usize, format: TimeFormat, span_ms: i64, latency_ms: i64) -> Self {
+        Pipeline {
+            time_index,
+            format,
+            span_ms,
+            latency_s: latency_ms / 1000,
+            latest_ms: None,
+            earliest_ms: None,
+            request: DataCounts::default(),
+            diagnostics: BucketDiagnostics::new(span_ms, latency_ms),
+            sink: Box::new(NoAnalysis),
+        }
+    }
+
+    pub fn span_ms(&self) -> i64 {
+        self.span_ms
+    }
+
+    /// Run one record through the accounting, with `buf` the buffer its values point into.
+    #[inline]
+    pub fn account(&mut self, rec: &Record, buf: &[u8]) {
+        let fields_for_count = rec.n.saturating_sub(1) as u64;
+        let c = &mut self.request;
+        let missing = rec.slots.iter().filter(|s| **s == Slot::Absent).count() as u64;
+        c.missing_field_count += missing;
+        c.input_field_count += fields_for_count;
+        let time = rec.value(buf, self.time_index).and_then(|v| self.format.parse_ms(v));
+        let Some(t) = time else {
+            c.invalid_date_count += 1;
+            return;
+        };
+        let latest = self.latest_ms.unwrap_or(0);
+        let bucket_start_s = (latest - latest % self.span_ms) / 1000;
+        if t / 1000 < bucket_start_s - self.latency_s {
+            c.out_of_order_timestamp_count += 1;
+            c.latest_record_timestamp = Some(c.latest_record_timestamp.map_or(t, |l| l.max(t)));
+            return;
+        }
+        c.processed_record_count += 1;
+        let new_latest = self.latest_ms.map_or(t, |l| l.max(t));
+        self.latest_ms = Some(new_latest);
+        c.latest_record_timestamp = Some(new_latest);
+        if self.earliest_ms.is_none() {
+            self.earliest_ms = Some(t);
+            c.earliest_record_timestamp = Some(t);
+        }
+        self.diagnostics.add(t);
+        self.feed_sink(rec, buf, t);
+    }
+
+    #[inline]
+    fn feed_sink(&mut self, rec: &Record, buf: &[u8], t: i64) {
+        const INLINE: usize = 8;
+        let n = self.time_index;
+        if n <= INLINE {
+            let mut values: [Option<&[u8]>; INLINE] = [None; INLINE];
+            for (i, v) in values.iter_mut().enumerate().take(n) {
+                *v = rec.value(buf, i);
+            }
+            self.sink.record(t, &values[..n]);
+        } else {
+            let values: Vec<Option<&[u8]>> = (0..n).map(|i| rec.value(buf, i)).collect();
+            self.sink.record(t, &values);
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! One request body, arriving in chunks of any size, turned into records.
+//!
+//! Chunks are parsed in place (zero-copy) up to the last complete top-level unit; only the
+//! unfinished tail is copied into the carry buffer. While a unit is incomplete, new bytes are
+//! scanned once by the [`UnitScanner`] and appended until the unit ends; then the unit is
+//! parsed from the carry and the rest of the chunk in place again. So a body fed in 1-byte
+//! chunks yields exactly the records of the same body fed whole, in linear time.
+//!
+//! Malformed input follows [`super::reader`] and [`super::scanner`]: a syntax error inside a
+//! record keeps the fields read so far and skips to the record's end; an error outside any
+//! record yields an empty record once the next object has been skipped (the fragment's
+//! neighbour is swallowed, as in Elasticsearch). Parse errors met while skipping count toward
+//! the per-request limit of 100, after which the request fails; so does a body that ends inside
+//! a record, string or block comment, or with a top-level array left open.
+
+use super::fields::{FieldSet, Record};
+use super::reader::{Pause, Reader};
+use super::scanner::{self, TopStep, UnitScanner};
+use super::token::{is_ws, Tokenizer};
+
+/// Parse errors allowed per request before it fails (Elasticsearch's `PARSE_ERRORS_LIMIT`).
+pub const PARSE_ERRORS_LIMIT: u32 = 100;
+
+const BOM: [u8; 3] = [0xef, 0xbb, 0xbf];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamError {
+    /// Too many parse errors, or the body ended inside a document.
+    Malformed,
+    /// One document is longer than the configured limit.
+    DocumentTooLarge { limit: usize },
+}
+
+/// Where records go: called with each record and the buffer its values point into.
+pub trait OnRecord {
+    fn on_record(&mut self, rec: &Record, buf: &[u8]);
+}
+
+pub struct BodyStream {
+    tok: Tokenizer,
+    reader: Reader,
+    rec: Record,
+    carry: Vec<u8>,
+    scanner: UnitScanner,
+    /// A syntax error outside any record is being recovered from.
+    top_recovery: bool,
+    /// Parse errors of this request.
+    errors: u32,
+    /// Bytes of the BOM matched at the start of the body (3 = done or not present).
+    bom_seen: usize,
+    max_document: usize,
+    /// Records read inside a unit that is not finished yet (only after Elasticsearch's
+    /// nested-array quirk ends a record early); accounted when the unit completes.
+    deferred: Vec<Record>,
+}
+
+impl BodyStream {
+    pub fn new(fields: &FieldSet, max_document: usize) -> Self {
+        BodyStream {
+            tok: Tokenizer::new(),
+            reader: Reader::default(),
+            rec: Record::with_fields(fields.len()),
+            carry: Vec::new(),
+            scanner: UnitScanner::default(),
+            top_recovery: false,
+            errors: 0,
+            bom_seen: 0,
+            max_document,
+            deferred: Vec::new(),
+        }
+    }
+
+    /// Forget any partial state: a new body starts.
+    pub fn reset(&mut self) {
+        self.tok = Tokenizer::new();
+        self.carry.clear();
+        self.scanner = UnitScanner::default();
+        self.top_recovery = false;
+        self.errors = 0;
+        self.bom_seen = 0;
+        self.deferred.clear();
+    }
+
+    pub fn feed(&mut self, fields: &FieldSet, mut data: &[u8], out: &mut dyn OnRecord) -> Result<(), StreamError> {
+        if self.bom_seen < BOM.len() {
+            while self.bom_seen < BOM.len() && !data.is_empty() && data[0] == BOM[self.bom_seen] {
+                self.bom_seen += 1;
+                data = &data[1..];
+            }
+            if data.is_empty() {
+                return Ok(());
+            }
+            if self.bom_seen < BOM.len() {
+                // Not a BOM after all: what matched is ordinary (malformed) input.
+                let partial = BOM[..self.bom_seen].to_vec();
+                self.bom_seen = BOM.len();
+                self.feed(fields, &partial, out)?;
+            }
+        }
+        if !self.carry.is_empty() {
+            match self.scanner.scan(data) {
+                None => {
+                    self.carry.extend_from_slice(data);
+                    return self.check_carry();
+                }
+                Some(k) => {
+                    self.carry.extend_from_slice(&data[..k]);
+                    self.check_carry()?;
+                    let unit = std::mem::take(&mut self.carry);
+                    let r = self.run(fields, &unit, true, out);
+                    self.carry = unit;
+                    self.carry.clear();
+                    r?;
+                    data = &data[k..];
+                }
+            }
+        }
+        self.run(fields, data, false, out)
+    }
+
+    /// End of body. Fails if it ended inside a document.
+    pub fn finish(&mut self, fields: &FieldSet, out: &mut dyn OnRecord) -> Result<(), StreamError> {
+        if !self.carry.is_empty() {
+            if self.scanner.needs_more() {
+                return Err(StreamError::Malformed);
+            }
+            let unit = std::mem::take(&mut self.carry);
+            self.scanner = UnitScanner::default();
+            self.run(fields, &unit, true, out)?;
+        }
+        if self.top_recovery {
+            // End of body ends recovery: the empty record still goes through.
+            self.top_recovery = false;
+            self.rec.clear();
+            out.on_record(&self.rec, &[]);
+        }
+        if self.tok.open_arrays() > 0 {
+            return Err(StreamError::Malformed);
+        }
+        Ok(())
+    }
+
+    fn check_carry(&self) -> Result<(), StreamError> {
+        if self.carry.len() > self.max_document {
+            return Err(StreamError::DocumentTooLarge { limit: self.max_document });
+        }
+        Ok(())
+    }
+
+    fn add_errors(&mut self, n: u32) -> Result<(), StreamError> {
+        self.errors += n;
+        if self.errors >= PARSE_ERRORS_LIMIT {
+            return Err(StreamError::Malformed);
+        }
+        Ok(())
+    }
+
+    /// Parse `buf` from the start. `complete`: `buf` is one whole unit (from the carry).
+    fn run(&mut self, fields: &FieldSet, buf: &[u8], complete: bool, out: &mut dyn OnRecord) -> Result<(), StreamError> {
+        let mut pos = 0;
+        // The last position between top-level units, with the tokenizer state there.
+        let mut safe = (0, self.tok.mark());
+        loop {
+            if self.top_recovery {
+                match scanner::top_level_unit(buf, pos, complete) {
+                    Ok(TopStep::Idle) => return Ok(()),
+                    Ok(TopStep::Unit { end, errors, closed_object }) => {
+                        pos = end;
+                        self.add_errors(errors)?;
+                        if closed_object {
+                            self.top_recovery = false;
+                            self.tok.after_top_level_recovery();
+                            self.rec.clear();
+                            out.on_record(&self.rec, buf);
+                        }
+                    }
+                    Ok(TopStep::OpenArray { end }) => {
+                        self.tok.open_top_array();
+                        pos = end;
+                    }
+                    Ok(TopStep::CloseArray { end }) => {
+                        if self.tok.open_arrays() > 0 {
+                            self.tok.close_top_array();
+                        } else {
+                            self.add_errors(1)?;
+                        }
+                        pos = end;
+                    }
+                    Err(scanner::NeedMore) => return self.suspend(buf, pos, complete),
+                }
+                safe = (pos, self.tok.mark());
+                continue;
+            }
+            let before = safe.0;
+            match self.reader.read(&mut self.tok, fields, buf, &mut pos, complete, &mut self.rec, &mut safe) {
+                Ok(read) => {
+                    self.add_errors(read.errors)?;
+                    if self.tok.at_top_level() {
+                        if pos - before > self.max_document {
+                            return Err(StreamError::DocumentTooLarge { limit: self.max_document });
+                        }
+                        for r in std::mem::take(&mut self.deferred) {
+                            out.on_record(&r, &[]);
+                        }
+                        out.on_record(&self.rec, buf);
+                        safe = (pos, self.tok.mark());
+                    } else {
+                        self.deferred.push(self.rec.detach(buf));
+                    }
+                }
+                Err(Pause::End) => return self.suspend(buf, pos, complete),
+                Err(Pause::NeedMore) => {
+                    self.tok.rewind(safe.1);
+                    self.deferred.clear();
+                    return self.suspend(buf, safe.0, complete);
+                }
+                Err(Pause::TopLevelError { resume }) => {
+                    self.top_recovery = true;
+                    pos = resume;
+                    safe = (pos, self.tok.mark());
+                }
+            }
+        }
+    }
+
+    /// Keep `buf[from..]` (an unfinished unit, after any whitespace) for the next chunk.
+    fn suspend(&mut self, buf: &[u8], mut from: usize, complete: bool) -> Result<(), StreamError> {
+        while from < buf.len() && is_ws(buf[from]) {
+            from += 1;
+        }
+        if from >= buf.len() {
+            return Ok(());
+        }
+        if complete {
+            // A whole unit that still needs more can only be the body's end inside a document.
+            return Err(StreamError::Malformed);
+        }
+        self.carry.extend_from_slice(&buf[from..]);
+        // The carry may begin with complete units (a separator the reader consumed without a
+        // token, say); the scanner must end up inside the unfinished one.
+        self.scanner = UnitScanner::default();
+        let mut rest = &self.carry[..];
+        while let Some(k) = self.scanner.scan(rest) {
+            rest = &rest[k..];
+        }
+        self.check_carry()
+    }
+}

@@ -1,0 +1,678 @@
+//! A validating JSON tokenizer with Jackson's view of the input.
+//!
+//! Elasticsearch reads `_data` bodies with one streaming Jackson parser, and its record reader
+//! acts on tokens, not on a tree: that is why a top-level array "works", why a duplicate key or a
+//! comment matters, and where malformed input is noticed. This tokenizer yields the same tokens
+//! over a byte buffer, validating as it goes (syntax, escapes, UTF-8 inside strings, duplicate
+//! keys per object) and allowing `/* */` and `//` comments as Elasticsearch's parser does.
+//!
+//! Why it is fast: it is a flat state machine over a borrowed slice (no allocation per token, no
+//! tree); strings are skipped with the SIMD stop-byte search of [`crate::arch`] and only keys are
+//! compared, as one length plus one 8-byte word in the common case.
+//!
+//! The tokenizer never reads past the buffer: when a token is cut by the end of the buffer it
+//! answers [`Stop::Eof`] and the caller re-feeds the whole unit once more bytes have arrived.
+
+use crate::arch;
+
+/// A string token's contents (between the quotes) as byte offsets into the buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Text {
+    pub start: usize,
+    pub end: usize,
+    /// True when the contents hold a backslash escape and must be unescaped before use.
+    pub escaped: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tok {
+    StartObject,
+    EndObject,
+    StartArray,
+    EndArray,
+    Key(Text),
+    Str(Text),
+    /// A number's raw token text, as byte offsets.
+    Num(usize, usize),
+    True,
+    False,
+    Null,
+}
+
+/// Why no token was produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The buffer ended inside a token, or before the next one.
+    Eof,
+    /// Malformed input; error recovery should scan from `resume`.
+    Error { resume: usize },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// Right after `{`: a key or `}`.
+    KeyOrEnd,
+    /// After `,` in an object.
+    Key,
+    Colon,
+    Value,
+    /// After a value inside a container.
+    CommaOrEnd,
+    /// Right after `[`: a value or `]`.
+    ValueOrEnd,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Frame {
+    object: bool,
+    expect: Expect,
+}
+
+/// A key already seen in the innermost objects, for duplicate detection.
+#[derive(Clone, Copy)]
+struct SeenKey {
+    len: u32,
+    word: u64,
+    text: Text,
+}
+
+/// Tokenizer state: the open containers. Outside a record only top-level arrays are open.
+#[derive(Default, Clone)]
+pub struct Tokenizer {
+    frames: Vec<Frame>,
+    /// Number of objects among `frames`; zero means "at top level".
+    objects: usize,
+    seen: Vec<SeenKey>,
+    /// For each open object, where its keys start in `seen`.
+    seen_marks: Vec<usize>,
+    scratch_a: Vec<u8>,
+    scratch_b: Vec<u8>,
+}
+
+/// Top-level position saved at a unit start, to rewind to when the unit is cut by a chunk end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mark {
+    frames: usize,
+    top: Option<Frame>,
+}
+
+#[inline(always)]
+pub fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\n' | b'\r' | b'\t')
+}
+
+/// Bytes that continue a number or literal token ("run"): anything else ends it.
+#[inline(always)]
+pub fn is_run_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')
+}
+
+/// The first (up to) 8 bytes of a key as a little-endian word, for quick comparisons.
+#[inline(always)]
+pub fn key_word(key: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    let n = key.len().min(8);
+    w[..n].copy_from_slice(&key[..n]);
+    u64::from_le_bytes(w)
+}
+
+impl Tokenizer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// True when no object is open: between records (possibly inside top-level arrays).
+    #[inline]
+    pub fn at_top_level(&self) -> bool {
+        self.objects == 0
+    }
+
+    /// Containers open inside the current record (0 at top level).
+    #[inline]
+    pub fn record_depth(&self) -> usize {
+        match self.frames.iter().position(|f| f.object) {
+            Some(i) => self.frames.len() - i,
+            None => 0,
+        }
+    }
+
+    /// Open top-level arrays.
+    pub fn open_arrays(&self) -> usize {
+        self.frames.len() - self.record_depth()
+    }
+
+    pub fn mark(&self) -> Mark {
+        debug_assert!(self.at_top_level());
+        Mark { frames: self.frames.len(), top: self.frames.last().copied() }
+    }
+
+    pub fn rewind(&mut self, mark: Mark) {
+        self.frames.truncate(mark.frames);
+        if let (Some(top), Some(last)) = (mark.top, self.frames.last_mut()) {
+            *last = top;
+        }
+        self.objects = 0;
+        self.seen.clear();
+        self.seen_marks.clear();
+    }
+
+    /// After error recovery skipped the rest of a record: drop the record's containers and
+    /// count the record as one value of the enclosing top-level array, if any.
+    pub fn leave_record(&mut self) {
+        let depth = self.record_depth();
+        self.frames.truncate(self.frames.len() - depth);
+        self.objects = 0;
+        self.seen.clear();
+        self.seen_marks.clear();
+        self.after_value();
+    }
+
+    /// A top-level error was recovered from: the top-level array (if any) may continue.
+    pub fn after_top_level_recovery(&mut self) {
+        if let Some(f) = self.frames.last_mut() {
+            f.expect = Expect::CommaOrEnd;
+        }
+    }
+
+    /// Open a top-level array during top-level recovery.
+    pub fn open_top_array(&mut self) {
+        debug_assert!(self.at_top_level());
+        self.frames.push(Frame { object: false, expect: Expect::ValueOrEnd });
+    }
+
+    /// Close one top-level array during top-level recovery.
+    pub fn close_top_array(&mut self) {
+        debug_assert!(self.at_top_level());
+        self.frames.pop();
+        self.after_value();
+    }
+
+    #[inline]
+    fn after_value(&mut self) {
+        if let Some(f) = self.frames.last_mut() {
+            f.expect = Expect::CommaOrEnd;
+        }
+    }
+
+    /// The next token of `buf` from `*pos`. `complete` says that `buf` ends where the input
+    /// ends (a number at the very end is then whole rather than possibly cut).
+    #[inline]
+    pub fn next(&mut self, buf: &[u8], pos: &mut usize, complete: bool) -> Result<Tok, Stop> {
+        loop {
+            skip_ws(buf, pos, complete)?;
+            let p = *pos;
+            let b = buf[p];
+            let expect = match self.frames.last() {
+                Some(f) => f.expect,
+                None => Expect::Value, // root: any value, no separators needed
+            };
+            match expect {
+                Expect::Value => return self.value(buf, pos, complete),
+                Expect::KeyOrEnd | Expect::Key => {
+                    if b == b'"' {
+                        return self.key(buf, pos);
+                    }
+                    if b == b'}' && expect == Expect::KeyOrEnd {
+                        return Ok(self.close(pos, true));
+                    }
+                    return Err(Stop::Error { resume: p });
+                }
+                Expect::Colon => {
+                    if b != b':' {
+                        return Err(Stop::Error { resume: p });
+                    }
+                    *pos = p + 1;
+                    self.set_expect(Expect::Value);
+                }
+                Expect::CommaOrEnd => {
+                    let object = self.frames.last().map_or(false, |f| f.object);
+                    match b {
+                        b',' => {
+                            *pos = p + 1;
+                            self.set_expect(if object { Expect::Key } else { Expect::Value });
+                        }
+                        b'}' if object => return Ok(self.close(pos, true)),
+                        b']' if !object => return Ok(self.close(pos, false)),
+                        _ => return Err(Stop::Error { resume: p }),
+                    }
+                }
+                Expect::ValueOrEnd => {
+                    if b == b']' {
+                        return Ok(self.close(pos, false));
+                    }
+                    return self.value(buf, pos, complete);
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn set_expect(&mut self, e: Expect) {
+        if let Some(f) = self.frames.last_mut() {
+            f.expect = e;
+        }
+    }
+
+    #[inline]
+    fn close(&mut self, pos: &mut usize, object: bool) -> Tok {
+        *pos += 1;
+        self.frames.pop();
+        if object {
+            self.objects -= 1;
+            let mark = self.seen_marks.pop().unwrap_or(0);
+            self.seen.truncate(mark);
+        }
+        self.after_value();
+        if object {
+            Tok::EndObject
+        } else {
+            Tok::EndArray
+        }
+    }
+
+    #[inline]
+    fn value(&mut self, buf: &[u8], pos: &mut usize, complete: bool) -> Result<Tok, Stop> {
+        let p = *pos;
+        match buf[p] {
+            b'"' => {
+                let text = scan_string(buf, p)?;
+                *pos = text.end + 1;
+                self.after_value();
+                Ok(Tok::Str(text))
+            }
+            b'{' => {
+                *pos = p + 1;
+                self.frames.push(Frame { object: true, expect: Expect::KeyOrEnd });
+                self.objects += 1;
+                self.seen_marks.push(self.seen.len());
+                Ok(Tok::StartObject)
+            }
+            b'[' => {
+                *pos = p + 1;
+                self.frames.push(Frame { object: false, expect: Expect::ValueOrEnd });
+                Ok(Tok::StartArray)
+            }
+            b if is_run_byte(b) => {
+                let (tok, end) = scan_run(buf, p, complete)?;
+                *pos = end;
+                self.after_value();
+                Ok(tok)
+            }
+            b if b.is_ascii() && !matches!(b, b'}' | b']' | b',' | b':') => {
+                // Not a token start at all (e.g. `'`, `#`): consume it as the bad token.
+                Err(Stop::Error { resume: p + 1 })
+            }
+            b if !b.is_ascii() => Err(Stop::Error { resume: p + 1 }),
+            _ => Err(Stop::Error { resume: p }),
+        }
+    }
+
+    #[inline]
+    fn key(&mut self, buf: &[u8], pos: &mut usize) -> Result<Tok, Stop> {
+        let p = *pos;
+        let text = scan_string(buf, p)?;
+        *pos = text.end + 1;
+        if self.is_duplicate(buf, text) {
+            return Err(Stop::Error { resume: *pos });
+        }
+        self.set_expect(Expect::Colon);
+        Ok(Tok::Key(text))
+    }
+
+    /// Jackson's strict duplicate detection, per object. Records have a handful of keys, so a
+    /// linear scan over (length, first word) pairs beats hashing.
+    fn is_duplicate(&mut self, buf: &[u8], text: Text) -> bool {
+        let mark = *self.seen_marks.last().unwrap_or(&0);
+        let raw = &buf[text.start..text.end];
+        let (len, word) = (raw.len() as u32, key_word(raw));
+        let mut dup = false;
+        for k in &self.seen[mark..] {
+            if text.escaped || k.text.escaped {
+                unescape_into(&buf[k.text.start..k.text.end], k.text.escaped, &mut self.scratch_a);
+                unescape_into(raw, text.escaped, &mut self.scratch_b);
+                if self.scratch_a == self.scratch_b {
+                    dup = true;
+                    break;
+                }
+            } else if k.len == len && k.word == word && buf[k.text.start..k.text.end] == *raw {
+                dup = true;
+                break;
+            }
+        }
+        if !dup {
+            self.seen.push(SeenKey { len, word, text });
+        }
+        dup
+    }
+}
+
+/// Skip JSON whitespace and comments, leaving `*pos` at the next significant byte. On Eof,
+/// `*pos` is past everything skipped completely (a comment cut by the buffer end is not).
+#[inline(always)]
+fn skip_ws(buf: &[u8], pos: &mut usize, complete: bool) -> Result<(), Stop> {
+    loop {
+        match buf.get(*pos) {
+            None => return Err(Stop::Eof),
+            Some(&b) if is_ws(b) => *pos += 1,
+            Some(b'/') => *pos = skip_comment(buf, *pos, complete)?,
+            Some(_) => return Ok(()),
+        }
+    }
+}
+
+/// Skip one comment starting at the `/` at `p`.
+#[cold]
+fn skip_comment(buf: &[u8], p: usize, complete: bool) -> Result<usize, Stop> {
+    match buf.get(p + 1) {
+        None => Err(if complete { Stop::Error { resume: p + 1 } } else { Stop::Eof }),
+        Some(b'/') => match memchr::memchr(b'\n', &buf[p + 2..]) {
+            Some(i) => Ok(p + 2 + i + 1),
+            None if complete => Ok(buf.len()),
+            None => Err(Stop::Eof),
+        },
+        Some(b'*') => match memchr::memmem::find(&buf[p + 2..], b"*/") {
+            Some(i) => Ok(p + 2 + i + 2),
+            None if complete => Err(Stop::Error { resume: buf.len() }),
+            None => Err(Stop::Eof),
+        },
+        Some(_) => Err(Stop::Error { resume: p + 1 }),
+    }
+}
+
+/// Scan the string whose opening quote is at `q`, validating escapes, control characters and
+/// UTF-8. On malformed contents, recovery resumes at the opening quote so that it skips the
+/// string as a whole.
+#[inline]
+pub fn scan_string(buf: &[u8], q: usize) -> Result<Text, Stop> {
+    let start = q + 1;
+    let mut p = start;
+    let mut escaped = false;
+    loop {
+        p += arch::find_string_stop(&buf[p..]);
+        let Some(&b) = buf.get(p) else { return Err(Stop::Eof) };
+        match b {
+            b'"' => return Ok(Text { start, end: p, escaped }),
+            b'\\' => {
+                escaped = true;
+                p = scan_escape(buf, p).map_err(|e| fix_resume(e, q))?;
+            }
+            0x80..=0xff => p = scan_utf8(buf, p).map_err(|e| fix_resume(e, q))?,
+            _ => return Err(Stop::Error { resume: q }), // unescaped control character
+        }
+    }
+}
+
+fn fix_resume(e: Stop, q: usize) -> Stop {
+    match e {
+        Stop::Eof => Stop::Eof,
+        Stop::Error { .. } => Stop::Error { resume: q },
+    }
+}
+
+/// Validate the escape at `p` (a backslash); the position after it.
+#[cold]
+fn scan_escape(buf: &[u8], p: usize) -> Result<usize, Stop> {
+    let Some(&e) = buf.get(p + 1) else { return Err(Stop::Eof) };
+    match e {
+        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Ok(p + 2),
+        b'u' => {
+            for i in 0..4 {
+                let Some(&h) = buf.get(p + 2 + i) else { return Err(Stop::Eof) };
+                if !h.is_ascii_hexdigit() {
+                    return Err(Stop::Error { resume: 0 });
+                }
+            }
+            Ok(p + 6)
+        }
+        _ => Err(Stop::Error { resume: 0 }),
+    }
+}
+
+/// Validate one UTF-8 encoded character starting at `p`; the position after it.
+#[cold]
+fn scan_utf8(buf: &[u8], p: usize) -> Result<usize, Stop> {
+    let lead = buf[p];
+    let width = match lead {
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => return Err(Stop::Error { resume: 0 }),
+    };
+    if buf.len() < p + width {
+        // Could still be valid once the rest arrives, if what we have is a valid prefix.
+        let have = &buf[p..];
+        return match std::str::from_utf8(have) {
+            Err(e) if e.error_len().is_none() => Err(Stop::Eof),
+            _ => Err(Stop::Error { resume: 0 }),
+        };
+    }
+    match std::str::from_utf8(&buf[p..p + width]) {
+        Ok(_) => Ok(p + width),
+        Err(_) => Err(Stop::Error { resume: 0 }),
+    }
+}
+
+/// Scan a number or literal at `p`. A run that is not a valid JSON number, `true`, `false` or
+/// `null` is one bad token; recovery resumes after it.
+#[inline]
+fn scan_run(buf: &[u8], p: usize, complete: bool) -> Result<(Tok, usize), Stop> {
+    let mut q = p;
+    while q < buf.len() && is_run_byte(buf[q]) {
+        q += 1;
+    }
+    if q == buf.len() && !complete {
+        return Err(Stop::Eof);
+    }
+    let run = &buf[p..q];
+    let tok = match run {
+        b"true" => Tok::True,
+        b"false" => Tok::False,
+        b"null" => Tok::Null,
+        _ if is_json_number(run) => Tok::Num(p, q),
+        _ => return Err(Stop::Error { resume: q }),
+    };
+    Ok((tok, q))
+}
+
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+#[inline]
+pub fn is_json_number(s: &[u8]) -> bool {
+    let mut i = 0;
+    let n = s.len();
+    if i < n && s[i] == b'-' {
+        i += 1;
+    }
+    if i >= n {
+        return false;
+    }
+    if s[i] == b'0' {
+        i += 1;
+    } else if s[i].is_ascii_digit() {
+        while i < n && s[i].is_ascii_digit() {
+            i += 1;
+        }
+    } else {
+        return false;
+    }
+    if i < n && s[i] == b'.' {
+        i += 1;
+        let d = i;
+        while i < n && s[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == d {
+            return false;
+        }
+    }
+    if i < n && (s[i] == b'e' || s[i] == b'E') {
+        i += 1;
+        if i < n && (s[i] == b'+' || s[i] == b'-') {
+            i += 1;
+        }
+        let d = i;
+        while i < n && s[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == d {
+            return false;
+        }
+    }
+    i == n
+}
+
+/// Append the unescaped form of a validated string's contents to `out` (cleared first).
+/// Lone surrogates become U+FFFD.
+pub fn unescape_into(raw: &[u8], escaped: bool, out: &mut Vec<u8>) {
+    out.clear();
+    if !escaped {
+        out.extend_from_slice(raw);
+        return;
+    }
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b != b'\\' {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let e = raw[i + 1];
+        i += 2;
+        let c = match e {
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => {
+                let hi = hex4(&raw[i..i + 4]);
+                i += 4;
+                let cp = if (0xd800..0xdc00).contains(&hi)
+                    && raw.get(i) == Some(&b'\\')
+                    && raw.get(i + 1) == Some(&b'u')
+                    && raw.len() >= i + 6
+                {
+                    let lo = hex4(&raw[i + 2..i + 6]);
+                    if (0xdc00..0xe000).contains(&lo) {
+                        i += 6;
+                        0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00)
+                    } else {
+                        0xfffd
+                    }
+                } else {
+                    hi
+                };
+                let ch = char::from_u32(cp).unwrap_or('\u{fffd}');
+                let mut tmp = [0u8; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut tmp).as_bytes());
+                continue;
+            }
+            other => other, // `"`, `\`, `/`
+        };
+        out.push(c);
+    }
+}
+
+fn hex4(h: &[u8]) -> u32 {
+    h.iter().fold(0, |acc, &d| acc * 16 + (d as char).to_digit(16).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(s: &str) -> Vec<Result<Tok, Stop>> {
+        tokens_of(s.as_bytes())
+    }
+
+    fn tokens_of(s: &[u8]) -> Vec<Result<Tok, Stop>> {
+        let mut t = Tokenizer::new();
+        let mut pos = 0;
+        let mut out = vec![];
+        loop {
+            let r = t.next(s, &mut pos, true);
+            let stop = r.is_err();
+            out.push(r);
+            if stop {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_follow_the_json_grammar() {
+        for ok in ["0", "-0", "12", "1.5", "1e5", "1E+5", "-2.5e-3", "1454020569000"] {
+            assert!(is_json_number(ok.as_bytes()), "{ok}");
+        }
+        for bad in ["", "-", "01", "1.", ".5", "+1", "1e", "1e+", "0x1", "1.2.3", "NaN"] {
+            assert!(!is_json_number(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_record_tokenizes() {
+        let toks = tokens(r#"{"a":1,"b":[true,null],"c":{"d":"x"}}"#);
+        assert_eq!(toks.len(), 15);
+        assert_eq!(toks[0], Ok(Tok::StartObject));
+        assert_eq!(toks[13], Ok(Tok::EndObject));
+        assert_eq!(toks[14], Err(Stop::Eof));
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors_even_when_escaped() {
+        let toks = tokens(r#"{"a":1,"a":2}"#);
+        assert!(matches!(toks.last(), Some(Err(Stop::Error { resume: 10 }))));
+        let toks = tokens(r#"{"a":1,"\u0061":2}"#);
+        assert!(matches!(toks.last(), Some(Err(Stop::Error { .. }))));
+        let toks = tokens(r#"{"a":{"a":1},"b":{"a":1}}"#);
+        assert_eq!(toks.last(), Some(&Err(Stop::Eof)));
+    }
+
+    #[test]
+    fn missing_comma_resumes_at_the_unexpected_token() {
+        let s = r#"{"time":"2" "value":"2.0"}"#;
+        let toks = tokens(s);
+        assert_eq!(toks.last(), Some(&Err(Stop::Error { resume: 12 })));
+    }
+
+    #[test]
+    fn comments_are_whitespace() {
+        let toks = tokens("/* c */ {\"a\" // x\n : 1}");
+        assert_eq!(toks[0], Ok(Tok::StartObject));
+        assert_eq!(toks.len(), 5);
+    }
+
+    #[test]
+    fn cut_tokens_ask_for_more() {
+        let mut t = Tokenizer::new();
+        let cut: [&[u8]; 5] = [br#"{"ab"#, br#"{"a":12"#, br#"{"a":tr"#, b"{\"a\":\"\\u00", b"{\"a\":\"\xc3"];
+        for s in cut {
+            let mut t2 = t.clone();
+            let mut pos = 0;
+            let mut last = Ok(Tok::Null);
+            while last.is_ok() {
+                last = t2.next(s, &mut pos, false);
+            }
+            assert_eq!(last, Err(Stop::Eof), "{s:?}");
+        }
+        let mut pos = 0;
+        assert_eq!(t.next(b"12", &mut pos, false), Err(Stop::Eof));
+        assert!(matches!(t.next(b"12", &mut pos, true), Ok(Tok::Num(0, 2))));
+    }
+
+    #[test]
+    fn invalid_strings_resume_at_their_quote() {
+        let bad: [&[u8]; 3] = [b"{\"a\":\"x\\qy\"}", b"{\"a\":\"x\ny\"}", b"{\"a\":\"\xff\"}"];
+        for s in bad {
+            let toks = tokens_of(s);
+            assert_eq!(toks.last(), Some(&Err(Stop::Error { resume: 5 })), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn unescaping() {
+        let mut out = vec![];
+        unescape_into(br#"a\"b\\c\/\n\u00e9\ud83d\ude00\ud800x"#, true, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "a\"b\\c/\né😀\u{fffd}x");
+    }
+}

@@ -1,0 +1,163 @@
+//! `anomalyd._native`: the Python binding of the native core.
+//!
+//! Python hands over body chunks (zero-copy for `bytes` and read-only buffers) and gets back
+//! finished JSON; it never sees an individual record. Scanning releases the GIL for chunks big
+//! enough to be worth it, so two jobs can use two cores.
+
+use pyo3::buffer::PyBuffer;
+use pyo3::create_exception;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+pub mod arch;
+pub mod config;
+pub mod ingest;
+pub mod time;
+
+use ingest::stream::StreamError;
+
+create_exception!(_native, MalformedInputError, PyValueError, "The input JSON data is malformed.");
+create_exception!(_native, DocumentTooLargeError, PyValueError, "A document exceeds the configured size limit.");
+
+/// Chunks smaller than this are scanned without releasing the GIL: the hand-off would cost
+/// more than it frees.
+const DETACH_MIN_BYTES: usize = 16 * 1024;
+
+fn stream_error(e: StreamError) -> PyErr {
+    match e {
+        StreamError::Malformed => MalformedInputError::new_err("The input JSON data is malformed."),
+        StreamError::DocumentTooLarge { limit } => DocumentTooLargeError::new_err(format!(
+            "A document in the input is larger than the limit of [{limit}] bytes."
+        )),
+    }
+}
+
+/// One open job's ingest state. Not thread-safe by design: the job's actor serialises calls.
+#[pyclass(module = "anomalyd._native", name = "IngestEngine")]
+struct PyIngestEngine {
+    inner: ingest::IngestEngine,
+}
+
+#[pymethods]
+impl PyIngestEngine {
+    #[new]
+    #[pyo3(signature = (config, data_counts=None, max_document_bytes=ingest::DEFAULT_MAX_DOCUMENT))]
+    fn new(config: &str, data_counts: Option<&str>, max_document_bytes: usize) -> PyResult<Self> {
+        let spec = config::JobSpec::from_json(config).map_err(PyValueError::new_err)?;
+        let totals = match data_counts {
+            Some(t) => Some(ingest::counts::DataCounts::from_json(t).map_err(PyValueError::new_err)?),
+            None => None,
+        };
+        Ok(PyIngestEngine { inner: ingest::IngestEngine::open(spec, totals, max_document_bytes.max(1)) })
+    }
+
+    fn start_request(&mut self) {
+        self.inner.start_request();
+    }
+
+    /// Feed the next chunk of the body.
+    fn feed(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        if let Ok(b) = data.cast::<PyBytes>() {
+            return self.feed_slice(py, b.as_bytes());
+        }
+        let buf = PyBuffer::<u8>::get(data)?;
+        if buf.readonly() && buf.is_c_contiguous() {
+            // SAFETY: a read-only, C-contiguous buffer of `len_bytes()` bytes, kept alive (and
+            // unchangeable through the buffer protocol) by `buf` for the whole call.
+            let slice = unsafe { std::slice::from_raw_parts(buf.buf_ptr() as *const u8, buf.len_bytes()) };
+            return self.feed_slice(py, slice);
+        }
+        // A writable buffer may change under us once the GIL is released: copy it.
+        let copy = buf.to_vec(py)?;
+        self.feed_slice(py, &copy)
+    }
+
+    /// End of body: the per-request DataCounts as JSON.
+    fn finish_request<'py>(&mut self, py: Python<'py>, now_ms: i64) -> PyResult<Bound<'py, PyBytes>> {
+        let body = self.inner.finish_request(now_ms).map_err(stream_error)?;
+        Ok(PyBytes::new(py, body.as_bytes()))
+    }
+
+    fn abort_request(&mut self) {
+        self.inner.abort_request();
+    }
+
+    /// Live lifetime totals as `_stats` shows them for an open job.
+    fn stats_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.stats_json().as_bytes())
+    }
+
+    /// Lifetime totals to persist, stamped with `log_time`.
+    fn persist_json<'py>(&mut self, py: Python<'py>, log_time_ms: i64) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.persist_json(log_time_ms).as_bytes())
+    }
+
+    #[getter]
+    fn job_id(&self) -> &str {
+        &self.inner.job_id
+    }
+
+    #[getter]
+    fn latest_record_timestamp(&self) -> Option<i64> {
+        self.inner.latest_record_ms()
+    }
+
+    #[getter]
+    fn bucket_span_ms(&self) -> i64 {
+        self.inner.bucket_span_ms()
+    }
+}
+
+impl PyIngestEngine {
+    fn feed_slice(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        let inner = &mut self.inner;
+        let r = if data.len() >= DETACH_MIN_BYTES { py.detach(|| inner.feed(data)) } else { inner.feed(data) };
+        r.map_err(stream_error)
+    }
+}
+
+/// Raise ValueError("Invalid Time format string '<fmt>'") unless `fmt` is usable.
+#[pyfunction]
+fn validate_time_format(fmt: &str) -> PyResult<()> {
+    time::TimeFormat::compile(fmt).map(|_| ()).map_err(PyValueError::new_err)
+}
+
+/// Elasticsearch's date parameter rule (`now`, epoch seconds or ms, ISO-8601) in epoch ms.
+#[pyfunction]
+fn parse_date_param(text: &str, now_ms: i64) -> Option<i64> {
+    time::parse_date_param(text, now_ms)
+}
+
+/// Parse a record time value with a job's time format (epoch ms, None when invalid).
+#[pyfunction]
+fn parse_time(fmt: &str, text: &str) -> PyResult<Option<i64>> {
+    let f = time::TimeFormat::compile(fmt).map_err(PyValueError::new_err)?;
+    Ok(f.parse_ms(text.as_bytes()))
+}
+
+/// The SIMD level in use: scalar, sse2, avx2 or neon.
+#[pyfunction]
+fn simd_level() -> &'static str {
+    arch::level().name()
+}
+
+/// Force a SIMD level (tests, benchmarks). False if this CPU lacks it.
+#[pyfunction]
+fn set_simd_level(name: &str) -> bool {
+    arch::supported_levels().into_iter().find(|l| l.name() == name).is_some_and(arch::set_level)
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyIngestEngine>()?;
+    m.add("MalformedInputError", m.py().get_type::<MalformedInputError>())?;
+    m.add("DocumentTooLargeError", m.py().get_type::<DocumentTooLargeError>())?;
+    m.add_function(wrap_pyfunction!(validate_time_format, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_date_param, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_time, m)?)?;
+    m.add_function(wrap_pyfunction!(simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(set_simd_level, m)?)?;
+    m.add("DEFAULT_MAX_DOCUMENT_BYTES", ingest::DEFAULT_MAX_DOCUMENT)?;
+    Ok(())
+}

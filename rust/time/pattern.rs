@@ -1,0 +1,815 @@
+//! java.time `DateTimeFormatter` patterns for `data_description.time_format`, and the ISO-8601
+//! dates of request parameters.
+//!
+//! Behaviour follows Elasticsearch's timestamp converter: lenient parsing (a number between
+//! non-digits may have any width, adjacent numbers keep their pattern widths), UTC unless the
+//! pattern has an offset, the current year unless it has a year, and a pattern is refused when
+//! it cannot produce a complete timestamp.
+//!
+//! It is fast because all pattern work happens once at compile time: the pattern becomes a short
+//! list of items whose digit widths are already settled, and a parse is one forward pass over the
+//! bytes with no allocation, followed by integer calendar arithmetic.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A compiled java.time pattern.
+#[derive(Debug, Clone)]
+pub struct DatePattern {
+    items: Vec<Item>,
+    /// Java fixes the default year when the converter is built, not per record.
+    default_year: i64,
+    /// As in Java, an offset anywhere in the pattern, even in an optional section, is required.
+    has_offset: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Year,
+    /// `yy`: two digits mean 2000-2099.
+    Year2,
+    Month,
+    Day,
+    Hour,
+    /// `h`: 1-12 (0 is tolerated, as by java.time's default resolver).
+    Hour12,
+    AmPm,
+    Minute,
+    Second,
+    Nano,
+    /// Parsed, not checked against the date.
+    DayOfWeek,
+    Offset,
+}
+
+#[derive(Debug, Clone)]
+enum Item {
+    Literal(Vec<u8>),
+    /// At least `min` and at most `max` digits, leaving `reserve` digits for the fixed-width
+    /// numbers directly after it.
+    Number {
+        field: Field,
+        min: usize,
+        max: usize,
+        reserve: usize,
+    },
+    /// English month or weekday names (full or abbreviated) or AM/PM, any case.
+    Name(Field),
+    /// `±HH[[:]MM[[:]SS]]`; colons exactly when the pattern has them. `Z` too when `z`.
+    Offset {
+        colon: bool,
+        z: bool,
+    },
+    Optional(Vec<Item>),
+}
+
+impl Item {
+    fn number(field: Field, min: usize, max: usize) -> Self {
+        Item::Number {
+            field,
+            min,
+            max,
+            reserve: 0,
+        }
+    }
+}
+
+/// The first number of a run of adjacent numbers, and its width when read strictly.
+#[derive(Clone, Copy)]
+struct Run {
+    index: usize,
+    strict: (usize, usize),
+}
+
+#[rustfmt::skip]
+const MONTHS: [&str; 12] = [
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+];
+const DAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+/// Optional sections nest at most this deep; deeper patterns are refused.
+const MAX_NESTING: usize = 8;
+
+impl DatePattern {
+    /// None when the pattern is invalid or cannot yield a complete timestamp.
+    pub(super) fn compile(pattern: &str) -> Option<Self> {
+        let mut rest = pattern.as_bytes();
+        let items = compile_seq(&mut rest, 0)?;
+        // Java's check: parsing what the pattern prints for the epoch must give a timestamp.
+        let mut sample = Fields::default();
+        fill_sample(&items, &mut sample);
+        let has_offset = sample.offset.is_some();
+        resolve(&sample, 1970, has_offset)?;
+        Some(Self {
+            items,
+            default_year: current_utc_year(),
+            has_offset,
+        })
+    }
+
+    /// Epoch milliseconds, or None when the text does not match or is not a valid date.
+    pub(super) fn parse_ms(&self, text: &[u8]) -> Option<i64> {
+        let mut fields = Fields::default();
+        if parse_seq(&self.items, text, 0, &mut fields)? != text.len() {
+            return None;
+        }
+        resolve(&fields, self.default_year, self.has_offset)
+    }
+}
+
+/// Compiles up to the `]` closing this nesting level (or the end, which closes all of them).
+fn compile_seq(p: &mut &[u8], depth: usize) -> Option<Vec<Item>> {
+    let mut items = Vec::new();
+    let mut run = None;
+    while let Some(&c) = p.first() {
+        *p = &p[1..];
+        match c {
+            b'A'..=b'Z' | b'a'..=b'z' => {
+                let n = 1 + p.iter().take_while(|&&b| b == c).count();
+                *p = &p[n - 1..];
+                match letters(c, n)? {
+                    Item::Number {
+                        field, min, max, ..
+                    } => {
+                        push_number(&mut items, &mut run, field, (min, max));
+                        continue;
+                    }
+                    item => items.push(item),
+                }
+            }
+            b'\'' => {
+                // '' is a quote, inside a quoted literal too; a lone '' is just a quote.
+                let mut text = Vec::new();
+                loop {
+                    match *p {
+                        [b'\'', b'\'', rest @ ..] => {
+                            text.push(b'\'');
+                            *p = rest;
+                        }
+                        [b'\'', rest @ ..] => {
+                            *p = rest;
+                            break;
+                        }
+                        [b, rest @ ..] => {
+                            text.push(*b);
+                            *p = rest;
+                        }
+                        [] => return None, // unterminated literal
+                    }
+                }
+                if text.is_empty() {
+                    text.push(b'\'');
+                }
+                push_literal(&mut items, &text);
+            }
+            b'[' if depth < MAX_NESTING => items.push(Item::Optional(compile_seq(p, depth + 1)?)),
+            b']' if depth > 0 => return Some(items),
+            b'[' | b']' | b'{' | b'}' | b'#' => return None,
+            _ => push_literal(&mut items, &[c]),
+        }
+        // Anything but a number ends a run of adjacent numbers.
+        run = None;
+    }
+    Some(items)
+}
+
+/// The item for a run of `n` pattern letters `c`; numbers carry their strict widths.
+fn letters(c: u8, n: usize) -> Option<Item> {
+    use Field::*;
+    // One letter: 1 to 18 digits; two letters: exactly two.
+    let one_or_two = |field| Item::number(field, n, if n == 2 { 2 } else { 18 });
+    let colon = n == 3 || n == 5;
+    Some(match (c, n) {
+        (b'y' | b'u', 2) => Item::number(Year2, 2, 2),
+        (b'y' | b'u', 1..=18) => Item::number(Year, n, 18),
+        (b'M', 1 | 2) => one_or_two(Month),
+        (b'M', 3..=5) => Item::Name(Month),
+        (b'd', 1 | 2) => one_or_two(Day),
+        (b'H', 1 | 2) => one_or_two(Hour),
+        (b'h', 1 | 2) => one_or_two(Hour12),
+        (b'm', 1 | 2) => one_or_two(Minute),
+        (b's', 1 | 2) => one_or_two(Second),
+        (b'S', 1..=9) => Item::number(Nano, n, n),
+        (b'E', 1..=5) => Item::Name(DayOfWeek),
+        (b'a', 1) => Item::Name(AmPm),
+        (b'X', 1..=5) => Item::Offset { colon, z: true },
+        (b'x', 1..=5) => Item::Offset { colon, z: false },
+        (b'Z', 1..=3) => Item::Offset {
+            colon: false,
+            z: false,
+        },
+        (b'Z', 5) => Item::Offset {
+            colon: true,
+            z: true,
+        },
+        _ => return None,
+    })
+}
+
+/// Appends a number with java.time's "adjacent value parsing": a fixed-width number right after
+/// another number is read at exactly its width and the run's first number leaves room for it
+/// (so `yyyyMMdd` works); a variable-width one ends the run and pins the previous first number
+/// to its strict width. Numbers outside runs are lenient: 1 to 9 digits.
+fn push_number(items: &mut Vec<Item>, run: &mut Option<Run>, field: Field, strict: (usize, usize)) {
+    let fixed = strict.0 == strict.1;
+    if let Some(first) = *run {
+        let first_fixed = first.strict.0 == first.strict.1;
+        if let Item::Number {
+            min, max, reserve, ..
+        } = &mut items[first.index]
+        {
+            if fixed {
+                *reserve += strict.1;
+            }
+            if first_fixed || !fixed {
+                (*min, *max) = first.strict;
+            }
+        }
+        if fixed {
+            items.push(Item::number(field, strict.0, strict.1));
+            return;
+        }
+    }
+    *run = Some(Run {
+        index: items.len(),
+        strict,
+    });
+    items.push(Item::number(field, 1, 9));
+}
+
+fn push_literal(items: &mut Vec<Item>, text: &[u8]) {
+    match items.last_mut() {
+        Some(Item::Literal(lit)) => lit.extend_from_slice(text),
+        _ => items.push(Item::Literal(text.to_vec())),
+    }
+}
+
+/// Sets every field the pattern has to what printing 1970-01-01T00:00:00Z would give.
+fn fill_sample(items: &[Item], f: &mut Fields) {
+    for item in items {
+        let field = match item {
+            Item::Number { field, .. } | Item::Name(field) => *field,
+            Item::Offset { .. } => Field::Offset,
+            Item::Optional(inner) => {
+                fill_sample(inner, f);
+                continue;
+            }
+            Item::Literal(_) => continue,
+        };
+        let value = match field {
+            Field::Year | Field::Year2 => 1970,
+            Field::Month | Field::Day => 1,
+            Field::Hour12 => 12,
+            _ => 0,
+        };
+        let _ = f.set(field, value);
+    }
+}
+
+/// Parsed values, before validation.
+#[derive(Debug, Clone, Copy, Default)]
+struct Fields {
+    year: Option<i64>,
+    month: Option<i64>,
+    day: Option<i64>,
+    hour: Option<i64>,
+    hour12: Option<i64>,
+    ampm: Option<i64>,
+    minute: Option<i64>,
+    second: Option<i64>,
+    nano: Option<i64>,
+    offset: Option<i64>,
+}
+
+impl Fields {
+    /// None when the field was already parsed with another value (java.time calls that a conflict).
+    fn set(&mut self, field: Field, value: i64) -> Option<()> {
+        let slot = match field {
+            Field::Year | Field::Year2 => &mut self.year,
+            Field::Month => &mut self.month,
+            Field::Day => &mut self.day,
+            Field::Hour => &mut self.hour,
+            Field::Hour12 => &mut self.hour12,
+            Field::AmPm => &mut self.ampm,
+            Field::Minute => &mut self.minute,
+            Field::Second => &mut self.second,
+            Field::Nano => &mut self.nano,
+            Field::Offset => &mut self.offset,
+            Field::DayOfWeek => return Some(()),
+        };
+        if slot.is_some_and(|old| old != value) {
+            return None;
+        }
+        *slot = Some(value);
+        Some(())
+    }
+}
+
+/// Parses `items` from `s[pos..]`; returns the end position.
+fn parse_seq(items: &[Item], s: &[u8], mut pos: usize, f: &mut Fields) -> Option<usize> {
+    for item in items {
+        let rest = &s[pos..];
+        pos += match item {
+            Item::Literal(lit) => {
+                if rest.len() < lit.len() || !lit.iter().zip(rest).all(|(a, b)| a == b) {
+                    return None;
+                }
+                lit.len()
+            }
+            Item::Number {
+                field,
+                min,
+                max,
+                reserve,
+            } => {
+                let available = count_digits(rest, max + reserve);
+                let n = available.saturating_sub(*reserve).max(*min);
+                if n > available {
+                    return None;
+                }
+                let value = digits(&rest[..n]);
+                let value = match field {
+                    Field::Year2 if n == 2 => 2000 + value,
+                    // n <= 9: fractions never get a wider width.
+                    Field::Nano => value * 10_i64.pow(9 - n as u32),
+                    _ => value,
+                };
+                f.set(*field, value)?;
+                n
+            }
+            Item::Name(field) => {
+                let (value, n) = parse_name(*field, rest)?;
+                f.set(*field, value)?;
+                n
+            }
+            Item::Offset { colon, z } => {
+                let (value, n) = parse_offset(rest, *colon, *z)?;
+                f.set(Field::Offset, value)?;
+                n
+            }
+            Item::Optional(inner) => {
+                // A failed optional section leaves nothing behind.
+                let mut trial = *f;
+                match parse_seq(inner, s, pos, &mut trial) {
+                    Some(end) => {
+                        *f = trial;
+                        end - pos
+                    }
+                    None => 0,
+                }
+            }
+        };
+    }
+    Some(pos)
+}
+
+fn count_digits(s: &[u8], max: usize) -> usize {
+    s.iter()
+        .take(max)
+        .take_while(|b| b.is_ascii_digit())
+        .count()
+}
+
+/// The value of a short run of ASCII digits.
+fn digits(s: &[u8]) -> i64 {
+    s.iter().fold(0, |v, &b| v * 10 + i64::from(b - b'0'))
+}
+
+/// A name and its length; java.time's lenient mode also takes the field's number instead.
+fn parse_name(field: Field, s: &[u8]) -> Option<(i64, usize)> {
+    let (names, first): (&[&str], i64) = match field {
+        Field::Month => (&MONTHS, 1),
+        Field::DayOfWeek => (&DAYS, 1),
+        _ => (&["AM", "PM"], 0),
+    };
+    // Full names first, so that "June" is not taken as "Jun" followed by "e".
+    let full = names.iter().map(|name| name.as_bytes());
+    let short = names
+        .iter()
+        .map(|name| &name.as_bytes()[..3.min(name.len())]);
+    for (i, name) in full.chain(short).enumerate() {
+        if s.get(..name.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(name))
+        {
+            return Some((first + (i % names.len()) as i64, name.len()));
+        }
+    }
+    let n = count_digits(s, 9);
+    (n > 0).then(|| (digits(&s[..n]), n))
+}
+
+/// An offset in seconds east of UTC and its length: `±HH[[:]MM[[:]SS]]` (java.time's lenient
+/// reading: minutes and seconds optional, colons exactly when `colon`), or `Z` when `z`.
+fn parse_offset(s: &[u8], colon: bool, z: bool) -> Option<(i64, usize)> {
+    let sign = match s.first()? {
+        b'+' => 1,
+        b'-' => -1,
+        b'Z' if z => return Some((0, 1)),
+        _ => return None,
+    };
+    let two = |at: usize| {
+        s.get(at..at + 2)
+            .filter(|d| d.iter().all(u8::is_ascii_digit))
+            .map(digits)
+    };
+    let mut secs = two(1)? * 3600;
+    let mut len = 3;
+    for unit in [60, 1] {
+        if colon && s.get(len) != Some(&b':') {
+            break;
+        }
+        let Some(value) = two(len + usize::from(colon)) else {
+            break;
+        };
+        if value > 59 {
+            return None;
+        }
+        secs += value * unit;
+        len += 2 + usize::from(colon);
+    }
+    // ZoneOffset's limit.
+    (secs <= 18 * 3600).then_some((sign * secs, len))
+}
+
+/// Validates the parsed fields and turns them into epoch milliseconds.
+fn resolve(f: &Fields, default_year: i64, has_offset: bool) -> Option<i64> {
+    let year = f.year.unwrap_or(default_year);
+    let (month, day) = (f.month?, f.day?);
+    // java.time's year range; it also keeps the arithmetic below far from overflow.
+    if !(-999_999_999..=999_999_999).contains(&year)
+        || !(1..=12).contains(&month)
+        || !(1..=days_in_month(year, month)).contains(&day)
+    {
+        return None;
+    }
+    let from_12h = match (f.hour12, f.ampm) {
+        (Some(h), Some(ampm)) if (0..=12).contains(&h) && (0..=1).contains(&ampm) => {
+            Some(ampm * 12 + h % 12)
+        }
+        (Some(_), Some(_)) => return None,
+        _ => None,
+    };
+    let hour = match (f.hour, from_12h) {
+        (Some(a), Some(b)) if a != b => return None,
+        (a, b) => a.or(b)?,
+    };
+    // java.time only fills in missing time fields from the right: HH alone is a time, HH:ss is not.
+    if (f.minute.is_none() && (f.second.is_some() || f.nano.is_some()))
+        || (f.second.is_none() && f.nano.is_some())
+    {
+        return None;
+    }
+    let (minute, second) = (f.minute.unwrap_or(0), f.second.unwrap_or(0));
+    if !(0..24).contains(&hour)
+        || !(0..60).contains(&minute)
+        || !(0..60).contains(&second)
+        || f.ampm.is_some_and(|ampm| ampm != hour / 12)
+    {
+        return None;
+    }
+    let offset = if has_offset { f.offset? } else { 0 };
+    let secs_of_day = hour * 3600 + minute * 60 + second - offset;
+    days_from_civil(year, month, day)
+        .checked_mul(86_400_000)?
+        .checked_add(secs_of_day * 1000 + f.nano.unwrap_or(0) / 1_000_000)
+}
+
+/// Elasticsearch's `strict_date_optional_time`:
+/// `yyyy[-MM[-dd]][T[HH[:mm[:ss[(.|,)S{1,9}]]]][Z|±HH[[:]MM[[:]SS]]]]`, UTC when no offset.
+pub(super) fn parse_iso_ms(s: &[u8]) -> Option<i64> {
+    let num = |at: usize, n: usize| {
+        s.get(at..at + n)
+            .filter(|d| d.iter().all(u8::is_ascii_digit))
+            .map(digits)
+    };
+    let is = |at: usize, c: u8| s.get(at) == Some(&c);
+    let mut f = Fields {
+        year: Some(num(0, 4)?),
+        month: Some(1),
+        day: Some(1),
+        hour: Some(0),
+        offset: Some(0),
+        ..Fields::default()
+    };
+    // A separator not followed by its digits can only leave trailing text, so fail at once.
+    let mut pos = 4;
+    if is(pos, b'-') {
+        f.month = Some(num(pos + 1, 2)?);
+        pos += 3;
+        if is(pos, b'-') {
+            f.day = Some(num(pos + 1, 2)?);
+            pos += 3;
+        }
+    }
+    if is(pos, b'T') {
+        pos += 1;
+        if let Some(hour) = num(pos, 2) {
+            f.hour = Some(hour);
+            pos += 2;
+            if is(pos, b':') {
+                f.minute = Some(num(pos + 1, 2)?);
+                pos += 3;
+                if is(pos, b':') {
+                    f.second = Some(num(pos + 1, 2)?);
+                    pos += 3;
+                    if is(pos, b'.') || is(pos, b',') {
+                        let n = count_digits(&s[pos + 1..], 9);
+                        if n == 0 {
+                            return None;
+                        }
+                        f.nano = Some(digits(&s[pos + 1..pos + 1 + n]) * 10_i64.pow(9 - n as u32));
+                        pos += 1 + n;
+                    }
+                }
+            }
+        }
+        if pos < s.len() {
+            let (offset, n) = parse_offset(&s[pos..], is(pos + 3, b':'), true)?;
+            f.offset = Some(offset);
+            pos += n;
+        }
+    }
+    if pos != s.len() {
+        return None;
+    }
+    resolve(&f, 0, true)
+}
+
+fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 => 28 + i64::from(is_leap(year)),
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm: years start
+/// in March, so the leap day is the last day of a year and months have a closed-form length).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// The civil year of a day count (the inverse of `days_from_civil`, year only).
+fn year_of_days(days: i64) -> i64 {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let march_based_month = (5 * day_of_year + 2) / 153;
+    // January and February belong to the next year.
+    era * 400 + year_of_era + i64::from(march_based_month >= 10)
+}
+
+fn current_utc_year() -> i64 {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    year_of_days(secs.div_euclid(86_400))
+}
+
+#[cfg(test)]
+#[rustfmt::skip] // keeps the case tables one case per line
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// 2014-06-23T00:00:00Z
+    const T: i64 = 1_403_481_600_000;
+
+    /// Parses each (pattern, text) and compares with the expected epoch milliseconds.
+    fn check(cases: &[(&str, &str, Option<i64>)]) {
+        for &(pattern, text, want) in cases {
+            let compiled = DatePattern::compile(pattern);
+            let compiled = compiled.unwrap_or_else(|| panic!("{pattern:?} refused"));
+            assert_eq!(compiled.parse_ms(text.as_bytes()), want, "{pattern:?} {text:?}");
+        }
+    }
+
+    #[test]
+    fn common_patterns() {
+        check(&[
+            ("yyyy-MM-dd'T'HH:mm:ssX", "2014-06-23T00:00:00Z", Some(T)),
+            ("yyyy-MM-dd HH:mm:ss", "2016-01-01 12:00:00", Some(1_451_649_600_000)),
+            ("dd/MMM/yyyy:HH:mm:ss Z", "10/Oct/2000:13:55:36 -0700", Some(971_211_336_000)),
+            ("dd/MMM/yyyy:HH:mm:ss Z", "10/OCT/2000:13:55:36 -0700", Some(971_211_336_000)),
+            ("uuuu-MM-dd'T'HH:mm:ss.SSSXXX", "2014-06-23T02:00:00.250+02:00", Some(T + 250)),
+            ("EEE, dd MMM yyyy HH:mm:ss Z", "Mon, 23 Jun 2014 00:00:00 +0000", Some(T)),
+            ("EEEE, MMMM d, yyyy h:mm a", "monday, June 23, 2014 12:00 AM", Some(T)),
+            ("yyyyMMddHHmmss", "20140623000000", Some(T)),
+            ("ddMMyyyy HH", "23062014 00", Some(T)),
+            ("yyyy-MM-dd HH", "2014-06-23 00", Some(T)),
+            ("dd/MM/yy HH:mm", "23/06/14 00:00", Some(T)),
+            ("dd/MM/yy HH:mm", "01/01/99 00:00", Some(4_070_908_800_000)),
+            ("yyyy-MM-dd'T'HH:mm:ss''", "2014-06-23T00:00:00'", Some(T)),
+            ("'day' d 'of' M, y 'at' H", "day 23 of 6, 2014 at 0", Some(T)),
+            ("yyyy-MM-dd HH:mm:ss", "1969-12-31 23:59:59", Some(-1000)),
+        ]);
+    }
+
+    #[test]
+    fn lenient_widths() {
+        // Numbers between separators take any width; adjacent ones keep the pattern's.
+        check(&[
+            ("yyyy-MM-dd HH:mm:ss", "2014-6-23 0:0:0", Some(T)),
+            ("yyyy-MM-dd HH:mm:ss", "2014-006-023 00:00:00", Some(T)),
+            ("yyyyMMdd HH", "2014623 00", None),
+            ("HHmm dd MM yyyy", "1230 23 06 2014", Some(T + 45_000_000)),
+            ("MMM d yyyy HH", "6 23 2014 00", Some(T)), // a month name may be its number
+        ]);
+    }
+
+    #[test]
+    fn fractions() {
+        let p = "yyyy-MM-dd HH:mm:ss.SSS";
+        check(&[
+            (p, "2014-06-23 00:00:00.123", Some(T + 123)),
+            (p, "2014-06-23 00:00:00.1", Some(T + 100)),
+            (p, "2014-06-23 00:00:00.123456789", Some(T + 123)),
+            (p, "2014-06-23 00:00:00.1234567891", None),
+            (p, "2014-06-23 00:00:00.", None),
+            ("yyyy-MM-dd HH:mm:ss.SSSSSS", "1969-12-31 23:59:59.500001", Some(-500)),
+            ("yyyyMMddHHmmssSSS", "20140623000000042", Some(T + 42)),
+            ("yyyyMMddHHmmssSSS", "2014062300000004", None),
+        ]);
+    }
+
+    #[test]
+    fn am_pm() {
+        let p = "yyyy-MM-dd hh:mm:ss a";
+        let jan_1_2016 = 1_451_606_400_000;
+        check(&[
+            (p, "2016-01-01 12:00:00 AM", Some(jan_1_2016)),
+            (p, "2016-01-01 12:30:00 PM", Some(jan_1_2016 + 45_000_000)),
+            (p, "2016-01-01 01:00:00 pm", Some(jan_1_2016 + 46_800_000)),
+            (p, "2016-01-01 13:00:00 PM", None),
+            ("yyyy-MM-dd HH a", "2016-01-01 13 PM", Some(jan_1_2016 + 46_800_000)),
+            ("yyyy-MM-dd HH a", "2016-01-01 13 AM", None),
+        ]);
+    }
+
+    #[test]
+    fn offsets() {
+        check(&[
+            ("yyyy-MM-dd HH:mmXXX", "2014-06-23 05:30+05:30", Some(T)),
+            ("yyyy-MM-dd HH:mmXXX", "2014-06-23 00:00Z", Some(T)),
+            ("yyyy-MM-dd HH:mmXXX", "2014-06-23 05:30+0530", None),
+            ("yyyy-MM-dd HH:mmXX", "2014-06-23 05:30+0530", Some(T)),
+            ("yyyy-MM-dd HH:mmX", "2014-06-22 19:00-05", Some(T)),
+            ("yyyy-MM-dd HH:mmX", "2014-06-22 18:30-0530", Some(T)),
+            ("yyyy-MM-dd HH:mmxxx", "2014-06-23 00:00+00:00", Some(T)),
+            ("yyyy-MM-dd HH:mmxxx", "2014-06-23 00:00Z", None),
+            ("yyyy-MM-dd HH:mm:ssZZZZZ", "2014-06-23 00:00:30+00:00:30", Some(T)),
+            ("yyyy-MM-dd HH:mm Z", "2014-06-23 00:00 Z", None),
+            ("yyyy-MM-dd HH:mm Z", "2014-06-23 00:00 +1900", None),
+            ("yyyy-MM-dd HH:mm Z", "2014-06-23 00:00 +0060", None),
+        ]);
+    }
+
+    #[test]
+    fn optional_sections() {
+        let p = "yyyy-MM-dd HH:mm[:ss][.SSS]";
+        check(&[
+            (p, "2014-06-23 00:00", Some(T)),
+            (p, "2014-06-23 00:00:01.5", Some(T + 1500)),
+            (p, "2014-06-23 00:00.5", None), // a fraction needs seconds
+            ("yyyy-MM-dd[ HH]", "2014-06-23 00", Some(T)),
+            // An offset in an optional section is still required, as in Java.
+            ("yyyy-MM-dd HH:mm[X]", "2014-06-23 00:00Z", Some(T)),
+            ("yyyy-MM-dd HH:mm[X]", "2014-06-23 00:00", None),
+        ]);
+    }
+
+    #[test]
+    fn leap_days_and_ranges() {
+        let p = "yyyy-MM-dd HH:mm:ss";
+        check(&[
+            (p, "2016-02-29 00:00:00", Some(1_456_704_000_000)),
+            (p, "2000-02-29 00:00:00", Some(951_782_400_000)),
+            // A year too large for epoch milliseconds is invalid, not a panic.
+            (p, "999999999-01-01 00:00:00", None),
+        ]);
+        for bad in [
+            "2015-02-29 00:00:00", "1900-02-29 00:00:00", "2014-06-31 00:00:00",
+            "2014-13-01 00:00:00", "2014-00-01 00:00:00", "2014-01-00 00:00:00",
+            "2014-01-32 00:00:00", "2014-01-01 24:00:00", "2014-01-01 00:60:00",
+            "2014-01-01 00:00:60", "2014-01-01 00:00:0x", "2014-01-01 00:00:00 ",
+            " 2014-01-01 00:00:00", "2014-01-01T00:00:00", "2014-01-01 00:00", "",
+        ] {
+            check(&[(p, bad, None)]);
+        }
+    }
+
+    #[test]
+    fn names_are_matched_fully_and_case_insensitively() {
+        check(&[
+            ("d MMM yyyy HH", "23 June 2014 00", Some(T)),
+            ("d MMM yyyy HH", "23 jun 2014 00", Some(T)),
+            ("d MMM yyyy HH", "23 Juni 2014 00", None),
+            ("d MMMM yyyy HH", "1 sep 2014 00", Some(1_409_529_600_000)),
+            ("EEE d MMM yyyy HH", "Frid 1 Sep 2014 00", None),
+        ]);
+    }
+
+    #[test]
+    fn missing_year_is_current_year() {
+        let year = current_utc_year();
+        assert!((2024..3000).contains(&year));
+        let want = days_from_civil(year, 6, 23) * 86_400_000 + 3_600_000;
+        check(&[("MM-dd HH:mm:ss", "06-23 01:00:00", Some(want))]);
+    }
+
+    #[test]
+    fn refused_and_accepted_patterns() {
+        for pattern in [
+            // incomplete: no time, no date, no day, no month, 12-hour clock without AM/PM,
+            // seconds without minutes, a fraction without seconds
+            "", "yyyy-MM-dd", "HH:mm:ss", "yyyy-MM HH", "yyyy-dd HH", "yyyy-MM-dd hh:mm",
+            "yyyy-MM-dd HH:ss", "yyyy-MM-dd HH:mm.SSS",
+            // unknown or unsupported letters and counts, reserved characters, bad nesting
+            "yyyy-MM-dd'T'HH:mm:ssq", "yyyy-MM-dd HHH", "ddd-MM-yyyy HH", "MMMMMM dd yyyy HH",
+            "yyyy-MM-dd HH:mm:ss.SSSSSSSSSS", "yyyy-MM-dd HH aa", "yyyy-MM-dd HH ZZZZ",
+            "yyyy-MM-dd HH z", "yyyy-MM-dd HH VV", "yyyy-MM-dd HH XXXXXX", "yyyy-MM-dd HH 'T",
+            "yyyy-MM-dd HH]", "yyyy-MM-dd HH {", "yyyy-MM-dd HH #",
+            "[[[[[[[[[yyyy-MM-dd HH]]]]]]]]]",
+        ] {
+            assert!(DatePattern::compile(pattern).is_none(), "{pattern:?}");
+        }
+        let accepted = ["MM-dd HH", "yyyy-MM-dd h a", "[yyyy-MM-dd HH", "yyyy-MM-dd HH ''"];
+        for pattern in accepted {
+            assert!(DatePattern::compile(pattern).is_some(), "{pattern:?}");
+        }
+    }
+
+    #[test]
+    fn calendar_arithmetic() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(days_from_civil(1969, 12, 31), -1);
+        assert_eq!(days_from_civil(1600, 1, 1), -135_140);
+        assert_eq!(year_of_days(-1), 1969);
+        assert_eq!(year_of_days(0), 1970);
+        assert_eq!(year_of_days(11_016), 2000);
+    }
+
+    proptest! {
+        #[test]
+        fn days_match_a_day_by_day_count(
+            year in 1600i64..2400, month in 1i64..=12, day in 1i64..=31,
+        ) {
+            prop_assume!(day <= days_in_month(year, month));
+            let whole_years: i64 = (year.min(1970)..year.max(1970))
+                .map(|y| 365 + i64::from(is_leap(y)))
+                .sum();
+            let in_year = (1..month).map(|m| days_in_month(year, m)).sum::<i64>() + day - 1;
+            let want = if year >= 1970 { whole_years + in_year } else { in_year - whole_years };
+            prop_assert_eq!(days_from_civil(year, month, day), want);
+            prop_assert_eq!(year_of_days(want), year);
+        }
+
+        #[test]
+        fn printed_timestamps_parse_back(
+            secs in -2_000_000_000i64..4_000_000_000, ms in 0i64..1000,
+        ) {
+            let pattern = DatePattern::compile("yyyy-MM-dd'T'HH:mm:ss.SSSX").unwrap();
+            let days = secs.div_euclid(86_400);
+            let year = year_of_days(days);
+            let month = (1..=12).rev().find(|&m| days_from_civil(year, m, 1) <= days).unwrap();
+            let day = days - days_from_civil(year, month, 1) + 1;
+            let t = secs.rem_euclid(86_400);
+            let (h, m, s) = (t / 3600, t / 60 % 60, t % 60);
+            let text = format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z");
+            let want = Some(secs * 1000 + ms);
+            prop_assert_eq!(pattern.parse_ms(text.as_bytes()), want);
+            prop_assert_eq!(parse_iso_ms(text.as_bytes()), want);
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "[0-9a-zA-Z:+.'\\[\\] -]{0,30}") {
+            for pattern in ["yyyy-MM-dd'T'HH:mm:ss.SSSXXX", "yyyyMMddHHmmss", "MMM d[ yy] h a"] {
+                let _ = DatePattern::compile(pattern).unwrap().parse_ms(text.as_bytes());
+            }
+            let _ = parse_iso_ms(text.as_bytes());
+            if let Some(pattern) = DatePattern::compile(&text) {
+                let _ = pattern.parse_ms(text.as_bytes());
+            }
+        }
+    }
+}
