@@ -15,8 +15,9 @@ again while a proxy of the previous document is alive.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import msgspec
 import orjson

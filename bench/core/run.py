@@ -22,9 +22,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import corpus
 
@@ -130,14 +130,14 @@ def pin_one_cpu() -> int:
 
 def native_bench(body: bytes) -> Bench:
     try:
-        from anomalyd._native import IngestEngine
+        from anomalyd import _native
     except ImportError as exc:
         fail(f"cannot import anomalyd._native ({exc}): build first: make dev")
     config_json = json.dumps(JOB_CONFIG)
     chunks = [body[i:i + CHUNK] for i in range(0, len(body), CHUNK)]
 
     def run_once() -> Run:
-        engine = IngestEngine(config_json)
+        engine = _native.IngestEngine(config_json)
         now_ms = int(time.time() * 1000)
         wall0, cpu0 = time.perf_counter(), time.process_time()
         engine.start_request()
@@ -152,20 +152,22 @@ def native_bench(body: bytes) -> Bench:
         run = Run(wall, cpu, {name: counts[key] for name, key in NATIVE_KEYS.items()})
         if counts["input_bytes"] != len(body):
             run.problems.append(f"input_bytes {counts['input_bytes']} != {len(body)} bytes fed")
-        records = counts["processed_record_count"] + counts["invalid_date_count"] + counts["out_of_order_timestamp_count"]
+        records = sum(counts[NATIVE_KEYS[k]] for k in ("processed", "invalid_date", "out_of_order"))
         if counts["input_record_count"] != records:
             run.problems.append(f"input_record_count {counts['input_record_count']} != processed + invalid_date"
                                 f" + out_of_order = {records}")
         return run
 
-    return Bench("native", "native IngestEngine.feed (1 MiB chunks)", NATIVE_RUNS, run_once)
+    info = {"simd_level": _native.simd_level()} if hasattr(_native, "simd_level") else {}
+    return Bench("native", "native IngestEngine.feed (1 MiB chunks)", NATIVE_RUNS, run_once, info)
 
 
 def simdjson_bench(path: Path, job: baselines.Job) -> Bench | None:
     """The C++ harness, compiled if needed; None where libsimdjson-dev is missing."""
-    library = subprocess.run(["g++", "-print-file-name=libsimdjson.so"], capture_output=True, text=True).stdout
+    library = subprocess.run(["g++", "-print-file-name=libsimdjson.so"], capture_output=True, text=True,
+                             check=False).stdout
     header = subprocess.run(["g++", "-std=c++17", "-E", "-x", "c++", "-o", os.devnull, "-"],
-                            input="#include <simdjson.h>\n", capture_output=True, text=True)
+                            input="#include <simdjson.h>\n", capture_output=True, text=True, check=False)
     if os.sep not in library or header.returncode != 0:
         return None
     if not HARNESS_BIN.exists() or HARNESS_BIN.stat().st_mtime < HARNESS_SRC.stat().st_mtime:
@@ -177,7 +179,7 @@ def simdjson_bench(path: Path, job: baselines.Job) -> Bench | None:
     info: dict = {}
 
     def run_once() -> Run:
-        done = subprocess.run(argv, capture_output=True, text=True)
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             fail(f"simdjson harness failed ({done.returncode}): {done.stderr.strip()}")
         out = json.loads(done.stdout)
@@ -243,7 +245,11 @@ def report(benches: list[Bench], body_bytes: int, cpu: int, skipped: list[str]) 
           "kept anyway after 3 repetitions; native x = native GB/s / this)")
     print(f"corpus: {body_bytes:,} bytes, {records:,} records ({body_bytes / records:.1f} B/record), the whole "
           f"corpus for every implementation; CPU {cpu}: {cpu_model()}")
-    simdjson_info = next((b.info for b in benches if b.name == "simdjson"), None)
+    info = {b.name: b.info for b in benches}
+    simd_level = info.get("native", {}).get("simd_level")
+    if simd_level:
+        print(f"native: SIMD level {simd_level}")
+    simdjson_info = info.get("simdjson")
     if simdjson_info:
         print(f"simdjson {simdjson_info['simdjson_version']}: stage 1 {simdjson_info['stage1_implementation']} "
               f"(run-time dispatch), On-Demand {simdjson_info['ondemand_implementation']} "
@@ -273,6 +279,7 @@ def report(benches: list[Bench], body_bytes: int, cpu: int, skipped: list[str]) 
         "chunk_bytes": CHUNK,
         "cpu_model": cpu_model(),
         "cpu": cpu,
+        "native_simd_level": simd_level,
         "simdjson": simdjson_info and {k: simdjson_info[k] for k in
                                        ("simdjson_version", "stage1_implementation", "ondemand_implementation")},
         "counters": reference,

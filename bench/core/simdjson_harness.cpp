@@ -100,7 +100,7 @@ int main(int argc, char **argv) {
     const double cpu0 = cpu_seconds();
     ondemand::document_stream stream = parser.iterate_many(json, BATCH_SIZE);
     int64_t latest = 0;
-    int64_t min_second = 0;  // trunc(t / 1000) below this is out of order
+    int64_t min_second = 0;  // trunc(t / 1000) below this is out of order: bucket start of latest - latency
     for (ondemand::document_reference doc : stream) {
       bool has_time = false, has_metric = false, has_str1 = false, has_str2 = false;
       bool time_ok = false, metric_is_number = false;
@@ -117,6 +117,7 @@ int main(int argc, char **argv) {
           continue;
         }
         n += 1;
+        // raw comparison: a key spelt with escape sequences would not match (none in the corpus)
         const ondemand::raw_json_string key = field.key();
         if (key == time_field) {
           has_time = true;

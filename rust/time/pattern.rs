@@ -318,7 +318,7 @@ fn parse_seq(items: &[Item], s: &[u8], mut pos: usize, f: &mut Fields) -> Option
         let rest = &s[pos..];
         pos += match item {
             Item::Literal(lit) => {
-                if rest.len() < lit.len() || !lit.iter().zip(rest).all(|(a, b)| a == b) {
+                if !rest.starts_with(lit) {
                     return None;
                 }
                 lit.len()

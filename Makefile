@@ -1,0 +1,52 @@
+# The one entry point for dev tasks. `make serve` and `make test` set everything up first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.deps-stamp
+NATIVE_STAMP := $(VENV)/.native-stamp
+RUST_SRC := $(shell find rust -name '*.rs') Cargo.toml Cargo.lock
+PY_SRC := $(shell find python -name '*.py' -o -name '*.pyi')
+
+export ANOMALYD_HOST ?= 127.0.0.1
+export ANOMALYD_PORT ?= 9200
+export ANOMALYD_DATA_DIR ?= ./data
+
+.PHONY: setup dev serve test test-rust test-python bench-core bench-http clean
+
+setup: $(NATIVE_STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); \
+	  print("\n".join(p["build-system"]["requires"] + p["project"]["dependencies"] + \
+	  [d for ds in p["project"]["optional-dependencies"].values() for d in ds]))' > $(VENV)/requirements.txt
+	$(PY) -m pip install -q -r $(VENV)/requirements.txt
+	touch $@
+
+# The extension, built in release mode into the package (maturin develop is incremental).
+$(NATIVE_STAMP): $(STAMP) $(RUST_SRC) $(PY_SRC)
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop --release -q
+	touch $@
+
+dev: setup
+
+serve: setup
+	$(VENV)/bin/anomalyd serve
+
+test: setup test-rust test-python
+
+test-rust:
+	cargo test --release -q
+
+test-python: setup
+	$(PY) -m pytest -q
+
+bench-core: setup
+	$(PY) bench/core/run.py
+
+bench-http: setup
+	$(PY) bench/http/run.py
+
+clean:
+	rm -rf $(VENV) target

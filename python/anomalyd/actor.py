@@ -1,0 +1,135 @@
+"""One actor per open job: it owns the job's native engine, its counters and its queue.
+
+Everything that touches a job's data (post, flush, close) takes a *turn*: turns are granted one
+at a time in arrival order, at most :data:`QUEUE_CAPACITY` requests wait, and the next one is
+refused with Elasticsearch's 429. An uncontended turn is taken without yielding to the event
+loop, so small requests pay almost nothing for the ordering guarantee.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import TYPE_CHECKING, AsyncIterator, Callable
+
+from . import errors
+from ._native import IngestEngine
+
+if TYPE_CHECKING:
+    from .registry import Job
+
+#: Requests that may wait for a job at once (Elasticsearch's per-job queue size).
+QUEUE_CAPACITY = 100
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Turn:
+    """``async with actor.turn():`` — hold the job for one operation."""
+
+    __slots__ = ("_actor",)
+
+    def __init__(self, actor: JobActor) -> None:
+        self._actor = actor
+
+    async def __aenter__(self) -> None:
+        await self._actor._acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._actor._release()
+
+
+class JobActor:
+    def __init__(self, job: Job, engine: IngestEngine, on_counts_changed: Callable[[JobActor], None]) -> None:
+        self.job = job
+        self.engine = engine
+        self._on_counts_changed = on_counts_changed
+        self._busy = False
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._holder: asyncio.Task[object] | None = None
+        self.opened_at = time.monotonic()
+        #: End of the last bucket with final results (ms), as `_flush` reports it.
+        self.last_finalized_bucket_end: int | None = None
+
+    # -- the queue ---------------------------------------------------------------------------
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._waiters)
+
+    def turn(self) -> Turn:
+        return Turn(self)
+
+    async def _acquire(self) -> None:
+        if not self._busy and not self._waiters:
+            self._busy = True
+            self._holder = asyncio.current_task()
+            return
+        if len(self._waiters) >= QUEUE_CAPACITY:
+            raise errors.queue_full()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self._release()  # the turn was ours already: pass it on
+            else:
+                self._waiters.remove(fut)
+            raise
+        self._holder = asyncio.current_task()
+
+    def _release(self) -> None:
+        self._holder = None
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self._busy = False
+
+    def cancel_all(self) -> None:
+        """Force-close: interrupt the holder and refuse everyone waiting."""
+        if self._holder is not None and self._holder is not asyncio.current_task():
+            self._holder.cancel()
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_exception(errors.not_open(self.job.job_id))
+
+    # -- operations (called while holding a turn) -------------------------------------------
+
+    async def ingest(self, chunks: AsyncIterator[bytes]) -> bytes:
+        """Stream one request body into the engine; the per-request counts as JSON."""
+        engine = self.engine
+        engine.start_request()
+        try:
+            async for chunk in chunks:
+                engine.feed(chunk)
+            body: bytes = engine.finish_request(now_ms())
+        except BaseException:
+            engine.abort_request()  # what was read stays in the lifetime totals
+            self._on_counts_changed(self)
+            raise
+        self._on_counts_changed(self)
+        return body
+
+    def flush(self, advance_time_ms: int | None, skip_time_ms: int | None) -> int | None:
+        """Finalise buckets up to the latest data (or the times given); the new finalized end."""
+        span = self.engine.bucket_span_ms
+        candidates = []
+        latest = self.engine.latest_record_timestamp
+        if latest is not None:
+            candidates.append(latest - latest % span)
+        if advance_time_ms is not None:
+            candidates.append(advance_time_ms - advance_time_ms % span)
+        if skip_time_ms is not None:
+            candidates.append(-(-skip_time_ms // span) * span)
+        if self.last_finalized_bucket_end is not None:
+            candidates.append(self.last_finalized_bucket_end)
+        if candidates:
+            self.last_finalized_bucket_end = max(candidates)
+        return self.last_finalized_bucket_end

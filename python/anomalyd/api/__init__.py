@@ -1,0 +1,12 @@
+"""HTTP handlers, one module per API family; :func:`setup_routes` wires them all."""
+
+from aiohttp import web
+
+from . import data, jobs, metrics, root
+
+
+def setup_routes(app: web.Application) -> None:
+    root.setup(app)
+    jobs.setup(app)
+    data.setup(app)
+    metrics.setup(app)

@@ -1,0 +1,172 @@
+"""`POST _data` and `POST _flush`: the endpoints that feed a job.
+
+The body is streamed into the job's actor as it arrives (`readany`, no copies, never the
+whole body in memory); the actor hands each chunk to the native engine. Oversized bodies are
+refused from their Content-Length before a byte is read, and a client that stops sending for
+longer than the read timeout loses its connection instead of holding the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from .. import errors
+from .._native import DocumentTooLargeError, MalformedInputError, parse_date_param
+from ..actor import now_ms
+from ..errors import EsError, json_response
+from ..keys import REGISTRY, SETTINGS
+from .params import as_bool, as_str, check_content_type, merged_params, reject_unknown_query
+
+BASE = "/_ml/anomaly_detectors"
+DATA_PARAMS = frozenset({"reset_start", "reset_end"})
+DEPRECATION = (
+    '299 Elasticsearch-8.19.3 "Posting data directly to anomaly detection jobs is deprecated, '
+    'in a future major version it will be compulsory to use a datafeed"'
+)
+
+
+def date_param(name: str, value: str | None) -> int | None:
+    """A date parameter in epoch ms, with Elasticsearch's 400 (8.x wrapping) when unparseable."""
+    if value is None or value == "":
+        return None
+    ms = parse_date_param(value, now_ms())
+    if ms is None:
+        reason = f"Query param [{name}] with value [{value}] cannot be parsed as a date or converted to a number (epoch)."
+        raise EsError(400, "status_exception", reason, caused_by=EsError(400, "parse_exception", reason))
+    return ms
+
+
+def reset_range(request: web.Request) -> tuple[int, int] | None:
+    """`reset_start` / `reset_end` validated as Elasticsearch does (after the open check)."""
+    raw_start = request.query.get("reset_start", "")
+    raw_end = request.query.get("reset_end", "")
+    start = date_param("start", raw_start)
+    end = date_param("end", raw_end)
+    if start is None:
+        return None
+    start_s = start // 1000
+    end_s = start_s + 1 if end is None or end // 1000 == start_s else end // 1000
+    if end_s < start_s:
+        reason = f"Invalid time range: end time '{raw_end}' is earlier than start time '{raw_start}'."
+        raise EsError(400, "status_exception", reason, caused_by=EsError(400, "illegal_argument_exception", reason))
+    return start_s, end_s
+
+
+class _Watchdog:
+    """Drops the connection of a client that sends nothing for `timeout` seconds.
+
+    One timer per request, re-armed only when it fires after progress: far cheaper than a
+    timeout around every read.
+    """
+
+    __slots__ = ("request", "timeout", "progress", "seen", "handle")
+
+    def __init__(self, request: web.Request, timeout: float) -> None:
+        self.request = request
+        self.timeout = timeout
+        self.progress = 0
+        self.seen = -1
+        self.handle = asyncio.get_running_loop().call_later(timeout, self._check)
+
+    def _check(self) -> None:
+        if self.progress != self.seen:
+            self.seen = self.progress
+            self.handle = asyncio.get_running_loop().call_later(self.timeout, self._check)
+        elif self.request.transport is not None:
+            self.request.transport.close()
+
+    def cancel(self) -> None:
+        self.handle.cancel()
+
+
+async def _body_chunks(request: web.Request, read_timeout: float) -> AsyncIterator[bytes]:
+    """The body as it arrives (aiohttp has already undone any gzip or deflate encoding)."""
+    content = request.content
+    watchdog = _Watchdog(request, read_timeout)
+    try:
+        while True:
+            chunk = await content.readany()
+            if not chunk:
+                return
+            watchdog.progress += 1
+            yield chunk
+    finally:
+        watchdog.cancel()
+
+
+async def post_data(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    reject_unknown_query(request, DATA_PARAMS)
+    job_id = request.match_info["job_id"]
+    if request.body_exists and request.headers.get("Content-Type") is not None:
+        check_content_type(request, streaming=True)
+    elif request.content_length:
+        check_content_type(request, streaming=True)
+    length = request.content_length
+    if length is not None and length > settings.max_content_length:
+        return web.Response(status=413)
+    actor = request.app[REGISTRY].actor_for_data(job_id)
+    reset_range(request)  # validated after the open check; analysis state comes later
+    async with actor.turn():
+        try:
+            body = await actor.ingest(_body_chunks(request, settings.read_timeout))
+        except MalformedInputError:
+            reason = "The input JSON data is malformed."
+            raise EsError(400, "status_exception", reason, caused_by=EsError(400, "parse_exception", reason)) from None
+        except DocumentTooLargeError as e:
+            raise EsError(400, "status_exception", str(e), caused_by=EsError(400, "parse_exception", str(e))) from None
+    headers = {"Warning": DEPRECATION} if settings.deprecation_warning else None
+    return web.Response(status=202, body=body, content_type="application/json", headers=headers)
+
+
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """`Expect: 100-continue` with an oversized Content-Length gets 417, else 100."""
+    if request.version < (1, 1):
+        return None
+    expect = request.headers.get("Expect", "").lower()
+    if expect != "100-continue":
+        return None
+    length = request.content_length
+    if length is not None and length > request.app[SETTINGS].max_content_length:
+        return web.Response(status=417)
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    return None
+
+
+FLUSH_PARAMS = frozenset({"calc_interim", "start", "end", "advance_time", "skip_time"})
+
+
+async def flush_job(request: web.Request) -> web.Response:
+    params = await merged_params(request, FLUSH_PARAMS | {"job_id"}, "flush_job_request")
+    job_id = request.match_info["job_id"]
+    actor = request.app[REGISTRY].actor_for_data(job_id)
+    calc_interim = as_bool(params, "calc_interim", False)
+    start, end = as_str(params, "start"), as_str(params, "end")
+    if not calc_interim:
+        for name, v in (("start", start), ("end", end)):
+            if v:
+                raise errors.bad_request(f"Invalid flush parameters: unexpected '{name}'.")
+    elif end and not start:
+        raise errors.bad_request("Invalid flush parameters: 'start' has not been specified.")
+    date_param("start", start)
+    date_param("end", end)
+    advance = date_param("advance_time", as_str(params, "advance_time"))
+    skip = date_param("skip_time", as_str(params, "skip_time"))
+    if advance is not None and skip is not None and advance <= skip:
+        raise errors.bad_request(
+            f"advance_time [{as_str(params, 'advance_time')}] must be later than skip_time [{as_str(params, 'skip_time')}]"
+        )
+    async with actor.turn():
+        finalized = actor.flush(advance, skip)
+    out: dict[str, object] = {"flushed": True}
+    if finalized is not None:
+        out["last_finalized_bucket_end"] = finalized
+    return json_response(out)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_route("POST", BASE + "/{job_id}/_data", post_data, expect_handler=expect_continue)
+    app.router.add_route("POST", BASE + "/{job_id}/_flush", flush_job)

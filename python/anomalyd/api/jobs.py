@@ -1,0 +1,126 @@
+"""The job API: create, get, delete, open, close, stats, and the feature reset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from .. import errors
+from ..errors import json_response
+from ..keys import NODE, REGISTRY
+from ..registry import Job, JobRegistry, open_seconds
+from .params import as_bool, as_str, json_body, merged_params, reject_unknown_query
+
+BASE = "/_ml/anomaly_detectors"
+
+
+def _registry(request: web.Request) -> JobRegistry:
+    return request.app[REGISTRY]
+
+
+async def put_job(request: web.Request) -> web.Response:
+    reject_unknown_query(request, frozenset({"ignore_unavailable", "allow_no_indices", "ignore_throttled", "expand_wildcards"}))
+    body = await json_body(request, required=True)
+    config = await _registry(request).put(request.match_info["job_id"], body or {})
+    return json_response(config)
+
+
+async def get_jobs(request: web.Request) -> web.Response:
+    reject_unknown_query(request, frozenset({"allow_no_match", "allow_no_jobs", "exclude_generated"}))
+    allow = as_bool(dict(request.query), "allow_no_match", as_bool(dict(request.query), "allow_no_jobs", True))
+    jobs = _registry(request).select(request.match_info.get("job_id"), allow)
+    return json_response({"count": len(jobs), "jobs": [j.config for j in jobs]})
+
+
+async def delete_job(request: web.Request) -> web.Response:
+    reject_unknown_query(request, frozenset({"force", "wait_for_completion", "delete_user_annotations", "timeout"}))
+    force = as_bool(dict(request.query), "force", False)
+    await _registry(request).delete(request.match_info["job_id"], force)
+    return json_response({"acknowledged": True})
+
+
+async def open_job(request: web.Request) -> web.Response:
+    await merged_params(request, frozenset({"timeout", "job_id"}), "open_job_request")
+    await _registry(request).open(request.match_info["job_id"])
+    return json_response({"opened": True, "node": request.app[NODE].id})
+
+
+async def close_job(request: web.Request) -> web.Response:
+    params = await merged_params(request, frozenset({"force", "timeout", "allow_no_match", "allow_no_jobs", "job_id"}), "close_job_request")
+    force = as_bool(params, "force", False)
+    allow = as_bool(params, "allow_no_match", as_bool(params, "allow_no_jobs", True))
+    registry = _registry(request)
+    for job in registry.select(request.match_info["job_id"], allow):
+        await registry.close(job, force)
+    return json_response({"closed": True})
+
+
+def _node_json(request: web.Request) -> dict[str, Any]:
+    node = request.app[NODE]
+    return {
+        "id": node.id,
+        "name": node.name,
+        "ephemeral_id": node.ephemeral_id,
+        "transport_address": node.transport_address,
+        "attributes": {
+            "ml.machine_memory": str(node.machine_memory),
+            "ml.max_jvm_size": str(node.machine_memory // 2),
+            "ml.config_version": "12.0.0",
+        },
+    }
+
+
+def job_stats(request: web.Request, registry: JobRegistry, job: Job) -> dict[str, Any]:
+    from ..actor import now_ms
+
+    counts = registry.data_counts(job)
+    out: dict[str, Any] = {
+        "job_id": job.job_id,
+        "data_counts": counts,
+        "model_size_stats": {
+            "job_id": job.job_id, "result_type": "model_size_stats", "model_bytes": 0, "peak_model_bytes": 0,
+            "model_bytes_exceeded": 0, "model_bytes_memory_limit": 1024 << 20, "total_by_field_count": 0,
+            "total_over_field_count": 0, "total_partition_field_count": 0, "bucket_allocation_failures_count": 0,
+            "memory_status": "ok", "categorized_doc_count": 0, "total_category_count": 0,
+            "frequent_category_count": 0, "rare_category_count": 0, "dead_category_count": 0,
+            "failed_category_count": 0, "categorization_status": "ok", "log_time": now_ms(),
+        },
+        "forecasts_stats": {"total": 0, "forecasted_jobs": 0},
+        "state": job.state,
+    }
+    if job.actor is not None:
+        out["node"] = _node_json(request)
+        out["assignment_explanation"] = ""
+        out["open_time"] = open_seconds(job.actor)
+    out["timing_stats"] = {"job_id": job.job_id, "bucket_count": 0, "total_bucket_processing_time_ms": 0.0}
+    return out
+
+
+async def get_stats(request: web.Request) -> web.Response:
+    reject_unknown_query(request, frozenset({"allow_no_match", "allow_no_jobs"}))
+    q = dict(request.query)
+    allow = as_bool(q, "allow_no_match", as_bool(q, "allow_no_jobs", True))
+    registry = _registry(request)
+    jobs = registry.select(request.match_info.get("job_id"), allow)
+    return json_response({"count": len(jobs), "jobs": [job_stats(request, registry, j) for j in jobs]})
+
+
+async def reset_features(request: web.Request) -> web.Response:
+    reject_unknown_query(request, frozenset({"master_timeout"}))
+    await _registry(request).reset()
+    return json_response({"features": [{"feature_name": "machine_learning", "status": "SUCCESS"}]})
+
+
+def setup(app: web.Application) -> None:
+    r = app.router
+    r.add_route("GET", BASE, get_jobs)
+    r.add_route("GET", BASE + "/_stats", get_stats)
+    r.add_route("GET", BASE + "/{job_id}/_stats", get_stats)
+    r.add_route("PUT", BASE + "/{job_id}", put_job)
+    r.add_route("GET", BASE + "/{job_id}", get_jobs)
+    r.add_route("DELETE", BASE + "/{job_id}", delete_job)
+    r.add_route("POST", BASE + "/{job_id}/_open", open_job)
+    r.add_route("POST", BASE + "/{job_id}/_close", close_job)
+    r.add_route("POST", "/_features/_reset", reset_features)
+    _ = (as_str, errors)

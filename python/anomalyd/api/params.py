@@ -1,0 +1,90 @@
+"""Request parameters the Elasticsearch way: query string or JSON body, strictly checked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import simdjson
+from aiohttp import web
+
+from ..errors import EsError, SimpleError, bad_request
+
+#: Parameters every Elasticsearch endpoint accepts.
+COMMON = frozenset({"pretty", "human", "error_trace", "filter_path", "format"})
+
+JSON_TYPES = ("application/json", "application/x-ndjson")
+VENDOR_TYPES = ("application/vnd.elasticsearch+json", "application/vnd.elasticsearch+x-ndjson")
+STREAMLESS_TYPES = {"application/yaml": "yaml", "application/cbor": "cbor",
+                    "application/vnd.elasticsearch+yaml": "yaml", "application/vnd.elasticsearch+cbor": "cbor"}
+
+
+def check_content_type(request: web.Request, *, streaming: bool = False) -> None:
+    """406 unless the body is JSON (plain, NDJSON or the compatible-with vendor types)."""
+    raw = request.headers.get("Content-Type")
+    if raw is None:
+        raise SimpleError(406, "Content-Type header is missing")
+    mime = request.content_type
+    if mime in JSON_TYPES or mime in VENDOR_TYPES:
+        return
+    if streaming and mime in STREAMLESS_TYPES:
+        raise SimpleError(406, f"Content-Type [{STREAMLESS_TYPES[mime]}] does not support stream parsing. Use JSON or SMILE instead")
+    raise SimpleError(406, f"Content-Type header [{raw}] is not supported")
+
+
+async def json_body(request: web.Request, *, required: bool = False) -> dict[str, Any] | None:
+    """The request body as a dict; an empty body (with any JSON content type) is no body."""
+    if not request.body_exists:
+        if required:
+            raise bad_request("request body is required", "parse_exception")
+        return None
+    raw = await request.read()
+    if not raw.strip():
+        if required:
+            raise bad_request("request body is required", "parse_exception")
+        return None
+    check_content_type(request)
+    try:
+        body = simdjson.loads(raw)
+    except ValueError as e:
+        raise EsError(400, "x_content_parse_exception", f"Failed to parse request body: {e}") from None
+    if not isinstance(body, dict):
+        raise EsError(400, "x_content_parse_exception", "request body must be a JSON object")
+    return body
+
+
+def reject_unknown_query(request: web.Request, allowed: frozenset[str]) -> None:
+    for name in request.query:
+        if name not in allowed and name not in COMMON:
+            raise bad_request(f"request [{request.path}] contains unrecognized parameter: [{name}]")
+
+
+async def merged_params(request: web.Request, allowed: frozenset[str], parser: str) -> dict[str, Any]:
+    """Query parameters and body fields together; a body field wins, unknown ones are 400s."""
+    reject_unknown_query(request, allowed)
+    params: dict[str, Any] = {k: v for k, v in request.query.items() if k not in COMMON}
+    body = await json_body(request)
+    for k, v in (body or {}).items():
+        if k not in allowed:
+            raise EsError(400, "x_content_parse_exception", f"[{parser}] unknown field [{k}]")
+        params[k] = v
+    return params
+
+
+def as_bool(params: dict[str, Any], name: str, default: bool) -> bool:
+    v = params.get(name)
+    if v is None:
+        return default
+    if isinstance(v, bool):
+        return v
+    if v == "":
+        return True  # `?force` alone means true, as in Elasticsearch
+    if v in ("true", "false"):
+        return v == "true"
+    raise bad_request(f"Failed to parse value [{v}] as only [true] or [false] are allowed.")
+
+
+def as_str(params: dict[str, Any], name: str) -> str | None:
+    v = params.get(name)
+    if v is None:
+        return None
+    return str(v).lower() if isinstance(v, bool) else str(v)

@@ -1,0 +1,57 @@
+"""The cluster-level endpoints clients and orchestrators probe: `GET /`, health, readiness."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..errors import json_response
+from ..keys import NODE, REGISTRY
+from ..registry import ES_VERSION
+
+
+async def info(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    return json_response({
+        "name": node.name,
+        "cluster_name": "anomalyd",
+        "cluster_uuid": node.cluster_uuid,
+        "version": {
+            "number": ES_VERSION,
+            "build_flavor": "default",
+            "build_type": "anomalyd",
+            "build_hash": "anomalyd",
+            "build_date": "2026-11-28T00:00:00.000Z",
+            "build_snapshot": False,
+            "lucene_version": "9.12.0",
+            "minimum_wire_compatibility_version": "7.17.0",
+            "minimum_index_compatibility_version": "7.0.0",
+        },
+        "tagline": "You Know, for Search",
+    })
+
+
+async def cluster_health(request: web.Request) -> web.Response:
+    return json_response({
+        "cluster_name": "anomalyd", "status": "green", "timed_out": False, "number_of_nodes": 1,
+        "number_of_data_nodes": 1, "active_primary_shards": 0, "active_shards": 0, "relocating_shards": 0,
+        "initializing_shards": 0, "unassigned_shards": 0, "delayed_unassigned_shards": 0,
+        "number_of_pending_tasks": 0, "number_of_in_flight_fetch": 0, "task_max_waiting_in_queue_millis": 0,
+        "active_shards_percent_as_number": 100.0,
+    })
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    ready = REGISTRY in request.app
+    return json_response({"status": "ready" if ready else "starting"}, 200 if ready else 503)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_route("GET", "/", info)
+    app.router.add_route("HEAD", "/", info)
+    app.router.add_route("GET", "/_cluster/health", cluster_health)
+    app.router.add_route("GET", "/healthz", healthz)
+    app.router.add_route("GET", "/readyz", readyz)

@@ -1,0 +1,109 @@
+"""The application factory: state, resource lifetimes, middleware and routes.
+
+Resources live in `cleanup_ctx` (the store, then the registry that needs it), so start-up and
+shutdown run in one order and a failed start unwinds cleanly. One middleware renders every
+failure in Elasticsearch's envelope and stamps `X-Elastic-Product` on every response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections import defaultdict
+from typing import AsyncIterator, Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from . import errors
+from .api import setup_routes
+from .keys import NODE, REGISTRY, REQUEST_STATS, SETTINGS, NodeInfo, RequestStats
+from .registry import JobRegistry
+from .settings import Settings
+from .store import CountsWriter, Store
+
+log = structlog.get_logger("anomalyd")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PRODUCT = ("X-Elastic-Product", "Elasticsearch")
+
+
+@web.middleware
+async def es_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPMethodNotAllowed as e:
+        allowed = ",".join(sorted(e.allowed_methods))
+        msg = f"Incorrect HTTP method for uri [{request.path_qs}] and method [{request.method}], allowed: [{allowed}]"
+        response = errors.render(errors.SimpleError(405, msg, headers={"Allow": allowed}))
+    except web.HTTPNotFound:
+        msg = f"no handler found for uri [{request.path_qs}] and method [{request.method}]"
+        response = errors.render(errors.SimpleError(400, msg))
+    except web.HTTPRequestEntityTooLarge:
+        response = web.Response(status=413)
+    except web.HTTPException as e:
+        response = errors.render(errors.SimpleError(e.status, e.reason))
+    except (errors.EsError, errors.SimpleError) as e:
+        response = errors.render(e)
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:  # noqa: BLE001 - every failure leaves in the envelope
+        from .jobconfig import ConfigError
+
+        if not isinstance(e, ConfigError):
+            log.exception("unhandled error", path=request.path)
+        response = errors.render(e)
+    response.headers[PRODUCT[0]] = PRODUCT[1]
+    request.app[REQUEST_STATS].by_status[response.status] += 1
+    return response
+
+
+async def _node(store: Store, settings: Settings) -> NodeInfo:
+    saved = await store.get_meta("node")
+    if saved is None:
+        saved = json.dumps({"id": uuid.uuid4().hex[:22], "cluster_uuid": uuid.uuid4().hex[:22]})
+        await store.set_meta("node", saved)
+    ids = json.loads(saved)
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        memory = 0
+    return NodeInfo(
+        id=ids["id"],
+        name="anomalyd-" + ids["id"][:7],
+        ephemeral_id=uuid.uuid4().hex[:22],
+        cluster_uuid=ids["cluster_uuid"],
+        transport_address=f"{settings.host}:{settings.port}",
+        machine_memory=memory,
+    )
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    store = Store(settings.data_dir)
+    await store.open()
+    writer = CountsWriter(store, settings.commit_interval)
+    writer.start()
+    registry = JobRegistry(store, writer, settings.max_document_bytes)
+    await registry.start()
+    app[NODE] = await _node(store, settings)
+    app[REGISTRY] = registry
+    log.info("ready", jobs=len(registry.jobs), data_dir=str(settings.data_dir))
+    try:
+        yield
+    finally:
+        await registry.stop()
+        await store.close()
+        log.info("stopped")
+
+
+def create_app(settings: Settings | None = None) -> web.Application:
+    settings = settings or Settings()
+    app = web.Application(middlewares=[es_middleware], client_max_size=settings.max_content_length)
+    app[SETTINGS] = settings
+    app[REQUEST_STATS] = RequestStats(defaultdict(int))
+    app.cleanup_ctx.append(_resources)
+    setup_routes(app)
+    return app

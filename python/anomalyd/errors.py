@@ -1,0 +1,97 @@
+"""Elasticsearch's error envelopes, and the exceptions that carry them.
+
+Every failure leaves the server through :func:`render`, called by the one error middleware, so
+clients always see the shapes they expect: the exception envelope
+``{"error":{"root_cause":[...],"type":..,"reason":..},"status":N}`` or, for REST-layer errors
+such as 405 and 406, the simple ``{"error":"...","status":N}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+
+class EsError(Exception):
+    """An Elasticsearch exception: status, snake_case type, reason, optional cause."""
+
+    def __init__(
+        self,
+        status: int,
+        type: str,
+        reason: str,
+        *,
+        caused_by: EsError | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.type = type
+        self.reason = reason
+        self.caused_by = caused_by
+        self.headers = headers or {}
+
+    def _error(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type, "reason": self.reason}
+        if self.caused_by is not None:
+            out["caused_by"] = self.caused_by._error()
+        return out
+
+    def body(self) -> dict[str, Any]:
+        root = self
+        while root.caused_by is not None:
+            root = root.caused_by
+        error = {"root_cause": [{"type": root.type, "reason": root.reason}], **self._error()}
+        return {"error": error, "status": self.status}
+
+
+class SimpleError(Exception):
+    """A REST-layer error rendered as ``{"error": "<message>", "status": N}``."""
+
+    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def not_open(job_id: str) -> EsError:
+    return EsError(409, "status_exception", f"Cannot perform requested action because job [{job_id}] is not open")
+
+
+def no_process(job_id: str) -> EsError:
+    reason = f"Cannot process data because job [{job_id}] does not have a corresponding autodetect process"
+    return EsError(409, "status_exception", reason, caused_by=EsError(409, "status_exception", reason))
+
+
+def unknown_job(job_id: str) -> EsError:
+    return EsError(404, "resource_not_found_exception", f"No known job with id '{job_id}'")
+
+
+def bad_request(reason: str, type: str = "illegal_argument_exception") -> EsError:
+    return EsError(400, type, reason)
+
+
+def queue_full() -> EsError:
+    msg = "autodetect queue is full. Unable to execute command"
+    return EsError(429, "es_rejected_execution_exception", msg)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    data = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
+    return web.Response(body=data, status=status, content_type="application/json", headers=headers)
+
+
+def render(exc: Exception) -> web.Response:
+    """The response for any exception raised by a handler."""
+    from .jobconfig import ConfigError  # the validation module has its own error type
+
+    if isinstance(exc, EsError):
+        return json_response(exc.body(), exc.status, exc.headers)
+    if isinstance(exc, ConfigError):
+        return json_response({"error": exc.to_dict(), "status": exc.status}, exc.status)
+    if isinstance(exc, SimpleError):
+        return json_response({"error": exc.message, "status": exc.status}, exc.status, exc.headers)
+    return json_response(EsError(500, "exception", str(exc) or type(exc).__name__).body(), 500)

@@ -1,0 +1,33 @@
+"""Typed application state (`web.AppKey`), shared by the app factory and the handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from .registry import JobRegistry
+from .settings import Settings
+
+
+@dataclass
+class NodeInfo:
+    id: str
+    name: str
+    ephemeral_id: str
+    cluster_uuid: str
+    transport_address: str
+    machine_memory: int
+
+
+@dataclass
+class RequestStats:
+    """Requests by status, counted by the middleware and exported by /metrics."""
+
+    by_status: dict[int, int]
+
+
+SETTINGS = web.AppKey("settings", Settings)
+REGISTRY = web.AppKey("registry", JobRegistry)
+NODE = web.AppKey("node", NodeInfo)
+REQUEST_STATS = web.AppKey("request_stats", RequestStats)

@@ -1,0 +1,192 @@
+"""The job registry: every job's configuration and state, and the actors of open jobs.
+
+It is the one place that changes a job's lifecycle state, always writing the store first so
+that what clients were told survives a restart; on start it reopens the jobs that were open,
+as Elasticsearch reassigns open jobs to a node.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import errors
+from ._native import IngestEngine, validate_time_format
+from .actor import JobActor, now_ms
+from .jobconfig import build_job_config, validate_job_id
+from .store import CountsWriter, Store
+
+ES_VERSION = "8.19.3"
+
+
+@dataclass
+class Job:
+    job_id: str
+    config: dict[str, Any]
+    state: str = "closed"
+    #: Persisted lifetime counts (the source of `_stats` while closed).
+    data_counts: dict[str, Any] | None = None
+    actor: JobActor | None = field(default=None, repr=False)
+
+
+class JobRegistry:
+    def __init__(self, store: Store, writer: CountsWriter, max_document_bytes: int) -> None:
+        self.store = store
+        self.writer = writer
+        self.max_document_bytes = max_document_bytes
+        self.jobs: dict[str, Job] = {}
+
+    async def start(self) -> None:
+        for stored in await self.store.load_jobs():
+            job = Job(stored.job_id, stored.config, "closed", stored.data_counts)
+            self.jobs[job.job_id] = job
+            if stored.state in ("opened", "opening", "closing"):
+                self._start_actor(job)
+
+    async def stop(self) -> None:
+        """Shutdown: persist every open job's counts; open jobs stay open across the restart."""
+        for job in self.jobs.values():
+            if job.actor is not None:
+                self._mark_dirty(job.actor)
+        await self.writer.stop()
+
+    # -- selection ----------------------------------------------------------------------------
+
+    def select(self, expression: str | None, allow_no_match: bool = True) -> list[Job]:
+        """Ids, groups, wildcards, comma lists and `_all`, as Elasticsearch expands them."""
+        if expression in (None, "", "_all", "*"):
+            return sorted(self.jobs.values(), key=lambda j: j.job_id)
+        chosen: dict[str, Job] = {}
+        for token in expression.split(","):
+            token = token.strip()
+            if token in ("_all", "*"):
+                chosen.update(self.jobs)
+                continue
+            matches = [
+                j for j in self.jobs.values()
+                if fnmatch.fnmatchcase(j.job_id, token) or any(fnmatch.fnmatchcase(g, token) for g in j.config.get("groups", []))
+            ]
+            if not matches and ("*" not in token or not allow_no_match):
+                raise errors.unknown_job(token)
+            chosen.update((j.job_id, j) for j in matches)
+        return sorted(chosen.values(), key=lambda j: j.job_id)
+
+    def get(self, job_id: str) -> Job:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise errors.unknown_job(job_id)
+        return job
+
+    def actor_for_data(self, job_id: str) -> JobActor:
+        """The actor that takes data for `job_id`, or Elasticsearch's 409s."""
+        job = self.jobs.get(job_id)
+        if job is None or job.actor is None:
+            raise errors.not_open(job_id)
+        if job.state != "opened":
+            raise errors.no_process(job_id)
+        return job.actor
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def put(self, job_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        validate_job_id(job_id)
+        config = build_job_config(
+            job_id, body, now_ms=now_ms(), job_version=ES_VERSION, check_time_format=validate_time_format
+        )
+        if job_id in self.jobs:
+            raise errors.EsError(
+                400,
+                "resource_already_exists_exception",
+                f"The job cannot be created with the Id '{job_id}'. The Id is already used.",
+            )
+        self.jobs[job_id] = Job(job_id, config)  # reserve the id before awaiting
+        try:
+            await self.store.create_job(job_id, config)
+        except BaseException:
+            self.jobs.pop(job_id, None)
+            raise
+        return config
+
+    async def open(self, job_id: str) -> None:
+        job = self.get(job_id)
+        if job.actor is not None:
+            raise errors.EsError(409, "status_exception", f"Cannot open job [{job_id}] because it has already been opened")
+        self._start_actor(job)
+        job.config.pop("finished_time", None)
+        await self.store.update_job(job_id, state="opened", config=job.config)
+
+    def _start_actor(self, job: Job) -> None:
+        counts = json.dumps(job.data_counts) if job.data_counts else None
+        engine = IngestEngine(json.dumps(job.config), counts, self.max_document_bytes)
+        job.actor = JobActor(job, engine, self._mark_dirty)
+        job.state = "opened"
+
+    def _mark_dirty(self, actor: JobActor) -> None:
+        engine = actor.engine
+        self.writer.mark(actor.job.job_id, lambda: engine.persist_json(now_ms()))
+
+    async def close(self, job: Job, force: bool) -> None:
+        actor = job.actor
+        if actor is None:
+            return
+        job.state = "closing"
+        if force:
+            actor.cancel_all()
+        try:
+            async with actor.turn():
+                counts = actor.engine.persist_json(now_ms())
+                job.config["finished_time"] = now_ms()
+                self.writer.forget(job.job_id)
+                await self.store.update_job(job.job_id, state="closed", config=job.config, data_counts=counts)
+                job.data_counts = json.loads(counts)
+                job.actor = None
+                job.state = "closed"
+        except BaseException:
+            if job.actor is not None:
+                job.state = "opened"
+            raise
+
+    async def delete(self, job_id: str, force: bool) -> None:
+        job = self.get(job_id)
+        if job.actor is not None:
+            if not force:
+                raise errors.EsError(409, "status_exception", f"Cannot delete job [{job_id}] because the job is {job.state}")
+            await self.close(job, force=True)
+        self.writer.forget(job_id)
+        await self.store.delete_jobs([job_id])
+        self.jobs.pop(job_id, None)
+
+    async def reset(self) -> None:
+        """`POST _features/_reset`: every job goes, open or not."""
+        for job in list(self.jobs.values()):
+            if job.actor is not None:
+                await self.close(job, force=True)
+        ids = list(self.jobs)
+        for j in ids:
+            self.writer.forget(j)
+        await self.store.delete_jobs(ids)
+        self.jobs.clear()
+
+    # -- reporting ------------------------------------------------------------------------------
+
+    def data_counts(self, job: Job) -> dict[str, Any]:
+        if job.actor is not None:
+            return json.loads(job.actor.engine.stats_json())
+        if job.data_counts is not None:
+            return job.data_counts
+        return zero_counts(job.job_id)
+
+
+def zero_counts(job_id: str) -> dict[str, Any]:
+    keys = (
+        "processed_record_count processed_field_count input_bytes input_field_count invalid_date_count "
+        "missing_field_count out_of_order_timestamp_count empty_bucket_count sparse_bucket_count bucket_count"
+    ).split()
+    return {"job_id": job_id, **{k: 0 for k in keys}, "input_record_count": 0}
+
+
+def open_seconds(actor: JobActor) -> str:
+    return f"{int(time.monotonic() - actor.opened_at)}s"

@@ -1,0 +1,184 @@
+"""The embedded store: SQLite under the data directory.
+
+One table holds every job: its configuration, its state and its persisted lifetime counts.
+Each create, delete and state change is one transaction, so a ``kill -9`` at any moment leaves
+either the whole job or none of it. SQLite runs on a single dedicated thread: the event loop
+never waits on disk, and writes are serialised without locks. WAL mode keeps commits cheap;
+lifetime counts of many jobs are written in one transaction (see :class:`CountsWriter`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id      TEXT PRIMARY KEY,
+    config      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    data_counts TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+@dataclass
+class StoredJob:
+    job_id: str
+    config: dict[str, Any]
+    state: str
+    data_counts: dict[str, Any] | None
+
+
+class Store:
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / "anomalyd.sqlite3"
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anomalyd-store")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, fn)
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._db is None:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            self._db = db
+        return fn(self._db)
+
+    async def open(self) -> None:
+        await self._run(lambda db: None)
+
+    async def close(self) -> None:
+        def _close(db: sqlite3.Connection) -> None:
+            db.close()
+            self._db = None
+
+        if self._db is not None:
+            await self._run(_close)
+        self._executor.shutdown(wait=True)
+
+    async def load_jobs(self) -> list[StoredJob]:
+        def q(db: sqlite3.Connection) -> list[StoredJob]:
+            rows = db.execute("SELECT job_id, config, state, data_counts FROM jobs ORDER BY job_id").fetchall()
+            return [StoredJob(r[0], json.loads(r[1]), r[2], json.loads(r[3]) if r[3] else None) for r in rows]
+
+        return await self._run(q)
+
+    async def create_job(self, job_id: str, config: dict[str, Any]) -> None:
+        text = json.dumps(config, separators=(",", ":"))
+        await self._run(lambda db: _tx(db, [("INSERT INTO jobs VALUES (?, ?, 'closed', NULL)", (job_id, text))]))
+
+    async def delete_jobs(self, job_ids: list[str]) -> None:
+        await self._run(lambda db: _tx(db, [("DELETE FROM jobs WHERE job_id = ?", (j,)) for j in job_ids]))
+
+    async def update_job(
+        self, job_id: str, *, state: str, config: dict[str, Any] | None = None, data_counts: bytes | None = None
+    ) -> None:
+        """Change a job's state (with its config and counts) in one transaction."""
+        sets, args = ["state = ?"], [state]
+        if config is not None:
+            sets.append("config = ?")
+            args.append(json.dumps(config, separators=(",", ":")))
+        if data_counts is not None:
+            sets.append("data_counts = ?")
+            args.append(data_counts.decode())
+        stmt = (f"UPDATE jobs SET {', '.join(sets)} WHERE job_id = ?", (*args, job_id))
+        await self._run(lambda db: _tx(db, [stmt]))
+
+    async def save_counts(self, counts: dict[str, bytes]) -> None:
+        """Write many jobs' lifetime counts in one transaction."""
+        stmts = [("UPDATE jobs SET data_counts = ? WHERE job_id = ?", (c.decode(), j)) for j, c in counts.items()]
+        await self._run(lambda db: _tx(db, stmts))
+
+    async def get_meta(self, key: str) -> str | None:
+        def q(db: sqlite3.Connection) -> str | None:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return row[0] if row else None
+
+        return await self._run(q)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._run(lambda db: _tx(db, [("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))]))
+
+
+def _tx(db: sqlite3.Connection, stmts: list[tuple[str, tuple[Any, ...]]]) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, args in stmts:
+            db.execute(sql, args)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+class CountsWriter:
+    """Group commit of lifetime counts: requests mark jobs dirty, one task writes them all.
+
+    Thousands of small requests per second then share a handful of commits instead of paying
+    one each; ``flush()`` waits until everything marked so far is on disk.
+    """
+
+    def __init__(self, store: Store, interval: float) -> None:
+        self._store = store
+        self._interval = interval
+        self._dirty: dict[str, Callable[[], bytes]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    def mark(self, job_id: str, snapshot: Callable[[], bytes]) -> None:
+        self._dirty[job_id] = snapshot
+        self._idle.clear()
+        self._wake.set()
+
+    def forget(self, job_id: str) -> None:
+        self._dirty.pop(job_id, None)
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._write()
+            await asyncio.sleep(self._interval)
+
+    async def _write(self) -> None:
+        if not self._dirty:
+            self._idle.set()
+            return
+        batch, self._dirty = self._dirty, {}
+        await self._store.save_counts({j: snap() for j, snap in batch.items()})
+        if not self._dirty:
+            self._idle.set()
+
+    async def flush(self) -> None:
+        await self._write()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self._write()

@@ -1,0 +1,89 @@
+"""Shared fixtures: the app in-process (pytest-aiohttp) and the real server as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from anomalyd.app import create_app
+from anomalyd.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ANOMALYD = Path(sys.executable).parent / "anomalyd"
+
+POST_DATA_JOB = {
+    "job_id": "post-data-job",
+    "description": "Analysis of response time by airline",
+    "analysis_config": {
+        "bucket_span": "1h",
+        "detectors": [{"function": "metric", "field_name": "responsetime", "by_field_name": "airline"}],
+    },
+    "data_description": {"format": "xcontent", "time_field": "time", "time_format": "epoch"},
+}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", commit_interval=0.0)
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings: Settings):
+    """An aiohttp test client over a real socket, against a fresh app and store."""
+    return await aiohttp_client(create_app(settings))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`anomalyd serve` as a subprocess on a free loopback port."""
+
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        self.data_dir = data_dir
+        self.extra = extra
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Server:
+        env = {**os.environ, "ANOMALYD_PORT": str(self.port), "ANOMALYD_DATA_DIR": str(self.data_dir)}
+        self.proc = subprocess.Popen([str(ANOMALYD), "serve", "--log-format", "json", *self.extra], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def stop(self, sig: int = 15) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            if self.proc.stderr:
+                self.proc.stderr.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = Server(tmp_path / "data").start()
+    yield srv
+    if srv.proc and srv.proc.poll() is None:
+        srv.stop()
