@@ -87,3 +87,32 @@ def server(tmp_path: Path) -> Iterator[Server]:
     yield srv
     if srv.proc and srv.proc.poll() is None:
         srv.stop()
+
+
+# -- helpers for the real-socket tests (test_real_clients.py, test_syslog_ng.py) -------------------
+
+
+def http_json(url: str, method: str = "GET", body: bytes | dict | None = None,
+              headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, dict]:
+    """One plain `urllib` request; the status and the JSON body (error statuses included)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    hdrs = dict(headers or {})
+    if isinstance(body, dict):
+        body = json.dumps(body).encode()
+        hdrs.setdefault("Content-Type", "application/json")
+    req = urllib.request.Request(url, data=body, method=method, headers=hdrs)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw, status = r.read(), r.status
+    except urllib.error.HTTPError as e:
+        raw, status = e.read(), e.code
+    return status, (json.loads(raw) if raw else {})
+
+
+def job_stats(server: Server, job_id: str) -> dict:
+    status, body = http_json(f"{server.url}/_ml/anomaly_detectors/{job_id}/_stats")
+    assert status == 200, body
+    return body["jobs"][0]

@@ -80,7 +80,6 @@ def account(body: bytes, loads: Callable[[bytes], dict], job: Job) -> Counts:
     """Split ``body`` into lines, parse each with ``loads`` and do the accounting."""
     tf, mf, (f1, f2) = job.time_field, job.metric_field, job.string_fields
     span, latency = job.bucket_span_ms, job.latency_s
-    c = Counts()
     fields = missing = invalid = out_of_order = processed = string_bytes = 0
     metric_sum = 0.0
     latest = 0
@@ -89,10 +88,7 @@ def account(body: bytes, loads: Callable[[bytes], dict], job: Job) -> Counts:
         if not line:
             continue
         d = loads(line)
-        n = 0
-        for v in d.values():
-            if v is not None:
-                n += _leaves(v) if type(v) is dict else 1
+        n = _leaves(d)
         if n > 1:
             fields += n - 1
         t, m, s1, s2 = d.get(tf), d.get(mf), d.get(f1), d.get(f2)
@@ -114,9 +110,8 @@ def account(body: bytes, loads: Callable[[bytes], dict], job: Job) -> Counts:
                 string_bytes += len(s1)
             if st2 is str:
                 string_bytes += len(s2)
-    c.input_field_count, c.missing_field, c.invalid_date = fields, missing, invalid
-    c.out_of_order, c.processed, c.metric_sum, c.string_bytes = out_of_order, processed, metric_sum, string_bytes
-    return c
+    return Counts(processed=processed, invalid_date=invalid, missing_field=missing, out_of_order=out_of_order,
+                  input_field_count=fields, metric_sum=metric_sum, string_bytes=string_bytes)
 
 
 def run_orjson(body: bytes, job: Job) -> Counts:

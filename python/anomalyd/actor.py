@@ -111,8 +111,7 @@ class JobActor:
                 engine.feed(chunk)
             body: bytes = engine.finish_request(now_ms())
         except BaseException:
-            engine.abort_request()  # what was read stays in the lifetime totals
-            self._on_counts_changed(self)
+            engine.abort_request()  # what was read stays in the in-memory totals, not yet persisted
             raise
         self._on_counts_changed(self)
         return body

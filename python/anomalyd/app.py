@@ -19,8 +19,10 @@ from aiohttp import web
 
 from . import errors
 from .api import setup_routes
+from .auth import AUTHENTICATOR, Authenticator, auth_middleware
 from .keys import NODE, REGISTRY, REQUEST_STATS, SETTINGS, NodeInfo, RequestStats
 from .registry import JobRegistry
+from .security import SecurityStore
 from .settings import Settings
 from .store import CountsWriter, Store
 
@@ -99,11 +101,28 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         log.info("stopped")
 
 
+async def _security(app: web.Application) -> AsyncIterator[None]:
+    authenticator = app[AUTHENTICATOR]
+    snapshot = authenticator.refresh()  # a broken security store stops start-up, not the first request
+    if not snapshot.users and not snapshot.api_keys:
+        log.warning("security is on but no users exist; add one with `anomalyd users add`")
+    try:
+        yield
+    finally:
+        authenticator.store.close()
+
+
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
-    app = web.Application(middlewares=[es_middleware], client_max_size=settings.max_content_length)
+    # Authorization runs inside the error middleware (so refusals use Elasticsearch's envelope)
+    # and before any handler; with security off the middleware is not installed at all.
+    middlewares = [es_middleware, auth_middleware] if settings.security else [es_middleware]
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_content_length)
     app[SETTINGS] = settings
     app[REQUEST_STATS] = RequestStats(defaultdict(int))
     app.cleanup_ctx.append(_resources)
+    if settings.security:
+        app[AUTHENTICATOR] = Authenticator(SecurityStore(settings.data_dir))
+        app.cleanup_ctx.append(_security)
     setup_routes(app)
     return app

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
+import ssl
+import sys
 from pathlib import Path
 
 import click
@@ -29,8 +33,17 @@ def main() -> None:
 @click.option("--max-document-length", envvar="ANOMALYD_MAX_DOCUMENT_LENGTH", default="16mb", show_default=True, help="Largest single JSON document.")
 @click.option("--deprecation-warning/--no-deprecation-warning", envvar="ANOMALYD_DEPRECATION_WARNING", default=False,
               help="Send Elasticsearch's deprecation Warning header on _data.")
+@click.option("--security/--no-security", envvar="ANOMALYD_SECURITY", default=False,
+              help="Require credentials (see `anomalyd users`) and check privileges.")
+@click.option("--allow-insecure", envvar="ANOMALYD_ALLOW_INSECURE", is_flag=True, default=False,
+              help="Serve a non-loopback address without --security.")
+@click.option("--tls-cert", envvar="ANOMALYD_TLS_CERT", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PEM certificate chain; with --tls-key, serve HTTPS.")
+@click.option("--tls-key", envvar="ANOMALYD_TLS_KEY", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PEM private key for --tls-cert.")
 def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str, max_content_length: str,
-          shutdown_timeout: str, read_timeout: str, max_document_length: str, deprecation_warning: bool) -> None:
+          shutdown_timeout: str, read_timeout: str, max_document_length: str, deprecation_warning: bool,
+          security: bool, allow_insecure: bool, tls_cert: Path | None, tls_key: Path | None) -> None:
     """Serve the API (embedded store under --data-dir)."""
     from . import logs
     from .app import create_app
@@ -39,8 +52,16 @@ def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str,
         host=host, port=port, data_dir=data_dir, log_format=log_format, log_level=log_level,
         max_content_length=parse_size(max_content_length), shutdown_timeout=parse_duration(shutdown_timeout),
         read_timeout=parse_duration(read_timeout), max_document_bytes=parse_size(max_document_length),
-        deprecation_warning=deprecation_warning,
+        deprecation_warning=deprecation_warning, security=security, allow_insecure=allow_insecure,
+        tls_cert=tls_cert, tls_key=tls_key,
     )
+    if not security and not allow_insecure and not is_loopback(host):
+        raise click.UsageError(
+            f"refusing to serve [{host}] without security: anyone who can reach it could read, change and "
+            "delete every job. Use --security (with users from `anomalyd users add`), or --allow-insecure "
+            "if the network itself is trusted."
+        )
+    ssl_context = tls_context(tls_cert, tls_key)
     logs.configure(log_format, log_level)
     try:
         import uvloop
@@ -48,7 +69,187 @@ def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str,
         uvloop = None
     loop = uvloop.new_event_loop() if uvloop else asyncio.new_event_loop()
     web.run_app(create_app(settings), host=host, port=port, shutdown_timeout=settings.shutdown_timeout,
-                access_log=None, print=None, loop=loop, handle_signals=True)
+                access_log=None, print=None, loop=loop, handle_signals=True, ssl_context=ssl_context)
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address `host` names is a loopback one ("" and 0.0.0.0 mean all interfaces)."""
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(i[4][0].split("%")[0]).is_loopback for i in infos)
+
+
+def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """A server context for HTTPS, loaded now so a bad certificate stops start-up with a clear message."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as e:
+        raise click.UsageError(f"cannot load the TLS certificate [{cert}] and key [{key}]: {e}") from None
+    return context
+
+
+# -- security administration (works while the server runs: it notices changes on the next request) --
+
+data_dir_option = click.option("--data-dir", envvar="ANOMALYD_DATA_DIR", default="./data", show_default=True,
+                               type=click.Path(path_type=Path))
+
+
+def _store(data_dir: Path):  # noqa: ANN202 - imported lazily to keep `anomalyd --help` fast
+    from .security import SecurityStore
+
+    return SecurityStore(data_dir)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@main.group()
+def users() -> None:
+    """Manage users (HTTP Basic authentication)."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True,
+              help="superuser, machine_learning_admin, machine_learning_user, or a custom role; repeatable.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@data_dir_option
+def users_add(name: str, roles: tuple[str, ...], password_stdin: bool, data_dir: Path) -> None:
+    """Add a user with a password and roles."""
+    from .security import SecurityError
+
+    try:
+        _store(data_dir).add_user(name, _read_password(password_stdin), list(roles))
+    except SecurityError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"user [{name}] added")
+
+
+@users.command("list")
+@data_dir_option
+def users_list(data_dir: Path) -> None:
+    """List users and their roles."""
+    for user in _store(data_dir).list_users():
+        click.echo(f"{user.name}\t{','.join(user.roles)}")
+
+
+@users.command("delete")
+@click.argument("name")
+@data_dir_option
+def users_delete(name: str, data_dir: Path) -> None:
+    """Delete a user (their API keys stay valid until invalidated, as in Elasticsearch)."""
+    if not _store(data_dir).delete_user(name):
+        raise click.ClickException(f"user [{name}] does not exist")
+    click.echo(f"user [{name}] deleted")
+
+
+@main.group()
+def roles() -> None:
+    """Manage custom roles: named lists of cluster privileges."""
+
+
+@roles.command("add")
+@click.argument("name")
+@click.argument("privileges", nargs=-1, required=True)
+@data_dir_option
+def roles_add(name: str, privileges: tuple[str, ...], data_dir: Path) -> None:
+    """Create or replace a role granting PRIVILEGES (all, manage, manage_ml, monitor, monitor_ml)."""
+    from .security import SecurityError
+
+    try:
+        _store(data_dir).put_role(name, list(privileges))
+    except SecurityError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"role [{name}] saved")
+
+
+@roles.command("list")
+@data_dir_option
+def roles_list(data_dir: Path) -> None:
+    """List built-in and custom roles with their privileges."""
+    from .privileges import BUILTIN_ROLES
+
+    for name, privileges in {**BUILTIN_ROLES, **_store(data_dir).load().roles}.items():
+        click.echo(f"{name}\t{','.join(privileges)}")
+
+
+@roles.command("delete")
+@click.argument("name")
+@data_dir_option
+def roles_delete(name: str, data_dir: Path) -> None:
+    """Delete a custom role (users keeping it get nothing from it)."""
+    if not _store(data_dir).delete_role(name):
+        raise click.ClickException(f"role [{name}] does not exist")
+    click.echo(f"role [{name}] deleted")
+
+
+@main.group("api-keys")
+def api_keys() -> None:
+    """Manage API keys (`Authorization: ApiKey <encoded>`)."""
+
+
+@api_keys.command("create")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True, help="Role whose privileges the key gets; repeatable.")
+@click.option("--expiration", help="Lifetime, e.g. 30d (default: never expires).")
+@data_dir_option
+def api_keys_create(name: str, roles: tuple[str, ...], expiration: str | None, data_dir: Path) -> None:
+    """Create a key and print it, as JSON like `POST _security/api_key` answers (shown only once)."""
+    import json
+
+    from .security import CLI_OWNER, encoded_key, now_ms
+
+    store = _store(data_dir)
+    snapshot = store.load()
+    unknown = [r for r in roles if not snapshot.privileges([r])]
+    if unknown:
+        raise click.ClickException(f"unknown role(s) [{','.join(unknown)}]")
+    expires = now_ms() + int(parse_duration(expiration) * 1000) if expiration else None
+    key, secret = store.create_api_key(name, CLI_OWNER, sorted(snapshot.privileges(list(roles))), {}, expires)
+    out = {"id": key.id, "name": key.name, **({"expiration": expires} if expires else {}),
+           "api_key": secret, "encoded": encoded_key(key.id, secret)}
+    click.echo(json.dumps(out))
+
+
+@api_keys.command("list")
+@data_dir_option
+def api_keys_list(data_dir: Path) -> None:
+    """List keys (never their secrets)."""
+    import json
+
+    for key in sorted(_store(data_dir).load().api_keys.values(), key=lambda k: k.creation):
+        click.echo(json.dumps(key.info()))
+
+
+@api_keys.command("invalidate")
+@click.argument("ids", nargs=-1, required=True)
+@data_dir_option
+def api_keys_invalidate(ids: tuple[str, ...], data_dir: Path) -> None:
+    """Invalidate keys by id."""
+    store = _store(data_dir)
+    known = store.load().api_keys
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise click.ClickException(f"no API key with id [{','.join(missing)}]")
+    store.invalidate_api_keys(list(ids))
+    click.echo(f"invalidated [{','.join(ids)}]")
 
 
 if __name__ == "__main__":

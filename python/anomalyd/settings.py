@@ -47,3 +47,10 @@ class Settings:
     deprecation_warning: bool = False
     #: Seconds between group commits of lifetime counts.
     commit_interval: float = 0.05
+    #: Require HTTP Basic or ApiKey credentials and check privileges (users in the data dir).
+    security: bool = False
+    #: Serve a non-loopback address without security (refused unless set).
+    allow_insecure: bool = False
+    #: PEM certificate chain and private key: serve HTTPS when both are given.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None

@@ -83,8 +83,9 @@ pub struct Tokenizer {
     /// Number of objects among `frames`; zero means "at top level".
     objects: usize,
     seen: Vec<SeenKey>,
-    /// For each open object, where its keys start in `seen`.
-    seen_marks: Vec<usize>,
+    /// For each open object: where its keys start in `seen`, and a 64-bit Bloom filter of
+    /// them, so that the usual all-distinct keys skip the comparisons.
+    seen_marks: Vec<(usize, u64)>,
     scratch_a: Vec<u8>,
     scratch_b: Vec<u8>,
 }
@@ -110,10 +111,16 @@ pub fn is_run_byte(b: u8) -> bool {
 /// The first (up to) 8 bytes of a key as a little-endian word, for quick comparisons.
 #[inline(always)]
 pub fn key_word(key: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    let n = key.len().min(8);
-    w[..n].copy_from_slice(&key[..n]);
-    u64::from_le_bytes(w)
+    if key.len() >= 8 {
+        return u64::from_le_bytes(key[..8].try_into().expect("8 bytes"));
+    }
+    // Built in a register: a byte-wise copy to the stack followed by one wide load would
+    // stall store forwarding on every key.
+    let mut w = 0u64;
+    for (i, &b) in key.iter().enumerate() {
+        w |= (b as u64) << (8 * i);
+    }
+    w
 }
 
 impl Tokenizer {
@@ -253,13 +260,13 @@ impl Tokenizer {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn close(&mut self, pos: &mut usize, object: bool) -> Tok {
         *pos += 1;
         self.frames.pop();
         if object {
             self.objects -= 1;
-            let mark = self.seen_marks.pop().unwrap_or(0);
+            let mark = self.seen_marks.pop().map_or(0, |m| m.0);
             self.seen.truncate(mark);
         }
         self.after_value();
@@ -270,7 +277,7 @@ impl Tokenizer {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn value(&mut self, buf: &[u8], pos: &mut usize, complete: bool) -> Result<Tok, Stop> {
         let p = *pos;
         match buf[p] {
@@ -284,7 +291,7 @@ impl Tokenizer {
                 *pos = p + 1;
                 self.frames.push(Frame { object: true, expect: Expect::KeyOrEnd });
                 self.objects += 1;
-                self.seen_marks.push(self.seen.len());
+                self.seen_marks.push((self.seen.len(), 0));
                 Ok(Tok::StartObject)
             }
             b'[' => {
@@ -307,7 +314,7 @@ impl Tokenizer {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn key(&mut self, buf: &[u8], pos: &mut usize) -> Result<Tok, Stop> {
         let p = *pos;
         let text = scan_string(buf, p)?;
@@ -319,30 +326,39 @@ impl Tokenizer {
         Ok(Tok::Key(text))
     }
 
-    /// Jackson's strict duplicate detection, per object. Records have a handful of keys, so a
-    /// linear scan over (length, first word) pairs beats hashing.
+    /// Jackson's strict duplicate detection, per object. A Bloom bit per key settles the usual
+    /// case; only a possible repeat compares keys (escaped ones in their unescaped form).
+    #[inline(always)]
     fn is_duplicate(&mut self, buf: &[u8], text: Text) -> bool {
-        let mark = *self.seen_marks.last().unwrap_or(&0);
         let raw = &buf[text.start..text.end];
         let (len, word) = (raw.len() as u32, key_word(raw));
-        let mut dup = false;
+        let Some(&mut (mark, ref mut bloom)) = self.seen_marks.last_mut() else { return false };
+        let bit = 1u64 << ((word ^ (len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 58);
+        let maybe = *bloom & bit != 0 || text.escaped;
+        // An escaped key's raw bytes say nothing about its value: compare every later key.
+        *bloom |= if text.escaped { u64::MAX } else { bit };
+        if maybe && self.compare_seen(buf, mark, text, len, word) {
+            return true;
+        }
+        self.seen.push(SeenKey { len, word, text });
+        false
+    }
+
+    #[cold]
+    fn compare_seen(&mut self, buf: &[u8], mark: usize, text: Text, len: u32, word: u64) -> bool {
+        let raw = &buf[text.start..text.end];
         for k in &self.seen[mark..] {
             if text.escaped || k.text.escaped {
                 unescape_into(&buf[k.text.start..k.text.end], k.text.escaped, &mut self.scratch_a);
                 unescape_into(raw, text.escaped, &mut self.scratch_b);
                 if self.scratch_a == self.scratch_b {
-                    dup = true;
-                    break;
+                    return true;
                 }
             } else if k.len == len && k.word == word && buf[k.text.start..k.text.end] == *raw {
-                dup = true;
-                break;
+                return true;
             }
         }
-        if !dup {
-            self.seen.push(SeenKey { len, word, text });
-        }
-        dup
+        false
     }
 }
 
@@ -623,6 +639,8 @@ mod tests {
         let toks = tokens(r#"{"a":1,"a":2}"#);
         assert!(matches!(toks.last(), Some(Err(Stop::Error { resume: 10 }))));
         let toks = tokens(r#"{"a":1,"\u0061":2}"#);
+        assert!(matches!(toks.last(), Some(Err(Stop::Error { .. }))));
+        let toks = tokens(r#"{"\u0061":1,"a":2}"#);
         assert!(matches!(toks.last(), Some(Err(Stop::Error { .. }))));
         let toks = tokens(r#"{"a":{"a":1},"b":{"a":1}}"#);
         assert_eq!(toks.last(), Some(&Err(Stop::Eof)));

@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from . import data, jobs, metrics, root
+from . import data, jobs, metrics, root, security
 
 
 def setup_routes(app: web.Application) -> None:
@@ -10,3 +10,4 @@ def setup_routes(app: web.Application) -> None:
     jobs.setup(app)
     data.setup(app)
     metrics.setup(app)
+    security.setup(app)

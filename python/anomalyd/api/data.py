@@ -101,9 +101,7 @@ async def post_data(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     reject_unknown_query(request, DATA_PARAMS)
     job_id = request.match_info["job_id"]
-    if request.body_exists and request.headers.get("Content-Type") is not None:
-        check_content_type(request, streaming=True)
-    elif request.content_length:
+    if request.body_exists:  # a Content-Length body or a chunked one; an empty body needs no type
         check_content_type(request, streaming=True)
     length = request.content_length
     if length is not None and length > settings.max_content_length:

@@ -1,0 +1,49 @@
+"""Type stub of the native core (`rust/lib.rs`)."""
+
+from typing import Final
+
+DEFAULT_MAX_DOCUMENT_BYTES: Final[int]
+
+class MalformedInputError(ValueError):
+    """Too many parse errors, or the body ended inside a document."""
+
+class DocumentTooLargeError(ValueError):
+    """One JSON document exceeds the configured size limit."""
+
+class IngestEngine:
+    """One open job's ingest state: body chunks in, Elasticsearch-exact DataCounts out."""
+
+    def __init__(self, config: str, data_counts: str | None = None, max_document_bytes: int = ...) -> None:
+        """`config`: the job's JSON; `data_counts`: its persisted lifetime totals (JSON)."""
+    def start_request(self) -> None: ...
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed the next chunk of the body (zero-copy; the GIL is released for large chunks)."""
+    def finish_request(self, now_ms: int) -> bytes:
+        """End of body: the request's DataCounts as JSON. Raises MalformedInputError."""
+    def abort_request(self) -> None:
+        """The request failed: what was read stays in the lifetime totals."""
+    def stats_json(self) -> bytes:
+        """Live lifetime totals as `_stats` shows them for an open job."""
+    def persist_json(self, log_time_ms: int) -> bytes:
+        """Lifetime totals to persist, stamped with `log_time`."""
+    @property
+    def job_id(self) -> str: ...
+    @property
+    def latest_record_timestamp(self) -> int | None: ...
+    @property
+    def bucket_span_ms(self) -> int: ...
+
+def validate_time_format(fmt: str) -> None:
+    """Raise ValueError("Invalid Time format string '<fmt>'") unless `fmt` is usable."""
+
+def parse_date_param(text: str, now_ms: int) -> int | None:
+    """`now`, epoch seconds (<= 10 chars) or ms, or ISO-8601, in epoch ms; None if invalid."""
+
+def parse_time(fmt: str, text: str) -> int | None:
+    """Parse a record time value with a job time format, in epoch ms."""
+
+def simd_level() -> str:
+    """The SIMD level in use: scalar, sse2, avx2 or neon."""
+
+def set_simd_level(name: str) -> bool:
+    """Force a SIMD level (tests and benchmarks); False if the CPU lacks it."""

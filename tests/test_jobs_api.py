@@ -1,0 +1,415 @@
+"""The job API over HTTP: put, get, delete, open, close, stats, reset, and the REST-layer rules."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import POST_DATA_JOB
+
+BASE = "/_ml/anomaly_detectors"
+MINIMAL = {"analysis_config": {"detectors": [{"function": "count"}]}, "data_description": {}}
+NDJSON = {"Content-Type": "application/x-ndjson"}
+BODY = (
+    b'{"airline":"AAL","responsetime":"132.2046","sourcetype":"farequote","time":"1403481600"}\n'
+    b'{"airline":"JZA","responsetime":"990.4628","sourcetype":"farequote","time":"1403481700"}'
+)
+
+
+def es_error(status: int, type_: str, reason: str) -> dict:
+    return {"error": {"root_cause": [{"type": type_, "reason": reason}], "type": type_, "reason": reason}, "status": status}
+
+
+async def put(client, job_id: str, body: dict | None = None):
+    r = await client.put(f"{BASE}/{job_id}", json=MINIMAL if body is None else body)
+    assert r.status == 200, await r.text()
+    return await r.json()
+
+
+async def open_job(client, job_id: str):
+    r = await client.post(f"{BASE}/{job_id}/_open")
+    assert r.status == 200, await r.text()
+    return await r.json()
+
+
+async def stats(client, expr: str | None = None, **query):
+    path = f"{BASE}/_stats" if expr is None else f"{BASE}/{expr}/_stats"
+    r = await client.get(path, params=query)
+    return r.status, await r.json()
+
+
+# -- PUT ----------------------------------------------------------------------------------------
+
+
+async def test_put_returns_complete_config(client):
+    config = await put(client, "post-data-job", POST_DATA_JOB)
+    assert config["job_id"] == "post-data-job"
+    assert config["job_type"] == "anomaly_detector"
+    assert config["analysis_limits"] == {"model_memory_limit": "1024mb", "categorization_examples_limit": 4}
+    assert config["results_index_name"] == "shared"
+    assert config["allow_lazy_open"] is False
+    assert isinstance(config["create_time"], int)
+    assert config["analysis_config"]["detectors"][0]["detector_index"] == 0
+    assert "detector_description" in config["analysis_config"]["detectors"][0]
+
+
+@pytest.mark.parametrize(
+    "job_id, body, status, type_, reason",
+    [
+        ("Bad_Id", MINIMAL, 400, "illegal_argument_exception",
+         "Invalid job_id; 'Bad_Id' can contain lowercase alphanumeric (a-z and 0-9), hyphens or underscores; "
+         "must start and end with alphanumeric"),
+        ("an_id", {**MINIMAL, "job_id": "a_different_id"}, 400, "illegal_argument_exception",
+         "Inconsistent job_id; 'a_different_id' specified in the body differs from 'an_id' specified as a URL argument"),
+        ("no-ac", {"data_description": {}}, 400, None, "An analysis_config must be set"),
+        ("no-dd", {"analysis_config": {"detectors": [{"function": "count"}]}}, 400, None, "A data_description must be set"),
+    ],
+)
+async def test_put_validation_errors(client, job_id, body, status, type_, reason):
+    r = await client.put(f"{BASE}/{job_id}", json=body)
+    assert r.status == status
+    err = (await r.json())["error"]
+    assert err["reason"] == reason
+    assert err["root_cause"][0]["reason"] == reason
+    if type_:
+        assert err["type"] == type_
+    assert r.headers["X-Elastic-Product"] == "Elasticsearch"
+
+
+async def test_put_without_body_is_400(client):
+    r = await client.put(f"{BASE}/x")
+    assert r.status == 400
+    assert (await r.json())["status"] == 400
+
+
+async def test_put_id_taken(client):
+    await put(client, "jobs-crud-id-already-taken")
+    r = await client.put(f"{BASE}/jobs-crud-id-already-taken", json=MINIMAL)
+    assert r.status == 400
+    assert await r.json() == es_error(
+        400, "resource_already_exists_exception",
+        "The job cannot be created with the Id 'jobs-crud-id-already-taken'. The Id is already used.")
+
+
+async def test_put_with_vendor_content_types(client):
+    for n in (8, 9):
+        r = await client.put(f"{BASE}/vendor-{n}", data=b'{"analysis_config":{"detectors":[{"function":"count"}]},"data_description":{}}',
+                             headers={"Content-Type": f"application/vnd.elasticsearch+json; compatible-with={n}",
+                                      "Accept": f"application/vnd.elasticsearch+json; compatible-with={n}"})
+        assert r.status == 200, await r.text()
+        assert (await r.json())["job_id"] == f"vendor-{n}"
+
+
+async def test_put_with_text_plain_is_406(client):
+    r = await client.put(f"{BASE}/x", data=b'{}', headers={"Content-Type": "text/plain"})
+    assert r.status == 406
+    assert await r.json() == {"error": "Content-Type header [text/plain] is not supported", "status": 406}
+
+
+# -- GET jobs -----------------------------------------------------------------------------------
+
+
+async def test_get_jobs_selection(client):
+    r = await client.get(BASE + "/_all")
+    assert await r.json() == {"count": 0, "jobs": []}
+    for j in ("job-b", "job-a", "other"):
+        await put(client, j)
+    one = await (await client.get(f"{BASE}/job-a")).json()
+    assert one["count"] == 1 and one["jobs"][0]["job_id"] == "job-a"
+    for path in (BASE, BASE + "/_all", BASE + "/*"):
+        body = await (await client.get(path)).json()
+        assert [j["job_id"] for j in body["jobs"]] == ["job-a", "job-b", "other"], path
+        assert body["count"] == 3
+    body = await (await client.get(BASE + "/job-*")).json()
+    assert [j["job_id"] for j in body["jobs"]] == ["job-a", "job-b"]
+    body = await (await client.get(BASE + "/other,job-b")).json()
+    assert [j["job_id"] for j in body["jobs"]] == ["job-b", "other"]
+    body = await (await client.get(BASE + "/missing-*")).json()
+    assert body == {"count": 0, "jobs": []}
+
+
+async def test_get_jobs_not_found(client):
+    await put(client, "job-a")
+    r = await client.get(f"{BASE}/nope")
+    assert r.status == 404
+    assert await r.json() == es_error(404, "resource_not_found_exception", "No known job with id 'nope'")
+    r = await client.get(f"{BASE}/job-a,nope")
+    assert r.status == 404
+    assert (await r.json())["error"]["reason"] == "No known job with id 'nope'"
+    r = await client.get(f"{BASE}/missing-*", params={"allow_no_match": "false"})
+    assert r.status == 404
+    assert await r.json() == es_error(404, "resource_not_found_exception", "No known job with id 'missing-*'")
+    r = await client.get(f"{BASE}/missing-*", params={"allow_no_match": "true"})
+    assert r.status == 200 and (await r.json())["count"] == 0
+
+
+# -- DELETE -------------------------------------------------------------------------------------
+
+
+async def test_delete_job(client):
+    await put(client, "del")
+    r = await client.delete(f"{BASE}/del")
+    assert r.status == 200 and await r.json() == {"acknowledged": True}
+    assert (await client.get(f"{BASE}/del")).status == 404
+    r = await client.delete(f"{BASE}/del")
+    assert r.status == 404
+    assert await r.json() == es_error(404, "resource_not_found_exception", "No known job with id 'del'")
+
+
+async def test_delete_open_job_needs_force(client):
+    await put(client, "delete-opened-job")
+    await open_job(client, "delete-opened-job")
+    r = await client.delete(f"{BASE}/delete-opened-job")
+    assert r.status == 409
+    assert await r.json() == es_error(409, "status_exception", "Cannot delete job [delete-opened-job] because the job is opened")
+    r = await client.delete(f"{BASE}/delete-opened-job", params={"force": "true"})
+    assert r.status == 200 and await r.json() == {"acknowledged": True}
+    assert (await client.get(f"{BASE}/delete-opened-job")).status == 404
+    # the id can be used again
+    await put(client, "delete-opened-job")
+
+
+# -- open / close -------------------------------------------------------------------------------
+
+
+async def test_open(client):
+    await put(client, "j")
+    body = await open_job(client, "j")
+    assert body["opened"] is True
+    assert isinstance(body["node"], str) and re.fullmatch(r"\S+", body["node"])
+    assert list(body) == ["opened", "node"]
+    r = await client.post(f"{BASE}/j/_open")
+    assert r.status == 409
+    assert await r.json() == es_error(409, "status_exception", "Cannot open job [j] because it has already been opened")
+    r = await client.post(f"{BASE}/not_a_job/_open")
+    assert r.status == 404
+    assert await r.json() == es_error(404, "resource_not_found_exception", "No known job with id 'not_a_job'")
+
+
+async def test_open_params_in_query_or_body(client):
+    await put(client, "a")
+    await put(client, "b")
+    assert (await client.post(f"{BASE}/a/_open", params={"timeout": "30s"})).status == 200
+    r = await client.post(f"{BASE}/b/_open", json={"timeout": "30s"})
+    assert r.status == 200, await r.text()
+    r = await client.post(f"{BASE}/b/_open", json={"bogus": 1})
+    assert r.status == 400
+
+
+async def test_close(client):
+    await put(client, "j")
+    await open_job(client, "j")
+    r = await client.post(f"{BASE}/j/_close")
+    assert r.status == 200 and await r.json() == {"closed": True}
+    # idempotent
+    r = await client.post(f"{BASE}/j/_close")
+    assert r.status == 200 and await r.json() == {"closed": True}
+    r = await client.post(f"{BASE}/not_a_job/_close")
+    assert r.status == 404
+    assert await r.json() == es_error(404, "resource_not_found_exception", "No known job with id 'not_a_job'")
+    # reopen works after close
+    await open_job(client, "j")
+    _, s = await stats(client, "j")
+    assert s["jobs"][0]["state"] == "opened"
+
+
+async def test_close_force_and_params_in_body(client):
+    await put(client, "j")
+    await open_job(client, "j")
+    r = await client.post(f"{BASE}/j/_close", json={"force": True, "timeout": "30s", "allow_no_match": True})
+    assert r.status == 200 and await r.json() == {"closed": True}
+    await open_job(client, "j")
+    r = await client.post(f"{BASE}/j/_close", params={"force": "true"})
+    assert r.status == 200 and await r.json() == {"closed": True}
+    _, s = await stats(client, "j")
+    assert s["jobs"][0]["state"] == "closed"
+
+
+async def test_close_all_and_wildcards(client):
+    for j in ("close-a", "close-b", "keep"):
+        await put(client, j)
+        await open_job(client, j)
+    r = await client.post(f"{BASE}/close-*/_close")
+    assert r.status == 200 and await r.json() == {"closed": True}
+    _, s = await stats(client, "_all")
+    assert {j["job_id"]: j["state"] for j in s["jobs"]} == {"close-a": "closed", "close-b": "closed", "keep": "opened"}
+    await open_job(client, "close-a")
+    r = await client.post(f"{BASE}/_all/_close")
+    assert r.status == 200 and await r.json() == {"closed": True}
+    _, s = await stats(client)
+    assert {j["state"] for j in s["jobs"]} == {"closed"}
+
+
+async def test_close_allow_no_match(client):
+    r = await client.post(f"{BASE}/missing-*/_close")
+    assert r.status == 200 and await r.json() == {"closed": True}
+    r = await client.post(f"{BASE}/missing-*/_close", params={"allow_no_match": "false"})
+    assert r.status == 404
+    assert await r.json() == es_error(404, "resource_not_found_exception", "No known job with id 'missing-*'")
+    r = await client.post(f"{BASE}/missing-*/_close", json={"allow_no_match": False})
+    assert r.status == 404
+
+
+# -- _stats -------------------------------------------------------------------------------------
+
+ZERO_COUNTS = {
+    "processed_record_count": 0, "processed_field_count": 0, "input_bytes": 0, "input_field_count": 0,
+    "invalid_date_count": 0, "missing_field_count": 0, "out_of_order_timestamp_count": 0,
+    "empty_bucket_count": 0, "sparse_bucket_count": 0, "bucket_count": 0, "input_record_count": 0,
+}
+
+
+async def test_stats_never_fed_closed_job(client):
+    await put(client, "fresh")
+    status, body = await stats(client, "fresh")
+    assert status == 200 and body["count"] == 1
+    job = body["jobs"][0]
+    assert list(job) == ["job_id", "data_counts", "model_size_stats", "forecasts_stats", "state", "timing_stats"]
+    assert job["state"] == "closed"
+    assert job["data_counts"] == {"job_id": "fresh", **ZERO_COUNTS}
+    assert list(job["data_counts"])[:2] == ["job_id", "processed_record_count"]
+    assert list(job["data_counts"])[-1] == "input_record_count"
+    assert job["forecasts_stats"] == {"total": 0, "forecasted_jobs": 0}
+    assert job["timing_stats"] == {"job_id": "fresh", "bucket_count": 0, "total_bucket_processing_time_ms": 0.0}
+    msz = job["model_size_stats"]
+    assert msz["job_id"] == "fresh" and msz["result_type"] == "model_size_stats"
+    assert msz["memory_status"] == "ok" and msz["model_bytes"] == 0 and "timestamp" not in msz
+    assert isinstance(msz["log_time"], int)
+    for absent in ("node", "open_time", "assignment_explanation", "deleting"):
+        assert absent not in job
+
+
+async def test_stats_open_job_has_node_and_open_time(client):
+    await put(client, "j")
+    await open_job(client, "j")
+    _, body = await stats(client, "j")
+    job = body["jobs"][0]
+    assert job["state"] == "opened"
+    assert list(job) == ["job_id", "data_counts", "model_size_stats", "forecasts_stats", "state", "node",
+                         "assignment_explanation", "open_time", "timing_stats"]
+    assert re.fullmatch(r"\d+s", job["open_time"])
+    assert job["assignment_explanation"] == ""
+    node = job["node"]
+    assert set(node) >= {"id", "name", "ephemeral_id", "transport_address", "attributes"}
+    assert "ml.machine_memory" in node["attributes"]
+    assert job["data_counts"] == {"job_id": "j", **ZERO_COUNTS}
+    assert job["timing_stats"] == {"job_id": "j", "bucket_count": 0, "total_bucket_processing_time_ms": 0.0}
+    # node identity matches the _open answer's node
+    await put(client, "k")
+    opened = await open_job(client, "k")
+    assert opened["node"] == node["id"]
+
+
+async def test_stats_selection_and_sorting(client):
+    for j in ("zeta", "alpha", "mid"):
+        await put(client, j)
+    for expr in (None, "_all", "*"):
+        status, body = await stats(client, expr)
+        assert status == 200 and body["count"] == 3
+        assert [j["job_id"] for j in body["jobs"]] == ["alpha", "mid", "zeta"]
+    _, body = await stats(client, "zeta,alpha")
+    assert [j["job_id"] for j in body["jobs"]] == ["alpha", "zeta"]
+    status, body = await stats(client, "nope")
+    assert status == 404 and body == es_error(404, "resource_not_found_exception", "No known job with id 'nope'")
+    status, body = await stats(client, "missing-*")
+    assert status == 200 and body == {"count": 0, "jobs": []}
+    status, body = await stats(client, "missing-*", allow_no_match="false")
+    assert status == 404 and body["error"]["reason"] == "No known job with id 'missing-*'"
+
+
+async def test_stats_after_data_open_and_closed(client):
+    j = "post-data-job"
+    await put(client, j, POST_DATA_JOB)
+    await open_job(client, j)
+    r = await client.post(f"{BASE}/{j}/_data", data=BODY, headers=NDJSON)
+    assert r.status == 202
+    _, body = await stats(client, j)
+    dc = body["jobs"][0]["data_counts"]
+    assert dc["processed_record_count"] == 2 and dc["processed_field_count"] == 4 and dc["input_field_count"] == 6
+    assert dc["earliest_record_timestamp"] == 1403481600000 and dc["latest_record_timestamp"] == 1403481700000
+    assert (await client.post(f"{BASE}/{j}/_close")).status == 200
+    _, body = await stats(client, j)
+    job = body["jobs"][0]
+    assert job["state"] == "closed" and "node" not in job and "open_time" not in job
+    dc = job["data_counts"]
+    assert dc["processed_record_count"] == 2 and dc["input_bytes"] == 177
+    assert "log_time" in dc and list(dc)[-1] == "log_time"
+
+
+# -- _features/_reset ---------------------------------------------------------------------------
+
+
+async def test_features_reset(client):
+    await put(client, "a")
+    await put(client, "b")
+    await open_job(client, "b")
+    r = await client.post("/_features/_reset")
+    assert r.status == 200
+    assert await r.json() == {"features": [{"feature_name": "machine_learning", "status": "SUCCESS"}]}
+    assert await (await client.get(BASE)).json() == {"count": 0, "jobs": []}
+    await put(client, "b")
+    await open_job(client, "b")
+
+
+# -- GET / and the REST layer -------------------------------------------------------------------
+
+
+async def test_root_info(client):
+    r = await client.get("/")
+    assert r.status == 200
+    assert r.headers["X-Elastic-Product"] == "Elasticsearch"
+    assert r.content_type == "application/json"
+    body = await r.json()
+    assert {"name", "cluster_name", "cluster_uuid", "version", "tagline"} <= set(body)
+    assert body["tagline"] == "You Know, for Search"
+    assert body["version"]["build_flavor"] == "default"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", body["version"]["number"])
+
+
+async def test_product_header_on_every_response(client):
+    await put(client, "j")
+    responses = [
+        await client.get("/"),
+        await client.get(BASE),
+        await client.get(f"{BASE}/nope"),                       # 404
+        await client.post(f"{BASE}/nope/_data", data=b"{}", headers=NDJSON),  # 409
+        await client.get(f"{BASE}/j/_data"),                    # 405
+        await client.get("/no/such/thing"),                     # 400 unknown url
+        await client.post(f"{BASE}/j/_data", data=b"{}", headers={"Content-Type": "text/plain"}),  # 406
+        await client.get(f"{BASE}", params={"bogus": "1"}),     # 400 unknown param
+    ]
+    for r in responses:
+        assert r.headers.get("X-Elastic-Product") == "Elasticsearch", (r.status, r.url)
+    assert [r.status for r in responses] == [200, 200, 404, 409, 405, 400, 406, 400]
+
+
+async def test_405_simple_form(client):
+    await put(client, "j")
+    r = await client.get(f"{BASE}/j/_data")
+    assert r.status == 405
+    assert await r.json() == {
+        "error": f"Incorrect HTTP method for uri [{BASE}/j/_data] and method [GET], allowed: [POST]", "status": 405}
+    assert "POST" in r.headers.get("Allow", "")
+    r = await client.put(f"{BASE}/j/_open")
+    assert r.status == 405
+    assert (await r.json())["error"].endswith("and method [PUT], allowed: [POST]")
+
+
+async def test_unknown_url(client):
+    r = await client.get("/_nothing_here")
+    assert r.status == 400
+    assert await r.json() == {"error": "no handler found for uri [/_nothing_here] and method [GET]", "status": 400}
+
+
+async def test_unknown_query_parameter(client):
+    await put(client, "j")
+    for method, path in (("GET", f"{BASE}/j"), ("GET", f"{BASE}/j/_stats"), ("POST", f"{BASE}/j/_open"),
+                         ("DELETE", f"{BASE}/j"), ("POST", f"{BASE}/j/_data")):
+        r = await client.request(method, path, params={"bogus": "1"}, headers=NDJSON)
+        assert r.status == 400, (method, path)
+        body = await r.json()
+        assert body["error"]["type"] == "illegal_argument_exception"
+        assert body["error"]["reason"] == f"request [{path}] contains unrecognized parameter: [bogus]"
+    # common parameters are fine
+    assert (await client.get(f"{BASE}/j", params={"pretty": "true"})).status == 200

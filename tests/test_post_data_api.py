@@ -1,0 +1,706 @@
+"""`POST _data` and `POST _flush` over HTTP: counts, content types, limits, errors, queueing,
+metrics and persistence across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import sqlite3
+import time
+
+import aiohttp
+import pytest
+
+from anomalyd.app import create_app
+from anomalyd.keys import REGISTRY
+from anomalyd.settings import Settings
+from conftest import POST_DATA_JOB
+
+BASE = "/_ml/anomaly_detectors"
+J = "post-data-job"
+DATA = f"{BASE}/{J}/_data"
+FLUSH = f"{BASE}/{J}/_flush"
+NDJSON = {"Content-Type": "application/x-ndjson"}
+JSON = {"Content-Type": "application/json"}
+BODY = (
+    b'{"airline":"AAL","responsetime":"132.2046","sourcetype":"farequote","time":"1403481600"}\n'
+    b'{"airline":"JZA","responsetime":"990.4628","sourcetype":"farequote","time":"1403481700"}'
+)
+ORDER = ["job_id", "processed_record_count", "processed_field_count", "input_bytes", "input_field_count",
+         "invalid_date_count", "missing_field_count", "out_of_order_timestamp_count", "empty_bucket_count",
+         "sparse_bucket_count", "bucket_count", "earliest_record_timestamp", "latest_record_timestamp",
+         "last_data_time", "latest_empty_bucket_timestamp", "latest_sparse_bucket_timestamp", "input_record_count"]
+
+
+def es_error(status: int, type_: str, reason: str) -> dict:
+    return {"error": {"root_cause": [{"type": type_, "reason": reason}], "type": type_, "reason": reason}, "status": status}
+
+
+def wrapped(status: int, cause: str, reason: str) -> dict:
+    """8.x: a status_exception wrapping the original exception."""
+    return {"error": {"root_cause": [{"type": cause, "reason": reason}], "type": "status_exception", "reason": reason,
+                      "caused_by": {"type": cause, "reason": reason}}, "status": status}
+
+
+def rec(t: int, airline: str = "AAL", rt: float = 100.0) -> bytes:
+    return json.dumps({"airline": airline, "responsetime": rt, "time": t}).encode()
+
+
+def assert_order(counts: dict) -> None:
+    keys = list(counts)
+    assert keys == [k for k in ORDER if k in keys], keys
+    for required in ("job_id", "processed_record_count", "input_bytes", "bucket_count", "input_record_count"):
+        assert required in counts
+    assert "log_time" not in counts
+    assert None not in counts.values()
+
+
+async def setup_job(client, job: dict = POST_DATA_JOB, open_: bool = True) -> None:
+    r = await client.put(f"{BASE}/{job['job_id']}", json=job)
+    assert r.status == 200, await r.text()
+    if open_:
+        r = await client.post(f"{BASE}/{job['job_id']}/_open")
+        assert r.status == 200, await r.text()
+
+
+async def post(client, body: bytes, headers=NDJSON, path: str = DATA, **params):
+    r = await client.post(path, data=body, headers=headers, params=params)
+    return r.status, await r.json() if r.content_length != 0 else None
+
+
+async def job_stats(client, job_id: str = J) -> dict:
+    r = await client.get(f"{BASE}/{job_id}/_stats")
+    assert r.status == 200
+    return (await r.json())["jobs"][0]
+
+
+# -- success ------------------------------------------------------------------------------------
+
+
+async def test_post_data_202_counts_and_order(client):
+    await setup_job(client)
+    before = int(time.time() * 1000)
+    status, counts = await post(client, BODY)
+    assert status == 202
+    assert_order(counts)
+    assert list(counts) == ["job_id", "processed_record_count", "processed_field_count", "input_bytes", "input_field_count",
+                            "invalid_date_count", "missing_field_count", "out_of_order_timestamp_count",
+                            "empty_bucket_count", "sparse_bucket_count", "bucket_count", "earliest_record_timestamp",
+                            "latest_record_timestamp", "last_data_time", "input_record_count"]
+    assert counts["job_id"] == J
+    assert counts["processed_record_count"] == 2 and counts["processed_field_count"] == 4
+    assert counts["input_bytes"] == 177 and counts["input_field_count"] == 6
+    assert counts["invalid_date_count"] == counts["missing_field_count"] == counts["out_of_order_timestamp_count"] == 0
+    assert counts["earliest_record_timestamp"] == 1403481600000
+    assert counts["latest_record_timestamp"] == 1403481700000
+    assert before <= counts["last_data_time"] <= int(time.time() * 1000) + 1
+    assert counts["input_record_count"] == 2
+
+    # earliest_record_timestamp only in the response that processed the first record ever
+    status, counts = await post(client, rec(1403481800))
+    assert status == 202
+    assert "earliest_record_timestamp" not in counts
+    assert counts["latest_record_timestamp"] == 1403481800000
+    assert counts["processed_record_count"] == 1
+
+    # nothing processed, nothing out of order: no latest_record_timestamp either
+    status, counts = await post(client, b'{"airline":"AAL","responsetime":1}')
+    assert status == 202
+    assert "earliest_record_timestamp" not in counts and "latest_record_timestamp" not in counts
+    assert counts["invalid_date_count"] == 1 and counts["missing_field_count"] == 1
+    assert_order(counts)
+
+
+async def test_post_data_response_content_type_and_no_warning(client):
+    await setup_job(client)
+    r = await client.post(DATA, data=BODY, headers=NDJSON)
+    assert r.status == 202
+    assert r.content_type == "application/json"
+    assert "Warning" not in r.headers
+    assert r.headers["X-Elastic-Product"] == "Elasticsearch"
+
+
+async def test_json_array_body(client):
+    await setup_job(client)
+    body = json.dumps([{"airline": "AAL", "responsetime": 132.2046, "time": 1403481600},
+                       {"airline": "JZA", "responsetime": 990.4628, "time": 1403481700}]).encode()
+    status, counts = await post(client, body, headers=JSON)
+    assert status == 202
+    assert counts["processed_record_count"] == 2 and counts["processed_field_count"] == 4
+    assert counts["input_field_count"] == 4 and counts["input_bytes"] == len(body)
+
+
+@pytest.mark.parametrize("ctype", [
+    "application/json", "application/x-ndjson", "application/json; charset=UTF-8",
+    "application/vnd.elasticsearch+json; compatible-with=8", "application/vnd.elasticsearch+json; compatible-with=9",
+    "application/vnd.elasticsearch+x-ndjson; compatible-with=9",
+])
+async def test_accepted_content_types(client, ctype):
+    await setup_job(client)
+    status, counts = await post(client, BODY, headers={"Content-Type": ctype})
+    assert status == 202, counts
+    assert counts["processed_record_count"] == 2
+
+
+async def test_ndjson_crlf_adjacent_and_whitespace(client):
+    await setup_job(client)
+    body = rec(1403481600) + b"\r\n" + rec(1403481601) + rec(1403481602) + b"  \n\t " + rec(1403481603) + b"\r\n"
+    status, counts = await post(client, body)
+    assert status == 202
+    assert counts["processed_record_count"] == 4
+    assert counts["input_bytes"] == len(body)
+
+
+async def test_empty_body(client):
+    await setup_job(client)
+    before = int(time.time() * 1000)
+    status, counts = await post(client, b"", headers=JSON)
+    assert status == 202
+    assert counts == {"job_id": J, "processed_record_count": 0, "processed_field_count": 0, "input_bytes": 0,
+                      "input_field_count": 0, "invalid_date_count": 0, "missing_field_count": 0,
+                      "out_of_order_timestamp_count": 0, "empty_bucket_count": 0, "sparse_bucket_count": 0,
+                      "bucket_count": 0, "last_data_time": counts["last_data_time"], "input_record_count": 0}
+    assert counts["last_data_time"] >= before
+    dc = (await job_stats(client))["data_counts"]
+    assert dc["last_data_time"] == counts["last_data_time"]
+
+
+async def test_gzip_body_counted_after_decompression(client):
+    await setup_job(client)
+    r = await client.post(DATA, data=gzip.compress(BODY), headers={**NDJSON, "Content-Encoding": "gzip"})
+    assert r.status == 202, await r.text()
+    counts = await r.json()
+    assert counts["input_bytes"] == len(BODY) == 177
+    assert counts["processed_record_count"] == 2
+
+
+# -- content type and size ----------------------------------------------------------------------
+
+
+async def test_missing_content_type(client):
+    await setup_job(client)
+    r = await client.post(DATA, data=BODY, skip_auto_headers=["Content-Type"])
+    assert r.status == 406
+    assert await r.json() == {"error": "Content-Type header is missing", "status": 406}
+
+
+async def test_missing_content_type_chunked(client):
+    await setup_job(client)
+
+    async def gen():
+        yield BODY
+
+    r = await client.post(DATA, data=gen(), skip_auto_headers=["Content-Type"])
+    assert r.status == 406
+    assert await r.json() == {"error": "Content-Type header is missing", "status": 406}
+
+
+async def test_text_plain_not_supported(client):
+    await setup_job(client)
+    r = await client.post(DATA, data=BODY, headers={"Content-Type": "text/plain"})
+    assert r.status == 406
+    assert await r.json() == {"error": "Content-Type header [text/plain] is not supported", "status": 406}
+    r = await client.post(DATA, data=BODY, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status == 406
+    assert await r.json() == {"error": "Content-Type header [application/x-www-form-urlencoded] is not supported", "status": 406}
+
+
+async def test_yaml_does_not_support_stream_parsing(client):
+    await setup_job(client)
+    r = await client.post(DATA, data=b"a: 1\n", headers={"Content-Type": "application/yaml"})
+    assert r.status == 406
+    assert await r.json() == {"error": "Content-Type [yaml] does not support stream parsing. Use JSON or SMILE instead",
+                              "status": 406}
+
+
+@pytest.fixture
+def small_limits() -> None:
+    """Asked for by a test, it gives the app tiny body and document limits (see `settings`)."""
+
+
+@pytest.fixture
+def settings(tmp_path, request):
+    """The default test settings, or tiny limits for tests that ask for `small_limits`."""
+    if "small_limits" in request.fixturenames:
+        return Settings(data_dir=tmp_path / "data", commit_interval=0.0, max_content_length=1000, max_document_bytes=500)
+    return Settings(data_dir=tmp_path / "data", commit_interval=0.0)
+
+
+async def test_content_length_above_max_is_413_empty(small_limits, client):
+    await setup_job(client)
+    body = b"\n".join(rec(1403481600 + i) for i in range(30))
+    assert len(body) > 1000
+    r = await client.post(DATA, data=body, headers=NDJSON)
+    assert r.status == 413
+    assert await r.read() == b""
+    assert r.headers["X-Elastic-Product"] == "Elasticsearch"
+    assert (await job_stats(client))["data_counts"]["input_bytes"] == 0
+    # a chunked body of the same size is fine: streams are unbounded
+    async def gen():
+        for i in range(30):
+            yield rec(1403481600 + i) + b"\n"
+    r = await client.post(DATA, data=gen(), headers=NDJSON)
+    assert r.status == 202, await r.text()
+    assert (await r.json())["processed_record_count"] == 30
+
+
+async def test_document_over_max_document_bytes(small_limits, client):
+    await setup_job(client)
+
+    async def gen():
+        yield rec(1403481600) + b"\n"
+        yield b'{"airline":"' + b"x" * 600 + b'","time":1403481601}\n'
+
+    r = await client.post(DATA, data=gen(), headers=NDJSON)
+    assert r.status == 400
+    body = await r.json()
+    assert body["status"] == 400 and body["error"]["type"] == "status_exception"
+    assert "larger than the limit of [500] bytes" in body["error"]["reason"]
+    dc = (await job_stats(client))["data_counts"]
+    assert dc["processed_record_count"] == 1
+    status, counts = await post(client, rec(1403481602))
+    assert status == 202 and counts["processed_record_count"] == 1
+
+
+# -- job not open -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("job_id", ["not_a_job", "post-data-closed-job", "post-data-*", "post-data-job,post-data-closed-job"])
+async def test_not_open_is_409(client, job_id):
+    await setup_job(client)
+    await setup_job(client, {**POST_DATA_JOB, "job_id": "post-data-closed-job"}, open_=False)
+    status, body = await post(client, BODY, path=f"{BASE}/{job_id}/_data")
+    assert status == 409
+    assert body == es_error(409, "status_exception", f"Cannot perform requested action because job [{job_id}] is not open")
+    r = await client.post(f"{BASE}/{job_id}/_flush")
+    assert r.status == 409
+    assert await r.json() == body
+
+
+async def test_not_open_checked_before_reset_params(client):
+    await setup_job(client, open_=False)
+    status, body = await post(client, BODY, reset_start="not_a_date")
+    assert status == 409
+
+
+# -- reset_start / reset_end --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("start, end", [
+    ("1403481600", ""), ("1403481600000", ""), ("2014-06-23T00:00:00Z", ""), ("2014-06-23T00:00:00.000Z", ""),
+    ("now", ""), ("1403481600", "1403485200"), ("1403481600", "1403481600"), ("", "1403481600"),
+])
+async def test_reset_formats_accepted(client, start, end):
+    await setup_job(client)
+    params = {k: v for k, v in (("reset_start", start), ("reset_end", end)) if v}
+    status, counts = await post(client, BODY, **params)
+    assert status == 202, counts
+    assert counts["processed_record_count"] == 2
+
+
+@pytest.mark.parametrize("params, name, value", [
+    ({"reset_start": "not_a_date"}, "start", "not_a_date"),
+    ({"reset_start": "1403481600", "reset_end": "end_not_a_date"}, "end", "end_not_a_date"),
+    ({"reset_end": "end_not_a_date"}, "end", "end_not_a_date"),
+    ({"reset_start": "-5"}, "start", "-5"),
+])
+async def test_reset_unparseable(client, params, name, value):
+    await setup_job(client)
+    status, body = await post(client, BODY, **params)
+    assert status == 400
+    reason = f"Query param [{name}] with value [{value}] cannot be parsed as a date or converted to a number (epoch)."
+    assert body == wrapped(400, "parse_exception", reason)
+    # nothing was read
+    assert (await job_stats(client))["data_counts"]["input_bytes"] == 0
+
+
+async def test_reset_end_before_start(client):
+    await setup_job(client)
+    status, body = await post(client, BODY, reset_start="1403481600", reset_end="1403481500")
+    assert status == 400
+    reason = "Invalid time range: end time '1403481500' is earlier than start time '1403481600'."
+    assert body == wrapped(400, "illegal_argument_exception", reason)
+
+
+# -- malformed JSON -----------------------------------------------------------------------------
+
+
+async def test_malformed_json(client):
+    await setup_job(client)
+    status, first = await post(client, rec(1403481600))
+    assert status == 202
+    before = (await job_stats(client))["data_counts"]
+    status, body = await post(client, rec(1403481601) + b"\n" + rec(1403481602) + b'\n{"time')
+    assert status == 400
+    assert body == wrapped(400, "parse_exception", "The input JSON data is malformed.")
+    dc = (await job_stats(client))["data_counts"]
+    assert dc["processed_record_count"] == 3
+    assert dc["latest_record_timestamp"] == 1403481602000
+    assert dc["input_bytes"] > before["input_bytes"]
+    assert dc["last_data_time"] == first["last_data_time"]
+    # the job is still usable
+    status, counts = await post(client, rec(1403481603))
+    assert status == 202 and counts["processed_record_count"] == 1
+    assert (await job_stats(client))["data_counts"]["processed_record_count"] == 4
+
+
+async def test_failed_request_is_not_persisted(client, settings):
+    await setup_job(client)
+    assert (await post(client, rec(1403481600)))[0] == 202
+    assert (await post(client, rec(1403481601) + b'{"time'))[0] == 400
+    await client.server.app[REGISTRY].writer.flush()
+    with sqlite3.connect(settings.data_dir / "anomalyd.sqlite3") as db:
+        (saved,) = db.execute("SELECT data_counts FROM jobs WHERE job_id = ?", (J,)).fetchone()
+    assert json.loads(saved)["processed_record_count"] == 1
+    # in memory it is there, and close persists it
+    assert (await job_stats(client))["data_counts"]["processed_record_count"] == 2
+    assert (await client.post(f"{BASE}/{J}/_close")).status == 200
+    assert (await job_stats(client))["data_counts"]["processed_record_count"] == 2
+
+
+async def test_100_error_limit(client):
+    await setup_job(client)
+    ok = rec(1403481600) + b'{"time":"1403481601" "airline" ' + b"@" * 99 + b"}"
+    status, counts = await post(client, ok)
+    assert status == 202, counts
+    bad = rec(1403481602) + b'{"time":"1403481603" "airline" ' + b"@" * 150 + b"}"
+    status, body = await post(client, bad)
+    assert status == 400
+    assert body == wrapped(400, "parse_exception", "The input JSON data is malformed.")
+
+
+async def test_missing_comma_recovers(client):
+    await setup_job(client)
+    status, counts = await post(client, b'{"time":"1403481600" "responsetime":"2.0","airline":"A"}\n' + rec(1403481601))
+    assert status == 202
+    assert counts["processed_record_count"] == 2
+    assert counts["missing_field_count"] == 2
+
+
+# -- flush --------------------------------------------------------------------------------------
+
+
+async def test_flush_after_data(client):
+    await setup_job(client)
+    await post(client, BODY)
+    r = await client.post(FLUSH)
+    assert r.status == 200
+    assert await r.json() == {"flushed": True, "last_finalized_bucket_end": 1403481600000}
+
+
+async def test_flush_without_data(client):
+    await setup_job(client)
+    r = await client.post(FLUSH)
+    assert r.status == 200 and await r.json() == {"flushed": True}
+    assert await (await client.post(f"{BASE}/{J}/_close")).json() == {"closed": True}
+    assert (await job_stats(client))["state"] == "closed"
+
+
+@pytest.mark.parametrize("how", ["query", "body", "body-int", "vendor"])
+async def test_flush_skip_time(client, how):
+    await setup_job(client)
+    body = rec(1403481600, rt=132.2046) + b"\n" + rec(1403485200, rt=990.4628)
+    assert (await post(client, body))[0] == 202
+    if how == "query":
+        r = await client.post(FLUSH, params={"skip_time": "1403488700"})
+    elif how == "body":
+        r = await client.post(FLUSH, json={"skip_time": "1403488700"})
+    elif how == "body-int":
+        r = await client.post(FLUSH, json={"skip_time": 1403488700})
+    else:
+        r = await client.post(FLUSH, data=b'{"skip_time":1403488700,"calc_interim":true}',
+                              headers={"Content-Type": "application/vnd.elasticsearch+json; compatible-with=9"})
+    assert r.status == 200, await r.text()
+    assert await r.json() == {"flushed": True, "last_finalized_bucket_end": 1403488800000}
+    for t in (1403488600, 1403488700, 1403488900, 1403492400):
+        status, counts = await post(client, rec(t))
+        assert status == 202 and counts["processed_record_count"] == 1
+    assert await (await client.post(f"{BASE}/{J}/_close")).json() == {"closed": True}
+
+
+@pytest.mark.parametrize("params, reason", [
+    ({"start": "1403481600"}, "Invalid flush parameters: unexpected 'start'."),
+    ({"end": "1403481600"}, "Invalid flush parameters: unexpected 'end'."),
+    ({"calc_interim": "true", "end": "1403481600"}, "Invalid flush parameters: 'start' has not been specified."),
+    ({"advance_time": "1403481600", "skip_time": "1403481700"},
+     "advance_time [1403481600] must be later than skip_time [1403481700]"),
+    ({"advance_time": "1403481600", "skip_time": "1403481600"},
+     "advance_time [1403481600] must be later than skip_time [1403481600]"),
+])
+async def test_flush_parameter_errors(client, params, reason):
+    await setup_job(client)
+    r = await client.post(FLUSH, params=params)
+    assert r.status == 400
+    body = await r.json()
+    assert body["error"]["reason"] == reason
+    assert body["error"]["root_cause"][0]["reason"] == reason
+    r = await client.post(FLUSH, json=params)
+    assert r.status == 400
+    assert (await r.json())["error"]["reason"] == reason
+
+
+@pytest.mark.parametrize("name", ["advance_time", "skip_time"])
+async def test_flush_bad_dates(client, name):
+    await setup_job(client)
+    r = await client.post(FLUSH, params={name: f"{name}_not_a_date"})
+    assert r.status == 400
+    body = await r.json()
+    assert "parse_exception" in json.dumps(body)
+    assert body["error"]["reason"] == (
+        f"Query param [{name}] with value [{name}_not_a_date] cannot be parsed as a date or converted to a number (epoch).")
+
+
+async def test_flush_start_end_with_calc_interim(client):
+    await setup_job(client)
+    await post(client, BODY)
+    r = await client.post(FLUSH, params={"calc_interim": "true", "start": "1403481600", "end": "1403485200"})
+    assert r.status == 200
+    assert (await r.json())["flushed"] is True
+    r = await client.post(FLUSH, params={"calc_interim": "true", "start": "not_a_date"})
+    assert r.status == 400
+    assert "parse_exception" in await r.text()
+
+
+async def test_flush_unknown_param(client):
+    await setup_job(client)
+    r = await client.post(FLUSH, params={"bogus": "1"})
+    assert r.status == 400
+    r = await client.post(FLUSH, json={"bogus": 1})
+    assert r.status == 400
+
+
+async def test_flush_closed_job_409(client):
+    await setup_job(client, open_=False)
+    r = await client.post(FLUSH)
+    assert r.status == 409
+    assert await r.json() == es_error(409, "status_exception", f"Cannot perform requested action because job [{J}] is not open")
+
+
+# -- concurrency --------------------------------------------------------------------------------
+
+
+async def test_concurrent_posters_add_up(client):
+    await setup_job(client)
+    n = 20
+
+    async def one(i: int):
+        body = b"\n".join(rec(1403481600 + (i * 10 + k) % 3000) for k in range(10))
+        r = await client.post(DATA, data=body, headers=NDJSON)
+        return r.status, await r.json()
+
+    results = await asyncio.gather(*(one(i) for i in range(n)))
+    assert all(s == 202 for s, _ in results)
+    total = sum(c["processed_record_count"] + c["out_of_order_timestamp_count"] for _, c in results)
+    assert total == n * 10
+    dc = (await job_stats(client))["data_counts"]
+    assert dc["input_record_count"] == n * 10
+    assert dc["input_bytes"] == sum(c["input_bytes"] for _, c in results)
+
+
+async def test_queue_full_429(client):
+    await setup_job(client)
+    app = client.server.app
+    actor = app[REGISTRY].jobs[J].actor
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def slow():
+        yield rec(1403481600) + b"\n"
+        started.set()
+        await release.wait()
+        yield rec(1403481601) + b"\n"
+
+    url = client.make_url(DATA)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def req(data):
+            async with session.post(url, data=data, headers=NDJSON) as r:
+                return r.status, await r.json()
+
+        holder = asyncio.ensure_future(req(slow()))
+        await asyncio.wait_for(started.wait(), 10)
+        waiters = [asyncio.ensure_future(req(rec(1403481602))) for _ in range(100)]
+        for _ in range(500):
+            if actor.queue_depth == 100:
+                break
+            await asyncio.sleep(0.02)
+        assert actor.queue_depth == 100
+        status, body = await req(rec(1403481603))
+        assert status == 429
+        assert body == es_error(429, "es_rejected_execution_exception", "autodetect queue is full. Unable to execute command")
+        # the metrics see the queue
+        text = await (await client.get("/metrics")).text()
+        assert f'anomalyd_job_queue_depth{{job_id="{J}"}} 100.0' in text
+        release.set()
+        status, counts = await holder
+        assert status == 202 and counts["processed_record_count"] == 2
+        results = await asyncio.gather(*waiters)
+        assert all(s == 202 for s, _ in results)
+    assert actor.queue_depth == 0
+    dc = (await job_stats(client))["data_counts"]
+    assert dc["processed_record_count"] == 102
+
+
+async def test_client_disconnect_mid_body(client):
+    await setup_job(client)
+    actor = client.server.app[REGISTRY].jobs[J].actor
+    sent = asyncio.Event()
+
+    async def gen():
+        yield rec(1403481600) + b"\n" + rec(1403481601) + b"\n"
+        sent.set()
+        await asyncio.sleep(3600)
+        yield b""
+
+    url = client.make_url(DATA)
+    async with aiohttp.ClientSession() as session:
+        task = asyncio.ensure_future(session.post(url, data=gen(), headers=NDJSON))
+        await asyncio.wait_for(sent.wait(), 10)
+        for _ in range(200):
+            if actor.engine.latest_record_timestamp == 1403481601000:
+                break
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    # the server notices the disconnect and frees the job
+    for _ in range(200):
+        r = await client.post(DATA, data=rec(1403481602), headers=NDJSON)
+        if r.status == 202:
+            break
+        await asyncio.sleep(0.02)
+    assert r.status == 202
+    assert (await r.json())["processed_record_count"] == 1
+    dc = (await job_stats(client))["data_counts"]
+    assert dc["processed_record_count"] == 3
+
+
+# -- metrics ------------------------------------------------------------------------------------
+
+
+async def test_metrics(client):
+    await setup_job(client)
+    await post(client, BODY)
+    r = await client.get("/metrics")
+    assert r.status == 200
+    text = await r.text()
+    assert f'anomalyd_input_bytes_total{{job_id="{J}"}} 177.0' in text
+    assert f'anomalyd_records_total{{job_id="{J}",outcome="processed"}} 2.0' in text
+    assert 'anomalyd_http_requests_total{status="202"} 1.0' in text
+    assert f'anomalyd_job_queue_depth{{job_id="{J}"}} 0.0' in text
+    assert "anomalyd_open_jobs 1.0" in text
+
+
+# -- persistence --------------------------------------------------------------------------------
+
+
+async def test_restart_keeps_jobs_states_and_counts(aiohttp_client, settings):
+    client = await aiohttp_client(create_app(settings))
+    await setup_job(client)
+    await setup_job(client, {**POST_DATA_JOB, "job_id": "stays-open"})
+    await setup_job(client, {**POST_DATA_JOB, "job_id": "never-opened"}, open_=False)
+    assert (await post(client, BODY))[0] == 202
+    assert (await post(client, BODY, path=f"{BASE}/stays-open/_data"))[0] == 202
+    assert (await client.post(f"{BASE}/{J}/_close")).status == 200
+    closed_counts = (await job_stats(client))["data_counts"]
+    await client.close()
+
+    client = await aiohttp_client(create_app(settings))
+    r = await client.get(f"{BASE}/_stats")
+    jobs = {j["job_id"]: j for j in (await r.json())["jobs"]}
+    assert {k: v["state"] for k, v in jobs.items()} == {J: "closed", "never-opened": "closed", "stays-open": "opened"}
+    assert jobs[J]["data_counts"] == closed_counts
+    assert jobs["stays-open"]["data_counts"]["processed_record_count"] == 2
+    assert jobs["stays-open"]["data_counts"]["input_bytes"] == 177
+    assert jobs["never-opened"]["data_counts"]["processed_record_count"] == 0
+    cfg = await (await client.get(f"{BASE}/{J}")).json()
+    assert cfg["jobs"][0]["analysis_config"]["bucket_span"] == "1h"
+    # the open job takes data at once and keeps the out-of-order rule across the restart
+    status, counts = await post(client, rec(1403481500), path=f"{BASE}/stays-open/_data")
+    assert status == 202 and counts["out_of_order_timestamp_count"] == 1
+    status, counts = await post(client, rec(1403485300), path=f"{BASE}/stays-open/_data")
+    assert status == 202 and counts["processed_record_count"] == 1
+    assert "earliest_record_timestamp" not in counts
+    # the closed one reopens with its counts
+    assert (await client.post(f"{BASE}/{J}/_open")).status == 200
+    status, counts = await post(client, rec(1403485300))
+    assert status == 202 and "earliest_record_timestamp" not in counts
+    assert (await job_stats(client))["data_counts"]["processed_record_count"] == 3
+    await client.close()
+
+
+async def _hold_job(client, release: asyncio.Event, session: aiohttp.ClientSession):
+    """Start a chunked post that holds the job until `release` is set; returns its task."""
+    started = asyncio.Event()
+
+    async def slow():
+        yield rec(1403481600) + b"\n"
+        started.set()
+        await release.wait()
+        yield rec(1403481601) + b"\n"
+
+    async def req():
+        async with session.post(client.make_url(DATA), data=slow(), headers=NDJSON) as r:
+            return r.status, await r.json()
+
+    task = asyncio.ensure_future(req())
+    await asyncio.wait_for(started.wait(), 10)
+    return task
+
+
+async def _wait_depth(actor, n: int) -> None:
+    for _ in range(500):
+        if actor.queue_depth == n:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"queue depth {actor.queue_depth} != {n}")
+
+
+async def test_post_while_closing_is_refused(client):
+    await setup_job(client)
+    actor = client.server.app[REGISTRY].jobs[J].actor
+    release = asyncio.Event()
+    async with aiohttp.ClientSession() as session:
+        holder = await _hold_job(client, release, session)
+        close = asyncio.ensure_future(client.post(f"{BASE}/{J}/_close"))
+        await _wait_depth(actor, 1)
+        assert (await job_stats(client))["state"] == "closing"
+        reason = f"Cannot process data because job [{J}] does not have a corresponding autodetect process"
+        expected = {"error": {"root_cause": [{"type": "status_exception", "reason": reason}], "type": "status_exception",
+                              "reason": reason, "caused_by": {"type": "status_exception", "reason": reason}},
+                    "status": 409}
+        for path, data in ((DATA, rec(1403481602)), (FLUSH, None)):
+            r = await session.post(client.make_url(path), data=data, headers=NDJSON)
+            assert r.status == 409
+            assert await r.json() == expected
+        release.set()
+        assert (await holder)[0] == 202
+        assert (await close).status == 200
+    job = await job_stats(client)
+    assert job["state"] == "closed"
+    assert job["data_counts"]["processed_record_count"] == 2
+
+
+async def test_force_close_interrupts_the_holder_and_refuses_waiters(client):
+    await setup_job(client)
+    actor = client.server.app[REGISTRY].jobs[J].actor
+    release = asyncio.Event()
+    async with aiohttp.ClientSession() as session:
+        holder = await _hold_job(client, release, session)
+        waiter = asyncio.ensure_future(session.post(client.make_url(DATA), data=rec(1403481602), headers=NDJSON))
+        await _wait_depth(actor, 1)
+        r = await asyncio.wait_for(client.post(f"{BASE}/{J}/_close", params={"force": "true"}), 10)
+        assert r.status == 200 and await r.json() == {"closed": True}
+        r = await waiter
+        assert r.status == 409
+        assert (await r.json())["error"]["type"] == "status_exception"
+        release.set()
+        with pytest.raises(aiohttp.ClientError):
+            await holder
+    job = await job_stats(client)
+    assert job["state"] == "closed"
+    assert job["data_counts"]["processed_record_count"] == 1
+    assert (await client.post(f"{BASE}/{J}/_open")).status == 200
+    status, counts = await post(client, rec(1403481603))
+    assert status == 202 and counts["processed_record_count"] == 1

@@ -1,0 +1,147 @@
+"""syslog-ng 3.38's `http()` destination tailing an NDJSON file into a job (wire-compat.md §4.1).
+
+Needs Debian's `syslog-ng-core` and `syslog-ng-mod-http` (CI installs them); skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import Server, http_json, job_stats
+
+BASE = "/_ml/anomaly_detectors"
+JOB = "syslog-job"
+N_LINES = 2000
+T0_MS = 1_700_000_000_000
+
+
+def syslog_ng_binary() -> str | None:
+    return shutil.which("syslog-ng") or next(
+        (p for p in ("/usr/sbin/syslog-ng", "/usr/local/sbin/syslog-ng") if os.access(p, os.X_OK)), None)
+
+
+def http_module_ok(binary: str) -> bool:
+    try:
+        r = subprocess.run([binary, "--module-registry"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return re.search(r"^Module: http\s*\n\s*Status: ok", r.stdout, re.MULTILINE) is not None
+
+
+SYSLOG_NG = syslog_ng_binary()
+pytestmark = [
+    pytest.mark.skipif(SYSLOG_NG is None, reason="syslog-ng is not installed (apt-get install syslog-ng-core)"),
+    pytest.mark.skipif(SYSLOG_NG is not None and not http_module_ok(SYSLOG_NG),
+                       reason="syslog-ng's http() module is missing (apt-get install syslog-ng-mod-http)"),
+]
+
+CONFIG = """\
+@version: 3.38
+options {{ stats-freq(0); }};
+source s_in {{ file("{infile}" flags(no-parse) follow-freq(0.2) log-msg-size(65536)); }};
+destination d_ml {{
+  http(
+    url("{url}")
+    method("POST")
+    headers("Content-Type: application/x-ndjson")
+    body("${{MESSAGE}}")
+    delimiter("\\n")
+    body-suffix("\\n")
+    batch-lines(500) batch-bytes(262144) batch-timeout(1000)
+    workers(1)
+    retries(3) time-reopen(2)
+    response-action(400 => drop, 409 => drop)
+    persist-name("ml_{job}")
+  );
+}};
+log {{ source(s_in); destination(d_ml); }};
+"""
+
+
+def request_counts(server: Server) -> dict[str, float]:
+    """`anomalyd_http_requests_total` by status, from /metrics."""
+    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r'^anomalyd_http_requests_total\{status="(\d+)"\} (\S+)$', text, re.MULTILINE)}
+
+
+def test_syslog_ng_http_destination_feeds_a_job(server: Server, tmp_path: Path) -> None:
+    job = {
+        "analysis_config": {"bucket_span": "15m",
+                            "detectors": [{"function": "mean", "field_name": "responsetime", "by_field_name": "airline"}]},
+        "data_description": {"time_field": "time", "time_format": "epoch_ms"},
+    }
+    assert http_json(f"{server.url}{BASE}/{JOB}", "PUT", job)[0] == 200
+    assert http_json(f"{server.url}{BASE}/{JOB}/_open", "POST")[0] == 200
+
+    infile = tmp_path / "in.ndjson"
+    infile.touch()
+    conf = tmp_path / "syslog-ng.conf"
+    conf.write_text(CONFIG.format(infile=infile, url=f"{server.url}{BASE}/{JOB}/_data", job=JOB.replace("-", "_")))
+    pidfile, ctl, persist = tmp_path / "syslog-ng.pid", tmp_path / "syslog-ng.ctl", tmp_path / "syslog-ng.persist"
+    assert SYSLOG_NG is not None
+    log = open(tmp_path / "syslog-ng.log", "wb")
+    proc = subprocess.Popen([SYSLOG_NG, "-F", "-e", "-f", str(conf), "-R", str(persist), "-p", str(pidfile),
+                             "-c", str(ctl), "--no-caps"], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 15
+        while not pidfile.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"syslog-ng did not start: {(tmp_path / 'syslog-ng.log').read_text()}")
+            time.sleep(0.05)
+
+        lines = [
+            json.dumps({"time": T0_MS + 1000 * i, "airline": ("AAL", "JZA", "KLM")[i % 3],
+                        "responsetime": round(100 + (i * 37 % 101) / 7, 4), "seq": i}, separators=(",", ":"))
+            for i in range(N_LINES)
+        ]
+        payload = "".join(line + "\n" for line in lines).encode()
+        with open(infile, "ab") as f:
+            f.write(payload)
+
+        deadline = time.monotonic() + 30
+        dc = job_stats(server, JOB)["data_counts"]
+        while dc["processed_record_count"] < N_LINES and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"syslog-ng exited: {(tmp_path / 'syslog-ng.log').read_text()}")
+            time.sleep(0.1)
+            dc = job_stats(server, JOB)["data_counts"]
+        assert dc["processed_record_count"] == N_LINES, (dc, (tmp_path / "syslog-ng.log").read_text()[-2000:])
+        time.sleep(0.3)  # nothing more arrives: no batch was resent
+        dc = job_stats(server, JOB)["data_counts"]
+        assert (dc["processed_record_count"], dc["input_bytes"], dc["input_field_count"],
+                dc["processed_field_count"], dc["invalid_date_count"], dc["missing_field_count"],
+                dc["out_of_order_timestamp_count"]) == (N_LINES, len(payload), 3 * N_LINES, 2 * N_LINES, 0, 0, 0)
+        assert (dc["earliest_record_timestamp"], dc["latest_record_timestamp"]) == \
+            (T0_MS, T0_MS + 1000 * (N_LINES - 1))
+
+        statuses = request_counts(server)
+        errors = {s: n for s, n in statuses.items() if int(s) >= 300}
+        assert not errors, statuses
+        # batch-lines(500): at least 4 posts (syslog-ng may cut more batches on its read boundaries)
+        assert statuses.get("202", 0) >= N_LINES // 500, statuses
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        log.close()
+    assert proc.returncode == 0, (tmp_path / "syslog-ng.log").read_text()[-2000:]
+
+    dc = job_stats(server, JOB)["data_counts"]
+    assert dc["processed_record_count"] == N_LINES
+    assert http_json(f"{server.url}{BASE}/{JOB}/_close", "POST") == (200, {"closed": True})
