@@ -474,6 +474,7 @@ def _simdjson_record(doc: bytes, fields: set) -> Rec | None:
     document has duplicate keys or hits the nested-array quirk)."""
     try:
         root = simdjson.Parser().parse(doc)
+        _check(root)
         rec = Rec()
         _walk(root, "", rec, fields)
         return rec
@@ -515,7 +516,6 @@ def _scalar(v):
 
 
 def _walk(obj, path, rec, fields):
-    _check(obj)
     for k in list(obj.keys()):
         v = obj[k]
         name = path + k

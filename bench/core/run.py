@@ -9,7 +9,8 @@ the same DataCounts counters; a disagreement is reported loudly and makes the ex
 
 Each figure is the median of several runs, interleaved round by round.  A run whose CPU time is
 below 90 % of its wall time shared its core (or lost time to the hypervisor) and is repeated, up to
-three times after a pause.  Prints a table, then one JSON line with the figures and their ratios.
+four times after a pause; the medians leave out runs that stayed noisy, unless all did.  Prints a
+table, then one JSON line with the figures and their ratios.
 """
 
 import argparse
@@ -51,7 +52,7 @@ CHUNK = 1 << 20
 NATIVE_RUNS = SIMDJSON_RUNS = 5
 PYTHON_RUNS = 3
 MIN_CPU_SHARE = 0.9
-RETRIES = 3
+RETRIES = 4
 COUNTERS = ("processed", "invalid_date", "missing_field", "out_of_order", "input_field_count")
 NATIVE_KEYS = {"processed": "processed_record_count", "invalid_date": "invalid_date_count",
                "missing_field": "missing_field_count", "out_of_order": "out_of_order_timestamp_count",
@@ -65,6 +66,7 @@ class Run:
     counters: dict[str, int]
     checksum: tuple[float, int] | None = None  # (metric sum, string bytes), where exposed
     problems: list[str] = field(default_factory=list)  # inconsistencies within this run's output
+    shared: bool = False  # its CPU time was below MIN_CPU_SHARE of its wall time: it shared its core
 
 
 @dataclass
@@ -76,24 +78,25 @@ class Bench:
     info: dict = field(default_factory=dict)  # what the implementation reports about itself
     runs: list[Run] = field(default_factory=list)
     repeated: int = 0  # runs thrown away because they shared their core
-    noisy: int = 0  # runs kept although they shared their core, after RETRIES repetitions
 
     def sample(self) -> None:
-        """One run, repeated (after a pause of 1, 2, 4 s) while it did not have its core to itself."""
+        """One run, repeated (after a pause of 1, 2, 4, 8 s) while it did not have its core to itself."""
         for attempt in range(RETRIES + 1):
             gc.collect()
             run = self.run_once()
-            if run.cpu >= MIN_CPU_SHARE * run.wall:
-                break
-            if attempt == RETRIES:
-                self.noisy += 1
+            run.shared = run.cpu < MIN_CPU_SHARE * run.wall
+            if not run.shared or attempt == RETRIES:
                 break
             self.repeated += 1
             time.sleep(2 ** attempt)
         self.runs.append(run)
 
+    def noisy(self) -> int:
+        return sum(r.shared for r in self.runs)
+
     def seconds(self) -> float:
-        return statistics.median(r.wall for r in self.runs)
+        """Median wall time of the runs that had their core to themselves (of all runs if none did)."""
+        return statistics.median(r.wall for r in [r for r in self.runs if not r.shared] or self.runs)
 
 
 def fail(message: str) -> None:
@@ -237,12 +240,12 @@ def report(benches: list[Bench], body_bytes: int, cpu: int, skipped: list[str]) 
         speeds = [body_bytes / r.wall / 1e9 for r in b.runs]
         vs = ratio(native, gbps[b.name])
         print(f"{b.label:40s} {gbps[b.name]:6.3f} {min(speeds):6.3f}-{max(speeds):6.3f} "
-              f"{records / b.seconds() / 1e6:7.2f} {len(b.runs):4d} {b.repeated:5d} {b.noisy:5d} "
+              f"{records / b.seconds() / 1e6:7.2f} {len(b.runs):4d} {b.repeated:5d} {b.noisy():5d} "
               f"{'-' if vs is None else f'{vs:.2f}':>8s}")
     for line in skipped:
         print(line)
-    print("(GB/s = 10^9 B/s, median of the runs; rerun = runs repeated because they shared their core, noisy = "
-          "kept anyway after 3 repetitions; native x = native GB/s / this)")
+    print(f"(GB/s = 10^9 B/s, median of the runs that had their core to themselves; rerun = runs repeated because "
+          f"they shared it; noisy = kept anyway after {RETRIES} repetitions; native x = native GB/s / this)")
     print(f"corpus: {body_bytes:,} bytes, {records:,} records ({body_bytes / records:.1f} B/record), the whole "
           f"corpus for every implementation; CPU {cpu}: {cpu_model()}")
     info = {b.name: b.info for b in benches}
@@ -273,7 +276,7 @@ def report(benches: list[Bench], body_bytes: int, cpu: int, skipped: list[str]) 
         "records_per_s": {b.name: round(records / b.seconds()) for b in benches},
         "runs_gbps": {b.name: [round(body_bytes / r.wall / 1e9, 4) for r in b.runs] for b in benches},
         "reruns": {b.name: b.repeated for b in benches},
-        "noisy_runs_kept": {b.name: b.noisy for b in benches},
+        "noisy_runs_kept": {b.name: b.noisy() for b in benches},
         "corpus_bytes": body_bytes,
         "corpus_records": records,
         "chunk_bytes": CHUNK,

@@ -23,7 +23,7 @@ from multidict import CIMultiDict
 
 from .errors import EsError
 from .privileges import Action, action_for
-from .security import DUMMY_HASH, ApiKey, SecurityStore, Snapshot, now_ms, verify_key, verify_password
+from .security import ApiKey, dummy_hash, SecurityStore, Snapshot, now_ms, verify_key, verify_password
 
 log = structlog.get_logger("anomalyd.security")
 
@@ -127,7 +127,7 @@ class Authenticator:
             return Principal(user.name, user.roles, snapshot.privileges(user.roles))
         # scrypt takes tens of milliseconds of CPU: off the event loop. An unknown user is checked
         # against a dummy hash so that a wrong name takes as long as a wrong password.
-        ok = await asyncio.to_thread(verify_password, password, user.hash if user else DUMMY_HASH)
+        ok = await asyncio.to_thread(verify_password, password, user.hash if user else dummy_hash())
         if user is None or not ok:
             _failed(request, "basic", name)
             raise AuthError(401, f"unable to authenticate user [{name}] for REST request [{request.path_qs}]")

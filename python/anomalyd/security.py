@@ -10,6 +10,7 @@ and keeps per-request verification cheap. Every secret comparison uses `hmac.com
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -85,8 +86,10 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(actual, expected)
 
 
-#: Verified against when the user does not exist, so a wrong name costs as long as a wrong password.
-DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+@functools.cache
+def dummy_hash() -> str:
+    """Verified against when the user does not exist, so a wrong name costs as long as a wrong password."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def hash_key(key: str) -> str:

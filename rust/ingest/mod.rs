@@ -8,6 +8,7 @@
 
 pub mod counts;
 pub mod diagnostics;
+mod fast;
 pub mod fields;
 pub mod pipeline;
 pub mod reader;

@@ -13,6 +13,7 @@
 //! the per-request limit of 100, after which the request fails; so does a body that ends inside
 //! a record, string or block comment, or with a top-level array left open.
 
+use super::fast;
 use super::fields::{FieldSet, Record};
 use super::reader::{Pause, Reader};
 use super::scanner::{self, TopStep, UnitScanner};
@@ -190,6 +191,25 @@ impl BodyStream {
                 }
                 safe = (pos, self.tok.mark());
                 continue;
+            }
+            if self.tok.at_top_level() {
+                let mut p = pos;
+                while p < buf.len() && is_ws(buf[p]) {
+                    p += 1;
+                }
+                if p < buf.len() && (buf[p] == b'{' || buf[p] == b',') && self.tok.ready_for_record(buf, &mut p) && buf[p] == b'{' {
+                    if let Some(end) = fast::flat_record(buf, p, fields, &mut self.rec) {
+                        if end - p > self.max_document {
+                            return Err(StreamError::DocumentTooLarge { limit: self.max_document });
+                        }
+                        self.tok.record_done();
+                        pos = end;
+                        safe = (pos, self.tok.mark());
+                        out.on_record(&self.rec, buf);
+                        continue;
+                    }
+                    pos = p;
+                }
             }
             let before = safe.0;
             match self.reader.read(&mut self.tok, fields, buf, &mut pos, complete, &mut self.rec, &mut safe) {

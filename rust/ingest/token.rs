@@ -194,6 +194,37 @@ impl Tokenizer {
         self.after_value();
     }
 
+    /// At top level, where a record may start: skip a pending `,` of a top-level array and
+    /// report whether a value (a record) may come next.
+    #[inline]
+    pub fn ready_for_record(&mut self, buf: &[u8], pos: &mut usize) -> bool {
+        match self.frames.last_mut() {
+            None => true,
+            Some(f) => match f.expect {
+                Expect::Value | Expect::ValueOrEnd => true,
+                Expect::CommaOrEnd if buf.get(*pos) == Some(&b',') => {
+                    let mut p = *pos + 1;
+                    while p < buf.len() && is_ws(buf[p]) {
+                        p += 1;
+                    }
+                    if buf.get(p) != Some(&b'{') {
+                        return false;
+                    }
+                    *pos = p;
+                    f.expect = Expect::Value;
+                    true
+                }
+                _ => false,
+            },
+        }
+    }
+
+    /// A record read by the fast path ended: it was one value of the enclosing array.
+    #[inline]
+    pub fn record_done(&mut self) {
+        self.after_value();
+    }
+
     #[inline]
     fn after_value(&mut self) {
         if let Some(f) = self.frames.last_mut() {
