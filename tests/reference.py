@@ -23,6 +23,10 @@ class Malformed(Exception):
     pass
 
 
+class OutsideWindow(Exception):
+    """A processed record falls before the oldest bucket of the diagnostics window."""
+
+
 class _TokError(Exception):
     def __init__(self, resume: int):
         self.resume = resume
@@ -486,6 +490,8 @@ def _check(v):
     """Duplicate keys anywhere make the document malformed."""
     if isinstance(v, simdjson.Object):
         keys = list(v.keys())
+        if any("\x00" in k for k in keys):
+            raise ValueError("NUL in a key: pysimdjson cannot look it up")
         if len(set(keys)) != len(keys):
             raise ValueError("duplicate key")
         for k in keys:
@@ -767,7 +773,7 @@ class Diagnostics:
             self._advance()
         oldest = self.window[0][0]
         if start < oldest:
-            raise AssertionError("record before the diagnostics window (spec does not say)")
+            raise OutsideWindow("record before the diagnostics window: post-data.md §4 does not say")
         self.window[(start - oldest) // self.span][1] += 1
 
     def flush(self):

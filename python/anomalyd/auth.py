@@ -23,7 +23,7 @@ from multidict import CIMultiDict
 
 from .errors import EsError
 from .privileges import Action, action_for
-from .security import ApiKey, dummy_hash, SecurityStore, Snapshot, now_ms, verify_key, verify_password
+from .security import ApiKey, SecurityStore, Snapshot, dummy_hash, now_ms, verify_key, verify_password
 
 log = structlog.get_logger("anomalyd.security")
 

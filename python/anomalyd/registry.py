@@ -125,8 +125,8 @@ class JobRegistry:
         job.state = "opened"
 
     def _mark_dirty(self, actor: JobActor) -> None:
-        engine = actor.engine
-        self.writer.mark(actor.job.job_id, lambda: engine.persist_json(now_ms()))
+        # Snapshot now: a later failed request must not leak into what gets persisted.
+        self.writer.mark(actor.job.job_id, actor.engine.persist_json(now_ms()))
 
     async def close(self, job: Job, force: bool) -> None:
         actor = job.actor

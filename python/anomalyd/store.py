@@ -138,7 +138,7 @@ class CountsWriter:
     def __init__(self, store: Store, interval: float) -> None:
         self._store = store
         self._interval = interval
-        self._dirty: dict[str, Callable[[], bytes]] = {}
+        self._dirty: dict[str, bytes] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -147,8 +147,9 @@ class CountsWriter:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
-    def mark(self, job_id: str, snapshot: Callable[[], bytes]) -> None:
-        self._dirty[job_id] = snapshot
+    def mark(self, job_id: str, counts: bytes) -> None:
+        """Queue a job's lifetime counts, as they are now, for the next group commit."""
+        self._dirty[job_id] = counts
         self._idle.clear()
         self._wake.set()
 
@@ -167,7 +168,7 @@ class CountsWriter:
             self._idle.set()
             return
         batch, self._dirty = self._dirty, {}
-        await self._store.save_counts({j: snap() for j, snap in batch.items()})
+        await self._store.save_counts(batch)
         if not self._dirty:
             self._idle.set()
 

@@ -114,27 +114,29 @@ impl IngestEngine {
     fn fold_request(&mut self) {
         let r = std::mem::take(&mut self.pipeline.request);
         self.totals.add_counters(&r);
+        if r.latest_empty_bucket_timestamp.is_some() {
+            self.totals.latest_empty_bucket_timestamp = r.latest_empty_bucket_timestamp;
+        }
+        if r.latest_sparse_bucket_timestamp.is_some() {
+            self.totals.latest_sparse_bucket_timestamp = r.latest_sparse_bucket_timestamp;
+        }
         self.totals.latest_record_timestamp = self.pipeline.latest_ms;
         self.totals.earliest_record_timestamp = self.pipeline.earliest_ms;
         self.in_request = false;
     }
 
-    /// Move finished-bucket counts into both the request's counts and the totals.
+    /// Move finished-bucket counts into the request's counts (the totals get them when the
+    /// request is folded in, so they are counted once).
     fn transfer_buckets(&mut self) {
         let d = &mut self.pipeline.diagnostics;
         let f = d.take_pending();
-        let (empty_ts, sparse_ts) = (d.latest_empty_start, d.latest_sparse_start);
-        for c in [&mut self.pipeline.request, &mut self.totals] {
-            c.bucket_count += f.buckets;
-            c.empty_bucket_count += f.empty;
-            c.sparse_bucket_count += f.sparse;
-            if empty_ts.is_some() {
-                c.latest_empty_bucket_timestamp = empty_ts;
-            }
-            if sparse_ts.is_some() {
-                c.latest_sparse_bucket_timestamp = sparse_ts;
-            }
-        }
+        let c = &mut self.pipeline.request;
+        c.bucket_count += f.buckets;
+        c.empty_bucket_count += f.empty;
+        c.sparse_bucket_count += f.sparse;
+        // Elasticsearch copies these from the session's diagnostics, not from this request.
+        c.latest_empty_bucket_timestamp = d.latest_empty_start;
+        c.latest_sparse_bucket_timestamp = d.latest_sparse_start;
     }
 
     /// Lifetime totals as `_stats` shows them for an open job: live, with the `A` quirk.

@@ -172,6 +172,8 @@ fn reopen_continues_and_seeds_the_window() {
     // The gap from hour 1 (seeded) to hour 4 counts buckets 1, 2, 3.
     assert_eq!((n(&r, "bucket_count"), n(&r, "empty_bucket_count")), (3, 2));
     assert!(r.get("earliest_record_timestamp").is_none());
+    // Lifetime bucket counts are the sum of the responses, counted once.
+    assert_eq!((e.totals().bucket_count, e.totals().empty_bucket_count), (4, 2));
     assert_eq!(e.totals().processed_record_count, 3);
 }
 
