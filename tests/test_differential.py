@@ -254,14 +254,14 @@ def check(cfg, bodies, rnd):
 EXAMPLES = {"n": 0}
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=800, deadline=None, suppress_health_check=list(HealthCheck))
 @given(scenario(), st.randoms(use_true_random=False))
 def test_engine_matches_reference(sc, rnd):
     EXAMPLES["n"] += 1
     check(*sc, rnd)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(scenario(), st.randoms(use_true_random=False))
 def test_engine_matches_reference_scalar_simd(sc, rnd):
     prev = _native.simd_level()

@@ -302,11 +302,8 @@ def test_sigterm_restart_keeps_jobs_states_and_counts(tmp_path: Path) -> None:
         assert srv.stop(signal.SIGTERM) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="rust/ingest/mod.rs: transfer_buckets() adds the finished-bucket counts to the "
-                   "totals and to the request, then fold_request() adds the request's counters to the totals again, "
-                   "so _stats' bucket_count (and empty/sparse counts) is double the sum of the responses")
 def test_lifetime_bucket_count_is_sum_of_responses(server: Server) -> None:
-    """_stats' lifetime bucket_count is the sum of the per-request bucket counts."""
+    """_stats' lifetime bucket_count is the sum of the per-request bucket counts (it was once counted twice)."""
     put_open(server, "bc")
     a = post(server, "bc", MINI_FAREQUOTE)                            # bucket 1403481600, current
     b = post(server, "bc", REOPEN_2)                                  # 1000 buckets later
@@ -340,13 +337,13 @@ def test_kill_9_mid_traffic_leaves_a_clean_store(tmp_path: Path) -> None:
                 status, body = http_json(f"{srv.url}{BASE}/{job}/_data", "POST", MINI_FAREQUOTE, NDJSON, timeout=5)
                 if status == 202:
                     acked_records[job] = body["processed_record_count"]
-            except OSError:
+            except Exception:  # noqa: BLE001 - the server dies under us: refused, reset, truncated
                 return
 
     threads = [threading.Thread(target=creator, args=(k,), daemon=True) for k in range(4)]
     for t in threads:
         t.start()
-    time.sleep(1.0)
+    time.sleep(0.7)
     assert srv.proc is not None
     os.kill(srv.proc.pid, signal.SIGKILL)
     srv.proc.wait(timeout=10)

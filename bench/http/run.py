@@ -293,19 +293,20 @@ def foreign_now(servers: list["Server"], seconds: float = 0.3) -> float:
 
 
 class Guard:
-    """Noise control: wait (bounded) for a quiet machine before a run, repeat a run that was noisy.
+    """Noise control: wait for a quiet machine before a run (at most --quiet-budget seconds in all),
+    and repeat a run during which other processes used more than --max-foreign cores (only while
+    the --budget lasts), so a busy machine cannot stretch the benchmark much."""
 
-    Both stop once the time budget is spent, so a busy machine cannot stretch the benchmark."""
-
-    def __init__(self, servers: list["Server"], max_foreign: float, retries: int, quiet_wait: float,
+    def __init__(self, servers: list["Server"], max_foreign: float, retries: int, quiet_budget: float,
                  deadline: float) -> None:
         self.servers, self.max_foreign, self.retries = servers, max_foreign, retries
-        self.quiet_wait, self.deadline = quiet_wait, deadline
+        self.quiet_left, self.deadline = quiet_budget, deadline
 
     def wait_quiet(self) -> None:
-        until = min(time.monotonic() + self.quiet_wait, self.deadline)
-        while time.monotonic() < until and foreign_now(self.servers) > self.max_foreign:
-            pass
+        t0 = time.monotonic()
+        while self.quiet_left > 0 and foreign_now(self.servers) > self.max_foreign:
+            self.quiet_left -= time.monotonic() - t0
+            t0 = time.monotonic()
 
     def __call__(self, fn, what: str) -> dict:
         for attempt in range(self.retries + 1):
@@ -338,9 +339,10 @@ def main() -> int:
     ap.add_argument("--rate-seconds", type=int, default=10)
     ap.add_argument("--max-foreign", type=float, default=0.3, help="cores of foreign load tolerated per run")
     ap.add_argument("--retries", type=int, default=1, help="repeats of a noisy run (within the budget)")
-    ap.add_argument("--quiet-wait", type=float, default=3.0, help="seconds to wait for a quiet machine before a run")
-    ap.add_argument("--budget", type=float, default=180.0,
-                    help="seconds after which the script stops waiting for quiet and stops repeating noisy runs")
+    ap.add_argument("--quiet-budget", type=float, default=20.0,
+                    help="seconds in all spent waiting for a quiet machine before runs")
+    ap.add_argument("--budget", type=float, default=100.0,
+                    help="seconds after which noisy runs are no longer repeated")
     ap.add_argument("--keep", action="store_true", help="keep the run directory (logs, data dir)")
     args = ap.parse_args()
 
@@ -382,7 +384,7 @@ def main() -> int:
         for s in servers.values():
             s.wait_ready()
         ad, bare, py = servers["anomalyd"], servers["bare"], servers["python"]
-        guarded = Guard(list(servers.values()), args.max_foreign, args.retries, args.quiet_wait, deadline)
+        guarded = Guard(list(servers.values()), args.max_foreign, args.retries, args.quiet_budget, deadline)
         print(f"bench-http: body {large.name} {size / 1e6:.1f} MB, "
               f"{sum(1 for _ in open(large, 'rb')):,} records; server on CPU {SERVER_CPU}, clients on CPU {CLIENT_CPU}",
               flush=True)

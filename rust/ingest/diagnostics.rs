@@ -83,6 +83,12 @@ impl BucketDiagnostics {
             }
         }
         let (newest, newest_slot) = self.newest.unwrap_or((newest, newest_slot));
+        if start < self.oldest.0 {
+            // Allowed in by a latency longer than the window: its bucket left the window (or
+            // never entered it), so there is no slot to count it in; ignoring it keeps the
+            // window's average true.
+            return;
+        }
         let offset = (start - newest) / self.span_ms; // <= 0: within the window or before it
         let slot = (newest_slot as i64 + offset).rem_euclid(size as i64) as usize;
         self.slots[slot] += 1;

@@ -71,7 +71,7 @@ impl Pipeline {
             return;
         };
         let latest = self.latest_ms.unwrap_or(0);
-        let bucket_start_s = (latest - latest % self.span_ms) / 1000;
+        let bucket_start_s = (latest - latest.rem_euclid(self.span_ms)) / 1000;
         if t / 1000 < bucket_start_s - self.latency_s {
             c.out_of_order_timestamp_count += 1;
             c.latest_record_timestamp = Some(c.latest_record_timestamp.map_or(t, |l| l.max(t)));
