@@ -826,11 +826,13 @@ class ReferenceJob:
         self.last_parser = None
 
     def _transfer(self, req):
+        # Counted into the request only: the request is folded into the totals afterwards,
+        # so each finished bucket reaches the lifetime totals exactly once.
         b, e, s = self.diag.take()
+        req["bucket_count"] += b
+        req["empty_bucket_count"] += e
+        req["sparse_bucket_count"] += s
         for c in (req, self.totals):
-            c["bucket_count"] += b
-            c["empty_bucket_count"] += e
-            c["sparse_bucket_count"] += s
             if self.diag.latest_empty is not None:
                 c["latest_empty_bucket_timestamp"] = self.diag.latest_empty
             if self.diag.latest_sparse is not None:
