@@ -37,9 +37,9 @@ async def es_middleware(request: web.Request, handler: Handler) -> web.StreamRes
     try:
         response = await handler(request)
     except web.HTTPMethodNotAllowed as e:
-        allowed = ",".join(sorted(e.allowed_methods))
-        msg = f"Incorrect HTTP method for uri [{request.path_qs}] and method [{request.method}], allowed: [{allowed}]"
-        response = errors.render(errors.SimpleError(405, msg, headers={"Allow": allowed}))
+        methods = sorted(e.allowed_methods)
+        msg = f"Incorrect HTTP method for uri [{request.path_qs}] and method [{request.method}], allowed: [{', '.join(methods)}]"
+        response = errors.render(errors.SimpleError(405, msg, headers={"Allow": ",".join(methods)}))
     except web.HTTPNotFound:
         msg = f"no handler found for uri [{request.path_qs}] and method [{request.method}]"
         response = errors.render(errors.SimpleError(400, msg))
