@@ -9,19 +9,12 @@ from anomalyd.jobconfig import (ConfigError, analysis_fields, bucket_span_second
                                 latency_seconds, parse_time_value, validate_job_id)
 
 NOW = 1_700_000_000_000
+from conftest import POST_DATA_JOB
+
 VERSION = "8.19.0"
 ID_RULE = "can contain lowercase alphanumeric (a-z and 0-9), hyphens or underscores; must start and end with " \
           "alphanumeric"
 
-POST_DATA_JOB = {
-    "job_id": "post-data-job",
-    "description": "Analysis of response time by airline",
-    "analysis_config": {
-        "bucket_span": "1h",
-        "detectors": [{"function": "metric", "field_name": "responsetime", "by_field_name": "airline"}],
-    },
-    "data_description": {"format": "xcontent", "time_field": "time", "time_format": "epoch"},
-}
 SMALLEST = {"analysis_config": {"detectors": [{"function": "count"}]}, "data_description": {}}
 
 

@@ -6,11 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import errors
 from ..errors import json_response
 from ..keys import NODE, REGISTRY
 from ..registry import Job, JobRegistry, open_seconds
-from .params import as_bool, as_str, json_body, merged_params, reject_unknown_query
+from .params import as_bool, json_body, merged_params, reject_unknown_query
 
 BASE = "/_ml/anomaly_detectors"
 
@@ -123,4 +122,3 @@ def setup(app: web.Application) -> None:
     r.add_route("POST", BASE + "/{job_id}/_open", open_job)
     r.add_route("POST", BASE + "/{job_id}/_close", close_job)
     r.add_route("POST", "/_features/_reset", reset_features)
-    _ = (as_str, errors)

@@ -6,7 +6,6 @@ lifetime totals when Prometheus scrapes, so the hot path pays nothing for them.
 
 from __future__ import annotations
 
-import json
 from typing import Iterator
 
 from aiohttp import web
@@ -59,4 +58,3 @@ async def metrics(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app.router.add_route("GET", "/metrics", metrics)
-    _ = json
