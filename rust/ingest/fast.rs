@@ -8,7 +8,7 @@
 //! `{`. So the fast path decides nothing the general path would decide differently.
 
 use super::fields::{FieldSet, Record, Slot};
-use super::token::{is_json_number, is_run_byte, is_ws, key_word};
+use super::token::{is_json_number, is_run_byte, is_ws, key_bloom_bit, key_word};
 use crate::arch;
 
 #[inline(always)]
@@ -43,7 +43,7 @@ pub fn flat_record(buf: &[u8], open: usize, fields: &FieldSet, rec: &mut Record)
         let key_end = plain_string(buf, p)?;
         let key = &buf[p + 1..key_end];
         let word = key_word(key);
-        let bit = 1u64 << ((word ^ (key.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 58);
+        let bit = key_bloom_bit(key.len(), word);
         if bloom & bit != 0 {
             return None; // possibly a duplicate: the general path decides
         }

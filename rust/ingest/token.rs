@@ -123,6 +123,12 @@ pub fn key_word(key: &[u8]) -> u64 {
     w
 }
 
+/// A key's bit in a per-object 64-bit Bloom filter (duplicate detection).
+#[inline(always)]
+pub fn key_bloom_bit(len: usize, word: u64) -> u64 {
+    1u64 << ((word ^ (len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 58)
+}
+
 impl Tokenizer {
     pub fn new() -> Self {
         Self::default()
@@ -364,7 +370,7 @@ impl Tokenizer {
         let raw = &buf[text.start..text.end];
         let (len, word) = (raw.len() as u32, key_word(raw));
         let Some(&mut (mark, ref mut bloom)) = self.seen_marks.last_mut() else { return false };
-        let bit = 1u64 << ((word ^ (len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 58);
+        let bit = key_bloom_bit(len as usize, word);
         let maybe = *bloom & bit != 0 || text.escaped;
         // An escaped key's raw bytes say nothing about its value: compare every later key.
         *bloom |= if text.escaped { u64::MAX } else { bit };
