@@ -3,6 +3,7 @@
 //! The Python front validates and completes configurations (Elasticsearch's rules and
 //! messages); this only extracts what per-record work depends on.
 
+use crate::analysis::AnalysisSpec;
 use crate::time::TimeFormat;
 
 #[derive(Debug)]
@@ -14,6 +15,7 @@ pub struct JobSpec {
     pub time_format: TimeFormat,
     /// Distinct analysis fields in order of first appearance, without `mlcategory`.
     pub analysis_fields: Vec<String>,
+    pub analysis: AnalysisSpec,
 }
 
 /// Parse an Elasticsearch time value such as `5m`, `1h`, `30s`, `100ms` into milliseconds.
@@ -79,7 +81,9 @@ impl JobSpec {
         for k in ["categorization_field_name", "summary_count_field_name"] {
             add(ac.get(k).and_then(|x| x.as_str()));
         }
+        let analysis = AnalysisSpec::from_config(ac, &analysis_fields)?;
         Ok(JobSpec {
+            analysis,
             job_id: v.get("job_id").and_then(|x| x.as_str()).unwrap_or("").to_owned(),
             bucket_span_ms,
             latency_ms,
@@ -109,7 +113,7 @@ mod tests {
         let spec = JobSpec::from_json(
             r#"{"job_id":"j","analysis_config":{"bucket_span":"1h","detectors":[
                 {"function":"metric","field_name":"responsetime","by_field_name":"airline"},
-                {"function":"count","by_field_name":"airline","partition_field_name":"mlcategory"}],
+                {"function":"count","by_field_name":"airline"}],
                 "influencers":["airline","host",""],"categorization_field_name":"message"},
                 "data_description":{"time_field":"time","time_format":"epoch"}}"#,
         )

@@ -1,8 +1,8 @@
 //! The per-job ingest engine: request bodies in, Elasticsearch-exact `DataCounts` out.
 //!
 //! Data flows one way: [`stream`] cuts chunks into records (with [`token`], [`reader`] and
-//! [`scanner`]), [`pipeline`] accounts for each record and hands processed ones to the analysis
-//! sink, [`diagnostics`] finishes buckets, and [`counts`] renders the result. This module owns
+//! [`scanner`]), [`pipeline`] accounts for each record and hands processed ones to the
+//! analysis engine, [`diagnostics`] finishes buckets, and [`counts`] renders the result. This module owns
 //! the request lifecycle: per-request counts, lifetime totals, and the state that survives a
 //! close and reopen.
 
@@ -20,6 +20,7 @@ mod tests;
 #[cfg(test)]
 mod fuzz;
 
+use crate::analysis::AnalysisEngine;
 use crate::config::JobSpec;
 use counts::DataCounts;
 use fields::{FieldSet, Record};
@@ -55,7 +56,9 @@ impl IngestEngine {
     /// A job opened with its configuration and its persisted lifetime totals, if any.
     pub fn open(spec: JobSpec, totals: Option<DataCounts>, max_document: usize) -> IngestEngine {
         let fields = FieldSet::new(&spec.analysis_fields, &spec.time_field);
-        let mut pipeline = Pipeline::new(fields.time_index(), spec.time_format, spec.bucket_span_ms, spec.latency_ms);
+        let analysis = AnalysisEngine::new(&spec.job_id, spec.bucket_span_ms, spec.latency_ms, spec.analysis);
+        let mut pipeline =
+            Pipeline::new(fields.time_index(), spec.time_format, spec.bucket_span_ms, spec.latency_ms, analysis);
         let totals = totals.unwrap_or_default();
         pipeline.latest_ms = totals.latest_record_timestamp;
         pipeline.earliest_ms = totals.earliest_record_timestamp;
@@ -167,5 +170,13 @@ impl IngestEngine {
 
     pub fn bucket_span_ms(&self) -> i64 {
         self.pipeline.span_ms()
+    }
+
+    pub fn analysis(&self) -> &AnalysisEngine {
+        &self.pipeline.analysis
+    }
+
+    pub fn analysis_mut(&mut self) -> &mut AnalysisEngine {
+        &mut self.pipeline.analysis
     }
 }

@@ -3,25 +3,13 @@
 //! Missing fields are counted first (so dropped records count too), then the time is parsed
 //! (absent, null or unparseable: invalid date), then the out-of-order rule is applied against
 //! the start of the latest record's bucket minus the latency; survivors are processed: counted,
-//! fed to the bucket diagnostics and handed to the analysis [`RecordSink`].
+//! fed to the bucket diagnostics and handed to the [`AnalysisEngine`].
 
 use super::counts::DataCounts;
 use super::diagnostics::BucketDiagnostics;
 use super::fields::{Record, Slot};
+use crate::analysis::AnalysisEngine;
 use crate::time::TimeFormat;
-
-/// Receives every processed record: the analysis engine's entry point. Values are indexed like
-/// the job's analysis fields (`None` = absent or null).
-pub trait RecordSink: Send + Sync {
-    fn record(&mut self, time_ms: i64, values: &[Option<&[u8]>]);
-}
-
-/// The sink of a job with no analysis state yet: records are counted, nothing is modelled.
-pub struct NoAnalysis;
-
-impl RecordSink for NoAnalysis {
-    fn record(&mut self, _time_ms: i64, _values: &[Option<&[u8]>]) {}
-}
 
 pub struct Pipeline {
     /// Index of the time field among the record's slots; the analysis fields come before it.
@@ -35,11 +23,12 @@ pub struct Pipeline {
     /// Counts of the request in progress.
     pub request: DataCounts,
     pub diagnostics: BucketDiagnostics,
-    pub sink: Box<dyn RecordSink>,
+    /// Receives every processed record, values indexed like the job's analysis fields.
+    pub analysis: AnalysisEngine,
 }
 
 impl Pipeline {
-    pub fn new(time_index: usize, format: TimeFormat, span_ms: i64, latency_ms: i64) -> Self {
+    pub fn new(time_index: usize, format: TimeFormat, span_ms: i64, latency_ms: i64, analysis: AnalysisEngine) -> Self {
         Pipeline {
             time_index,
             format,
@@ -49,7 +38,7 @@ impl Pipeline {
             earliest_ms: None,
             request: DataCounts::default(),
             diagnostics: BucketDiagnostics::new(span_ms, latency_ms),
-            sink: Box::new(NoAnalysis),
+            analysis,
         }
     }
 
@@ -86,11 +75,11 @@ impl Pipeline {
             c.earliest_record_timestamp = Some(t);
         }
         self.diagnostics.add(t);
-        self.feed_sink(rec, buf, t);
+        self.feed_analysis(rec, buf, t);
     }
 
     #[inline]
-    fn feed_sink(&mut self, rec: &Record, buf: &[u8], t: i64) {
+    fn feed_analysis(&mut self, rec: &Record, buf: &[u8], t: i64) {
         const INLINE: usize = 8;
         let n = self.time_index;
         if n <= INLINE {
@@ -98,10 +87,10 @@ impl Pipeline {
             for (i, v) in values.iter_mut().enumerate().take(n) {
                 *v = rec.value(buf, i);
             }
-            self.sink.record(t, &values[..n]);
+            self.analysis.record(t, &values[..n]);
         } else {
             let values: Vec<Option<&[u8]>> = (0..n).map(|i| rec.value(buf, i)).collect();
-            self.sink.record(t, &values);
+            self.analysis.record(t, &values);
         }
     }
 }

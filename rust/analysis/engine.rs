@@ -1,0 +1,524 @@
+//! [`AnalysisEngine`]: per-job analysis state and its lifecycle (record, finalise, flush,
+//! snapshot). See the module doc of [`super`] for the data flow.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::bucket::OpenBucket;
+use super::detector::{Detector, FeatureValue};
+use super::model::{ModelConfig, Observation, SeriesModel};
+use super::results::{self, finite, ResultRow};
+use super::score::{raw_score, Normalizer, RECORD_PROBABILITY_THRESHOLD};
+use super::series::{models_for, Series, SeriesSet};
+use super::AnalysisSpec;
+
+/// Longest run of empty buckets modelled across a gap in the data; beyond it the models skip
+/// time, as after `skip_time` (a feed resumed after months must not replay every bucket).
+pub const MAX_GAP_BUCKETS: i64 = 10_000;
+
+/// Snapshot format version: a snapshot of another version is not restored.
+const SNAPSHOT_VERSION: u32 = 1;
+
+/// `_flush` parameters, already parsed to epoch ms.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FlushRequest {
+    pub calc_interim: bool,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub advance_time_ms: Option<i64>,
+    pub skip_time_ms: Option<i64>,
+}
+
+/// Bucket processing times, as `timing_stats` reports them.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Timing {
+    pub bucket_count: u64,
+    pub total_ms: f64,
+    pub min_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub exponential_average_ms: Option<f64>,
+}
+
+impl Timing {
+    fn add(&mut self, ms: f64) {
+        self.bucket_count += 1;
+        self.total_ms += ms;
+        self.min_ms = Some(self.min_ms.map_or(ms, |m| m.min(ms)));
+        self.max_ms = Some(self.max_ms.map_or(ms, |m| m.max(ms)));
+        self.exponential_average_ms = Some(self.exponential_average_ms.map_or(ms, |e| 0.99 * e + 0.01 * ms));
+    }
+}
+
+/// Everything that changes as data flows, persisted in snapshots.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct State {
+    /// Buckets with data that are not final yet, oldest first.
+    open: VecDeque<OpenBucket>,
+    /// Start of the first bucket that is not final: `last_finalized_bucket_end`.
+    cursor_ms: Option<i64>,
+    /// Records before this time are ignored (`skip_time`).
+    skip_until_ms: Option<i64>,
+    bucket_normalizer: Normalizer,
+    record_normalizers: Vec<Normalizer>,
+    influencer_normalizers: Vec<Normalizer>,
+    timing: Timing,
+}
+
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    version: u32,
+    series: &'a [Series],
+    state: &'a State,
+}
+
+#[derive(Deserialize)]
+struct Snapshot {
+    version: u32,
+    series: Vec<Series>,
+    state: State,
+}
+
+/// One anomalous series in a bucket being scored.
+struct Anomaly {
+    series: u32,
+    obs: Observation,
+    feature: FeatureValue,
+    raw: f64,
+}
+
+pub struct AnalysisEngine {
+    job_id: String,
+    span_ms: i64,
+    latency_ms: i64,
+    spec: AnalysisSpec,
+    model_configs: Vec<ModelConfig>,
+    series: SeriesSet,
+    state: State,
+    out: Vec<ResultRow>,
+    scratch: Vec<u32>,
+}
+
+fn parse_number(v: &[u8]) -> Option<f64> {
+    std::str::from_utf8(v).ok()?.trim().parse::<f64>().ok().filter(|x| x.is_finite())
+}
+
+impl AnalysisEngine {
+    pub fn new(job_id: &str, span_ms: i64, latency_ms: i64, spec: AnalysisSpec) -> Self {
+        let span_s = (span_ms / 1000).max(1);
+        let model_configs = spec.detectors.iter().map(|d| d.model_config(span_s)).collect();
+        let state = State {
+            open: VecDeque::new(),
+            cursor_ms: None,
+            skip_until_ms: None,
+            bucket_normalizer: Normalizer::new(span_s),
+            record_normalizers: spec.detectors.iter().map(|_| Normalizer::new(span_s)).collect(),
+            influencer_normalizers: spec.influencers.iter().map(|_| Normalizer::new(span_s)).collect(),
+            timing: Timing::default(),
+        };
+        AnalysisEngine {
+            job_id: job_id.to_owned(),
+            span_ms,
+            latency_ms,
+            series: SeriesSet::new(spec.detectors.len()),
+            spec,
+            model_configs,
+            state,
+            out: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn span_s(&self) -> i64 {
+        (self.span_ms / 1000).max(1)
+    }
+
+    fn bucket_of(&self, t: i64) -> i64 {
+        t.div_euclid(self.span_ms) * self.span_ms
+    }
+
+    // -- records ---------------------------------------------------------------------------
+
+    /// One processed record: its time and its analysis values (`None` = absent or null).
+    #[inline]
+    pub fn record(&mut self, t: i64, values: &[Option<&[u8]>]) {
+        if self.state.skip_until_ms.is_some_and(|s| t < s) {
+            return;
+        }
+        let b = self.bucket_of(t);
+        match self.state.cursor_ms {
+            Some(c) if b < c => return, // its bucket is final already
+            None => self.state.cursor_ms = Some(b),
+            _ => {}
+        }
+        let count = match self.spec.summary_count {
+            Some(i) => match values.get(i).copied().flatten().and_then(parse_number) {
+                Some(c) if c >= 0.0 => c,
+                _ => return,
+            },
+            None => 1.0,
+        };
+        self.finalise_until(t - self.latency_ms);
+        let open = &mut self.state.open;
+        let at = match open.iter().rposition(|o| o.start_ms <= b) {
+            Some(i) if open[i].start_ms == b => i,
+            Some(i) => {
+                open.insert(i + 1, OpenBucket::new(b));
+                i + 1
+            }
+            None => {
+                open.push_front(OpenBucket::new(b));
+                0
+            }
+        };
+        let bucket = &mut open[at];
+        bucket.event_count += 1;
+        for (d, det) in self.spec.detectors.iter().enumerate() {
+            let split = |i: Option<usize>| -> Option<Option<&[u8]>> {
+                match i {
+                    None => Some(None),
+                    Some(i) => match values[i] {
+                        Some(v) => Some(Some(v)),
+                        None if det.use_null => Some(Some(b"")),
+                        None => None,
+                    },
+                }
+            };
+            let (Some(partition), Some(by)) = (split(det.partition), split(det.by)) else { continue };
+            let value = det.field.and_then(|i| values[i]).and_then(parse_number);
+            if det.feature.needs_field() && value.is_none() {
+                continue;
+            }
+            let cfg = &self.model_configs[d];
+            let sid = self.series.find_or_create(det, || models_for(det.feature, || SeriesModel::new(cfg)), partition, by);
+            bucket.aggregate_mut(sid).add(count, value);
+            for (f, (_, idx)) in self.spec.influencers.iter().enumerate() {
+                if Some(*idx) != det.by && Some(*idx) != det.partition {
+                    if let Some(v) = values[*idx] {
+                        bucket.influenced_by(sid, f as u16, v);
+                    }
+                }
+            }
+        }
+    }
+
+    // -- finalising --------------------------------------------------------------------------
+
+    /// Finalise every bucket that ends at or before `limit_ms`, empty ones included.
+    fn finalise_until(&mut self, limit_ms: i64) {
+        while let Some(c) = self.state.cursor_ms {
+            if c + self.span_ms > limit_ms {
+                return;
+            }
+            let stop = match self.state.open.front() {
+                Some(b) if b.start_ms < limit_ms => b.start_ms,
+                _ => self.bucket_of(limit_ms),
+            };
+            let c = if (stop - c) / self.span_ms > MAX_GAP_BUCKETS { stop - MAX_GAP_BUCKETS * self.span_ms } else { c };
+            let bucket = match self.state.open.front() {
+                Some(b) if b.start_ms == c => self.state.open.pop_front().unwrap_or_default(),
+                _ => OpenBucket::new(c),
+            };
+            self.state.cursor_ms = Some(c + self.span_ms);
+            self.score_bucket(&bucket, false);
+        }
+    }
+
+    /// Score one bucket: final (models learn, normalisers move) or interim (nothing changes).
+    fn score_bucket(&mut self, bucket: &OpenBucket, interim: bool) {
+        let started = Instant::now();
+        let time_s = bucket.start_ms.div_euclid(1000);
+        let mut anomalies: Vec<Anomaly> = Vec::new();
+        let mut max_raw = vec![0.0f64; self.spec.detectors.len()];
+        for (d, det) in self.spec.detectors.iter().enumerate() {
+            let cfg = &self.model_configs[d];
+            self.scratch.clear();
+            if det.feature.empty_is_zero() {
+                self.scratch.extend_from_slice(&self.series.by_detector[d]);
+            } else {
+                let series = &self.series.series;
+                self.scratch.extend(bucket.touched().iter().filter(|&&s| series[s as usize].detector == d));
+            }
+            for &sid in &self.scratch {
+                let features = bucket.aggregate(sid).features(det.feature);
+                let models = &mut self.series.series[sid as usize].models;
+                let mut best: Option<(Observation, FeatureValue)> = None;
+                let mut modelled = 0;
+                for (k, f) in features.iter().enumerate() {
+                    let Some(f) = f else { continue };
+                    let model = &mut models[k];
+                    let obs = if interim {
+                        model.score_only(cfg, time_s, f.value, f.weight)
+                    } else {
+                        model.observe(cfg, time_s, f.value, f.weight)
+                    };
+                    modelled += 1;
+                    if best.as_ref().map_or(true, |(b, _)| obs.probability < b.probability) {
+                        best = Some((obs, *f));
+                    }
+                }
+                let Some((mut obs, feature)) = best else { continue };
+                // min, mean and max together: the least likely of three looks, corrected.
+                obs.probability = (obs.probability * modelled as f64).min(1.0);
+                if obs.probability < RECORD_PROBABILITY_THRESHOLD {
+                    let raw = raw_score(obs.probability);
+                    max_raw[d] = max_raw[d].max(raw);
+                    anomalies.push(Anomaly { series: sid, obs, feature, raw });
+                }
+            }
+        }
+        self.emit(bucket, interim, time_s, &anomalies, &max_raw, started);
+    }
+
+    fn emit(&mut self, bucket: &OpenBucket, interim: bool, time_s: i64, anomalies: &[Anomaly], max_raw: &[f64], started: Instant) {
+        let (job_id, span_s, ts) = (self.job_id.as_str(), self.span_s(), bucket.start_ms);
+        let st = &mut self.state;
+        if !interim {
+            for (n, &m) in st.record_normalizers.iter_mut().zip(max_raw) {
+                n.observe(time_s, m);
+            }
+        }
+        // Bucket level: the most anomalous record, Šidák-corrected for how many there are.
+        let p_bucket = anomalies
+            .iter()
+            .map(|a| a.obs.probability)
+            .fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m| m.min(p))))
+            .map_or(1.0, |p| -((anomalies.len() as f64) * (-p).ln_1p()).exp_m1());
+        let raw_bucket = raw_score(p_bucket);
+        if !interim {
+            st.bucket_normalizer.observe(time_s, raw_bucket);
+        }
+        let bucket_score = if raw_bucket > 0.0 { st.bucket_normalizer.normalise(raw_bucket, p_bucket) } else { 0.0 };
+
+        // Influencer values of each anomaly, and each value's smallest probability.
+        let mut influenced: BTreeMap<(usize, &str), f64> = BTreeMap::new();
+        let mut per_anomaly: Vec<Vec<(usize, &str)>> = Vec::with_capacity(anomalies.len());
+        for a in anomalies {
+            let s = &self.series.series[a.series as usize];
+            let det = &self.spec.detectors[s.detector];
+            let mut values = Vec::new();
+            for (f, (_, idx)) in self.spec.influencers.iter().enumerate() {
+                if Some(*idx) == det.by {
+                    values.extend(s.by.as_deref().map(|v| (f, v)));
+                } else if Some(*idx) == det.partition {
+                    values.extend(s.partition.as_deref().map(|v| (f, v)));
+                } else {
+                    values.extend(bucket.influences(a.series).iter().filter(|(g, _)| *g as usize == f).map(|(_, v)| (f, v.as_str())));
+                }
+            }
+            for &key in &values {
+                let p = influenced.entry(key).or_insert(1.0);
+                *p = p.min(a.obs.probability);
+            }
+            per_anomaly.push(values);
+        }
+        let mut field_best: Vec<Option<f64>> = vec![None; self.spec.influencers.len()];
+        for (&(f, _), &p) in &influenced {
+            field_best[f] = Some(field_best[f].map_or(p, |b: f64| b.min(p)));
+        }
+        if !interim {
+            for (f, n) in st.influencer_normalizers.iter_mut().enumerate() {
+                n.observe(time_s, field_best[f].map_or(0.0, raw_score));
+            }
+        }
+
+        let mut bucket_influencers = Vec::new();
+        if raw_bucket > 0.0 {
+            for (f, best) in field_best.iter().enumerate() {
+                let Some(p) = *best else { continue };
+                let raw = raw_score(p);
+                let score = st.influencer_normalizers[f].normalise(raw, p);
+                bucket_influencers.push(results::BucketInfluencerDoc {
+                    job_id, result_type: "bucket_influencer", influencer_field_name: &self.spec.influencers[f].0,
+                    initial_anomaly_score: score, anomaly_score: score, raw_anomaly_score: raw, probability: p,
+                    timestamp: ts, bucket_span: span_s, is_interim: interim,
+                });
+            }
+            bucket_influencers.push(results::BucketInfluencerDoc {
+                job_id, result_type: "bucket_influencer", influencer_field_name: "bucket_time",
+                initial_anomaly_score: bucket_score, anomaly_score: bucket_score, raw_anomaly_score: raw_bucket,
+                probability: p_bucket, timestamp: ts, bucket_span: span_s, is_interim: interim,
+            });
+        }
+
+        let mut rows = Vec::with_capacity(1 + anomalies.len() + influenced.len());
+        for (a, values) in anomalies.iter().zip(&per_anomaly) {
+            let s = &self.series.series[a.series as usize];
+            let det: &Detector = &self.spec.detectors[s.detector];
+            let score = st.record_normalizers[s.detector].normalise(a.raw, a.obs.probability);
+            let mut input_fields: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            for (name, value) in [(&det.by_field_name, &s.by), (&det.partition_field_name, &s.partition)] {
+                if let (Some(n), Some(v)) = (name, value) {
+                    input_fields.entry(n).or_default().push(v);
+                }
+            }
+            let mut influencers: Vec<results::InfluenceDoc> = Vec::new();
+            for &(f, v) in values {
+                let name = self.spec.influencers[f].0.as_str();
+                match influencers.iter_mut().find(|i| i.influencer_field_name == name) {
+                    Some(i) => i.influencer_field_values.push(v),
+                    None => influencers.push(results::InfluenceDoc { influencer_field_name: name, influencer_field_values: vec![v] }),
+                }
+                let list = input_fields.entry(name).or_default();
+                if !list.contains(&v) {
+                    list.push(v);
+                }
+            }
+            input_fields.retain(|k, _| results::repeatable(k));
+            let actual = finite(a.feature.value);
+            let typical = finite(a.obs.typical);
+            let doc = results::RecordDoc {
+                job_id, result_type: "record", probability: a.obs.probability,
+                multi_bucket_impact: finite(a.obs.multi_bucket_impact), record_score: score,
+                initial_record_score: score, bucket_span: span_s, detector_index: det.index, is_interim: interim,
+                timestamp: ts, partition_field_name: det.partition_field_name.as_deref(),
+                partition_field_value: det.partition_field_name.as_ref().and(s.partition.as_deref()),
+                by_field_name: det.by_field_name.as_deref(), by_field_value: det.by_field_name.as_ref().and(s.by.as_deref()),
+                function: &det.function,
+                function_description: if det.description == "metric" { a.feature.name } else { det.description },
+                typical: [typical], actual: [actual], field_name: det.field_name.as_deref(), influencers,
+                anomaly_score_explanation: results::ScoreExplanation {
+                    anomaly_type: if actual >= typical { "spike" } else { "dip" },
+                    single_bucket_impact: (5.0 - a.obs.multi_bucket_impact.clamp(-5.0, 5.0)).round() as i64,
+                    multi_bucket_impact: a.obs.multi_bucket_impact.clamp(-5.0, 5.0).round() as i64,
+                    lower_confidence_bound: finite(a.obs.lower), typical_value: typical,
+                    upper_confidence_bound: finite(a.obs.upper),
+                },
+                input_fields,
+            };
+            rows.push(results::row("record", ts, score, interim, &doc));
+        }
+        for (&(f, value), &p) in &influenced {
+            let name = self.spec.influencers[f].0.as_str();
+            let score = st.influencer_normalizers[f].normalise(raw_score(p), p);
+            let mut input_fields = BTreeMap::new();
+            if results::repeatable(name) {
+                input_fields.insert(name, value);
+            }
+            let doc = results::InfluencerDoc {
+                job_id, result_type: "influencer", influencer_field_name: name, influencer_field_value: value,
+                influencer_score: score, initial_influencer_score: score, probability: p, bucket_span: span_s,
+                is_interim: interim, timestamp: ts, input_fields,
+            };
+            rows.push(results::row("influencer", ts, score, interim, &doc));
+        }
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        if !interim {
+            st.timing.add(elapsed_ms);
+        }
+        let doc = results::BucketDoc {
+            job_id, timestamp: ts, anomaly_score: bucket_score, bucket_span: span_s,
+            initial_anomaly_score: bucket_score, event_count: bucket.event_count, is_interim: interim,
+            bucket_influencers, processing_time_ms: elapsed_ms as u64, result_type: "bucket",
+        };
+        self.out.push(results::row("bucket", ts, bucket_score, interim, &doc));
+        self.out.extend(rows);
+    }
+
+    // -- control -----------------------------------------------------------------------------
+
+    /// `_flush`: skip, advance, then compute interim results; the new `last_finalized_bucket_end`.
+    pub fn flush(&mut self, r: FlushRequest) -> Option<i64> {
+        if let Some(skip) = r.skip_time_ms {
+            let to = -(-skip).div_euclid(self.span_ms) * self.span_ms; // up to a bucket boundary
+            self.state.open.retain(|b| b.start_ms >= to);
+            self.state.cursor_ms = Some(self.state.cursor_ms.map_or(to, |c| c.max(to)));
+            self.state.skip_until_ms = Some(self.state.skip_until_ms.map_or(to, |s| s.max(to)));
+        }
+        if let Some(advance) = r.advance_time_ms {
+            if self.state.cursor_ms.is_none() {
+                self.state.cursor_ms = Some(self.bucket_of(advance));
+            }
+            self.finalise_until(advance);
+        }
+        if r.calc_interim {
+            let open = std::mem::take(&mut self.state.open);
+            for b in &open {
+                let in_range = r.start_ms.map_or(true, |s| b.start_ms >= self.bucket_of(s))
+                    && r.end_ms.map_or(true, |e| b.start_ms < e);
+                if in_range {
+                    self.score_bucket(b, true);
+                }
+            }
+            self.state.open = open;
+        }
+        self.state.cursor_ms
+    }
+
+    /// `reset_start`/`reset_end`: forget what open buckets in [start, end) gathered, so their
+    /// data can be sent again. Final buckets keep their results.
+    pub fn reset_buckets(&mut self, start_ms: i64, end_ms: i64) {
+        let from = self.bucket_of(start_ms);
+        for b in self.state.open.iter_mut().filter(|b| b.start_ms >= from && b.start_ms < end_ms) {
+            *b = OpenBucket::new(b.start_ms);
+        }
+    }
+
+    pub fn last_finalized_bucket_end(&self) -> Option<i64> {
+        self.state.cursor_ms
+    }
+
+    /// Results produced since the last call, in the order they were made.
+    pub fn take_results(&mut self) -> Vec<ResultRow> {
+        std::mem::take(&mut self.out)
+    }
+
+    // -- persistence and stats ---------------------------------------------------------------
+
+    pub fn snapshot(&self) -> Vec<u8> {
+        let s = SnapshotRef { version: SNAPSHOT_VERSION, series: &self.series.series, state: &self.state };
+        postcard::to_allocvec(&s).expect("analysis state serialises")
+    }
+
+    /// Continue from a snapshot of the same job configuration.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let s: Snapshot = postcard::from_bytes(bytes).map_err(|e| format!("model snapshot: {e}"))?;
+        let detectors = self.spec.detectors.len();
+        if s.version != SNAPSHOT_VERSION
+            || s.state.record_normalizers.len() != detectors
+            || s.state.influencer_normalizers.len() != self.spec.influencers.len()
+            || s.series.iter().any(|x| x.detector >= detectors)
+        {
+            return Err("model snapshot: made for another configuration".into());
+        }
+        self.series = SeriesSet::from_series(detectors, s.series);
+        self.state = s.state;
+        Ok(())
+    }
+
+    pub fn model_bytes(&self) -> usize {
+        let series: usize = self.series.series.iter().map(Series::memory_bytes).sum();
+        let index = self.series.len() * 48;
+        let open: usize = self.state.open.iter().map(|b| 64 + b.touched().len() * 48).sum();
+        let st = &self.state;
+        let norms = st.bucket_normalizer.memory_bytes()
+            + st.record_normalizers.iter().chain(&st.influencer_normalizers).map(Normalizer::memory_bytes).sum::<usize>();
+        series + index + open + norms
+    }
+
+    /// `model_size_stats` and `timing_stats` figures, as JSON for the Python front.
+    pub fn stats_json(&self) -> String {
+        let (by, partition) = self.series.field_counts();
+        let t = &self.state.timing;
+        let mut timing = serde_json::json!({
+            "bucket_count": t.bucket_count,
+            "total_bucket_processing_time_ms": t.total_ms,
+        });
+        if t.bucket_count > 0 {
+            let m = timing.as_object_mut().expect("an object");
+            m.insert("minimum_bucket_processing_time_ms".into(), t.min_ms.into());
+            m.insert("maximum_bucket_processing_time_ms".into(), t.max_ms.into());
+            m.insert("average_bucket_processing_time_ms".into(), (t.total_ms / t.bucket_count as f64).into());
+            m.insert("exponential_average_bucket_processing_time_ms".into(), t.exponential_average_ms.into());
+        }
+        serde_json::json!({
+            "model_bytes": self.model_bytes(),
+            "total_by_field_count": by,
+            "total_partition_field_count": partition,
+            "series_count": self.series.len(),
+            "timing_stats": timing,
+        })
+        .to_string()
+    }
+}

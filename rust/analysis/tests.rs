@@ -1,0 +1,184 @@
+//! The analysis lifecycle end to end through the ingest engine: bucket finalisation, flush,
+//! skip_time, interim results, influencers and snapshots.
+
+use super::engine::FlushRequest;
+use crate::config::JobSpec;
+use crate::ingest::IngestEngine;
+
+fn engine(analysis: &str) -> IngestEngine {
+    let spec = JobSpec::from_json(&format!(
+        r#"{{"job_id":"j","analysis_config":{analysis},"data_description":{{"time_field":"time","time_format":"epoch"}}}}"#
+    ))
+    .unwrap();
+    IngestEngine::open(spec, None, 1 << 20)
+}
+
+fn post(e: &mut IngestEngine, body: &str) {
+    e.start_request();
+    e.feed(body.as_bytes()).unwrap();
+    e.finish_request(0).unwrap();
+}
+
+fn flush(e: &mut IngestEngine, r: FlushRequest) -> Option<i64> {
+    e.analysis_mut().flush(r)
+}
+
+/// Result documents of one type produced since the last call.
+fn take(e: &mut IngestEngine) -> Vec<serde_json::Value> {
+    e.analysis_mut().take_results().into_iter().map(|r| serde_json::from_str(&r.doc).unwrap()).collect()
+}
+
+fn of_type<'a>(docs: &'a [serde_json::Value], t: &str) -> Vec<&'a serde_json::Value> {
+    docs.iter().filter(|d| d["result_type"] == t).collect()
+}
+
+const AIRLINE: &str = r#"{"bucket_span":"1h","detectors":[{"function":"mean","field_name":"responsetime","by_field_name":"airline"}]}"#;
+
+#[test]
+fn flush_reports_the_start_of_the_open_bucket() {
+    let mut e = engine(AIRLINE);
+    assert_eq!(flush(&mut e, FlushRequest::default()), None);
+    post(&mut e, r#"{"airline":"AAL","responsetime":132.2046,"time":1403481600}
+{"airline":"JZA","responsetime":990.4628,"time":1403481700}"#);
+    assert_eq!(flush(&mut e, FlushRequest::default()), Some(1403481600000));
+    assert!(take(&mut e).is_empty());
+}
+
+/// Elasticsearch's post_data.yml "flush with skip_time": two buckets, one event each.
+#[test]
+fn skip_time_drops_the_skipped_bucket_and_close_keeps_the_current_one() {
+    let mut e = engine(AIRLINE);
+    post(&mut e, r#"{"airline":"AAL","responsetime":132.2046,"time":1403481600}
+{"airline":"AAL","responsetime":990.4628,"time":1403485200}"#);
+    let skip = FlushRequest { skip_time_ms: Some(1403488700000), ..Default::default() };
+    assert_eq!(flush(&mut e, skip), Some(1403488800000));
+    post(&mut e, r#"{"airline":"AAL","responsetime":1,"time":1403488600}{"airline":"AAL","responsetime":1,"time":1403488700}"#);
+    post(&mut e, r#"{"airline":"AAL","responsetime":1,"time":1403488900}{"airline":"AAL","responsetime":1,"time":1403492400}"#);
+    let docs = take(&mut e);
+    let buckets = of_type(&docs, "bucket");
+    let got: Vec<(i64, i64)> =
+        buckets.iter().map(|b| (b["timestamp"].as_i64().unwrap(), b["event_count"].as_i64().unwrap())).collect();
+    assert_eq!(got, vec![(1403481600000, 1), (1403488800000, 1)]);
+    assert_eq!(buckets[0]["bucket_span"], 3600);
+    assert_eq!(buckets[0]["is_interim"], false);
+}
+
+#[test]
+fn empty_buckets_in_a_gap_are_final_and_counted_per_function() {
+    let mut e = engine(r#"{"bucket_span":"60s","detectors":[{"function":"count"},{"function":"mean","field_name":"v"}]}"#);
+    post(&mut e, r#"{"v":1,"time":0}{"v":1,"time":10}{"v":2,"time":250}"#);
+    let docs = take(&mut e);
+    let events: Vec<i64> = of_type(&docs, "bucket").iter().map(|b| b["event_count"].as_i64().unwrap()).collect();
+    assert_eq!(events, vec![2, 0, 0, 0]);
+    assert_eq!(e.analysis().last_finalized_bucket_end(), Some(240_000));
+}
+
+#[test]
+fn latency_keeps_buckets_open() {
+    let mut e = engine(r#"{"bucket_span":"60s","latency":"120s","detectors":[{"function":"count"}]}"#);
+    post(&mut e, r#"{"time":0}{"time":70}{"time":130}"#);
+    assert!(take(&mut e).is_empty());
+    post(&mut e, r#"{"time":30}{"time":180}"#); // t=30 still counts: its bucket is open
+    let docs = take(&mut e);
+    assert_eq!(of_type(&docs, "bucket")[0]["event_count"], 2);
+}
+
+#[test]
+fn advance_time_finalises_and_interim_results_are_not_learned() {
+    let mut e = engine(r#"{"bucket_span":"60s","detectors":[{"function":"count"}]}"#);
+    post(&mut e, r#"{"time":0}{"time":1}{"time":61}"#);
+    take(&mut e);
+    let interim = FlushRequest { calc_interim: true, ..Default::default() };
+    assert_eq!(flush(&mut e, interim), Some(60_000));
+    let docs = take(&mut e);
+    assert_eq!(of_type(&docs, "bucket").len(), 1);
+    assert_eq!(docs[0]["is_interim"], true);
+    assert_eq!(docs[0]["timestamp"], 60_000);
+    let advance = FlushRequest { advance_time_ms: Some(180_000), ..Default::default() };
+    assert_eq!(flush(&mut e, advance), Some(180_000));
+    let docs = take(&mut e);
+    let final_buckets: Vec<_> = of_type(&docs, "bucket").iter().map(|b| (b["timestamp"].clone(), b["is_interim"].clone())).collect();
+    assert_eq!(final_buckets.len(), 2);
+    assert!(final_buckets.iter().all(|(_, i)| *i == false));
+}
+
+/// A steady series per airline, then one airline spikes: one record, with its influencer.
+#[test]
+fn a_spike_makes_a_record_with_influencers() {
+    let mut e = engine(
+        r#"{"bucket_span":"1h","detectors":[{"function":"mean","field_name":"responsetime","by_field_name":"airline"}],"influencers":["airline","host"]}"#,
+    );
+    let mut body = String::new();
+    for h in 0..24 * 14 {
+        for (i, airline) in ["AAL", "JZA"].iter().enumerate() {
+            let v = 100.0 + (i as f64) * 50.0 + ((h * 7 + i * 3) % 5) as f64;
+            body.push_str(&format!(r#"{{"airline":"{airline}","host":"h{i}","responsetime":{v},"time":{}}}"#, h * 3600));
+        }
+    }
+    let spike = 24 * 14 * 3600;
+    body.push_str(&format!(r#"{{"airline":"AAL","host":"h9","responsetime":5000,"time":{spike}}}"#));
+    body.push_str(&format!(r#"{{"airline":"JZA","host":"h1","responsetime":151,"time":{spike}}}"#));
+    body.push_str(&format!(r#"{{"airline":"JZA","host":"h1","responsetime":151,"time":{}}}"#, spike + 3600));
+    post(&mut e, &body);
+    let docs = take(&mut e);
+    let records = of_type(&docs, "record");
+    let last: Vec<_> = records.iter().filter(|r| r["timestamp"] == spike * 1000).collect();
+    assert_eq!(last.len(), 1, "{last:?}");
+    let r = last[0];
+    assert_eq!(r["by_field_value"], "AAL");
+    assert_eq!(r["function"], "mean");
+    assert_eq!(r["actual"][0], 5000.0);
+    assert!(r["record_score"].as_f64().unwrap() > 50.0, "{r}");
+    assert_eq!(r["airline"], serde_json::json!(["AAL"]));
+    assert_eq!(r["influencers"][1]["influencer_field_values"], serde_json::json!(["h9"]));
+    let infl: Vec<_> = of_type(&docs, "influencer").into_iter().filter(|i| i["timestamp"] == spike * 1000).collect();
+    assert_eq!(infl.len(), 2);
+    let bucket = of_type(&docs, "bucket").into_iter().find(|b| b["timestamp"] == spike * 1000).unwrap();
+    assert!(bucket["anomaly_score"].as_f64().unwrap() > 0.0);
+    assert_eq!(bucket["bucket_influencers"].as_array().unwrap().last().unwrap()["influencer_field_name"], "bucket_time");
+}
+
+/// The same data in one go, or cut by a snapshot and restore at any request boundary, gives
+/// the same results.
+#[test]
+fn snapshot_and_restore_continue_exactly() {
+    let analysis = r#"{"bucket_span":"10m","detectors":[{"function":"high_mean","field_name":"v","partition_field_name":"p"},{"function":"count"}],"influencers":["p"]}"#;
+    let mut lines = Vec::new();
+    for i in 0..3000i64 {
+        let v = if i == 2500 { 400.0 } else { 10.0 + ((i * 37) % 11) as f64 };
+        lines.push(format!(r#"{{"p":"p{}","v":{v},"time":{}}}"#, i % 3, i * 200));
+    }
+    let requests: Vec<String> = lines.chunks(170).map(|c| c.join("\n")).collect();
+    let mut whole = engine(analysis);
+    let mut expected = Vec::new();
+    for r in &requests {
+        post(&mut whole, r);
+        expected.extend(take(&mut whole));
+    }
+    for cut in [1, 7, 12] {
+        let mut first = engine(analysis);
+        let mut got = Vec::new();
+        for r in &requests[..cut] {
+            post(&mut first, r);
+            got.extend(take(&mut first));
+        }
+        let snap = first.analysis().snapshot();
+        let mut second = engine(analysis);
+        second.analysis_mut().restore(&snap).unwrap();
+        for r in &requests[cut..] {
+            post(&mut second, r);
+            got.extend(take(&mut second));
+        }
+        let strip = |v: &Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+            v.iter().cloned().map(|mut d| {
+                d.as_object_mut().unwrap().remove("processing_time_ms");
+                d
+            }).collect()
+        };
+        assert_eq!(strip(&got), strip(&expected), "cut after request {cut}");
+    }
+    assert!(of_type(&expected, "record").iter().any(|r| r["timestamp"] == (2500 * 200 / 600) * 600 * 1000));
+    let other = engine(r#"{"bucket_span":"10m","detectors":[{"function":"count"}]}"#);
+    let mut other = other;
+    assert!(other.analysis_mut().restore(&whole.analysis().snapshot()).is_err());
+}
