@@ -94,6 +94,38 @@ impl PyIngestEngine {
         PyBytes::new(py, self.inner.persist_json(log_time_ms).as_bytes())
     }
 
+    /// `_flush`: skip, advance, interim results; the new `last_finalized_bucket_end` (ms).
+    #[pyo3(signature = (calc_interim=false, start=None, end=None, advance_time=None, skip_time=None))]
+    fn flush(&mut self, calc_interim: bool, start: Option<i64>, end: Option<i64>, advance_time: Option<i64>, skip_time: Option<i64>) -> Option<i64> {
+        let r = analysis::FlushRequest { calc_interim, start_ms: start, end_ms: end, advance_time_ms: advance_time, skip_time_ms: skip_time };
+        self.inner.analysis_mut().flush(r)
+    }
+
+    /// Forget what the open buckets in [start, end) gathered (`reset_start`/`reset_end`).
+    fn reset_buckets(&mut self, start: i64, end: i64) {
+        self.inner.analysis_mut().reset_buckets(start, end);
+    }
+
+    /// Results made since the last call: (result_type, timestamp, score, is_interim, JSON).
+    fn take_results(&mut self) -> Vec<(&'static str, i64, f64, bool, String)> {
+        self.inner.analysis_mut().take_results().into_iter().map(|r| (r.result_type, r.timestamp, r.score, r.is_interim, r.doc)).collect()
+    }
+
+    /// The analysis state (models, open buckets, normalisers) as an opaque snapshot.
+    fn model_snapshot<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.analysis().snapshot())
+    }
+
+    /// Continue from a snapshot of this job; ValueError if it does not fit the configuration.
+    fn restore_model(&mut self, snapshot: &[u8]) -> PyResult<()> {
+        self.inner.analysis_mut().restore(snapshot).map_err(PyValueError::new_err)
+    }
+
+    /// Model size and timing figures for `_stats`, as JSON.
+    fn analysis_stats_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.analysis().stats_json().as_bytes())
+    }
+
     #[getter]
     fn job_id(&self) -> &str {
         &self.inner.job_id
@@ -160,5 +192,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(set_simd_level, m)?)?;
     m.add("DEFAULT_MAX_DOCUMENT_BYTES", ingest::DEFAULT_MAX_DOCUMENT)?;
+    m.add("SUPPORTED_FUNCTIONS", analysis::detector::SUPPORTED_FUNCTIONS.to_vec())?;
     Ok(())
 }

@@ -3,6 +3,11 @@
 from typing import Final
 
 DEFAULT_MAX_DOCUMENT_BYTES: Final[int]
+#: Detector functions the analysis engine implements (Elasticsearch names).
+SUPPORTED_FUNCTIONS: Final[list[str]]
+
+#: One result for the store: (result_type, timestamp ms, score, is_interim, JSON document).
+ResultRow = tuple[str, int, float, bool, str]
 
 class MalformedInputError(ValueError):
     """Too many parse errors, or the body ended inside a document."""
@@ -26,6 +31,19 @@ class IngestEngine:
         """Live lifetime totals as `_stats` shows them for an open job."""
     def persist_json(self, log_time_ms: int) -> bytes:
         """Lifetime totals to persist, stamped with `log_time`."""
+    def flush(self, calc_interim: bool = False, start: int | None = None, end: int | None = None,
+              advance_time: int | None = None, skip_time: int | None = None) -> int | None:
+        """`_flush`: skip, advance, interim results; the new last_finalized_bucket_end (ms)."""
+    def reset_buckets(self, start: int, end: int) -> None:
+        """Forget what the open buckets in [start, end) gathered."""
+    def take_results(self) -> list[ResultRow]:
+        """Results made since the last call, oldest first."""
+    def model_snapshot(self) -> bytes:
+        """The analysis state as an opaque snapshot."""
+    def restore_model(self, snapshot: bytes) -> None:
+        """Continue from a snapshot; ValueError if it does not fit the configuration."""
+    def analysis_stats_json(self) -> bytes:
+        """model_bytes, total_by_field_count, total_partition_field_count, series_count, timing_stats."""
     @property
     def job_id(self) -> str: ...
     @property

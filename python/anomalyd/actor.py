@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import TYPE_CHECKING, AsyncIterator, Callable
+from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Protocol
 
 from . import errors
 from ._native import IngestEngine
@@ -25,6 +25,16 @@ QUEUE_CAPACITY = 100
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+class ActorHooks(Protocol):
+    """What an actor tells its owner (the registry) after each operation."""
+
+    def counts_changed(self, actor: JobActor) -> None:
+        """A request finished: persist its lifetime counts (grouped with other jobs')."""
+
+    def results_ready(self, actor: JobActor) -> Awaitable[None]:
+        """Take the results the engine made and queue them for the store."""
 
 
 class Turn:
@@ -43,16 +53,16 @@ class Turn:
 
 
 class JobActor:
-    def __init__(self, job: Job, engine: IngestEngine, on_counts_changed: Callable[[JobActor], None]) -> None:
+    def __init__(self, job: Job, engine: IngestEngine, hooks: ActorHooks) -> None:
         self.job = job
         self.engine = engine
-        self._on_counts_changed = on_counts_changed
+        self._hooks = hooks
         self._busy = False
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._holder: asyncio.Task[object] | None = None
         self.opened_at = time.monotonic()
-        #: End of the last bucket with final results (ms), as `_flush` reports it.
-        self.last_finalized_bucket_end: int | None = None
+        #: When the model state was last snapshotted (monotonic seconds).
+        self.snapshot_at = self.opened_at
 
     # -- the queue ---------------------------------------------------------------------------
 
@@ -102,33 +112,29 @@ class JobActor:
 
     # -- operations (called while holding a turn) -------------------------------------------
 
-    async def ingest(self, chunks: AsyncIterator[bytes]) -> bytes:
-        """Stream one request body into the engine; the per-request counts as JSON."""
+    async def ingest(self, chunks: AsyncIterator[bytes], reset: tuple[int, int] | None = None) -> bytes:
+        """Stream one request body into the engine; the per-request counts as JSON.
+
+        `reset` (ms) forgets what the open buckets in that range gathered first."""
         engine = self.engine
         engine.start_request()
+        if reset is not None:
+            engine.reset_buckets(*reset)
         try:
             async for chunk in chunks:
                 engine.feed(chunk)
             body: bytes = engine.finish_request(now_ms())
         except BaseException:
             engine.abort_request()  # what was read stays in the in-memory totals, not yet persisted
+            self._hooks.results_ready(self)  # buckets finished before the failure are final
             raise
-        self._on_counts_changed(self)
+        self._hooks.counts_changed(self)
+        self._hooks.results_ready(self)
         return body
 
-    def flush(self, advance_time_ms: int | None, skip_time_ms: int | None) -> int | None:
-        """Finalise buckets up to the latest data (or the times given); the new finalized end."""
-        span = self.engine.bucket_span_ms
-        candidates = []
-        latest = self.engine.latest_record_timestamp
-        if latest is not None:
-            candidates.append(latest - latest % span)
-        if advance_time_ms is not None:
-            candidates.append(advance_time_ms - advance_time_ms % span)
-        if skip_time_ms is not None:
-            candidates.append(-(-skip_time_ms // span) * span)
-        if self.last_finalized_bucket_end is not None:
-            candidates.append(self.last_finalized_bucket_end)
-        if candidates:
-            self.last_finalized_bucket_end = max(candidates)
-        return self.last_finalized_bucket_end
+    async def flush(self, *, calc_interim: bool, start: int | None, end: int | None,
+                    advance_time: int | None, skip_time: int | None) -> int | None:
+        """`_flush`; returns once its results are stored. The new last_finalized_bucket_end."""
+        finalized = self.engine.flush(calc_interim, start, end, advance_time, skip_time)
+        await self._hooks.results_ready(self)
+        return finalized

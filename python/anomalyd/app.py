@@ -88,7 +88,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await store.open()
     writer = CountsWriter(store, settings.commit_interval)
     writer.start()
-    registry = JobRegistry(store, writer, settings.max_document_bytes)
+    registry = JobRegistry(store, writer, settings.max_document_bytes, settings.snapshot_interval)
     await registry.start()
     app[NODE] = await _node(store, settings)
     app[REGISTRY] = registry

@@ -31,6 +31,8 @@ def main() -> None:
 @click.option("--shutdown-timeout", envvar="ANOMALYD_SHUTDOWN_TIMEOUT", default="30s", show_default=True, help="Grace period for in-flight requests.")
 @click.option("--read-timeout", envvar="ANOMALYD_READ_TIMEOUT", default="60s", show_default=True, help="Drop clients that send nothing this long.")
 @click.option("--max-document-length", envvar="ANOMALYD_MAX_DOCUMENT_LENGTH", default="16mb", show_default=True, help="Largest single JSON document.")
+@click.option("--snapshot-interval", envvar="ANOMALYD_SNAPSHOT_INTERVAL", default="5m", show_default=True,
+              help="How often an open job's model state is snapshotted (also on close and shutdown).")
 @click.option("--deprecation-warning/--no-deprecation-warning", envvar="ANOMALYD_DEPRECATION_WARNING", default=False,
               help="Send Elasticsearch's deprecation Warning header on _data.")
 @click.option("--security/--no-security", envvar="ANOMALYD_SECURITY", default=False,
@@ -42,7 +44,7 @@ def main() -> None:
 @click.option("--tls-key", envvar="ANOMALYD_TLS_KEY", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="PEM private key for --tls-cert.")
 def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str, max_content_length: str,
-          shutdown_timeout: str, read_timeout: str, max_document_length: str, deprecation_warning: bool,
+          shutdown_timeout: str, read_timeout: str, max_document_length: str, snapshot_interval: str, deprecation_warning: bool,
           security: bool, allow_insecure: bool, tls_cert: Path | None, tls_key: Path | None) -> None:
     """Serve the API (embedded store under --data-dir)."""
     from . import logs
@@ -52,6 +54,7 @@ def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str,
         host=host, port=port, data_dir=data_dir, log_format=log_format, log_level=log_level,
         max_content_length=parse_size(max_content_length), shutdown_timeout=parse_duration(shutdown_timeout),
         read_timeout=parse_duration(read_timeout), max_document_bytes=parse_size(max_document_length),
+        snapshot_interval=parse_duration(snapshot_interval),
         deprecation_warning=deprecation_warning, security=security, allow_insecure=allow_insecure,
         tls_cert=tls_cert, tls_key=tls_key,
     )

@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
+from ._native import SUPPORTED_FUNCTIONS
+
 __all__ = ["ConfigError", "validate_job_id", "build_job_config", "analysis_fields", "bucket_span_seconds",
            "latency_seconds", "parse_time_value"]
 
@@ -652,6 +654,23 @@ def _validate_job(job_id: str, j: dict) -> None:
     if illegal := [k for k in ("model_snapshot_id", "finished_time", "create_time") if j.get(k) is not None]:
         raise ConfigError(f"The job is configured with fields [{','.join(illegal)}] that are illegal to set at job "
                           "creation")
+
+
+def check_supported(config: dict) -> None:
+    """Refuse, with a clear 400, what Elasticsearch accepts but anomalyd does not analyse yet
+    (run on a valid config): a job must never be silently counted without its detectors."""
+    for d in config["analysis_config"]["detectors"]:
+        fn = d.get("function") or "metric"
+        fn = SHORTCUTS.get(fn, fn)
+        if fn not in SUPPORTED_FUNCTIONS:
+            raise ConfigError(f"Function [{fn}] is not supported by anomalyd yet; supported functions: "
+                              f"[{', '.join(SUPPORTED_FUNCTIONS)}]")
+        if d.get("over_field_name"):
+            raise ConfigError("over_field_name (population analysis) is not supported by anomalyd yet")
+        if ML_CATEGORY in (d.get("by_field_name"), d.get("partition_field_name")):
+            raise ConfigError("categorization (mlcategory) is not supported by anomalyd yet")
+        if d.get("custom_rules"):
+            raise ConfigError("custom_rules are not supported by anomalyd yet")
 
 
 def build_job_config(job_id: str, body: dict, *, now_ms: int, job_version: str,

@@ -2,24 +2,30 @@
 
 It is the one place that changes a job's lifecycle state, always writing the store first so
 that what clients were told survives a restart; on start it reopens the jobs that were open,
-as Elasticsearch reassigns open jobs to a node.
+as Elasticsearch reassigns open jobs to a node. It also persists what open jobs produce: counts
+(grouped), results (as they are made) and model snapshots (on close, on shutdown and every
+``snapshot_interval`` seconds), which a reopen restores.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import errors
+import structlog
+
+from . import errors, results
 from ._native import IngestEngine, validate_time_format
 from .actor import JobActor, now_ms
-from .jobconfig import build_job_config, validate_job_id
+from .jobconfig import build_job_config, check_supported, validate_job_id
 from .store import CountsWriter, Store
 
 ES_VERSION = "8.19.3"
+log = structlog.get_logger("anomalyd.registry")
 
 
 @dataclass
@@ -30,13 +36,16 @@ class Job:
     #: Persisted lifetime counts (the source of `_stats` while closed).
     data_counts: dict[str, Any] | None = None
     actor: JobActor | None = field(default=None, repr=False)
+    #: Model size and timing figures of the last snapshot (the source of `_stats` while closed).
+    model_stats: dict[str, Any] | None = None
 
 
 class JobRegistry:
-    def __init__(self, store: Store, writer: CountsWriter, max_document_bytes: int) -> None:
+    def __init__(self, store: Store, writer: CountsWriter, max_document_bytes: int, snapshot_interval: float = 300.0) -> None:
         self.store = store
         self.writer = writer
         self.max_document_bytes = max_document_bytes
+        self.snapshot_interval = snapshot_interval
         self.jobs: dict[str, Job] = {}
 
     async def start(self) -> None:
@@ -44,13 +53,18 @@ class JobRegistry:
             job = Job(stored.job_id, stored.config, "closed", stored.data_counts)
             self.jobs[job.job_id] = job
             if stored.state in ("opened", "opening", "closing"):
-                self._start_actor(job)
+                await self._start_actor(job)
+            else:
+                model = await self.store.load_model(job.job_id)
+                job.model_stats = model[1] if model else None
 
     async def stop(self) -> None:
-        """Shutdown: persist every open job's counts; open jobs stay open across the restart."""
+        """Shutdown: persist every open job's counts and model; open jobs stay open across the restart."""
         for job in self.jobs.values():
             if job.actor is not None:
-                self._mark_dirty(job.actor)
+                self.counts_changed(job.actor)
+                await self.results_ready(job.actor)
+                await self._save_model(job.actor)
         await self.writer.stop()
 
     # -- selection ----------------------------------------------------------------------------
@@ -96,6 +110,7 @@ class JobRegistry:
         config = build_job_config(
             job_id, body, now_ms=now_ms(), job_version=ES_VERSION, check_time_format=validate_time_format
         )
+        check_supported(config)
         if job_id in self.jobs:
             raise errors.EsError(
                 400,
@@ -114,19 +129,52 @@ class JobRegistry:
         job = self.get(job_id)
         if job.actor is not None:
             raise errors.EsError(409, "status_exception", f"Cannot open job [{job_id}] because it has already been opened")
-        self._start_actor(job)
+        await self._start_actor(job)
         job.config.pop("finished_time", None)
         await self.store.update_job(job_id, state="opened", config=job.config)
 
-    def _start_actor(self, job: Job) -> None:
+    async def _start_actor(self, job: Job) -> None:
         counts = json.dumps(job.data_counts) if job.data_counts else None
         engine = IngestEngine(json.dumps(job.config), counts, self.max_document_bytes)
-        job.actor = JobActor(job, engine, self._mark_dirty)
+        model = await self.store.load_model(job.job_id)
+        if model is not None:
+            try:
+                engine.restore_model(model[0])
+            except ValueError as e:
+                log.warning("model_snapshot_discarded", job_id=job.job_id, reason=str(e))
+        job.actor = JobActor(job, engine, self)
         job.state = "opened"
 
-    def _mark_dirty(self, actor: JobActor) -> None:
+    # -- what actors report (ActorHooks) ------------------------------------------------------
+
+    def counts_changed(self, actor: JobActor) -> None:
         # Snapshot now: a later failed request must not leak into what gets persisted.
         self.writer.mark(actor.job.job_id, actor.engine.persist_json(now_ms()))
+        if time.monotonic() - actor.snapshot_at >= self.snapshot_interval:
+            self._log_failure(asyncio.ensure_future(self._save_model(actor)), "model_snapshot_failed", actor)
+
+    def results_ready(self, actor: JobActor) -> asyncio.Future[None]:
+        rows = actor.engine.take_results()
+        if not rows:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        return self._log_failure(results.write(self.store, actor.job.job_id, rows), "results_write_failed", actor)
+
+    @staticmethod
+    def _log_failure(fut: asyncio.Future[None], event: str, actor: JobActor) -> asyncio.Future[None]:
+        def check(f: asyncio.Future[None]) -> None:
+            if not f.cancelled() and f.exception() is not None:
+                log.error(event, job_id=actor.job.job_id, error=repr(f.exception()))
+
+        fut.add_done_callback(check)
+        return fut
+
+    async def _save_model(self, actor: JobActor) -> None:
+        actor.snapshot_at = time.monotonic()
+        stats = actor.engine.analysis_stats_json()
+        await self.store.save_model(actor.job.job_id, actor.engine.model_snapshot(), stats)
+        actor.job.model_stats = json.loads(stats)
 
     async def close(self, job: Job, force: bool) -> None:
         actor = job.actor
@@ -137,6 +185,8 @@ class JobRegistry:
             actor.cancel_all()
         try:
             async with actor.turn():
+                await self.results_ready(actor)
+                await self._save_model(actor)
                 counts = actor.engine.persist_json(now_ms())
                 job.config["finished_time"] = now_ms()
                 self.writer.forget(job.job_id)
@@ -171,6 +221,12 @@ class JobRegistry:
         self.jobs.clear()
 
     # -- reporting ------------------------------------------------------------------------------
+
+    def model_stats(self, job: Job) -> dict[str, Any] | None:
+        """Model size and timing figures: live while open, from the last snapshot while closed."""
+        if job.actor is not None:
+            return json.loads(job.actor.engine.analysis_stats_json())
+        return job.model_stats
 
     def data_counts(self, job: Job) -> dict[str, Any]:
         if job.actor is not None:

@@ -47,6 +47,8 @@ class Settings:
     deprecation_warning: bool = False
     #: Seconds between group commits of lifetime counts.
     commit_interval: float = 0.05
+    #: Seconds between periodic model snapshots of an open job (also taken on close and shutdown).
+    snapshot_interval: float = 300.0
     #: Require HTTP Basic or ApiKey credentials and check privileges (users in the data dir).
     security: bool = False
     #: Serve a non-loopback address without security (refused unless set).

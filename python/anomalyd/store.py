@@ -1,6 +1,8 @@
 """The embedded store: SQLite under the data directory.
 
-One table holds every job: its configuration, its state and its persisted lifetime counts.
+One table holds every job: its configuration, its state and its persisted lifetime counts;
+``results`` holds the jobs' result documents (see :mod:`anomalyd.results`) and ``models`` each
+job's latest analysis snapshot.
 Each create, delete and state change is one transaction, so a ``kill -9`` at any moment leaves
 either the whole job or none of it. SQLite runs on a single dedicated thread: the event loop
 never waits on disk, and writes are serialised without locks. WAL mode keeps commits cheap;
@@ -26,6 +28,21 @@ CREATE TABLE IF NOT EXISTS jobs (
     state       TEXT NOT NULL,
     data_counts TEXT
 );
+CREATE TABLE IF NOT EXISTS results (
+    job_id      TEXT NOT NULL,
+    result_type TEXT NOT NULL,
+    timestamp   INTEGER NOT NULL,
+    score       REAL NOT NULL,
+    is_interim  INTEGER NOT NULL,
+    doc         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_by_time ON results (job_id, result_type, timestamp);
+CREATE INDEX IF NOT EXISTS results_by_score ON results (job_id, result_type, score);
+CREATE TABLE IF NOT EXISTS models (
+    job_id   TEXT PRIMARY KEY,
+    snapshot BLOB NOT NULL,
+    stats    TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -49,8 +66,12 @@ class Store:
         self._db: sqlite3.Connection | None = None
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call, fn)
+        return await self.submit(fn)
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue `fn` on the store thread now: work runs in submission order, so a write
+        submitted before a read is always visible to it."""
+        return asyncio.get_running_loop().run_in_executor(self._executor, self._call, fn)
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._db is None:
@@ -85,7 +106,20 @@ class Store:
         await self._run(lambda db: _tx(db, [("INSERT INTO jobs VALUES (?, ?, 'closed', NULL)", (job_id, text))]))
 
     async def delete_jobs(self, job_ids: list[str]) -> None:
-        await self._run(lambda db: _tx(db, [("DELETE FROM jobs WHERE job_id = ?", (j,)) for j in job_ids]))
+        """A job goes with its results and model state, in one transaction."""
+        stmts = [(f"DELETE FROM {table} WHERE job_id = ?", (j,)) for j in job_ids for table in ("jobs", "results", "models")]
+        await self._run(lambda db: _tx(db, stmts))
+
+    async def save_model(self, job_id: str, snapshot: bytes, stats: bytes) -> None:
+        stmt = ("INSERT OR REPLACE INTO models VALUES (?, ?, ?)", (job_id, snapshot, stats.decode()))
+        await self._run(lambda db: _tx(db, [stmt]))
+
+    async def load_model(self, job_id: str) -> tuple[bytes, dict[str, Any]] | None:
+        def q(db: sqlite3.Connection) -> tuple[bytes, dict[str, Any]] | None:
+            row = db.execute("SELECT snapshot, stats FROM models WHERE job_id = ?", (job_id,)).fetchone()
+            return (bytes(row[0]), json.loads(row[1])) if row else None
+
+        return await self._run(q)
 
     async def update_job(
         self, job_id: str, *, state: str, config: dict[str, Any] | None = None, data_counts: bytes | None = None
@@ -117,7 +151,7 @@ class Store:
         await self._run(lambda db: _tx(db, [("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))]))
 
 
-def _tx(db: sqlite3.Connection, stmts: list[tuple[str, tuple[Any, ...]]]) -> None:
+def _tx(db: sqlite3.Connection, stmts: list[tuple[str, Any]]) -> None:
     db.execute("BEGIN IMMEDIATE")
     try:
         for sql, args in stmts:

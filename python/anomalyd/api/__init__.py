@@ -2,12 +2,13 @@
 
 from aiohttp import web
 
-from . import data, jobs, metrics, root, security
+from . import data, jobs, metrics, results, root, security
 
 
 def setup_routes(app: web.Application) -> None:
     root.setup(app)
     jobs.setup(app)
     data.setup(app)
+    results.setup(app)
     metrics.setup(app)
     security.setup(app)

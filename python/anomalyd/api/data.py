@@ -107,10 +107,11 @@ async def post_data(request: web.Request) -> web.Response:
     if length is not None and length > settings.max_content_length:
         return web.Response(status=413)
     actor = request.app[REGISTRY].actor_for_data(job_id)
-    reset_range(request)  # validated after the open check; analysis state comes later
+    reset = reset_range(request)  # validated after the open check
     async with actor.turn():
         try:
-            body = await actor.ingest(_body_chunks(request, settings.read_timeout))
+            body = await actor.ingest(_body_chunks(request, settings.read_timeout),
+                                      None if reset is None else (reset[0] * 1000, reset[1] * 1000))
         except MalformedInputError:
             reason = "The input JSON data is malformed."
             raise EsError(400, "status_exception", reason, caused_by=EsError(400, "parse_exception", reason)) from None
@@ -149,8 +150,8 @@ async def flush_job(request: web.Request) -> web.Response:
                 raise errors.bad_request(f"Invalid flush parameters: unexpected '{name}'.")
     elif end and not start:
         raise errors.bad_request("Invalid flush parameters: 'start' has not been specified.")
-    date_param("start", start)
-    date_param("end", end)
+    start_ms = date_param("start", start)
+    end_ms = date_param("end", end)
     advance = date_param("advance_time", as_str(params, "advance_time"))
     skip = date_param("skip_time", as_str(params, "skip_time"))
     if advance is not None and skip is not None and advance <= skip:
@@ -158,7 +159,8 @@ async def flush_job(request: web.Request) -> web.Response:
             f"advance_time [{as_str(params, 'advance_time')}] must be later than skip_time [{as_str(params, 'skip_time')}]"
         )
     async with actor.turn():
-        finalized = actor.flush(advance, skip)
+        finalized = await actor.flush(calc_interim=calc_interim, start=start_ms, end=end_ms,
+                                      advance_time=advance, skip_time=skip)
     out: dict[str, object] = {"flushed": True}
     if finalized is not None:
         out["last_finalized_bucket_end"] = finalized

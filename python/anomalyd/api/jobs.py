@@ -9,6 +9,7 @@ from aiohttp import web
 from ..errors import json_response
 from ..keys import NODE, REGISTRY
 from ..registry import Job, JobRegistry, open_seconds
+from ..settings import parse_size
 from .params import as_bool, json_body, merged_params, reject_unknown_query
 
 BASE = "/_ml/anomaly_detectors"
@@ -74,14 +75,19 @@ def job_stats(request: web.Request, registry: JobRegistry, job: Job) -> dict[str
     from ..actor import now_ms
 
     counts = registry.data_counts(job)
+    model = registry.model_stats(job) or {}
+    limit = parse_size(job.config.get("analysis_limits", {}).get("model_memory_limit", "1024mb"))
     out: dict[str, Any] = {
         "job_id": job.job_id,
         "data_counts": counts,
         "model_size_stats": {
-            "job_id": job.job_id, "result_type": "model_size_stats", "model_bytes": 0, "peak_model_bytes": 0,
-            "model_bytes_exceeded": 0, "model_bytes_memory_limit": 1024 << 20, "total_by_field_count": 0,
-            "total_over_field_count": 0, "total_partition_field_count": 0, "bucket_allocation_failures_count": 0,
-            "memory_status": "ok", "categorized_doc_count": 0, "total_category_count": 0,
+            "job_id": job.job_id, "result_type": "model_size_stats", "model_bytes": model.get("model_bytes", 0),
+            "peak_model_bytes": model.get("model_bytes", 0), "model_bytes_exceeded": 0,
+            "model_bytes_memory_limit": limit, "total_by_field_count": model.get("total_by_field_count", 0),
+            "total_over_field_count": 0, "total_partition_field_count": model.get("total_partition_field_count", 0),
+            "bucket_allocation_failures_count": 0,
+            "memory_status": "ok" if model.get("model_bytes", 0) <= limit else "hard_limit",
+            "assignment_memory_basis": "current_model_bytes", "categorized_doc_count": 0, "total_category_count": 0,
             "frequent_category_count": 0, "rare_category_count": 0, "dead_category_count": 0,
             "failed_category_count": 0, "categorization_status": "ok", "log_time": now_ms(),
         },
@@ -92,7 +98,8 @@ def job_stats(request: web.Request, registry: JobRegistry, job: Job) -> dict[str
         out["node"] = _node_json(request)
         out["assignment_explanation"] = ""
         out["open_time"] = open_seconds(job.actor)
-    out["timing_stats"] = {"job_id": job.job_id, "bucket_count": 0, "total_bucket_processing_time_ms": 0.0}
+    timing = model.get("timing_stats", {"bucket_count": 0, "total_bucket_processing_time_ms": 0.0})
+    out["timing_stats"] = {"job_id": job.job_id, **timing}
     return out
 
 

@@ -1,0 +1,137 @@
+"""The results API: `results/buckets[/<timestamp>]`, `results/records` and `results/influencers`.
+
+Parameters come in the query string or the body (`page: {from, size}` in the body), with
+Elasticsearch's defaults: buckets by time ascending, records and influencers by score
+descending. Documents are returned as stored, so a page costs one indexed query.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from .. import results
+from .._native import parse_date_param
+from ..actor import now_ms
+from ..errors import EsError, bad_request
+from ..keys import REGISTRY
+from .params import as_bool, as_str, merged_params
+
+BASE = "/_ml/anomaly_detectors/{job_id}/results"
+MAX_RESULT_WINDOW = 10_000
+COMMON = frozenset({"from", "size", "page", "start", "end", "exclude_interim", "sort", "desc"})
+KINDS = {
+    # result type: (plural, extra parameters, default sort, default desc, parser name)
+    "bucket": ("buckets", frozenset({"expand", "anomaly_score", "timestamp"}), "timestamp", False, "get_buckets"),
+    "record": ("records", frozenset({"record_score"}), "record_score", True, "get_records"),
+    "influencer": ("influencers", frozenset({"influencer_score"}), "influencer_score", True, "get_influencers"),
+}
+
+
+def _date(name: str, value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    ms = parse_date_param(str(value), now_ms())
+    if ms is None:
+        raise EsError(400, "parse_exception",
+                      f"Query param [{name}] with value [{value}] cannot be parsed as a date or converted to a number (epoch).")
+    return ms
+
+
+def _int(params: dict[str, Any], name: str, default: int) -> int:
+    v = params.get(name)
+    if v is None:
+        return default
+    try:
+        n = int(v)
+    except (TypeError, ValueError):
+        raise bad_request(f"Failed to parse int parameter [{name}] with value [{v}]") from None
+    if n < 0:
+        raise bad_request(f"Parameter [{name}] cannot be < 0")
+    return n
+
+
+def _float(params: dict[str, Any], name: str) -> float:
+    v = params.get(name)
+    if v is None:
+        return 0.0
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise bad_request(f"Failed to parse float parameter [{name}] with value [{v}]") from None
+
+
+async def _query(request: web.Request, kind: str) -> tuple[str, results.Query, bool]:
+    _, extra, default_sort, default_desc, parser = KINDS[kind]
+    params = await merged_params(request, COMMON | extra | {"job_id"}, parser)
+    job_id = request.match_info["job_id"]
+    request.app[REGISTRY].get(job_id)  # 404 for an unknown job
+    page = params.pop("page", None) or {}
+    if not isinstance(page, dict):
+        raise EsError(400, "x_content_parse_exception", f"[{parser}] page doesn't support values of type: VALUE")
+    for k in ("from", "size"):
+        if k in page:
+            params[k] = page[k]
+    timestamp = request.match_info.get("timestamp")
+    if timestamp is not None:
+        for group in (("start", "end"), ("from", "size"), ("anomaly_score",)):
+            if any(params.get(k) is not None for k in group):
+                raise bad_request(f"Param [timestamp] is incompatible with [{', '.join(group)}].")
+    offset, size = _int(params, "from", 0), _int(params, "size", 100)
+    if offset + size > MAX_RESULT_WINDOW:
+        raise bad_request(f"Result window is too large, from + size must be less than or equal to: "
+                          f"[{MAX_RESULT_WINDOW}] but was [{offset + size}].")
+    sort = as_str(params, "sort") or default_sort
+    if not results.valid_sort_field(sort):
+        raise bad_request(f"No mapping found for [{sort}] in order to sort on")
+    q = results.Query(
+        result_type=kind, start=_date("start", params.get("start")), end=_date("end", params.get("end")),
+        timestamp=_date("timestamp", timestamp), min_score=_float(params, results.SCORE_FIELD[kind]),
+        exclude_interim=as_bool(params, "exclude_interim", False), sort=sort,
+        desc=as_bool(params, "desc", default_desc), offset=offset, size=size,
+    )
+    return job_id, q, as_bool(params, "expand", False)
+
+
+async def _respond(request: web.Request, kind: str) -> web.Response:
+    job_id, q, expand = await _query(request, kind)
+    store = request.app[REGISTRY].store
+    total, docs = await results.search(store, job_id, q)
+    plural = KINDS[kind][0]
+    if kind == "bucket" and q.timestamp is not None and not docs:
+        raise EsError(404, "resource_not_found_exception", f"No known bucket with timestamp [{q.timestamp}]")
+    if expand and docs:
+        docs = [await _expanded(store, job_id, doc, q.exclude_interim) for doc in docs]
+    body = f'{{"count":{total},"{plural}":[{",".join(docs)}]}}'
+    return web.Response(body=body, content_type="application/json")
+
+
+async def _expanded(store: Any, job_id: str, doc: str, exclude_interim: bool) -> str:
+    bucket = json.loads(doc)
+    rq = results.Query("record", timestamp=bucket["timestamp"], exclude_interim=exclude_interim,
+                       sort="record_score", desc=True, size=MAX_RESULT_WINDOW)
+    _, records = await results.search(store, job_id, rq)
+    bucket["records"] = [json.loads(r) for r in records]
+    return json.dumps(bucket, separators=(",", ":"))
+
+
+async def get_buckets(request: web.Request) -> web.Response:
+    return await _respond(request, "bucket")
+
+
+async def get_records(request: web.Request) -> web.Response:
+    return await _respond(request, "record")
+
+
+async def get_influencers(request: web.Request) -> web.Response:
+    return await _respond(request, "influencer")
+
+
+def setup(app: web.Application) -> None:
+    for method in ("GET", "POST"):
+        app.router.add_route(method, BASE + "/buckets", get_buckets)
+        app.router.add_route(method, BASE + "/buckets/{timestamp}", get_buckets)
+        app.router.add_route(method, BASE + "/records", get_records)
+        app.router.add_route(method, BASE + "/influencers", get_influencers)

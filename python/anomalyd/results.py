@@ -1,0 +1,99 @@
+"""Result documents in the store: written as the engine makes them, read by the results API.
+
+Rows arrive from the native engine already rendered (type, timestamp, score, interim flag,
+JSON document), so writing is one ``executemany`` and reading concatenates stored documents
+without parsing them. Interim results are replaced whenever newer results are written, as
+Elasticsearch deletes interim results before persisting the next ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .store import Store
+
+if TYPE_CHECKING:
+    from ._native import ResultRow
+
+#: The score column each result type is filtered and sorted by.
+SCORE_FIELD = {"bucket": "anomaly_score", "record": "record_score", "influencer": "influencer_score"}
+_FIELD_RE = re.compile(r"[A-Za-z0-9_@][A-Za-z0-9_@.\-]*")
+
+
+def write(store: Store, job_id: str, rows: list[ResultRow]) -> asyncio.Future[None]:
+    """Queue `rows` for the store now (visible to every later read); the future resolves once
+    they are committed."""
+
+    def tx(db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM results WHERE job_id = ? AND is_interim = 1", (job_id,))
+            db.executemany(
+                "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)",
+                [(job_id, kind, ts, score, int(interim), doc) for kind, ts, score, interim, doc in rows],
+            )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    return store.submit(tx)
+
+
+@dataclass
+class Query:
+    result_type: str
+    start: int | None = None
+    end: int | None = None
+    timestamp: int | None = None
+    min_score: float = 0.0
+    exclude_interim: bool = False
+    sort: str = "timestamp"
+    desc: bool = False
+    offset: int = 0
+    size: int = 100
+
+
+def valid_sort_field(name: str) -> bool:
+    return bool(_FIELD_RE.fullmatch(name))
+
+
+async def search(store: Store, job_id: str, q: Query) -> tuple[int, list[str]]:
+    """The total number of matches and one page of their documents."""
+    where = ["job_id = ?", "result_type = ?"]
+    args: list[object] = [job_id, q.result_type]
+    if q.timestamp is not None:
+        where.append("timestamp = ?")
+        args.append(q.timestamp)
+    if q.start is not None:
+        where.append("timestamp >= ?")
+        args.append(q.start)
+    if q.end is not None:
+        where.append("timestamp < ?")
+        args.append(q.end)
+    if q.min_score > 0:
+        where.append("score >= ?")
+        args.append(q.min_score)
+    if q.exclude_interim:
+        where.append("is_interim = 0")
+    direction = "DESC" if q.desc else "ASC"
+    if q.sort == "timestamp":
+        order = f"timestamp {direction}"
+    elif q.sort == SCORE_FIELD[q.result_type]:
+        order = f"score {direction}, timestamp ASC"
+    else:
+        order = f"json_extract(doc, '$.\"{q.sort}\"') {direction}, timestamp ASC"
+    clause = " AND ".join(where)
+
+    def run(db: sqlite3.Connection) -> tuple[int, list[str]]:
+        total = db.execute(f"SELECT count(*) FROM results WHERE {clause}", args).fetchone()[0]
+        rows = db.execute(
+            f"SELECT doc FROM results WHERE {clause} ORDER BY {order}, rowid LIMIT ? OFFSET ?", [*args, q.size, q.offset]
+        ).fetchall()
+        return total, [r[0] for r in rows]
+
+    return await store.submit(run)

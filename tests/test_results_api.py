@@ -1,0 +1,231 @@
+"""Analysis through the HTTP API: buckets, records, influencers, flush and close semantics,
+snapshots across close and reopen, `_stats` model figures, unsupported functions."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import POST_DATA_JOB
+
+BASE = "/_ml/anomaly_detectors"
+J = "post-data-job"
+ND = {"Content-Type": "application/x-ndjson"}
+
+
+async def make_job(client, job_id: str = J, analysis: dict | None = None, open_: bool = True) -> None:
+    body = dict(POST_DATA_JOB, job_id=job_id)
+    if analysis is not None:
+        body["analysis_config"] = analysis
+    r = await client.put(f"{BASE}/{job_id}", json=body)
+    assert r.status == 200, await r.text()
+    if open_:
+        assert (await client.post(f"{BASE}/{job_id}/_open")).status == 200
+
+
+async def post(client, docs: list[dict], job_id: str = J) -> dict:
+    body = "\n".join(json.dumps(d) for d in docs).encode()
+    r = await client.post(f"{BASE}/{job_id}/_data", data=body, headers=ND)
+    assert r.status == 202, await r.text()
+    return await r.json()
+
+
+async def get(client, kind: str, job_id: str = J, method: str = "GET", **kw) -> tuple[int, dict]:
+    r = await client.request(method, f"{BASE}/{job_id}/results/{kind}", **kw)
+    return r.status, await r.json()
+
+
+def steady_then_spike(job_id_hours: int = 24 * 10, spike_at: int | None = None) -> list[dict]:
+    """Two airlines with steady response times, hourly; AAL spikes at `spike_at` hours."""
+    t0 = 1403481600
+    docs = []
+    for h in range(job_id_hours):
+        for i, airline in enumerate(("AAL", "JZA")):
+            rt = 100.0 + 50 * i + (h * 7 + i * 3) % 5
+            if h == spike_at and airline == "AAL":
+                rt = 5000.0
+            docs.append({"time": t0 + h * 3600, "airline": airline, "responsetime": rt, "host": f"h{i}"})
+    return docs
+
+
+# -- Elasticsearch's post_data.yml ----------------------------------------------------------------
+
+
+async def test_flush_with_skip_time_leaves_two_buckets(client):
+    await make_job(client)
+    await post(client, [{"airline": "AAL", "responsetime": 132.2046, "time": 1403481600},
+                        {"airline": "AAL", "responsetime": 990.4628, "time": 1403485200}])
+    r = await client.post(f"{BASE}/{J}/_flush", params={"skip_time": "1403488700"})
+    assert await r.json() == {"flushed": True, "last_finalized_bucket_end": 1403488800000}
+    await post(client, [{"airline": "AAL", "responsetime": 1, "time": t} for t in (1403488600, 1403488700)])
+    await post(client, [{"airline": "AAL", "responsetime": 1, "time": t} for t in (1403488900, 1403492400)])
+    assert (await client.post(f"{BASE}/{J}/_close")).status == 200
+    status, body = await get(client, "buckets")
+    assert status == 200
+    assert body["count"] == 2
+    assert [(b["timestamp"], b["event_count"]) for b in body["buckets"]] == [(1403481600000, 1), (1403488800000, 1)]
+    b = body["buckets"][0]
+    assert list(b) == ["job_id", "timestamp", "anomaly_score", "bucket_span", "initial_anomaly_score", "event_count",
+                       "is_interim", "bucket_influencers", "processing_time_ms", "result_type"]
+    assert (b["job_id"], b["bucket_span"], b["is_interim"], b["result_type"]) == (J, 3600, False, "bucket")
+
+
+# -- records, influencers, parameters -----------------------------------------------------------
+
+
+async def spiked_job(client) -> None:
+    analysis = {"bucket_span": "1h", "influencers": ["airline", "host"],
+                "detectors": [{"function": "mean", "field_name": "responsetime", "by_field_name": "airline"}]}
+    await make_job(client, analysis=analysis)
+    await post(client, steady_then_spike(24 * 12, spike_at=24 * 11))
+    r = await client.post(f"{BASE}/{J}/_flush", json={"advance_time": str(1403481600 + 24 * 12 * 3600)})
+    assert r.status == 200
+
+
+async def test_a_spike_is_a_record_with_its_influencers(client):
+    await spiked_job(client)
+    spike_ms = (1403481600 + 24 * 11 * 3600) * 1000
+    status, body = await get(client, "records")
+    assert status == 200
+    top = body["records"][0]
+    assert top["timestamp"] == spike_ms
+    assert (top["by_field_name"], top["by_field_value"], top["function"], top["field_name"]) == \
+        ("airline", "AAL", "mean", "responsetime")
+    assert top["actual"] == [5000.0] and top["typical"][0] < 200
+    assert top["record_score"] == top["initial_record_score"] > 50
+    assert top["probability"] < 0.001
+    assert top["airline"] == ["AAL"]
+    assert {"influencer_field_name": "host", "influencer_field_values": ["h0"]} in top["influencers"]
+    scores = [r["record_score"] for r in body["records"]]
+    assert scores == sorted(scores, reverse=True)  # records: score descending by default
+
+    status, body = await get(client, "influencers", params={"start": str(spike_ms)})
+    assert status == 200
+    assert {(i["influencer_field_name"], i["influencer_field_value"]) for i in body["influencers"]} >= {
+        ("airline", "AAL"), ("host", "h0")}
+
+    status, body = await get(client, "buckets", params={"anomaly_score": "1"})
+    assert spike_ms in [b["timestamp"] for b in body["buckets"]]
+    bucket = next(b for b in body["buckets"] if b["timestamp"] == spike_ms)
+    assert bucket["bucket_influencers"][-1]["influencer_field_name"] == "bucket_time"
+
+
+async def test_parameters_in_query_or_body_and_paging(client):
+    await spiked_job(client)
+    _, all_buckets = await get(client, "buckets", params={"size": "1000"})
+    assert all_buckets["count"] == 24 * 12
+    ts = [b["timestamp"] for b in all_buckets["buckets"]]
+    assert ts == sorted(ts)
+    _, page = await get(client, "buckets", method="POST", json={"page": {"from": 10, "size": 5}, "desc": True})
+    assert [b["timestamp"] for b in page["buckets"]] == ts[::-1][10:15]
+    _, q = await get(client, "buckets", params={"from": "10", "size": "5", "desc": "true"})
+    assert q == page
+    _, ranged = await get(client, "buckets", params={"start": str(ts[3]), "end": str(ts[6])})
+    assert [b["timestamp"] for b in ranged["buckets"]] == ts[3:6]
+    r = await client.get(f"{BASE}/{J}/results/buckets/{ts[5]}", params={"expand": "true"})
+    one = await r.json()
+    assert one["count"] == 1 and one["buckets"][0]["timestamp"] == ts[5] and "records" in one["buckets"][0]
+    _, records = await get(client, "records", params={"sort": "timestamp", "desc": "false", "record_score": "0"})
+    rts = [r["timestamp"] for r in records["records"]]
+    assert rts == sorted(rts)
+
+
+async def test_parameter_errors(client):
+    await spiked_job(client)
+    for kw in ({"params": {"start": "0"}}, {"json": {"page": {"from": 1}}}, {"params": {"anomaly_score": "5"}}):
+        r = await client.get(f"{BASE}/{J}/results/buckets/1403481600000", **kw)
+        assert r.status == 400, kw
+        assert "is incompatible with" in (await r.json())["error"]["reason"]
+    status, body = await get(client, "records", params={"start": "not-a-date"})
+    assert status == 400 and body["error"]["type"] == "parse_exception"
+    status, body = await get(client, "records", params={"size": "10001"})
+    assert status == 400
+    status, body = await get(client, "buckets", params={"bogus": "1"})
+    assert status == 400
+    status, body = await get(client, "buckets", job_id="no-such-job")
+    assert status == 404 and body["error"]["reason"] == "No known job with id 'no-such-job'"
+
+
+async def test_interim_results_are_replaced_by_final_ones(client):
+    analysis = {"bucket_span": "60s", "detectors": [{"function": "count"}]}
+    await make_job(client, analysis=analysis)
+    await post(client, [{"time": t} for t in (0, 1, 61)])
+    r = await client.post(f"{BASE}/{J}/_flush", params={"calc_interim": "true"})
+    assert await r.json() == {"flushed": True, "last_finalized_bucket_end": 60000}
+    _, body = await get(client, "buckets")
+    assert [(b["timestamp"], b["is_interim"]) for b in body["buckets"]] == [(0, False), (60000, True)]
+    _, body = await get(client, "buckets", params={"exclude_interim": "true"})
+    assert body["count"] == 1
+    await post(client, [{"time": 125}])
+    _, body = await get(client, "buckets")
+    assert [(b["timestamp"], b["is_interim"], b["event_count"]) for b in body["buckets"]] == \
+        [(0, False, 2), (60000, False, 1)]
+
+
+# -- lifecycle ------------------------------------------------------------------------------------
+
+
+async def test_close_and_reopen_continue_the_model(aiohttp_client, settings, tmp_path):
+    """A series cut by a close, a restart and a reopen yields the same records as in one go."""
+    from anomalyd.app import create_app
+
+    docs = steady_then_spike(24 * 12, spike_at=24 * 11)
+    cut = len(docs) // 2 + 1  # mid-bucket: the open bucket must survive the close too
+    whole = await aiohttp_client(create_app(settings))
+    await make_job(whole)
+    await post(whole, docs)
+    _, expected = await get(whole, "records", params={"size": "1000", "sort": "timestamp"})
+
+    settings2 = type(settings)(data_dir=tmp_path / "other", commit_interval=0.0)
+    first = await aiohttp_client(create_app(settings2))
+    await make_job(first)
+    await post(first, docs[:cut])
+    assert (await first.post(f"{BASE}/{J}/_close")).status == 200
+    await first.close()
+    second = await aiohttp_client(create_app(settings2))
+    assert (await second.post(f"{BASE}/{J}/_open")).status == 200
+    await post(second, docs[cut:])
+    _, got = await get(second, "records", params={"size": "1000", "sort": "timestamp"})
+    assert got == expected
+    assert got["count"] >= 1
+
+
+async def test_stats_report_model_size_and_timing(client):
+    await spiked_job(client)
+    r = await client.get(f"{BASE}/{J}/_stats")
+    job = (await r.json())["jobs"][0]
+    assert job["model_size_stats"]["model_bytes"] > 0
+    assert job["model_size_stats"]["total_by_field_count"] == 2
+    assert job["model_size_stats"]["memory_status"] == "ok"
+    assert job["timing_stats"]["bucket_count"] == 24 * 12
+    assert job["timing_stats"]["maximum_bucket_processing_time_ms"] >= 0
+    assert (await client.post(f"{BASE}/{J}/_close")).status == 200
+    closed = (await (await client.get(f"{BASE}/{J}/_stats")).json())["jobs"][0]
+    assert closed["model_size_stats"]["model_bytes"] > 0
+    assert closed["timing_stats"]["bucket_count"] == 24 * 12
+
+
+async def test_never_fed_job_has_zero_timing(client):
+    await make_job(client)
+    job = (await (await client.get(f"{BASE}/{J}/_stats")).json())["jobs"][0]
+    assert job["timing_stats"] == {"job_id": J, "bucket_count": 0, "total_bucket_processing_time_ms": 0.0}
+
+
+async def test_delete_removes_results(client):
+    await spiked_job(client)
+    assert (await client.delete(f"{BASE}/{J}", params={"force": "true"})).status == 200
+    await make_job(client)
+    _, body = await get(client, "buckets")
+    assert body == {"count": 0, "buckets": []}
+
+
+async def test_unsupported_functions_are_refused_at_creation(client):
+    for detector, word in (({"function": "rare", "by_field_name": "airline"}, "Function [rare]"),
+                           ({"function": "dc", "field_name": "airline"}, "Function [distinct_count]"),
+                           ({"function": "count", "over_field_name": "airline"}, "over_field_name"),
+                           ({"function": "count", "custom_rules": [{"actions": ["skip_result"],
+                             "conditions": [{"applies_to": "actual", "operator": "lt", "value": 1}]}]}, "custom_rules")):
+        body = dict(POST_DATA_JOB, job_id="unsupported", analysis_config={"bucket_span": "1h", "detectors": [detector]})
+        r = await client.put(f"{BASE}/unsupported", json=body)
+        assert r.status == 400, detector
+        error = (await r.json())["error"]
+        assert error["type"] == "illegal_argument_exception" and word in error["reason"], error
