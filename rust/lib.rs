@@ -10,6 +10,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+pub mod analysis;
 pub mod arch;
 pub mod config;
 pub mod ingest;
