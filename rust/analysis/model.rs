@@ -3,7 +3,7 @@
 //!
 //! Design (see spec §5.1/§5.2), chosen because NAB and operational data reward long memory and
 //! tails that keep shrinking beyond everything seen so far:
-//! - a slow level (long time constant, outlier-weighted) is removed from the value;
+//! - a slow level (the outlier-weighted mean, with the histogram's long memory) is removed;
 //! - the residual's distribution is a decayed fixed-size histogram on an adaptive grid with very
 //!   long memory; its tail probability is the conformal-style `(mass beyond + k) / (total + 1)`
 //!   where the pseudo-count `k` is 1 inside the residual envelope and decays exponentially
@@ -47,12 +47,12 @@ pub struct Observation {
 const BINS: usize = 48;
 /// ES's base decay: 0.0005 per 30-minute bucket (long memory).
 const DECAY_PER_30MIN: f64 = 0.0005;
-/// Level time constant; long, so that the residual keeps the series' history (spec §5.1).
-const LEVEL_TIME_CONSTANT_S: f64 = 7.0 * 86400.0;
 /// Exponential tail scale beyond the envelope, as a fraction of the envelope's width.
-const TAIL_FRACTION: f64 = 0.05;
+const TAIL_FRACTION: f64 = 0.04;
 /// Outlier weighting: weight 1 for p ≥ 1e-3, log-linear down to MIN_WEIGHT at p ≤ 1e-5.
-const MIN_WEIGHT: f64 = 0.02;
+const MIN_WEIGHT: f64 = 0.05;
+/// How much weaker the multi-bucket feature's p counts in the combination (tuned on NAB).
+const MULTI_P_PENALTY: f64 = 10.0;
 /// Values learned with at least this weight extend the envelope where the tails start.
 const ENVELOPE_WEIGHT: f64 = 0.5;
 const MULTI_LEN: usize = 12;
@@ -345,7 +345,9 @@ impl SeriesModel {
         } else {
             (1.0, 1.0)
         };
-        let probability = (2.0 * p_single.min(p_multi)).clamp(P_FLOOR, 1.0);
+        // Bonferroni over the two features; the multi-bucket feature is autocorrelated, so its
+        // tail is trusted less (its p counts MULTI_P_PENALTY times weaker).
+        let probability = (2.0 * p_single.min(MULTI_P_PENALTY * p_multi)).clamp(P_FLOOR, 1.0);
         let (typical, lower, upper) = if self.single.seen {
             (
                 self.level + self.single.quantile(0.5),
@@ -393,11 +395,12 @@ impl SeriesModel {
         self.single.learn(s.residual, w_single, w_single >= ENVELOPE_WEIGHT);
         self.multi.learn(s.multi, w_multi, w_multi >= ENVELOPE_WEIGHT);
 
-        // The level starts as a running mean, then moves with the long time constant.
+        // The level is the outlier-weighted mean with the model's own (long) memory: on NAB any
+        // faster level (1 to 7 days) lost 1 to 4 points, because the residual must keep the
+        // series' whole history for first excursions to stand out.
         let w = w_single.min(w_multi);
-        let min_rate = (cfg.bucket_span_s.max(1) as f64 / LEVEL_TIME_CONSTANT_S).min(1.0);
         self.level_weight = self.level_weight * decay + w;
-        let rate = (w / self.level_weight).max(min_rate * w);
+        let rate = w / self.level_weight;
         let moved = self.level + rate * (value - self.level);
         if moved.is_finite() {
             self.level = moved;
