@@ -1,40 +1,532 @@
-//! TEMPORARY stand-in for the per-series model (replaced by the tuned one): EW Gaussian.
+//! The per-series online model ("ES-lite"): turns each finished bucket value into a calibrated
+//! tail probability, causally (the value is scored before it is learned).
+//!
+//! Design (see spec §5.1/§5.2), chosen because NAB and operational data reward long memory and
+//! tails that keep shrinking beyond everything seen so far:
+//! - a slow level (the outlier-weighted mean, with the histogram's long memory) is removed;
+//! - the residual's distribution is a decayed fixed-size histogram on an adaptive grid with very
+//!   long memory; its tail probability is the conformal-style `(mass beyond + k) / (total + 1)`
+//!   where the pseudo-count `k` is 1 inside the residual envelope and decays exponentially
+//!   beyond it, so p keeps falling with the exceedance instead of flooring at 1/n;
+//! - a 12-bucket geometric (0.9) mean of the residuals has its own histogram (sustained shifts);
+//! - updates are weighted by the bucket's p (ES's outlier weighting): anomalies barely enter the
+//!   model, yet a persistent new regime accumulates mass and is accepted after a few buckets;
+//! - p = 1 during warm-up (≥ 20 buckets and ≥ 1 day).
 
 use serde::{Deserialize, Serialize};
 
+/// Which deviations count: `high_*`/`low_*` functions are one-sided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Side { Both, High, Low }
+pub enum Side {
+    Both,
+    High,
+    Low,
+}
 
 #[derive(Clone, Debug)]
-pub struct ModelConfig { pub bucket_span_s: i64, pub side: Side, pub is_count: bool }
+pub struct ModelConfig {
+    pub bucket_span_s: i64,
+    pub side: Side,
+    /// Count-family feature (non-negative counts): sets a quantisation floor on the tail scale.
+    pub is_count: bool,
+}
 
+/// The result of scoring one bucket value.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Observation { pub probability: f64, pub p_single: f64, pub p_multi: f64, pub typical: f64, pub lower: f64, pub upper: f64, pub multi_bucket_impact: f64 }
+pub struct Observation {
+    pub probability: f64,
+    pub p_single: f64,
+    pub p_multi: f64,
+    pub typical: f64,
+    pub lower: f64,
+    pub upper: f64,
+    pub multi_bucket_impact: f64,
+}
 
+/// Histogram resolution: 48 bins keep two histograms well under 1 KB.
+const BINS: usize = 48;
+/// ES's base decay: 0.0005 per 30-minute bucket (long memory).
+const DECAY_PER_30MIN: f64 = 0.0005;
+/// Exponential tail scale beyond the envelope, as a fraction of the envelope's width.
+const TAIL_FRACTION: f64 = 0.04;
+/// Outlier weighting: weight 1 for p ≥ 1e-3, log-linear down to MIN_WEIGHT at p ≤ 1e-5.
+const MIN_WEIGHT: f64 = 0.05;
+/// How much weaker the multi-bucket feature's p counts in the combination (tuned on NAB).
+const MULTI_P_PENALTY: f64 = 10.0;
+/// Values learned with at least this weight extend the envelope where the tails start.
+const ENVELOPE_WEIGHT: f64 = 0.5;
+const MULTI_LEN: usize = 12;
+const MULTI_RATIO: f64 = 0.9;
+const WARMUP_BUCKETS: u32 = 20;
+const WARMUP_S: i64 = 86400;
+/// Smallest probability reported; keeps logs finite.
+const P_FLOOR: f64 = 1e-300;
+
+/// A decayed histogram of one scalar feature with exponential tails beyond its envelope.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SeriesModel { n: u64, mean: f64, var: f64 }
+struct Marginal {
+    lo: f64,
+    hi: f64,
+    bins: Vec<f64>,
+    total: f64,
+    env_lo: f64,
+    env_hi: f64,
+    seen: bool,
+}
+
+impl Marginal {
+    fn new() -> Self {
+        Marginal { lo: 0.0, hi: 0.0, bins: vec![0.0; BINS], total: 0.0, env_lo: 0.0, env_hi: 0.0, seen: false }
+    }
+
+    /// Mass at or above x (bins are uniform inside).
+    fn mass_ge(&self, x: f64) -> f64 {
+        if x <= self.lo {
+            return self.total;
+        }
+        if x >= self.hi {
+            return 0.0;
+        }
+        let width = (self.hi - self.lo) / BINS as f64;
+        let pos = (x - self.lo) / width;
+        let i = (pos as usize).min(BINS - 1);
+        let frac_above = (i + 1) as f64 - pos;
+        self.bins[i] * frac_above + self.bins[i + 1..].iter().sum::<f64>()
+    }
+
+    /// (P(X ≥ x), P(X ≤ x)) with one pseudo-observation smeared exponentially beyond the envelope.
+    fn tails(&self, x: f64, floor: f64) -> (f64, f64) {
+        if !self.seen {
+            return (1.0, 1.0);
+        }
+        let scale = (TAIL_FRACTION * (self.env_hi - self.env_lo)).max(floor);
+        let k_hi = (-(x - self.env_hi).max(0.0) / scale).exp();
+        let k_lo = (-(self.env_lo - x).max(0.0) / scale).exp();
+        let ge = self.mass_ge(x);
+        let le = (self.total - ge).max(0.0);
+        let denom = self.total + 1.0;
+        (((ge + k_hi) / denom).min(1.0), ((le + k_lo) / denom).min(1.0))
+    }
+
+    fn decay(&mut self, factor: f64) {
+        for b in &mut self.bins {
+            *b *= factor;
+        }
+        self.total *= factor;
+    }
+
+    /// Re-grid onto [lo, hi] ⊇ the current grid, spreading each old bin's mass uniformly.
+    fn regrid(&mut self, lo: f64, hi: f64) {
+        let old_lo = self.lo;
+        let old_w = (self.hi - self.lo) / BINS as f64;
+        let new_w = (hi - lo) / BINS as f64;
+        let mut fresh = vec![0.0; BINS];
+        for (i, &m) in self.bins.iter().enumerate() {
+            if m == 0.0 {
+                continue;
+            }
+            let a = old_lo + i as f64 * old_w;
+            let b = a + old_w;
+            let ja = (((a - lo) / new_w) as usize).min(BINS - 1);
+            let jb = (((b - lo) / new_w) as usize).min(BINS - 1);
+            if ja == jb || old_w <= 0.0 {
+                fresh[ja] += m;
+            } else {
+                // Old bins are never wider than new ones, so an old bin straddles at most one edge.
+                let edge = lo + jb as f64 * new_w;
+                let left = ((edge - a) / old_w).clamp(0.0, 1.0);
+                fresh[ja] += m * left;
+                fresh[jb] += m * (1.0 - left);
+            }
+        }
+        self.bins = fresh;
+        self.lo = lo;
+        self.hi = hi;
+    }
+
+    /// Learn x with weight w; `full` weights also extend the envelope. Outliers may stretch the
+    /// grid at most threefold per step, so one wild value cannot wipe out the body's resolution.
+    fn learn(&mut self, x: f64, w: f64, full: bool) {
+        if !self.seen {
+            let half = (x.abs() * 1e-6).max(1e-12);
+            self.lo = x - half;
+            self.hi = x + half;
+            self.env_lo = x;
+            self.env_hi = x;
+            self.seen = true;
+        }
+        if x < self.lo || x >= self.hi {
+            let width = self.hi - self.lo;
+            let (mut lo, mut hi) = (self.lo, self.hi);
+            if x < lo {
+                let target = x - 0.25 * (hi - x);
+                lo = if full { target } else { target.max(lo - 2.0 * width) };
+            } else {
+                let target = x + 0.25 * (x - lo);
+                hi = if full { target } else { target.min(hi + 2.0 * width) };
+            }
+            if lo.is_finite() && hi.is_finite() && hi - lo > 0.0 && (hi - lo).is_finite() {
+                self.regrid(lo, hi);
+            }
+        }
+        let width = (self.hi - self.lo) / BINS as f64;
+        let i = if width > 0.0 { ((x - self.lo) / width).clamp(0.0, (BINS - 1) as f64) as usize } else { 0 };
+        self.bins[i] += w;
+        self.total += w;
+        if full {
+            self.env_lo = self.env_lo.min(x);
+            self.env_hi = self.env_hi.max(x);
+        }
+    }
+
+    /// Value at cumulative fraction q (0..1), by linear interpolation inside bins.
+    fn quantile(&self, q: f64) -> f64 {
+        if self.total <= 0.0 {
+            return 0.5 * (self.env_lo + self.env_hi);
+        }
+        let target = q * self.total;
+        let width = (self.hi - self.lo) / BINS as f64;
+        let mut acc = 0.0;
+        for (i, &m) in self.bins.iter().enumerate() {
+            if acc + m >= target && m > 0.0 {
+                let x = self.lo + (i as f64 + (target - acc) / m) * width;
+                return x.clamp(self.env_lo, self.env_hi);
+            }
+            acc += m;
+        }
+        self.env_hi
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.bins.capacity() * std::mem::size_of::<f64>()
+    }
+}
+
+/// The online model of one series.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SeriesModel {
+    n: u32,
+    first_time_s: i64,
+    level: f64,
+    level_weight: f64,
+    /// EW mean of the document weights, for the variance scaling of means over few documents.
+    doc_weight: f64,
+    single: Marginal,
+    multi: Marginal,
+    recent: [f64; MULTI_LEN],
+    recent_len: u8,
+    recent_pos: u8,
+}
+
+/// Outlier weight of an update: ES-style log-linear ramp between p = 1e-3 and 1e-5.
+fn outlier_weight(p: f64) -> f64 {
+    if p >= 1e-3 {
+        return 1.0;
+    }
+    let t = ((1e-3f64.log10() - p.max(P_FLOOR).log10()) / 2.0).min(1.0);
+    MIN_WEIGHT.powf(t)
+}
+
+fn two_or_one_sided(side: Side, (hi, lo): (f64, f64)) -> f64 {
+    let p = match side {
+        Side::Both => 2.0 * hi.min(lo),
+        Side::High => hi,
+        Side::Low => lo,
+    };
+    p.clamp(P_FLOOR, 1.0)
+}
+
+/// ES's multi-bucket impact (spec §2.2): positive when the multi-bucket feature explains more.
+fn multi_bucket_impact(p_single: f64, p_multi: f64) -> f64 {
+    let ls = p_single.max(P_FLOOR).ln();
+    let lm = p_multi.max(P_FLOOR).ln();
+    let impact = 5.0 * ls.min(lm) / ls.max(lm).min(-0.001) / 1000f64.ln() * (ls - lm);
+    if impact.is_finite() { impact.clamp(-5.0, 5.0) } else { 0.0 }
+}
+
+/// Intermediate result of scoring, reused by learning.
+struct Scored {
+    obs: Observation,
+    residual: f64,
+    multi: f64,
+}
 
 impl SeriesModel {
-    pub fn new(_cfg: &ModelConfig) -> Self { SeriesModel { n: 0, mean: 0.0, var: 0.0 } }
-    pub fn observe(&mut self, cfg: &ModelConfig, time_s: i64, value: f64, weight: f64) -> Observation {
-        let o = self.score_only(cfg, time_s, value, weight);
-        if value.is_finite() {
-            self.n += 1;
-            let a = (1.0 / self.n as f64).max(0.01);
-            let d = value - self.mean;
-            self.mean += a * d;
-            self.var = (1.0 - a) * (self.var + a * d * d);
+    pub fn new(_cfg: &ModelConfig) -> Self {
+        SeriesModel {
+            n: 0,
+            first_time_s: 0,
+            level: 0.0,
+            level_weight: 0.0,
+            doc_weight: 1.0,
+            single: Marginal::new(),
+            multi: Marginal::new(),
+            recent: [0.0; MULTI_LEN],
+            recent_len: 0,
+            recent_pos: 0,
         }
-        o
     }
-    pub fn score_only(&self, cfg: &ModelConfig, _time_s: i64, value: f64, _weight: f64) -> Observation {
-        let sd = self.var.sqrt().max(1e-6);
-        let z = (value - self.mean) / sd;
-        let tail = |z: f64| 0.5 * (-z * z / 2.0).exp().min(1.0);
-        let p = if self.n < 5 || !value.is_finite() { 1.0 } else {
-            match cfg.side { Side::Both => (2.0 * tail(z.abs())).min(1.0), Side::High => if z > 0.0 { tail(z) } else { 1.0 }, Side::Low => if z < 0.0 { tail(z) } else { 1.0 } }
+
+    /// Score one finished bucket's value (computed before learning it: causal), then learn it.
+    pub fn observe(&mut self, cfg: &ModelConfig, time_s: i64, value: f64, weight: f64) -> Observation {
+        let Some(s) = self.score(cfg, time_s, value, weight) else {
+            return self.inert(value);
         };
-        Observation { probability: p, p_single: p, p_multi: 1.0, typical: self.mean, lower: self.mean - 2.0 * sd, upper: self.mean + 2.0 * sd, multi_bucket_impact: 0.0 }
+        self.learn(cfg, time_s, value, weight, &s);
+        s.obs
     }
-    pub fn memory_bytes(&self) -> usize { std::mem::size_of::<Self>() }
+
+    /// Interim scoring of a not-yet-final bucket: same as `observe` but does not learn.
+    pub fn score_only(&self, cfg: &ModelConfig, time_s: i64, value: f64, weight: f64) -> Observation {
+        match self.score(cfg, time_s, value, weight) {
+            Some(s) => s.obs,
+            None => self.inert(value),
+        }
+    }
+
+    /// Approximate heap + inline bytes of this model.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.single.heap_bytes() + self.multi.heap_bytes()
+    }
+
+    /// The observation for a value that cannot be scored (non-finite input).
+    fn inert(&self, value: f64) -> Observation {
+        let typical = if self.n > 0 { self.level } else { if value.is_finite() { value } else { 0.0 } };
+        Observation {
+            probability: 1.0,
+            p_single: 1.0,
+            p_multi: 1.0,
+            typical,
+            lower: typical,
+            upper: typical,
+            multi_bucket_impact: 0.0,
+        }
+    }
+
+    /// Residual of a value, scaled for the number of documents behind it: a mean over fewer
+    /// documents than usual is noisier, so its deviation counts for less (and vice versa).
+    fn residual(&self, value: f64, weight: f64) -> f64 {
+        let w = if weight.is_finite() && weight > 0.0 { weight } else { 1.0 };
+        let scale = (w / self.doc_weight).sqrt().clamp(0.25, 4.0);
+        // The very first value defines the level.
+        let level = if self.n == 0 { value } else { self.level };
+        (value - level) * scale
+    }
+
+    /// The geometric mean of the recent residuals including `r`, without storing it.
+    fn multi_feature(&self, r: f64) -> f64 {
+        let (mut sum, mut norm, mut f) = (r, 1.0, MULTI_RATIO);
+        let len = self.recent_len as usize;
+        for k in 0..len.min(MULTI_LEN - 1) {
+            let idx = (self.recent_pos as usize + MULTI_LEN - 1 - k) % MULTI_LEN;
+            sum += f * self.recent[idx];
+            norm += f;
+            f *= MULTI_RATIO;
+        }
+        sum / norm
+    }
+
+    fn score(&self, cfg: &ModelConfig, time_s: i64, value: f64, weight: f64) -> Option<Scored> {
+        if !value.is_finite() {
+            return None;
+        }
+        let residual = self.residual(value, weight);
+        if !residual.is_finite() {
+            return None;
+        }
+        let multi = self.multi_feature(residual);
+        let warm = self.n >= WARMUP_BUCKETS && time_s.saturating_sub(self.first_time_s) >= WARMUP_S;
+        let floor = self.scale_floor(cfg);
+        let (p_single, p_multi) = if warm {
+            (
+                two_or_one_sided(cfg.side, self.single.tails(residual, floor)),
+                two_or_one_sided(cfg.side, self.multi.tails(multi, floor)),
+            )
+        } else {
+            (1.0, 1.0)
+        };
+        // Bonferroni over the two features; the multi-bucket feature is autocorrelated, so its
+        // tail is trusted less (its p counts MULTI_P_PENALTY times weaker).
+        let probability = (2.0 * p_single.min(MULTI_P_PENALTY * p_multi)).clamp(P_FLOOR, 1.0);
+        let (typical, lower, upper) = if self.single.seen {
+            (
+                self.level + self.single.quantile(0.5),
+                self.level + self.single.quantile(0.025),
+                self.level + self.single.quantile(0.975),
+            )
+        } else {
+            (value, value, value)
+        };
+        let lower = if cfg.is_count { lower.max(0.0) } else { lower };
+        Some(Scored {
+            obs: Observation {
+                probability,
+                p_single,
+                p_multi,
+                typical,
+                lower,
+                upper,
+                multi_bucket_impact: multi_bucket_impact(p_single, p_multi),
+            },
+            residual,
+            multi,
+        })
+    }
+
+    /// Smallest tail scale: relative to the level, and half a unit for counts.
+    fn scale_floor(&self, cfg: &ModelConfig) -> f64 {
+        let relative = 1e-4 * self.level.abs();
+        let quantum = if cfg.is_count { 0.5 } else { 0.0 };
+        relative.max(quantum).max(1e-12)
+    }
+
+    fn learn(&mut self, cfg: &ModelConfig, time_s: i64, value: f64, weight: f64, s: &Scored) {
+        if self.n == 0 {
+            self.first_time_s = time_s;
+            self.level = value;
+        }
+        self.n = self.n.saturating_add(1);
+        let decay = (-DECAY_PER_30MIN * cfg.bucket_span_s.max(1) as f64 / 1800.0).exp();
+        self.single.decay(decay);
+        self.multi.decay(decay);
+
+        let w_single = outlier_weight(s.obs.p_single);
+        let w_multi = outlier_weight(s.obs.p_multi);
+        self.single.learn(s.residual, w_single, w_single >= ENVELOPE_WEIGHT);
+        self.multi.learn(s.multi, w_multi, w_multi >= ENVELOPE_WEIGHT);
+
+        // The level is the outlier-weighted mean with the model's own (long) memory: on NAB any
+        // faster level (1 to 7 days) lost 1 to 4 points, because the residual must keep the
+        // series' whole history for first excursions to stand out.
+        let w = w_single.min(w_multi);
+        self.level_weight = self.level_weight * decay + w;
+        let rate = w / self.level_weight;
+        let moved = self.level + rate * (value - self.level);
+        if moved.is_finite() {
+            self.level = moved;
+        }
+        let dw = if weight.is_finite() && weight > 0.0 { weight } else { 1.0 };
+        self.doc_weight += (dw - self.doc_weight) * (1.0 / self.n as f64).max(0.01);
+
+        self.recent[self.recent_pos as usize] = s.residual;
+        self.recent_pos = ((self.recent_pos as usize + 1) % MULTI_LEN) as u8;
+        self.recent_len = (self.recent_len + 1).min(MULTI_LEN as u8);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(side: Side) -> ModelConfig {
+        ModelConfig { bucket_span_s: 300, side, is_count: false }
+    }
+
+    /// Deterministic standard normal noise (xorshift + Box-Muller).
+    struct Noise(u64);
+    impl Noise {
+        fn uniform(&mut self) -> f64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        }
+        fn normal(&mut self) -> f64 {
+            let (u, v) = (self.uniform(), self.uniform());
+            (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+        }
+    }
+
+    fn run(m: &mut SeriesModel, c: &ModelConfig, values: &[f64]) -> Vec<Observation> {
+        values.iter().enumerate().map(|(i, &v)| m.observe(c, i as i64 * 300, v, 1.0)).collect()
+    }
+
+    #[test]
+    fn spike_after_steady_series_is_tiny() {
+        let c = cfg(Side::Both);
+        let mut m = SeriesModel::new(&c);
+        let mut noise = Noise(7);
+        let values: Vec<f64> = (0..1000).map(|_| 10.0 + 0.1 * noise.normal()).collect();
+        let obs = run(&mut m, &c, &values);
+        assert!(obs[..20].iter().all(|o| o.probability == 1.0), "warm-up");
+        let spike = m.observe(&c, 1000 * 300, 20.0, 1.0);
+        assert!(spike.probability < 1e-10, "p = {}", spike.probability);
+        assert!(spike.multi_bucket_impact < 0.0);
+        assert!((spike.typical - 10.0).abs() < 0.1);
+        assert!(spike.lower < spike.typical && spike.typical < spike.upper);
+    }
+
+    #[test]
+    fn one_sided() {
+        let mut noise = Noise(3);
+        let values: Vec<f64> = (0..1000).map(|_| 10.0 + noise.normal()).collect();
+        for (side, dip_small, spike_small) in [(Side::High, false, true), (Side::Low, true, false), (Side::Both, true, true)] {
+            let c = cfg(side);
+            let mut m = SeriesModel::new(&c);
+            run(&mut m, &c, &values);
+            let dip = m.score_only(&c, 300_000, 0.0, 1.0).probability;
+            let spike = m.score_only(&c, 300_000, 20.0, 1.0).probability;
+            assert_eq!(dip < 1e-6, dip_small, "{side:?} dip {dip}");
+            assert_eq!(spike < 1e-6, spike_small, "{side:?} spike {spike}");
+        }
+    }
+
+    #[test]
+    fn calibrated_on_iid_noise() {
+        let c = cfg(Side::Both);
+        let mut m = SeriesModel::new(&c);
+        let mut noise = Noise(11);
+        let values: Vec<f64> = (0..40_000).map(|_| noise.normal()).collect();
+        let obs = run(&mut m, &c, &values);
+        let after = &obs[2000..];
+        let rate = after.iter().filter(|o| o.probability < 0.01).count() as f64 / after.len() as f64;
+        assert!(rate > 0.005 && rate < 0.02, "P(p<0.01) = {rate}");
+    }
+
+    #[test]
+    fn serde_round_trip_continues_identically() {
+        let c = cfg(Side::Both);
+        let mut m = SeriesModel::new(&c);
+        let mut noise = Noise(5);
+        let values: Vec<f64> = (0..600).map(|i| (i % 50) as f64 + noise.normal()).collect();
+        run(&mut m, &c, &values[..300]);
+        let mut copy: SeriesModel = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        for (i, &v) in values[300..].iter().enumerate() {
+            let t = (300 + i as i64) * 300;
+            let a = m.observe(&c, t, v, 1.0);
+            let b = copy.observe(&c, t, v, 1.0);
+            assert_eq!(a.probability.to_bits(), b.probability.to_bits());
+            assert_eq!(a.typical.to_bits(), b.typical.to_bits());
+        }
+    }
+
+    #[test]
+    fn weird_inputs_never_nan() {
+        let c = ModelConfig { bucket_span_s: 60, side: Side::Both, is_count: true };
+        let mut m = SeriesModel::new(&c);
+        let weird = [0.0, f64::NAN, f64::INFINITY, -f64::INFINITY, 1e308, -1e308, f64::MIN_POSITIVE, 5e-324, -0.0, 1.0, 1e-300];
+        for round in 0..200i64 {
+            for (k, &v) in weird.iter().enumerate() {
+                let t = (round * weird.len() as i64 + k as i64) * 60;
+                let weight = [1.0, 0.0, f64::NAN, 1e9][k % 4];
+                for o in [m.score_only(&c, t, v, weight), m.observe(&c, t, v, weight)] {
+                    for x in [o.probability, o.p_single, o.p_multi, o.typical, o.lower, o.upper, o.multi_bucket_impact] {
+                        assert!(!x.is_nan(), "NaN for {v}");
+                    }
+                    assert!(o.probability > 0.0 && o.probability <= 1.0);
+                    if !v.is_finite() {
+                        assert_eq!(o.probability, 1.0);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn small_state() {
+        let c = cfg(Side::Both);
+        let mut m = SeriesModel::new(&c);
+        run(&mut m, &c, &[1.0, 2.0, 3.0]);
+        assert!(m.memory_bytes() <= 4096, "{}", m.memory_bytes());
+    }
 }
