@@ -11,7 +11,7 @@ export ANOMALYD_HOST ?= 127.0.0.1
 export ANOMALYD_PORT ?= 9200
 export ANOMALYD_DATA_DIR ?= ./data
 
-.PHONY: setup dev serve test test-rust test-python bench-core bench-http clean
+.PHONY: setup dev serve test test-rust test-python bench-core bench-http bench-analysis eval-nab clean
 
 setup: $(NATIVE_STAMP)
 
@@ -47,6 +47,13 @@ bench-core: setup
 
 bench-http: setup
 	$(PY) bench/http/run.py
+
+bench-analysis: setup
+	$(PY) bench/analysis/run.py
+
+# NAB through the real HTTP API (data: ../shared/data/nab, or NAB_DIR).
+eval-nab: setup
+	$(PY) eval/nab/run.py
 
 clean:
 	rm -rf $(VENV) target
