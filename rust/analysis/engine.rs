@@ -100,8 +100,42 @@ pub struct AnalysisEngine {
     scratch: Vec<u32>,
 }
 
+/// A field value as a number, as Elasticsearch reads it (Java's `Double.parseDouble`), with a
+/// fast path for the plain decimals that make up almost every metric value.
+#[inline]
 fn parse_number(v: &[u8]) -> Option<f64> {
-    std::str::from_utf8(v).ok()?.trim().parse::<f64>().ok().filter(|x| x.is_finite())
+    plain_decimal(v).or_else(|| crate::time::java_parse_double(v)).filter(|x| x.is_finite())
+}
+
+/// `-?digits(.digits)?` with at most 15 significant digits: the mantissa and the power of ten
+/// are both exact doubles, so one division is correctly rounded (Clinger's fast path).
+#[inline]
+fn plain_decimal(v: &[u8]) -> Option<f64> {
+    const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+    let (negative, digits) = match v {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, v),
+    };
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    let (mut mantissa, mut count, mut fraction, mut seen_dot) = (0u64, 0usize, 0usize, false);
+    for (i, &b) in digits.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + (b - b'0') as u64;
+                count += 1;
+                fraction += seen_dot as usize;
+            }
+            b'.' if !seen_dot && i > 0 && i + 1 < digits.len() => seen_dot = true,
+            _ => return None,
+        }
+    }
+    if count > 15 {
+        return None;
+    }
+    let x = mantissa as f64 / POW10[fraction];
+    Some(if negative { -x } else { x })
 }
 
 impl AnalysisEngine {
@@ -520,5 +554,28 @@ impl AnalysisEngine {
             "timing_stats": timing,
         })
         .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_number, plain_decimal};
+
+    #[test]
+    fn numbers_parse_as_java_does() {
+        for text in ["0", "12", "-3.25", "123.5", "0.1", "999999999999999", "-0.0", "7.0"] {
+            let java = crate::time::java_parse_double(text.as_bytes());
+            assert_eq!(plain_decimal(text.as_bytes()), java, "{text}");
+        }
+        for text in ["1e3", " 12 ", "12d", "+5", "0x1p3", "1.000000000000001"] {
+            assert_eq!(parse_number(text.as_bytes()), crate::time::java_parse_double(text.as_bytes()), "{text}");
+            assert_eq!(plain_decimal(text.as_bytes()), None, "{text}");
+        }
+        for text in ["", "-", ".5", "5.", "1.2.3", "abc", "NaN", "Infinity", "1e999", "true"] {
+            assert!(plain_decimal(text.as_bytes()).is_none(), "{text}");
+            assert!(parse_number(text.as_bytes()).map_or(true, f64::is_finite), "{text}");
+        }
+        assert_eq!(parse_number(b"NaN"), None);
+        assert_eq!(parse_number(b"1234567890123456789"), Some(1234567890123456789.0));
     }
 }

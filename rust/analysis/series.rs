@@ -1,9 +1,12 @@
 //! The series of a job: one per (detector, partition value, by value), each with its models.
 //!
-//! Records find their series through one hash lookup per detector on the split values' bytes;
-//! detectors without split fields have a single series and skip hashing altogether.
+//! Records find their series through one hash lookup per detector on the split values' bytes
+//! (foldhash: fast on short keys, seeded per process); detectors without split fields have a
+//! single series and skip hashing altogether.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 
 use serde::{Deserialize, Serialize};
 
@@ -38,13 +41,13 @@ pub struct SeriesSet {
     pub series: Vec<Series>,
     /// Series of each detector, in creation order.
     pub by_detector: Vec<Vec<u32>>,
-    index: Vec<HashMap<Vec<u8>, u32>>,
+    index: Vec<HashMap<Vec<u8>, u32, RandomState>>,
     key: Vec<u8>,
 }
 
 impl SeriesSet {
     pub fn new(detectors: usize) -> Self {
-        SeriesSet { by_detector: vec![Vec::new(); detectors], index: vec![HashMap::new(); detectors], ..Default::default() }
+        SeriesSet { by_detector: vec![Vec::new(); detectors], index: vec![HashMap::default(); detectors], ..Default::default() }
     }
 
     pub fn from_series(detectors: usize, series: Vec<Series>) -> Self {
