@@ -61,6 +61,16 @@ def run(url: str) -> dict[str, Any]:
         stats = body(es.ml.get_job_stats(job_id=JOB))
         out["stats_open"] = {"count": stats["count"], "state": stats["jobs"][0]["state"],
                              "data_counts": stats["jobs"][0]["data_counts"]}
+        buckets = body(es.ml.get_buckets(job_id=JOB, exclude_interim=True, sort="timestamp", start="1403481600000"))
+        out["buckets"] = {"count": buckets["count"],
+                          "first": [[b["timestamp"], b["event_count"], b["is_interim"]] for b in buckets["buckets"]]}
+        out["records"] = body(es.ml.get_records(job_id=JOB, record_score=0, desc=True, page={"from": 0, "size": 10}))
+        out["influencers"] = body(es.ml.get_influencers(job_id=JOB, influencer_score=0))
+        try:
+            es.ml.get_buckets(job_id=JOB, timestamp="1403481600000", start="1403481600000")
+            out["bucket_mixed_error"] = None
+        except elasticsearch.ApiError as e:
+            out["bucket_mixed_error"] = {"status": e.meta.status, "class": type(e).__name__}
         out["close"] = body(es.ml.close_job(job_id=JOB))
         stats = body(es.ml.get_job_stats(job_id=JOB))
         out["stats_closed"] = {"state": stats["jobs"][0]["state"], "data_counts": stats["jobs"][0]["data_counts"]}

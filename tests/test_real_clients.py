@@ -96,6 +96,10 @@ def check_client_report(r: dict) -> None:
             "earliest_record_timestamp", "latest_record_timestamp", "input_record_count")
     assert r["stats_open"]["state"] == "opened"
     assert counts(r["stats_open"]["data_counts"], *keys) == total
+    assert r["buckets"] == {"count": 1, "first": [[1403481600000, 2, False]]}
+    assert r["records"] == {"count": 0, "records": []}
+    assert r["influencers"] == {"count": 0, "influencers": []}
+    assert r["bucket_mixed_error"] == {"status": 400, "class": "BadRequestError"}
     assert r["close"] == {"closed": True}
     assert r["stats_closed"]["state"] == "closed"
     assert counts(r["stats_closed"]["data_counts"], *keys) == total
@@ -387,3 +391,37 @@ def test_kill_9_mid_traffic_leaves_a_clean_store(tmp_path: Path) -> None:
         assert http_json(f"{srv.url}{BASE}")[1]["count"] == 0
     finally:
         assert srv.stop(signal.SIGTERM) == 0
+
+
+def _peak_rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_one_gigabyte_chunked_stream_keeps_memory_flat(server: Server) -> None:
+    """1 GB sent chunked (no Content-Length) into one job: the server's peak memory barely moves."""
+    import http.client
+
+    put_open(server, "big")
+    line = b'{"airline":"AAL","responsetime":132.2046,"sourcetype":"farequote","time":1403@@@@%05d}\n'
+    template = b"".join(line % j for j in range((1 << 20) // len(line)))
+    chunks = -(-(1 << 30) // len(template))
+    assert server.proc is not None
+    before = _peak_rss_bytes(server.proc.pid)
+
+    def body():
+        for i in range(chunks):
+            yield template.replace(b"@@@@", b"%04d" % i)
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=300)
+    conn.request("POST", f"{BASE}/big/_data", body=body(), headers=NDJSON, encode_chunked=True)
+    resp = conn.getresponse()
+    result = json.loads(resp.read())
+    conn.close()
+    assert resp.status == 202, result
+    assert result["input_bytes"] == chunks * len(template) >= 1 << 30
+    assert result["processed_record_count"] == chunks * template.count(b"\n")
+    growth = _peak_rss_bytes(server.proc.pid) - before
+    assert growth < 64 << 20, f"peak RSS grew by {growth >> 20} MiB"

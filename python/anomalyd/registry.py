@@ -151,7 +151,7 @@ class JobRegistry:
         # Snapshot now: a later failed request must not leak into what gets persisted.
         self.writer.mark(actor.job.job_id, actor.engine.persist_json(now_ms()))
         if time.monotonic() - actor.snapshot_at >= self.snapshot_interval:
-            self._log_failure(asyncio.ensure_future(self._save_model(actor)), "model_snapshot_failed", actor)
+            self._log_failure(self._save_model(actor), "model_snapshot_failed", actor)
 
     def results_ready(self, actor: JobActor) -> asyncio.Future[None]:
         rows = actor.engine.take_results()
@@ -170,11 +170,12 @@ class JobRegistry:
         fut.add_done_callback(check)
         return fut
 
-    async def _save_model(self, actor: JobActor) -> None:
+    def _save_model(self, actor: JobActor) -> asyncio.Future[None]:
+        """Snapshot the model now and queue it for the store (ahead of any later read)."""
         actor.snapshot_at = time.monotonic()
         stats = actor.engine.analysis_stats_json()
-        await self.store.save_model(actor.job.job_id, actor.engine.model_snapshot(), stats)
         actor.job.model_stats = json.loads(stats)
+        return self.store.save_model(actor.job.job_id, actor.engine.model_snapshot(), stats)
 
     async def close(self, job: Job, force: bool) -> None:
         actor = job.actor

@@ -110,9 +110,10 @@ class Store:
         stmts = [(f"DELETE FROM {table} WHERE job_id = ?", (j,)) for j in job_ids for table in ("jobs", "results", "models")]
         await self._run(lambda db: _tx(db, stmts))
 
-    async def save_model(self, job_id: str, snapshot: bytes, stats: bytes) -> None:
+    def save_model(self, job_id: str, snapshot: bytes, stats: bytes) -> asyncio.Future[None]:
+        """Queued at once: a read submitted later sees it."""
         stmt = ("INSERT OR REPLACE INTO models VALUES (?, ?, ?)", (job_id, snapshot, stats.decode()))
-        await self._run(lambda db: _tx(db, [stmt]))
+        return self.submit(lambda db: _tx(db, [stmt]))
 
     async def load_model(self, job_id: str) -> tuple[bytes, dict[str, Any]] | None:
         def q(db: sqlite3.Connection) -> tuple[bytes, dict[str, Any]] | None:

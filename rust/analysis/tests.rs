@@ -182,3 +182,14 @@ fn snapshot_and_restore_continue_exactly() {
     let mut other = other;
     assert!(other.analysis_mut().restore(&whole.analysis().snapshot()).is_err());
 }
+
+#[test]
+fn reset_buckets_forgets_what_open_buckets_gathered() {
+    let mut e = engine(r#"{"bucket_span":"60s","latency":"120s","detectors":[{"function":"count"}]}"#);
+    post(&mut e, r#"{"time":0}{"time":1}{"time":61}{"time":62}"#);
+    e.analysis_mut().reset_buckets(60_000, 120_000);
+    post(&mut e, r#"{"time":63}{"time":300}"#);
+    let docs = take(&mut e);
+    let events: Vec<i64> = of_type(&docs, "bucket").iter().map(|b| b["event_count"].as_i64().unwrap()).collect();
+    assert_eq!(events, vec![2, 1, 0]);
+}
