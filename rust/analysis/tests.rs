@@ -193,3 +193,24 @@ fn reset_buckets_forgets_what_open_buckets_gathered() {
     let events: Vec<i64> = of_type(&docs, "bucket").iter().map(|b| b["event_count"].as_i64().unwrap()).collect();
     assert_eq!(events, vec![2, 1, 0]);
 }
+
+/// With `summary_count_field_name` each document stands for that many events; a document
+/// without a usable count is not analysed.
+#[test]
+fn summary_counts_weight_the_count() {
+    let mut e = engine(r#"{"bucket_span":"1h","summary_count_field_name":"dc","detectors":[{"function":"high_count"}]}"#);
+    let mut body = String::new();
+    for h in 0..40 {
+        body.push_str(&format!(r#"{{"dc":{},"time":{}}}{{"dc":"4","time":{}}}"#, 6 + h % 3, h * 3600, h * 3600 + 60));
+    }
+    body.push_str(r#"{"dc":900,"time":144000}{"time":144001}{"dc":"x","time":144002}{"dc":1,"time":147600}"#);
+    post(&mut e, &body);
+    let docs = take(&mut e);
+    let last = of_type(&docs, "bucket").into_iter().find(|b| b["timestamp"] == 144_000_000).unwrap().clone();
+    assert_eq!(last["event_count"], 1);
+    let records = of_type(&docs, "record");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["actual"][0], 900.0);
+    assert_eq!(records[0]["function"], "high_count");
+    assert_eq!(records[0]["function_description"], "count");
+}
