@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench" / "core"))
 from corpus import corpus_path  # noqa: E402
+from run import pin_one_cpu  # noqa: E402  (bench/core/run.py)
 
 RUNS = 3
 CHUNK = 1 << 20
@@ -36,13 +37,6 @@ def job(detector: dict) -> str:
 
 MEAN = job({"function": "mean", "field_name": "kpi", "by_field_name": "host", "partition_field_name": "region"})
 COUNT = job({"function": "count"})
-
-
-def pin() -> int:
-    allowed = os.sched_getaffinity(0)
-    cpu = 1 if 1 in allowed else max(allowed)
-    os.sched_setaffinity(0, {cpu})
-    return cpu
 
 
 def series_bench(cpu: int) -> dict:
@@ -88,7 +82,7 @@ def ingest_bench() -> tuple[float, float]:
 
 
 def main() -> None:
-    cpu = pin()
+    cpu = pin_one_cpu()
     print(f"pinned to CPU {cpu}")
     series = series_bench(cpu)
     mean_gbps, count_gbps = ingest_bench()
