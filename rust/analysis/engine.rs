@@ -80,6 +80,16 @@ struct Snapshot {
     state: State,
 }
 
+/// The bucket the previous record went to, valid while the open buckets keep their places:
+/// a record in the same bucket before `due_ms` (when the next bucket would be finalised) skips
+/// the bucket search.
+#[derive(Clone, Copy)]
+struct Hot {
+    start_ms: i64,
+    index: usize,
+    due_ms: i64,
+}
+
 /// One anomalous series in a bucket being scored.
 struct Anomaly {
     series: u32,
@@ -98,6 +108,7 @@ pub struct AnalysisEngine {
     state: State,
     out: Vec<ResultRow>,
     scratch: Vec<u32>,
+    hot: Option<Hot>,
 }
 
 /// A field value as a number, as Elasticsearch reads it (Java's `Double.parseDouble`), with a
@@ -161,6 +172,7 @@ impl AnalysisEngine {
             state,
             out: Vec::new(),
             scratch: Vec::new(),
+            hot: None,
         }
     }
 
@@ -177,36 +189,21 @@ impl AnalysisEngine {
     /// One processed record: its time and its analysis values (`None` = absent or null).
     #[inline]
     pub fn record(&mut self, t: i64, values: &[Option<&[u8]>]) {
-        if self.state.skip_until_ms.is_some_and(|s| t < s) {
-            return;
-        }
-        let b = self.bucket_of(t);
-        match self.state.cursor_ms {
-            Some(c) if b < c => return, // its bucket is final already
-            None => self.state.cursor_ms = Some(b),
-            _ => {}
-        }
         let count = match self.spec.summary_count {
             Some(i) => match values.get(i).copied().flatten().and_then(parse_number) {
                 Some(c) if c >= 0.0 => c,
-                _ => return,
+                _ => return, // a document without a usable count is not analysed
             },
             None => 1.0,
         };
-        self.finalise_until(t - self.latency_ms);
-        let open = &mut self.state.open;
-        let at = match open.iter().rposition(|o| o.start_ms <= b) {
-            Some(i) if open[i].start_ms == b => i,
-            Some(i) => {
-                open.insert(i + 1, OpenBucket::new(b));
-                i + 1
-            }
-            None => {
-                open.push_front(OpenBucket::new(b));
-                0
-            }
+        let at = match self.hot {
+            Some(h) if t >= h.start_ms && t < h.start_ms + self.span_ms && t < h.due_ms => h.index,
+            _ => match self.locate(t) {
+                Some(at) => at,
+                None => return,
+            },
         };
-        let bucket = &mut open[at];
+        let bucket = &mut self.state.open[at];
         bucket.event_count += 1;
         for (d, det) in self.spec.detectors.iter().enumerate() {
             let split = |i: Option<usize>| -> Option<Option<&[u8]>> {
@@ -235,6 +232,36 @@ impl AnalysisEngine {
                 }
             }
         }
+    }
+
+    /// The open bucket of a record at `t` (finalising what its time has passed), or None when
+    /// the record is skipped or its bucket is final already. Remembers the bucket as `hot`.
+    fn locate(&mut self, t: i64) -> Option<usize> {
+        if self.state.skip_until_ms.is_some_and(|s| t < s) {
+            return None;
+        }
+        let b = self.bucket_of(t);
+        match self.state.cursor_ms {
+            Some(c) if b < c => return None,
+            None => self.state.cursor_ms = Some(b),
+            _ => {}
+        }
+        self.finalise_until(t - self.latency_ms);
+        let open = &mut self.state.open;
+        let at = match open.iter().rposition(|o| o.start_ms <= b) {
+            Some(i) if open[i].start_ms == b => i,
+            Some(i) => {
+                open.insert(i + 1, OpenBucket::new(b));
+                i + 1
+            }
+            None => {
+                open.push_front(OpenBucket::new(b));
+                0
+            }
+        };
+        let due_ms = self.state.cursor_ms.map_or(i64::MAX, |c| c + self.span_ms + self.latency_ms);
+        self.hot = Some(Hot { start_ms: b, index: at, due_ms });
+        Some(at)
     }
 
     // -- finalising --------------------------------------------------------------------------
@@ -454,6 +481,7 @@ impl AnalysisEngine {
 
     /// `_flush`: skip, advance, then compute interim results; the new `last_finalized_bucket_end`.
     pub fn flush(&mut self, r: FlushRequest) -> Option<i64> {
+        self.hot = None;
         if let Some(skip) = r.skip_time_ms {
             let to = -(-skip).div_euclid(self.span_ms) * self.span_ms; // up to a bucket boundary
             self.state.open.retain(|b| b.start_ms >= to);
@@ -518,6 +546,7 @@ impl AnalysisEngine {
         }
         self.series = SeriesSet::from_series(detectors, s.series);
         self.state = s.state;
+        self.hot = None;
         Ok(())
     }
 
