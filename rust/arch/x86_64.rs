@@ -110,3 +110,17 @@ pub fn find_string_stop_avx2(hay: &[u8]) -> usize {
     // SAFETY: only reached when `level()` detected AVX2 (or a test forced a supported level).
     unsafe { find_string_stop_avx2_impl(hay) }
 }
+
+/// SSE2 instance of [`super::StopFinder`]; SSE2 is baseline on x86-64, so it needs no
+/// `target_feature` and inlines into the generic hot loops. Records' strings are short: one
+/// 16-byte probe usually settles them.
+pub struct Sse2Finder;
+
+impl super::StopFinder for Sse2Finder {
+    #[inline(always)]
+    fn find(buf: &[u8], from: usize) -> usize {
+        // SAFETY: SSE2 is part of every x86-64 CPU; the generic scan loads only whole vectors
+        // inside `buf[from..]` and finishes the tail with scalar code.
+        from + unsafe { generic::find_string_stop::<Sse2>(&buf[from..]) }
+    }
+}

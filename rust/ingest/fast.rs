@@ -1,15 +1,56 @@
-//! The fast path for the common record: one flat object of plain keys and scalar values.
+//! The fast path for the common record: one object of plain keys and ordinary values.
 //!
-//! Most records are `{"time":…,"kpi":…,"host":"…"}`: no nesting, no escapes, no errors. For
-//! those, one straight loop reads keys and values directly from the bytes, with the duplicate
-//! check reduced to a Bloom bit and no per-token state machine. Anything else — an escape, a
-//! nested value, a possible duplicate, a syntax error, the end of the buffer — makes it give up
-//! (`None`) before any effect, and the general tokenizer and reader take the record from its
-//! `{`. So the fast path decides nothing the general path would decide differently.
+//! Most records are `{"time":…,"kpi":…,"host":"…"}`, sometimes with a small nested object, an
+//! array of scalars or an escaped quote in a string nobody reads. For those, one straight loop
+//! reads keys and values directly from the bytes, with no per-token state machine. Anything it
+//! does not handle — an escaped key or wanted value, an array the job reads, nested objects
+//! when a wanted name is dotted, arrays of containers, a duplicate key, a comment, a syntax
+//! error, the end of the buffer — makes it give up (`None`) before any effect, and the general
+//! tokenizer and reader take the record from its `{`. So the fast path decides nothing the
+//! general path would decide differently; it only decides it sooner.
+//!
+//! Why it is fast:
+//! - strings are searched with [`StopFinder`], monomorphised per SIMD level and inlined (one
+//!   16-byte probe settles most keys and values), and a key's first 8 bytes are one masked load;
+//! - the wanted-field lookup is one probe of a per-job table ([`FieldSet::lookup_word`]);
+//! - numbers are validated 8 digits at a time with SWAR arithmetic;
+//! - duplicate keys are ruled out with a per-object Bloom bit, and only a bit collision
+//!   compares the keys of that object (kept in a reusable scratch list, not allocated).
 
 use super::fields::{FieldSet, Record, Slot};
-use super::token::{is_json_number, is_run_byte, is_ws, key_bloom_bit, key_word};
-use crate::arch;
+use super::token::{is_run_byte, is_ws, key_bloom_bit, key_word};
+use crate::arch::{self, Level, StopFinder, Swar};
+
+/// Nested objects the fast path follows inside a record; deeper ones go the general way.
+const MAX_DEPTH: usize = 16;
+
+/// A key seen in one of the open objects, for exact duplicate checks.
+#[derive(Clone, Copy)]
+struct Seen {
+    word: u64,
+    len: usize,
+    start: usize,
+}
+
+/// Reusable scratch of the fast path (one per body stream, so nothing is allocated per record).
+#[derive(Default)]
+pub struct Scratch {
+    seen: Vec<Seen>,
+}
+
+/// The fast path of one SIMD level.
+pub type FlatRecord = fn(&[u8], usize, &FieldSet, &mut Record, &mut Scratch) -> Option<usize>;
+
+/// The fast path for `level` (chosen once per buffer by the caller).
+pub fn for_level(level: Level) -> FlatRecord {
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        Level::Sse2 | Level::Avx2 => flat_record::<arch::Sse2Finder>,
+        #[cfg(target_arch = "aarch64")]
+        Level::Neon => flat_record::<arch::NeonFinder>,
+        _ => flat_record::<Swar>,
+    }
+}
 
 #[inline(always)]
 fn skip_ws(buf: &[u8], mut p: usize) -> usize {
@@ -19,89 +60,482 @@ fn skip_ws(buf: &[u8], mut p: usize) -> usize {
     p
 }
 
-/// A plain string (no escapes, controls or non-ASCII) opening at `q`: its end quote.
+/// [`key_word`] of `buf[start..start + len]`, with one masked 8-byte load when the buffer
+/// allows (it usually does: the key's closing quote and more follow it).
 #[inline(always)]
-fn plain_string(buf: &[u8], q: usize) -> Option<usize> {
-    let start = q + 1;
-    let end = start + arch::find_string_stop(buf.get(start..)?);
-    (buf.get(end) == Some(&b'"')).then_some(end)
+fn key_word_at(buf: &[u8], start: usize, len: usize) -> u64 {
+    match buf.get(start..start + 8) {
+        Some(b) => {
+            let w = u64::from_le_bytes(b.try_into().expect("8 bytes"));
+            if len >= 8 {
+                w
+            } else {
+                w & ((1u64 << (8 * len)) - 1)
+            }
+        }
+        None => key_word(&buf[start..start + len]),
+    }
 }
 
-/// Read the flat record whose `{` is at `open`; the position after its `}`.
-#[inline]
-pub fn flat_record(buf: &[u8], open: usize, fields: &FieldSet, rec: &mut Record) -> Option<usize> {
+/// The end of the run of ASCII digits starting at `i`.
+#[inline(always)]
+fn digits_end(buf: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = buf.get(i..i + 8) {
+        let t = u64::from_le_bytes(chunk.try_into().expect("8 bytes")) ^ 0x3030_3030_3030_3030;
+        // A byte is a digit iff t <= 9: bit 7 of (t & 0x7f) + 0x76, or of t itself, is set
+        // exactly for the others (no carry leaves a byte: the largest sum is 0xf5).
+        let other = ((t & 0x7f7f_7f7f_7f7f_7f7f).wrapping_add(0x7676_7676_7676_7676) | t) & 0x8080_8080_8080_8080;
+        if other != 0 {
+            return i + (other.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < buf.len() && buf[i].is_ascii_digit() {
+        i += 1;
+    }
+    i
+}
+
+/// A JSON number `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` starting at `p` and ending
+/// where the run of number/literal bytes ends (as the tokenizer's run does); its end. None for
+/// anything else, including a run cut by the buffer end.
+#[inline(always)]
+fn number(buf: &[u8], p: usize) -> Option<usize> {
+    let mut i = p + usize::from(buf[p] == b'-');
+    match *buf.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => i = digits_end(buf, i + 1),
+        _ => return None,
+    }
+    if *buf.get(i)? == b'.' {
+        let d = i + 1;
+        i = digits_end(buf, d);
+        if i == d {
+            return None;
+        }
+    }
+    if matches!(*buf.get(i)?, b'e' | b'E') {
+        i += 1;
+        if matches!(*buf.get(i)?, b'+' | b'-') {
+            i += 1;
+        }
+        let d = i;
+        i = digits_end(buf, d);
+        if i == d {
+            return None;
+        }
+    }
+    (!is_run_byte(*buf.get(i)?)).then_some(i)
+}
+
+/// `lit` at `p` as a whole run; the position after it.
+#[inline(always)]
+fn literal(buf: &[u8], p: usize, lit: &[u8]) -> Option<usize> {
+    let end = p + lit.len();
+    (buf.get(p..end)? == lit && !is_run_byte(*buf.get(end)?)).then_some(end)
+}
+
+/// The string whose opening quote is at `q`, validated as the tokenizer validates it: its
+/// closing quote and whether it holds escapes. None on anything invalid or cut.
+#[inline(always)]
+fn string<F: StopFinder>(buf: &[u8], q: usize) -> Option<(usize, bool)> {
+    let mut p = F::find(buf, q + 1);
+    if *buf.get(p)? == b'"' {
+        return Some((p, false));
+    }
+    let mut escaped = false;
+    loop {
+        match *buf.get(p)? {
+            b'"' => return Some((p, escaped)),
+            b'\\' => {
+                escaped = true;
+                p = escape(buf, p)?;
+            }
+            0x80..=0xff => p = utf8_char(buf, p)?,
+            _ => return None, // unescaped control character
+        }
+        p = F::find(buf, p);
+    }
+}
+
+/// A valid escape at `p` (a backslash); the position after it.
+#[cold]
+fn escape(buf: &[u8], p: usize) -> Option<usize> {
+    match *buf.get(p + 1)? {
+        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(p + 2),
+        b'u' => buf.get(p + 2..p + 6)?.iter().all(u8::is_ascii_hexdigit).then_some(p + 6),
+        _ => None,
+    }
+}
+
+/// One valid UTF-8 character at `p`; the position after it.
+#[cold]
+fn utf8_char(buf: &[u8], p: usize) -> Option<usize> {
+    let width = match buf[p] {
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => return None,
+    };
+    std::str::from_utf8(buf.get(p..p + width)?).ok().map(|_| p + width)
+}
+
+/// An array of scalars whose `[` is at `open`, skipped; the position after its `]`.
+/// Containers inside go to the general path.
+#[inline(never)]
+fn scalar_array<F: StopFinder>(buf: &[u8], open: usize) -> Option<usize> {
+    let mut p = skip_ws(buf, open + 1);
+    if *buf.get(p)? == b']' {
+        return Some(p + 1);
+    }
+    loop {
+        p = match *buf.get(p)? {
+            b'"' => string::<F>(buf, p)?.0 + 1,
+            b't' => literal(buf, p, b"true")?,
+            b'f' => literal(buf, p, b"false")?,
+            b'n' => literal(buf, p, b"null")?,
+            _ => number(buf, p)?,
+        };
+        p = skip_ws(buf, p);
+        match *buf.get(p)? {
+            b',' => p = skip_ws(buf, p + 1),
+            b']' => return Some(p + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// Read the record whose `{` is at `open`; the position after its `}`.
+#[inline(always)]
+fn flat_record<F: StopFinder>(
+    buf: &[u8],
+    open: usize,
+    fields: &FieldSet,
+    rec: &mut Record,
+    scratch: &mut Scratch,
+) -> Option<usize> {
     rec.clear();
-    let mut bloom = 0u64;
+    let seen = &mut scratch.seen;
+    seen.clear();
+    // Per open object: its Bloom filter of keys and where its keys start in `seen`.
+    let mut blooms = [0u64; MAX_DEPTH];
+    let mut marks = [0usize; MAX_DEPTH];
+    let mut depth = 0usize; // nested objects open inside the record
     let mut p = skip_ws(buf, open + 1);
     if *buf.get(p)? == b'}' {
         return Some(p + 1);
     }
     loop {
+        // A key.
         if *buf.get(p)? != b'"' {
             return None;
         }
-        let key_end = plain_string(buf, p)?;
-        let key = &buf[p + 1..key_end];
-        let word = key_word(key);
-        let bit = key_bloom_bit(key.len(), word);
-        if bloom & bit != 0 {
-            return None; // possibly a duplicate: the general path decides
+        let start = p + 1;
+        let key_end = F::find(buf, start);
+        if *buf.get(key_end)? != b'"' {
+            return None; // an escaped, non-ASCII or invalid key
         }
-        bloom |= bit;
+        let len = key_end - start;
+        let word = key_word_at(buf, start, len);
+        let bit = key_bloom_bit(len, word);
+        if blooms[depth] & bit != 0 {
+            // Possibly a repeat: compare with this object's keys (Jackson fails on a repeat;
+            // the general path reports it).
+            let key = &buf[start..key_end];
+            if seen[marks[depth]..].iter().any(|k| k.len == len && k.word == word && buf[k.start..k.start + len] == *key) {
+                return None;
+            }
+        }
+        blooms[depth] |= bit;
+        seen.push(Seen { word, len, start });
         p = skip_ws(buf, key_end + 1);
         if *buf.get(p)? != b':' {
             return None;
         }
         p = skip_ws(buf, p + 1);
-        let slot = fields.lookup(key);
+        // Its value.
+        let slot = if depth == 0 { fields.lookup_word(&buf[start..key_end], word) } else { None };
         match *buf.get(p)? {
             b'"' => {
-                let end = plain_string(buf, p)?;
+                let (end, escaped) = string::<F>(buf, p)?;
                 rec.n += 1;
                 if let Some(i) = slot {
+                    if escaped {
+                        return None; // to be unescaped: the general path does it
+                    }
                     rec.slots[i] = Slot::Input(p + 1, end);
                 }
                 p = end + 1;
             }
-            b if is_run_byte(b) => {
-                let mut q = p;
-                while q < buf.len() && is_run_byte(buf[q]) {
-                    q += 1;
-                }
-                if q == buf.len() {
+            b'{' => {
+                // Nested object: its leaves count, none is looked up (no wanted name has a dot).
+                if fields.any_dotted() || depth + 1 == MAX_DEPTH {
                     return None;
                 }
-                let value: Option<&'static [u8]> = match &buf[p..q] {
-                    b"true" => Some(b"true"),
-                    b"false" => Some(b"false"),
-                    b"null" => None,
-                    run if is_json_number(run) => {
-                        rec.n += 1;
-                        if let Some(i) = slot {
-                            rec.slots[i] = Slot::Input(p, q);
-                        }
-                        p = q;
-                        Some(b"")
-                    }
-                    _ => return None,
-                };
-                if p != q {
-                    if let Some(v) = value {
-                        rec.n += 1;
-                        if let Some(i) = slot {
-                            rec.slots[i] = Slot::Static(v);
-                        }
-                    }
-                    p = q;
+                p = skip_ws(buf, p + 1);
+                if *buf.get(p)? != b'}' {
+                    depth += 1;
+                    blooms[depth] = 0;
+                    marks[depth] = seen.len();
+                    continue;
+                }
+                p += 1; // `{}`: no leaves
+            }
+            b'[' => {
+                if slot.is_some() {
+                    return None; // collected as joined text by the general path
+                }
+                rec.n += 1;
+                p = scalar_array::<F>(buf, p)?;
+            }
+            b't' => {
+                p = literal(buf, p, b"true")?;
+                rec.n += 1;
+                if let Some(i) = slot {
+                    rec.slots[i] = Slot::Static(b"true");
                 }
             }
-            _ => return None, // nested object or array, or malformed
+            b'f' => {
+                p = literal(buf, p, b"false")?;
+                rec.n += 1;
+                if let Some(i) = slot {
+                    rec.slots[i] = Slot::Static(b"false");
+                }
+            }
+            b'n' => p = literal(buf, p, b"null")?,
+            _ => {
+                let end = number(buf, p)?;
+                rec.n += 1;
+                if let Some(i) = slot {
+                    rec.slots[i] = Slot::Input(p, end);
+                }
+                p = end;
+            }
         }
-        p = skip_ws(buf, p);
-        match *buf.get(p)? {
-            b',' => p = skip_ws(buf, p + 1),
-            b'}' => return Some(p + 1),
-            _ => return None,
+        // After a value: the next key, or the end of one or more objects.
+        loop {
+            p = skip_ws(buf, p);
+            match *buf.get(p)? {
+                b',' => {
+                    p = skip_ws(buf, p + 1);
+                    break;
+                }
+                b'}' => {
+                    p += 1;
+                    if depth == 0 {
+                        return Some(p);
+                    }
+                    seen.truncate(marks[depth]);
+                    depth -= 1;
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::supported_levels;
+
+    fn fields() -> FieldSet {
+        FieldSet::new(&["kpi".into(), "host".into()], "time")
+    }
+
+    /// The fast path's verdict on `s` at every level: all levels must agree.
+    fn read(s: &[u8]) -> Option<(usize, u32, Vec<Option<Vec<u8>>>)> {
+        let f = fields();
+        let mut out = None;
+        for (n, level) in supported_levels().into_iter().enumerate() {
+            let mut rec = Record::with_fields(f.len());
+            let got = for_level(level)(s, 0, &f, &mut rec, &mut Scratch::default())
+                .map(|end| (end, rec.n, (0..f.len()).map(|i| rec.value(s, i).map(<[u8]>::to_vec)).collect()));
+            if n > 0 {
+                assert_eq!(got, out, "{level:?} on {}", String::from_utf8_lossy(s));
+            }
+            out = got;
+        }
+        out
+    }
+
+    #[test]
+    fn reads_plain_nested_and_escaped_records() {
+        let s = br#"{"time":1454020570036,"kpi":-12.5e+3,"host":"srv-1","note":"a b"} "#;
+        let (end, n, v) = read(s).unwrap();
+        assert_eq!((end, n), (s.len() - 1, 4));
+        assert_eq!(v, vec![Some(b"-12.5e+3".to_vec()), Some(b"srv-1".to_vec()), Some(b"1454020570036".to_vec())]);
+        let s = br#"{ "time" : 1 , "meta":{"k":1,"ok":true,"tags":["a","b\"",null,2,[]],"e":{}},"msg":"say \"hi\" \u00e9 \xc3\xa9","user":null}"#;
+        assert!(read(s).is_none(), "nested array: general path");
+        let s = br#"{ "time" : 1 , "meta":{"k":1,"ok":true,"tags":["a","b\"",null,2],"e":{}},"msg":"say \"hi\" \u00e9","user":null}x"#;
+        let (end, n, v) = read(s).unwrap();
+        assert_eq!((end, n), (s.len() - 1, 5));
+        assert_eq!(v, vec![None, None, Some(b"1".to_vec())]);
+        assert_eq!(read(b"{\"a\":\"\xc3\xa9\xe2\x82\xac\",\"time\":2}").unwrap().1, 2);
+        assert_eq!(read(br#"{"time":true,"host":false,"kpi":"x"}}"#).unwrap().2[2], Some(b"true".to_vec()));
+    }
+
+    #[test]
+    fn gives_up_on_what_the_general_path_decides() {
+        for s in [
+            &br#"{"time":1,"time":2}"#[..],
+            br#"{"a":{"b":1,"b":2}}"#,
+            br#"{"host":"a\"b"}"#,
+            br#"{"host":["a"]}"#,
+            br#"{"\u0061":1}"#,
+            br#"{"a":01}"#,
+            br#"{"a":1.}"#,
+            br#"{"a":1e}"#,
+            br#"{"a":tru}"#,
+            br#"{"a":truex}"#,
+            br#"{"a":"\x"}"#,
+            b"{\"a\":\"\x01\"}",
+            b"{\"a\":\"\xff\"}",
+            br#"{"a":1,}"#,
+            br#"{"a":[1,]}"#,
+            br#"{"a":1 /* c */}"#,
+            br#"{"a":1"#,
+            br#"{"a":12"#,
+            br#"{"a":"x"#,
+            br#"{"a":1}"#, // ends the buffer: `1` might continue (`}` is there, but see below)
+        ] {
+            if s == br#"{"a":1}"# {
+                assert!(read(s).is_some());
+                continue;
+            }
+            assert!(read(s).is_none(), "{}", String::from_utf8_lossy(s));
+        }
+    }
+
+    /// Keys whose Bloom bits collide are still told apart exactly.
+    #[test]
+    fn bloom_collisions_are_resolved_exactly() {
+        let keys: Vec<String> = (0..200).map(|i| format!("key{i}")).collect();
+        let body = format!("{{{}}}", keys.iter().map(|k| format!("\"{k}\":1")).collect::<Vec<_>>().join(","));
+        assert_eq!(read(body.as_bytes()).map(|r| r.1), Some(200));
+        let dup = format!("{{{},\"key7\":2}}", keys.iter().map(|k| format!("\"{k}\":1")).collect::<Vec<_>>().join(","));
+        assert!(read(dup.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn swar_digits_and_numbers() {
+        for (s, want) in [("12345678901234567890,", Some(20)), ("0,", Some(1)), ("-0.5e-7}", Some(7)), ("1/", Some(1)),
+            ("123456789a", None), ("12345678:", Some(8)), ("1234567:", Some(7)), ("-", None), ("00", None)] {
+            assert_eq!(number(s.as_bytes(), 0), want, "{s}");
+        }
+        for b in 0..=255u8 {
+            let mut s = *b"11111111111";
+            s[5] = b;
+            assert_eq!(digits_end(&s, 0), if b.is_ascii_digit() { 11 } else { 5 });
+        }
+    }
+
+    /// Record-like bodies: keys wanted and not, nested objects, arrays, escapes, repeats,
+    /// whitespace, numbers good and bad, and the odd stray byte.
+    fn recordish() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        const ATOMS: &[&[u8]] = &[
+            b"{",
+            b"}",
+            b"[",
+            b"]",
+            b",",
+            b":",
+            b" ",
+            b"\n",
+            b"\"time\":",
+            b"\"kpi\":",
+            b"\"host\":",
+            b"\"note\":",
+            b"\"a\":",
+            b"\"key7\":",
+            b"\"kpi2345678\":",
+            b"\"meta\":{",
+            b"\"h\\u0061\":",
+            b"\"srv-1\"",
+            b"\"say \\\"hi\\\"\"",
+            b"\"\\u00e9\\x\"",
+            b"\"\xc3\xa9\"",
+            b"\"\xff\"",
+            b"\"\x01\"",
+            b"1454020570036",
+            b"-12.5e+3",
+            b"0",
+            b"01",
+            b"1.",
+            b"true",
+            b"false",
+            b"null",
+            b"nul",
+            b"/**/",
+            b"[\"a\",1,null]",
+            b"[]",
+            b"{}",
+            b"123456789012345678901234",
+        ];
+        let atoms = proptest::sample::select(ATOMS);
+        let loose = proptest::collection::vec(atoms.clone(), 0..40).prop_map(|v| {
+            let mut out = b"{".to_vec();
+            for a in v {
+                out.extend_from_slice(a);
+            }
+            out
+        });
+        // Mostly well-formed records: pairs of a key and a value, some values nested objects,
+        // with an atom slipped in now and then.
+        const KEYS: &[&[u8]] = &[b"time", b"kpi", b"host", b"note", b"a", b"b", b"key7", b"kpi2345678", b"kpi2345679", b"meta", b""];
+        const VALUES: &[&[u8]] = &[b"1454020570036", b"-12.5e+3", b"0", b"1.5", b"\"srv-1\"", b"\"say \\\"hi\\\"\"",
+            b"\"\\u00e9\"", b"\"\xc3\xa9\"", b"true", b"false", b"null", b"[]", b"{}", b"[1,\"x\",true]", b"\"\"",
+            b"[ 1 , 2 ]", b"{\"k\":1,\"ok\":true,\"tags\":[\"a\"]}", b"{\"k\":1,\"k\":2}", b"{\"x\":{\"y\":null}}"];
+        let pair = (proptest::sample::select(KEYS), proptest::sample::select(VALUES), 0..8u8, atoms);
+        let tidy = proptest::collection::vec(pair, 0..8).prop_map(|pairs| {
+            let mut out = b"{".to_vec();
+            for (i, (k, v, ws, atom)) in pairs.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                if ws == 0 {
+                    out.extend_from_slice(b" \n\t");
+                }
+                out.push(b'"');
+                out.extend_from_slice(k);
+                out.extend_from_slice(b"\":");
+                if ws == 1 {
+                    out.push(b' ');
+                }
+                out.extend_from_slice(v);
+                if ws == 2 {
+                    out.extend_from_slice(atom);
+                }
+            }
+            out.extend_from_slice(b"} ");
+            out
+        });
+        prop_oneof![loose, tidy]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 20000, ..Default::default() })]
+
+        /// Whenever the fast path reads a record, the general tokenizer and reader read the
+        /// same record from the same `{`: same end, leaf count and values.
+        #[test]
+        fn fast_path_agrees_with_the_general_reader(body in recordish()) {
+            use super::super::reader::Reader;
+            use super::super::token::Tokenizer;
+            let f = fields();
+            if let Some((end, n, values)) = read(&body) {
+                let mut tok = Tokenizer::new();
+                let mut rec = Record::with_fields(f.len());
+                let mut pos = 0;
+                let mut safe = (0, tok.mark());
+                let got = Reader::default().read(&mut tok, &f, &body, &mut pos, false, &mut rec, &mut safe);
+                proptest::prop_assert_eq!(got.map(|r| r.errors), Ok(0), "{}", String::from_utf8_lossy(&body));
+                proptest::prop_assert_eq!(pos, end);
+                proptest::prop_assert_eq!(rec.n, n);
+                let general: Vec<Option<Vec<u8>>> = (0..f.len()).map(|i| rec.value(&body, i).map(<[u8]>::to_vec)).collect();
+                proptest::prop_assert_eq!(general, values);
+            }
         }
     }
 }

@@ -53,6 +53,7 @@ pub struct BodyStream {
     /// Records read inside a unit that is not finished yet (only after Elasticsearch's
     /// nested-array quirk ends a record early); accounted when the unit completes.
     deferred: Vec<Record>,
+    fast: fast::Scratch,
 }
 
 impl BodyStream {
@@ -68,6 +69,7 @@ impl BodyStream {
             bom_seen: 0,
             max_document,
             deferred: Vec::new(),
+            fast: fast::Scratch::default(),
         }
     }
 
@@ -158,6 +160,7 @@ impl BodyStream {
 
     /// Parse `buf` from the start. `complete`: `buf` is one whole unit (from the carry).
     fn run(&mut self, fields: &FieldSet, buf: &[u8], complete: bool, out: &mut dyn OnRecord) -> Result<(), StreamError> {
+        let flat_record = fast::for_level(crate::arch::level());
         let mut pos = 0;
         // The last position between top-level units, with the tokenizer state there.
         let mut safe = (0, self.tok.mark());
@@ -198,7 +201,7 @@ impl BodyStream {
                     p += 1;
                 }
                 if p < buf.len() && (buf[p] == b'{' || buf[p] == b',') && self.tok.ready_for_record(buf, &mut p) && buf[p] == b'{' {
-                    if let Some(end) = fast::flat_record(buf, p, fields, &mut self.rec) {
+                    if let Some(end) = flat_record(buf, p, fields, &mut self.rec, &mut self.fast) {
                         if end - p > self.max_document {
                             return Err(StreamError::DocumentTooLarge { limit: self.max_document });
                         }
