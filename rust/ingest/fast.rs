@@ -18,7 +18,7 @@
 //!   compares the keys of that object (kept in a reusable scratch list, not allocated).
 
 use super::fields::{FieldSet, Record, Slot};
-use super::token::{is_run_byte, is_ws, key_bloom_bit, key_word};
+use super::token::{is_run_byte, is_ws, key_word};
 use crate::arch::{self, Level, StopFinder, Swar};
 
 /// Nested objects the fast path follows inside a record; deeper ones go the general way.
@@ -36,6 +36,8 @@ struct Seen {
 #[derive(Default)]
 pub struct Scratch {
     seen: Vec<Seen>,
+    /// The enclosing objects' Bloom filters and key marks while inside nested objects.
+    outer: Vec<(u64, usize)>,
 }
 
 /// The fast path of one SIMD level.
@@ -58,6 +60,23 @@ fn skip_ws(buf: &[u8], mut p: usize) -> usize {
         p += 1;
     }
     p
+}
+
+/// The first byte at or after `p` that is not whitespace, with its position. Records rarely
+/// have whitespace inside, so that case is out of line.
+#[inline(always)]
+fn peek(buf: &[u8], p: usize) -> Option<(usize, u8)> {
+    let b = *buf.get(p)?;
+    if b > b' ' {
+        return Some((p, b));
+    }
+    peek_past_ws(buf, p)
+}
+
+#[inline(never)]
+fn peek_past_ws(buf: &[u8], p: usize) -> Option<(usize, u8)> {
+    let p = skip_ws(buf, p);
+    Some((p, *buf.get(p)?))
 }
 
 /// [`key_word`] of `buf[start..start + len]`, with one masked 8-byte load when the buffer
@@ -215,19 +234,21 @@ fn flat_record<F: StopFinder>(
     scratch: &mut Scratch,
 ) -> Option<usize> {
     rec.clear();
-    let seen = &mut scratch.seen;
+    let Scratch { seen, outer } = scratch;
     seen.clear();
-    // Per open object: its Bloom filter of keys and where its keys start in `seen`.
-    let mut blooms = [0u64; MAX_DEPTH];
-    let mut marks = [0usize; MAX_DEPTH];
-    let mut depth = 0usize; // nested objects open inside the record
-    let mut p = skip_ws(buf, open + 1);
-    if *buf.get(p)? == b'}' {
+    outer.clear();
+    // The innermost open object's Bloom filter of keys, and where its keys start in `seen`;
+    // `outer` keeps those of the enclosing objects.
+    let mut bloom = 0u64;
+    let mut mark = 0usize;
+    let mut n = 0u32; // leaves, stored into `rec` at the end
+    let (mut p, b) = peek(buf, open + 1)?;
+    if b == b'}' {
         return Some(p + 1);
     }
     loop {
         // A key.
-        if *buf.get(p)? != b'"' {
+        if buf[p] != b'"' {
             return None;
         }
         let start = p + 1;
@@ -237,28 +258,31 @@ fn flat_record<F: StopFinder>(
         }
         let len = key_end - start;
         let word = key_word_at(buf, start, len);
-        let bit = key_bloom_bit(len, word);
-        if blooms[depth] & bit != 0 {
+        // One hash serves the duplicate filter and the field table.
+        let hash = fields.key_hash(len, word);
+        let bit = 1u64 << hash;
+        if bloom & bit != 0 {
             // Possibly a repeat: compare with this object's keys (Jackson fails on a repeat;
             // the general path reports it).
             let key = &buf[start..key_end];
-            if seen[marks[depth]..].iter().any(|k| k.len == len && k.word == word && buf[k.start..k.start + len] == *key) {
+            if seen[mark..].iter().any(|k| k.len == len && k.word == word && buf[k.start..k.start + len] == *key) {
                 return None;
             }
         }
-        blooms[depth] |= bit;
+        bloom |= bit;
         seen.push(Seen { word, len, start });
-        p = skip_ws(buf, key_end + 1);
-        if *buf.get(p)? != b':' {
+        let (q, b) = peek(buf, key_end + 1)?;
+        if b != b':' {
             return None;
         }
-        p = skip_ws(buf, p + 1);
+        let (q, b) = peek(buf, q + 1)?;
+        p = q;
         // Its value.
-        let slot = if depth == 0 { fields.lookup_word(&buf[start..key_end], word) } else { None };
-        match *buf.get(p)? {
+        let slot = if outer.is_empty() { fields.lookup_hashed(&buf[start..key_end], word, hash) } else { None };
+        match b {
             b'"' => {
                 let (end, escaped) = string::<F>(buf, p)?;
-                rec.n += 1;
+                n += 1;
                 if let Some(i) = slot {
                     if escaped {
                         return None; // to be unescaped: the general path does it
@@ -269,14 +293,15 @@ fn flat_record<F: StopFinder>(
             }
             b'{' => {
                 // Nested object: its leaves count, none is looked up (no wanted name has a dot).
-                if fields.any_dotted() || depth + 1 == MAX_DEPTH {
+                if fields.any_dotted() || outer.len() == MAX_DEPTH {
                     return None;
                 }
-                p = skip_ws(buf, p + 1);
-                if *buf.get(p)? != b'}' {
-                    depth += 1;
-                    blooms[depth] = 0;
-                    marks[depth] = seen.len();
+                let (q, b) = peek(buf, p + 1)?;
+                p = q;
+                if b != b'}' {
+                    outer.push((bloom, mark));
+                    bloom = 0;
+                    mark = seen.len();
                     continue;
                 }
                 p += 1; // `{}`: no leaves
@@ -285,19 +310,19 @@ fn flat_record<F: StopFinder>(
                 if slot.is_some() {
                     return None; // collected as joined text by the general path
                 }
-                rec.n += 1;
+                n += 1;
                 p = scalar_array::<F>(buf, p)?;
             }
             b't' => {
                 p = literal(buf, p, b"true")?;
-                rec.n += 1;
+                n += 1;
                 if let Some(i) = slot {
                     rec.slots[i] = Slot::Static(b"true");
                 }
             }
             b'f' => {
                 p = literal(buf, p, b"false")?;
-                rec.n += 1;
+                n += 1;
                 if let Some(i) = slot {
                     rec.slots[i] = Slot::Static(b"false");
                 }
@@ -305,7 +330,7 @@ fn flat_record<F: StopFinder>(
             b'n' => p = literal(buf, p, b"null")?,
             _ => {
                 let end = number(buf, p)?;
-                rec.n += 1;
+                n += 1;
                 if let Some(i) = slot {
                     rec.slots[i] = Slot::Input(p, end);
                 }
@@ -314,19 +339,21 @@ fn flat_record<F: StopFinder>(
         }
         // After a value: the next key, or the end of one or more objects.
         loop {
-            p = skip_ws(buf, p);
-            match *buf.get(p)? {
+            let (q, b) = peek(buf, p)?;
+            match b {
                 b',' => {
-                    p = skip_ws(buf, p + 1);
+                    let (q, _) = peek(buf, q + 1)?;
+                    p = q;
                     break;
                 }
                 b'}' => {
-                    p += 1;
-                    if depth == 0 {
+                    p = q + 1;
+                    let Some((b, m)) = outer.pop() else {
+                        rec.n = n;
                         return Some(p);
-                    }
-                    seen.truncate(marks[depth]);
-                    depth -= 1;
+                    };
+                    seen.truncate(mark);
+                    (bloom, mark) = (b, m);
                 }
                 _ => return None,
             }

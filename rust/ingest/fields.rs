@@ -32,7 +32,9 @@ pub struct FieldSet {
     any_dotted: bool,
     /// Collision-free table for [`FieldSet::lookup_word`], or None when no multiplier was found
     /// (two names sharing length and first word, or bad luck): then lookup scans the names.
-    table: Option<(u64, Box<[Entry; 1 << TABLE_BITS]>)>,
+    table: Option<Box<[Entry; 1 << TABLE_BITS]>>,
+    /// The hash multiplier of the table (any odd number when there is no table).
+    mult: u64,
 }
 
 impl FieldSet {
@@ -43,8 +45,11 @@ impl FieldSet {
         let lens = names.iter().map(|n| n.len()).collect();
         let words = names.iter().map(|n| key_word(n)).collect();
         let any_dotted = names.iter().any(|n| n.contains(&b'.'));
-        let mut set = FieldSet { names, lens, words, any_dotted, table: None };
-        set.table = set.build_table();
+        let mut set = FieldSet { names, lens, words, any_dotted, table: None, mult: 0x2545_f491_4f6c_dd1d };
+        if let Some((mult, table)) = set.build_table() {
+            set.table = Some(table);
+            set.mult = mult;
+        }
         set
     }
 
@@ -100,12 +105,25 @@ impl FieldSet {
         self.lookup_word(path, key_word(path))
     }
 
+    /// The job's 6-bit hash of a key of length `len` starting with [`key_word`] `word`: its
+    /// slot in the lookup table (and, in the fast path, its per-object Bloom bit).
+    #[inline(always)]
+    pub fn key_hash(&self, len: usize, word: u64) -> u32 {
+        key_hash(len, word, self.mult, TABLE_BITS) as u32
+    }
+
     /// [`FieldSet::lookup`] with the key's [`key_word`] already computed.
     #[inline(always)]
     pub fn lookup_word(&self, path: &[u8], word: u64) -> Option<usize> {
+        self.lookup_hashed(path, word, self.key_hash(path.len(), word))
+    }
+
+    /// [`FieldSet::lookup`] with the key's [`key_word`] and [`FieldSet::key_hash`] computed.
+    #[inline(always)]
+    pub fn lookup_hashed(&self, path: &[u8], word: u64, hash: u32) -> Option<usize> {
         let len = path.len();
-        if let Some((mult, table)) = &self.table {
-            let e = &table[key_hash(len, word, *mult, TABLE_BITS)];
+        if let Some(table) = &self.table {
+            let e = &table[hash as usize & ((1 << TABLE_BITS) - 1)];
             return (e.len == len && e.word == word && (len <= 8 || self.names[e.index][8..] == path[8..]))
                 .then_some(e.index);
         }
