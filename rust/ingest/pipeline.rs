@@ -36,6 +36,9 @@ pub struct Pipeline {
     pub request: DataCounts,
     pub diagnostics: BucketDiagnostics,
     pub sink: Box<dyn RecordSink>,
+    /// The bucket of `latest_ms` as last computed: its start in ms and in whole seconds. Latest
+    /// usually stays in one bucket for many records, so this saves two divisions per record.
+    latest_bucket: (i64, i64),
 }
 
 impl Pipeline {
@@ -50,6 +53,7 @@ impl Pipeline {
             request: DataCounts::default(),
             diagnostics: BucketDiagnostics::new(span_ms, latency_ms),
             sink: Box::new(NoAnalysis),
+            latest_bucket: (0, 0),
         }
     }
 
@@ -62,7 +66,7 @@ impl Pipeline {
     pub fn account(&mut self, rec: &Record, buf: &[u8]) {
         let fields_for_count = rec.n.saturating_sub(1) as u64;
         let c = &mut self.request;
-        let missing = rec.slots.iter().filter(|s| **s == Slot::Absent).count() as u64;
+        let missing = rec.slots.iter().map(|s| u64::from(matches!(s, Slot::Absent))).sum::<u64>();
         c.missing_field_count += missing;
         c.input_field_count += fields_for_count;
         let time = rec.value(buf, self.time_index).and_then(|v| self.format.parse_ms(v));
@@ -71,7 +75,12 @@ impl Pipeline {
             return;
         };
         let latest = self.latest_ms.unwrap_or(0);
-        let bucket_start_s = (latest - latest.rem_euclid(self.span_ms)) / 1000;
+        let (start, mut bucket_start_s) = self.latest_bucket;
+        if !(start <= latest && latest - start < self.span_ms) {
+            let start = latest - latest.rem_euclid(self.span_ms);
+            bucket_start_s = start / 1000;
+            self.latest_bucket = (start, bucket_start_s);
+        }
         if t / 1000 < bucket_start_s - self.latency_s {
             c.out_of_order_timestamp_count += 1;
             c.latest_record_timestamp = Some(c.latest_record_timestamp.map_or(t, |l| l.max(t)));
