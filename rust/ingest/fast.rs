@@ -24,20 +24,69 @@ use crate::arch::{self, Level, StopFinder, Swar};
 /// Nested objects the fast path follows inside a record; deeper ones go the general way.
 const MAX_DEPTH: usize = 16;
 
-/// A key seen in one of the open objects, for exact duplicate checks.
+/// A top-level key of the previous record, to recognise the same key at the same place in
+/// the next one with two masked 8-byte compares (records of one stream usually share their
+/// shape) instead of a search, a hash and a table probe.
 #[derive(Clone, Copy)]
-struct Seen {
-    word: u64,
+struct KnownKey {
+    /// The key's bytes and its closing quote, with masks covering exactly those bytes.
+    lo: u64,
+    hi: u64,
+    mask_lo: u64,
+    mask_hi: u64,
     len: usize,
-    start: usize,
+    hash: u32,
+    slot: Option<usize>,
+}
+
+/// Mask of the low `n` bytes of a word (`n` <= 8).
+#[inline(always)]
+fn low_bytes(n: usize) -> u64 {
+    if n >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * n)) - 1
+    }
+}
+
+impl KnownKey {
+    /// The key at `buf[start..start + len]` (followed by its closing quote), if short enough.
+    fn new(buf: &[u8], start: usize, len: usize, hash: u32, slot: Option<usize>) -> Option<KnownKey> {
+        if len > 15 {
+            return None;
+        }
+        let mut pattern = [0u8; 16];
+        pattern[..=len].copy_from_slice(buf.get(start..=start + len)?);
+        let (lo, hi) = pattern.split_at(8);
+        let covered = len + 1;
+        Some(KnownKey {
+            lo: u64::from_le_bytes(lo.try_into().expect("8 bytes")),
+            hi: u64::from_le_bytes(hi.try_into().expect("8 bytes")),
+            mask_lo: low_bytes(covered),
+            mask_hi: low_bytes(covered.saturating_sub(8)),
+            len,
+            hash,
+            slot,
+        })
+    }
+
+    /// Whether this key, closing quote included, is at `start`.
+    #[inline(always)]
+    fn is_at(&self, buf: &[u8], start: usize) -> bool {
+        let Some(b) = buf.get(start..start + 16) else { return false };
+        let lo = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+        let hi = u64::from_le_bytes(b[8..].try_into().expect("8 bytes"));
+        ((lo ^ self.lo) & self.mask_lo) | ((hi ^ self.hi) & self.mask_hi) == 0
+    }
 }
 
 /// Reusable scratch of the fast path (one per body stream, so nothing is allocated per record).
 #[derive(Default)]
 pub struct Scratch {
-    seen: Vec<Seen>,
-    /// The enclosing objects' Bloom filters and key marks while inside nested objects.
+    /// The enclosing objects' Bloom filters and first-key positions inside nested objects.
     outer: Vec<(u64, usize)>,
+    /// The top-level keys of the last record, in order (see [`KnownKey`]).
+    shape: Vec<KnownKey>,
 }
 
 /// The fast path of one SIMD level.
@@ -224,6 +273,53 @@ fn scalar_array<F: StopFinder>(buf: &[u8], open: usize) -> Option<usize> {
     }
 }
 
+/// Whether `key` repeats a key of its object, whose keys run from the quote at `p` up to the
+/// quote at `until` (the key's own). The fast path read all of that already, so it is
+/// well-formed: keys without escapes, values it accepted. Only a Bloom bit collision gets here.
+#[cold]
+#[inline(never)]
+fn repeats_a_key<F: StopFinder>(buf: &[u8], mut p: usize, until: usize, key: &[u8]) -> bool {
+    while p < until {
+        let end = F::find(buf, p + 1);
+        if buf.get(p + 1..end) == Some(key) {
+            return true;
+        }
+        p = skip_ws(buf, end + 1); // at `:`
+        p = skip_value::<F>(buf, skip_ws(buf, p + 1));
+        p = skip_ws(buf, p); // at `,`
+        p = skip_ws(buf, p + 1);
+    }
+    false
+}
+
+/// The end of the well-formed value at `p` (as read by the fast path before).
+fn skip_value<F: StopFinder>(buf: &[u8], mut p: usize) -> usize {
+    let mut depth = 0usize;
+    loop {
+        let Some(&b) = buf.get(p) else { return buf.len() };
+        match b {
+            b'"' => p = string::<F>(buf, p).map_or(buf.len(), |(end, _)| end + 1),
+            b'{' | b'[' => {
+                depth += 1;
+                p += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                p += 1;
+            }
+            b if is_run_byte(b) => {
+                while p < buf.len() && is_run_byte(buf[p]) {
+                    p += 1;
+                }
+            }
+            _ => p += 1, // whitespace, `,` and `:` inside containers
+        }
+        if depth == 0 {
+            return p;
+        }
+    }
+}
+
 /// Read the record whose `{` is at `open`; the position after its `}`.
 #[inline(always)]
 fn flat_record<F: StopFinder>(
@@ -234,43 +330,60 @@ fn flat_record<F: StopFinder>(
     scratch: &mut Scratch,
 ) -> Option<usize> {
     rec.clear();
-    let Scratch { seen, outer } = scratch;
-    seen.clear();
+    let Scratch { outer, shape } = scratch;
     outer.clear();
-    // The innermost open object's Bloom filter of keys, and where its keys start in `seen`;
+    // The innermost open object's Bloom filter of keys and the position of its first key;
     // `outer` keeps those of the enclosing objects.
     let mut bloom = 0u64;
-    let mut mark = 0usize;
     let mut n = 0u32; // leaves, stored into `rec` at the end
+    let mut ordinal = 0usize; // top-level keys read so far
     let (mut p, b) = peek(buf, open + 1)?;
     if b == b'}' {
         return Some(p + 1);
     }
+    let mut first_key = p;
     loop {
         // A key.
         if buf[p] != b'"' {
             return None;
         }
         let start = p + 1;
-        let key_end = F::find(buf, start);
-        if *buf.get(key_end)? != b'"' {
-            return None; // an escaped, non-ASCII or invalid key
-        }
-        let len = key_end - start;
-        let word = key_word_at(buf, start, len);
-        // One hash serves the duplicate filter and the field table.
-        let hash = fields.key_hash(len, word);
-        let bit = 1u64 << hash;
-        if bloom & bit != 0 {
-            // Possibly a repeat: compare with this object's keys (Jackson fails on a repeat;
-            // the general path reports it).
-            let key = &buf[start..key_end];
-            if seen[mark..].iter().any(|k| k.len == len && k.word == word && buf[k.start..k.start + len] == *key) {
-                return None;
+        let top = outer.is_empty();
+        let known = if top { shape.get(ordinal).filter(|k| k.is_at(buf, start)) } else { None };
+        let (key_end, slot) = match known {
+            Some(k) => {
+                // The same key as the last record's at this place, and so were all the
+                // record's top-level keys before it (a miss forgets the rest of the shape).
+                // Those keys were found distinct when remembered, so this one repeats none.
+                bloom |= 1u64 << k.hash;
+                (start + k.len, k.slot)
             }
-        }
-        bloom |= bit;
-        seen.push(Seen { word, len, start });
+            None => {
+                let key_end = F::find(buf, start);
+                if *buf.get(key_end)? != b'"' {
+                    return None; // an escaped, non-ASCII or invalid key
+                }
+                let len = key_end - start;
+                let word = key_word_at(buf, start, len);
+                // One hash serves the duplicate filter and the field table.
+                let hash = fields.key_hash(len, word);
+                let bit = 1u64 << hash;
+                if bloom & bit != 0 && repeats_a_key::<F>(buf, first_key, p, &buf[start..key_end]) {
+                    return None; // Jackson fails on a repeated key; the general path reports it
+                }
+                bloom |= bit;
+                let mut slot = None;
+                if top {
+                    slot = fields.lookup_hashed(&buf[start..key_end], word, hash);
+                    shape.truncate(ordinal);
+                    if shape.len() == ordinal {
+                        shape.extend(KnownKey::new(buf, start, len, hash, slot));
+                    }
+                }
+                (key_end, slot)
+            }
+        };
+        ordinal += usize::from(top);
         let (q, b) = peek(buf, key_end + 1)?;
         if b != b':' {
             return None;
@@ -278,7 +391,6 @@ fn flat_record<F: StopFinder>(
         let (q, b) = peek(buf, q + 1)?;
         p = q;
         // Its value.
-        let slot = if outer.is_empty() { fields.lookup_hashed(&buf[start..key_end], word, hash) } else { None };
         match b {
             b'"' => {
                 let (end, escaped) = string::<F>(buf, p)?;
@@ -299,9 +411,9 @@ fn flat_record<F: StopFinder>(
                 let (q, b) = peek(buf, p + 1)?;
                 p = q;
                 if b != b'}' {
-                    outer.push((bloom, mark));
+                    outer.push((bloom, first_key));
                     bloom = 0;
-                    mark = seen.len();
+                    first_key = p;
                     continue;
                 }
                 p += 1; // `{}`: no leaves
@@ -352,8 +464,7 @@ fn flat_record<F: StopFinder>(
                         rec.n = n;
                         return Some(p);
                     };
-                    seen.truncate(mark);
-                    (bloom, mark) = (b, m);
+                    (bloom, first_key) = (b, m);
                 }
                 _ => return None,
             }
@@ -371,19 +482,56 @@ mod tests {
     }
 
     /// The fast path's verdict on `s` at every level: all levels must agree.
-    fn read(s: &[u8]) -> Option<(usize, u32, Vec<Option<Vec<u8>>>)> {
+    type Verdict = Option<(usize, u32, Vec<Option<Vec<u8>>>)>;
+
+    fn read(s: &[u8]) -> Verdict {
+        read_all(&[s]).pop().unwrap()
+    }
+
+    /// The fast path's verdicts on `records`, read in turn with one scratch (so that later
+    /// records meet the shape of earlier ones) at every level: all levels must agree.
+    fn read_all(records: &[&[u8]]) -> Vec<Verdict> {
         let f = fields();
-        let mut out = None;
+        let mut out: Vec<Verdict> = vec![];
         for (n, level) in supported_levels().into_iter().enumerate() {
-            let mut rec = Record::with_fields(f.len());
-            let got = for_level(level)(s, 0, &f, &mut rec, &mut Scratch::default())
-                .map(|end| (end, rec.n, (0..f.len()).map(|i| rec.value(s, i).map(<[u8]>::to_vec)).collect()));
+            let mut scratch = Scratch::default();
+            let got: Vec<Verdict> = records
+                .iter()
+                .map(|s| {
+                    let mut rec = Record::with_fields(f.len());
+                    for_level(level)(s, 0, &f, &mut rec, &mut scratch)
+                        .map(|end| (end, rec.n, (0..f.len()).map(|i| rec.value(s, i).map(<[u8]>::to_vec)).collect()))
+                })
+                .collect();
             if n > 0 {
-                assert_eq!(got, out, "{level:?} on {}", String::from_utf8_lossy(s));
+                assert_eq!(got, out, "{level:?}");
             }
             out = got;
         }
         out
+    }
+
+    /// A record of the known shape that repeats a key, or differs from it in a key, is still
+    /// judged exactly.
+    #[test]
+    fn known_shapes_do_not_hide_repeats() {
+        let base = &br#"{"time":1,"kpi":2,"host":"h","note":"n"}"#[..];
+        let cases: [(&[u8], bool); 8] = [
+            (base, true),
+            (br#"{"time":1,"kpi":2,"host":"h","note":"n","time":3}"#, false),
+            (br#"{"time":1,"time":2}"#, false),
+            (br#"{"time":1,"kpi":2,"kpi":3}"#, false),
+            (br#"{"time":1,"kpX":2,"host":"h","kpX":4}"#, false),
+            (br#"{"time":1,"kpi":2,"host":"h","notes":"n"}"#, true),
+            (br#"{"time":1,"kpi":{"kpi":1,"time":2},"host":"h"}"#, true),
+            (br#"{"time":1,"kpi":{"kpi":1,"kpi":2},"host":"h"}"#, false),
+        ];
+        for (s, ok) in cases {
+            let got = read_all(&[base, base, s, s]);
+            assert_eq!(got[2].is_some(), ok, "{}", String::from_utf8_lossy(s));
+            assert_eq!(got[2], got[3]);
+            assert_eq!(got[2], read(s));
+        }
     }
 
     #[test]
@@ -547,21 +695,25 @@ mod tests {
         /// Whenever the fast path reads a record, the general tokenizer and reader read the
         /// same record from the same `{`: same end, leaf count and values.
         #[test]
-        fn fast_path_agrees_with_the_general_reader(body in recordish()) {
+        fn fast_path_agrees_with_the_general_reader(bodies in proptest::collection::vec(recordish(), 1..5)) {
             use super::super::reader::Reader;
             use super::super::token::Tokenizer;
             let f = fields();
-            if let Some((end, n, values)) = read(&body) {
+            // Each body twice, so that the second reading meets its own shape.
+            let records: Vec<&[u8]> = bodies.iter().flat_map(|b| [b.as_slice(), b.as_slice()]).collect();
+            for (body, verdict) in records.iter().zip(read_all(&records)) {
+            if let Some((end, n, values)) = verdict {
                 let mut tok = Tokenizer::new();
                 let mut rec = Record::with_fields(f.len());
                 let mut pos = 0;
                 let mut safe = (0, tok.mark());
-                let got = Reader::default().read(&mut tok, &f, &body, &mut pos, false, &mut rec, &mut safe);
+                let got = Reader::default().read(&mut tok, &f, body, &mut pos, false, &mut rec, &mut safe);
                 proptest::prop_assert_eq!(got.map(|r| r.errors), Ok(0), "{}", String::from_utf8_lossy(&body));
                 proptest::prop_assert_eq!(pos, end);
                 proptest::prop_assert_eq!(rec.n, n);
-                let general: Vec<Option<Vec<u8>>> = (0..f.len()).map(|i| rec.value(&body, i).map(<[u8]>::to_vec)).collect();
+                let general: Vec<Option<Vec<u8>>> = (0..f.len()).map(|i| rec.value(body, i).map(<[u8]>::to_vec)).collect();
                 proptest::prop_assert_eq!(general, values);
+            }
             }
         }
     }
