@@ -27,7 +27,7 @@ mod x86_64;
 #[cfg(target_arch = "aarch64")]
 pub use aarch64::NeonFinder;
 #[cfg(target_arch = "x86_64")]
-pub use x86_64::Sse2Finder;
+pub use x86_64::{Avx2Finder, Sse2Finder};
 
 /// The string-stop search ([`find_string_stop`]) as a type, for loops monomorphised per level.
 pub trait StopFinder {
@@ -226,7 +226,7 @@ mod tests {
                 assert_eq!(F::find(hay, from), from + reference(&hay[from..]), "{hay:?} from {from}");
             }
         }
-        for len in 0..40usize {
+        for len in 0..80usize {
             for pos in 0..len {
                 for stop in [b'"', b'\\', 0u8, 0x1f, 0x20, 0x7f, 0x80, 0xff, b'!', b'#', b'[', b']'] {
                     let mut hay = vec![b'a'; len];
@@ -234,6 +234,10 @@ mod tests {
                     check::<Swar>(&hay);
                     #[cfg(target_arch = "x86_64")]
                     check::<Sse2Finder>(&hay);
+                    #[cfg(target_arch = "x86_64")]
+                    if std::is_x86_feature_detected!("avx2") {
+                        check::<Avx2Finder>(&hay);
+                    }
                     #[cfg(target_arch = "aarch64")]
                     check::<NeonFinder>(&hay);
                 }

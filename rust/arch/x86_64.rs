@@ -124,3 +124,34 @@ impl super::StopFinder for Sse2Finder {
         from + unsafe { generic::find_string_stop::<Sse2>(&buf[from..]) }
     }
 }
+
+/// AVX2 instance of [`super::StopFinder`]: one 16-byte probe (most strings of a record end
+/// within it), then 32 bytes per step. Only for code compiled with AVX2 enabled (the fast
+/// path's AVX2 instance is a `#[target_feature(enable = "avx2")]` function, picked only when
+/// [`super::level`] found AVX2), where these inline.
+pub struct Avx2Finder;
+
+impl super::StopFinder for Avx2Finder {
+    #[inline(always)]
+    fn find(buf: &[u8], from: usize) -> usize {
+        let hay = &buf[from..];
+        // SAFETY: reached only from code that runs after AVX2 was detected (see the type's
+        // doc); loads stay inside `hay`, whose tail the generic scan finishes in scalar code.
+        unsafe {
+            if let Some(head) = hay.get(..16) {
+                let v = Sse2::load(head.as_ptr());
+                let hit = v
+                    .eq(Sse2::splat(b'"'))
+                    .or(v.eq(Sse2::splat(b'\\')))
+                    .or(v.le_unsigned(Sse2::splat(0x1f)))
+                    .or(v.high_bit());
+                let mask = hit.mask();
+                if mask != 0 {
+                    return from + mask.trailing_zeros() as usize;
+                }
+                return from + 16 + generic::find_string_stop::<Avx2>(&hay[16..]);
+            }
+            from + generic::find_string_stop::<Avx2>(hay)
+        }
+    }
+}

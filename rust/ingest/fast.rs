@@ -96,11 +96,25 @@ pub type FlatRecord = fn(&[u8], usize, &FieldSet, &mut Record, &mut Scratch) -> 
 pub fn for_level(level: Level) -> FlatRecord {
     match level {
         #[cfg(target_arch = "x86_64")]
-        Level::Sse2 | Level::Avx2 => flat_record::<arch::Sse2Finder>,
+        Level::Avx2 => flat_record_avx2,
+        #[cfg(target_arch = "x86_64")]
+        Level::Sse2 => flat_record::<arch::Sse2Finder>,
         #[cfg(target_arch = "aarch64")]
         Level::Neon => flat_record::<arch::NeonFinder>,
         _ => flat_record::<Swar>,
     }
+}
+
+/// The fast path compiled for AVX2 (wider string search, and VEX encoding throughout).
+#[cfg(target_arch = "x86_64")]
+fn flat_record_avx2(buf: &[u8], open: usize, fields: &FieldSet, rec: &mut Record, scratch: &mut Scratch) -> Option<usize> {
+    #[target_feature(enable = "avx2")]
+    unsafe fn with_avx2(buf: &[u8], open: usize, fields: &FieldSet, rec: &mut Record, scratch: &mut Scratch) -> Option<usize> {
+        flat_record::<arch::Avx2Finder>(buf, open, fields, rec, scratch)
+    }
+    // SAFETY: `for_level` hands this function out only for `Level::Avx2`, which `arch::level`
+    // picks, and `arch::set_level` accepts, only on CPUs that have AVX2.
+    unsafe { with_avx2(buf, open, fields, rec, scratch) }
 }
 
 #[inline(always)]
