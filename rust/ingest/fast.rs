@@ -10,12 +10,19 @@
 //! general path would decide differently; it only decides it sooner.
 //!
 //! Why it is fast:
-//! - strings are searched with [`StopFinder`], monomorphised per SIMD level and inlined (one
-//!   16-byte probe settles most keys and values), and a key's first 8 bytes are one masked load;
-//! - the wanted-field lookup is one probe of a per-job table ([`FieldSet::lookup_word`]);
+//! - records of one stream share their shape: a top-level key found at the same place as in
+//!   the previous record is recognised with two masked 8-byte compares ([`KnownKey`]), which
+//!   also settle its wanted-field slot and its duplicate check;
+//! - other keys: strings are searched with [`StopFinder`], monomorphised per SIMD level and
+//!   inlined (one 16-byte probe settles most keys and values), a key's first 8 bytes are one
+//!   masked load, and the wanted-field lookup is one probe of a per-job table
+//!   ([`FieldSet::lookup_hashed`]) whose hash is also the key's per-object Bloom bit; only a
+//!   Bloom collision re-reads the object's keys to compare (nothing is stored per key);
 //! - numbers are validated 8 digits at a time with SWAR arithmetic;
-//! - duplicate keys are ruled out with a per-object Bloom bit, and only a bit collision
-//!   compares the keys of that object (kept in a reusable scratch list, not allocated).
+//! - whitespace inside records is rare, so skipping it is out of line.
+//!
+//! The level is chosen once per buffer ([`for_level`]); `ANOMALYD_SIMD=scalar` gives the
+//! portable [`Swar`] instance.
 
 use super::fields::{FieldSet, Record, Slot};
 use super::token::{is_run_byte, is_ws, key_word};

@@ -2,8 +2,8 @@
 //!
 //! Elasticsearch reads these time fields with `Double.parseDouble`, so the accepted grammar and
 //! the rounding are Java's. It is fast because the usual value, a plain decimal of at most 18
-//! digits, is converted in one pass over the bytes (Clinger's exact fast path) with no string to
-//! float parsing. Anything else is checked against Java's grammar first and then handed to std's
+//! digits, is validated and converted 8 digits at a time in a register (SWAR), then turned into
+//! a double by Clinger's exact fast path, with no string to float parsing. Anything else is checked against Java's grammar first and then handed to std's
 //! correctly rounded parser, which yields the same double as Java.
 
 /// `epoch` (scale 1000) or `epoch_ms` (scale 1): the double truncated toward zero, then scaled.
