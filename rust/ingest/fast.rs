@@ -25,6 +25,7 @@
 //! portable [`Swar`] instance.
 
 use super::fields::{FieldSet, Record, Slot};
+use super::stream::OnRecord;
 use super::token::{is_run_byte, is_ws, key_word};
 use crate::arch::{self, Level, StopFinder, Swar};
 
@@ -96,32 +97,113 @@ pub struct Scratch {
     shape: Vec<KnownKey>,
 }
 
-/// The fast path of one SIMD level.
+/// The fast path for one record of one SIMD level.
 pub type FlatRecord = fn(&[u8], usize, &FieldSet, &mut Record, &mut Scratch) -> Option<usize>;
 
+/// The fast path over a run of records of one SIMD level (see [`records`]).
+pub type FlatRecords = fn(&[u8], usize, &FieldSet, &mut Record, &mut Scratch, usize, &mut dyn OnRecord) -> Records;
+
+/// The fast path of one SIMD level.
+#[derive(Clone, Copy)]
+pub struct FastPath {
+    pub record: FlatRecord,
+    pub records: FlatRecords,
+}
+
+/// What a run of fast records ended with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Records {
+    /// After the last record read (or where the run started).
+    pub end: usize,
+    /// The record at `end` is longer than the document limit.
+    pub too_large: bool,
+}
+
 /// The fast path for `level` (chosen once per buffer by the caller).
-pub fn for_level(level: Level) -> FlatRecord {
+pub fn for_level(level: Level) -> FastPath {
     match level {
         #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => flat_record_avx2,
+        Level::Avx2 => FastPath { record: avx2::record, records: avx2::records },
         #[cfg(target_arch = "x86_64")]
-        Level::Sse2 => flat_record::<arch::Sse2Finder>,
+        Level::Sse2 => FastPath { record: flat_record::<arch::Sse2Finder>, records: records::<arch::Sse2Finder> },
         #[cfg(target_arch = "aarch64")]
-        Level::Neon => flat_record::<arch::NeonFinder>,
-        _ => flat_record::<Swar>,
+        Level::Neon => FastPath { record: flat_record::<arch::NeonFinder>, records: records::<arch::NeonFinder> },
+        _ => FastPath { record: flat_record::<Swar>, records: records::<Swar> },
     }
 }
 
 /// The fast path compiled for AVX2 (wider string search, and VEX encoding throughout).
 #[cfg(target_arch = "x86_64")]
-fn flat_record_avx2(buf: &[u8], open: usize, fields: &FieldSet, rec: &mut Record, scratch: &mut Scratch) -> Option<usize> {
+mod avx2 {
+    use super::*;
+
     #[target_feature(enable = "avx2")]
-    unsafe fn with_avx2(buf: &[u8], open: usize, fields: &FieldSet, rec: &mut Record, scratch: &mut Scratch) -> Option<usize> {
+    unsafe fn record_avx2(buf: &[u8], open: usize, fields: &FieldSet, rec: &mut Record, scratch: &mut Scratch) -> Option<usize> {
         flat_record::<arch::Avx2Finder>(buf, open, fields, rec, scratch)
     }
-    // SAFETY: `for_level` hands this function out only for `Level::Avx2`, which `arch::level`
-    // picks, and `arch::set_level` accepts, only on CPUs that have AVX2.
-    unsafe { with_avx2(buf, open, fields, rec, scratch) }
+
+    pub fn record(buf: &[u8], open: usize, fields: &FieldSet, rec: &mut Record, scratch: &mut Scratch) -> Option<usize> {
+        // SAFETY: `for_level` hands this function out only for `Level::Avx2`, which
+        // `arch::level` picks, and `arch::set_level` accepts, only on CPUs that have AVX2.
+        unsafe { record_avx2(buf, open, fields, rec, scratch) }
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn records_avx2(
+        buf: &[u8],
+        pos: usize,
+        fields: &FieldSet,
+        rec: &mut Record,
+        scratch: &mut Scratch,
+        max_document: usize,
+        out: &mut dyn OnRecord,
+    ) -> Records {
+        super::records::<arch::Avx2Finder>(buf, pos, fields, rec, scratch, max_document, out)
+    }
+
+    pub fn records(
+        buf: &[u8],
+        pos: usize,
+        fields: &FieldSet,
+        rec: &mut Record,
+        scratch: &mut Scratch,
+        max_document: usize,
+        out: &mut dyn OnRecord,
+    ) -> Records {
+        // SAFETY: as for `record` above.
+        unsafe { records_avx2(buf, pos, fields, rec, scratch, max_document, out) }
+    }
+}
+
+/// Records one after another from `pos`, separated by whitespace only, each handed to `out`:
+/// the usual NDJSON body, read without leaving the fast path (so its setup is paid once per
+/// run, not per record). Stops before the first thing that is not such a record; only for
+/// the top level outside any array (where a record ends nothing else, see
+/// [`super::token::Tokenizer::is_idle`]).
+#[inline(always)]
+fn records<F: StopFinder>(
+    buf: &[u8],
+    mut pos: usize,
+    fields: &FieldSet,
+    rec: &mut Record,
+    scratch: &mut Scratch,
+    max_document: usize,
+    out: &mut dyn OnRecord,
+) -> Records {
+    loop {
+        let p = skip_ws(buf, pos);
+        if buf.get(p) != Some(&b'{') {
+            return Records { end: pos, too_large: false };
+        }
+        let Some(end) = flat_record::<F>(buf, p, fields, rec, scratch) else {
+            return Records { end: pos, too_large: false };
+        };
+        if end - p > max_document {
+            return Records { end: pos, too_large: true };
+        }
+        out.on_record(rec, buf);
+        pos = end;
+    }
 }
 
 #[inline(always)]
@@ -520,7 +602,7 @@ mod tests {
                 .iter()
                 .map(|s| {
                     let mut rec = Record::with_fields(f.len());
-                    for_level(level)(s, 0, &f, &mut rec, &mut scratch)
+                    (for_level(level).record)(s, 0, &f, &mut rec, &mut scratch)
                         .map(|end| (end, rec.n, (0..f.len()).map(|i| rec.value(s, i).map(<[u8]>::to_vec)).collect()))
                 })
                 .collect();

@@ -174,7 +174,7 @@ impl BodyStream {
 
     /// Parse `buf` from the start. `complete`: `buf` is one whole unit (from the carry).
     fn run(&mut self, fields: &FieldSet, buf: &[u8], complete: bool, out: &mut dyn OnRecord) -> Result<(), StreamError> {
-        let flat_record = fast::for_level(crate::arch::level());
+        let fast = fast::for_level(crate::arch::level());
         let mut pos = 0;
         // The last position between top-level units, with the tokenizer state there.
         let mut safe = (0, self.tok.mark());
@@ -209,13 +209,25 @@ impl BodyStream {
                 safe = (pos, self.tok.mark());
                 continue;
             }
-            if self.tok.at_top_level() && fast_path_enabled() {
+            if self.tok.is_idle() && fast_path_enabled() {
+                // The usual body: records one after another, read by the fast path in one go;
+                // the general reader below takes whatever stops it.
+                let run = (fast.records)(buf, pos, fields, &mut self.rec, &mut self.fast, self.max_document, out);
+                if run.too_large {
+                    return Err(StreamError::DocumentTooLarge { limit: self.max_document });
+                }
+                if run.end != pos {
+                    pos = run.end;
+                    safe = (pos, self.tok.mark());
+                }
+            } else if self.tok.at_top_level() && fast_path_enabled() {
+                // Inside top-level arrays: one record at a time, as the array's values.
                 let mut p = pos;
                 while p < buf.len() && is_ws(buf[p]) {
                     p += 1;
                 }
                 if p < buf.len() && (buf[p] == b'{' || buf[p] == b',') && self.tok.ready_for_record(buf, &mut p) && buf[p] == b'{' {
-                    if let Some(end) = flat_record(buf, p, fields, &mut self.rec, &mut self.fast) {
+                    if let Some(end) = (fast.record)(buf, p, fields, &mut self.rec, &mut self.fast) {
                         if end - p > self.max_document {
                             return Err(StreamError::DocumentTooLarge { limit: self.max_document });
                         }

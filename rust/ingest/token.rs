@@ -146,6 +146,13 @@ impl Tokenizer {
         self.objects == 0
     }
 
+    /// True at top level outside any top-level array: a record there is a whole unit, and
+    /// ending it changes no tokenizer state.
+    #[inline]
+    pub fn is_idle(&self) -> bool {
+        self.frames.is_empty()
+    }
+
     /// Containers open inside the current record (0 at top level).
     #[inline]
     pub fn record_depth(&self) -> usize {
