@@ -50,3 +50,15 @@ pub fn find_string_stop_neon(hay: &[u8]) -> usize {
     // SAFETY: NEON is mandatory on aarch64 and was detected by `level()`.
     unsafe { generic::find_string_stop::<Neon>(hay) }
 }
+
+/// NEON instance of [`super::StopFinder`] (NEON is mandatory on aarch64).
+pub struct NeonFinder;
+
+impl super::StopFinder for NeonFinder {
+    #[inline(always)]
+    fn find(buf: &[u8], from: usize) -> usize {
+        // SAFETY: NEON is mandatory on aarch64; the generic scan loads only whole vectors
+        // inside `buf[from..]` and finishes the tail with scalar code.
+        from + unsafe { generic::find_string_stop::<Neon>(&buf[from..]) }
+    }
+}

@@ -8,6 +8,11 @@
 //! [`fallback`] is the portable scalar version. [`level`] is the single dispatch point: it picks
 //! the widest instruction set the CPU has on first use, or the one named by `ANOMALYD_SIMD`
 //! (`scalar`, `sse2`, `avx2`, `neon`) so that tests and benchmarks can force the fallback.
+//!
+//! Hot loops that want the search inlined (the record fast path) are instead written once over
+//! [`StopFinder`] and monomorphised per level: [`Swar`] (portable, 8 bytes per step in a
+//! general-purpose register, the scalar level), `Sse2Finder` and `NeonFinder`; the caller picks
+//! the instance from [`level`] once per buffer.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -18,6 +23,52 @@ pub mod vector;
 mod aarch64;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
+
+#[cfg(target_arch = "aarch64")]
+pub use aarch64::NeonFinder;
+#[cfg(target_arch = "x86_64")]
+pub use x86_64::{Avx2Finder, Sse2Finder};
+
+/// The string-stop search ([`find_string_stop`]) as a type, for loops monomorphised per level.
+pub trait StopFinder {
+    /// Index of the first byte of `buf[from..]` that [`is_string_stop`], as an index into
+    /// `buf`; `buf.len()` when there is none. `from <= buf.len()`.
+    fn find(buf: &[u8], from: usize) -> usize;
+}
+
+/// Portable SWAR search: eight bytes per step, exact per byte (no carries cross bytes).
+pub struct Swar;
+
+/// Bit 7 of each byte of `w` that [`is_string_stop`].
+#[inline(always)]
+pub fn swar_string_stops(w: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let y = w & LOW7;
+    // For y <= 0x7f: y + 0x60 has bit 7 set iff y >= 0x20, and z + 0x7f iff z != 0 (no carry
+    // can leave a byte: the largest sum is 0xfe).
+    let printable = y.wrapping_add(0x6060_6060_6060_6060);
+    let not_quote = (y ^ 0x2222_2222_2222_2222).wrapping_add(LOW7);
+    let not_backslash = (y ^ 0x5c5c_5c5c_5c5c_5c5c).wrapping_add(LOW7);
+    (w | !(printable & not_quote & not_backslash)) & HIGH
+}
+
+impl StopFinder for Swar {
+    #[inline(always)]
+    fn find(buf: &[u8], mut from: usize) -> usize {
+        while let Some(chunk) = buf.get(from..from + 8) {
+            let stops = swar_string_stops(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+            if stops != 0 {
+                return from + (stops.trailing_zeros() / 8) as usize;
+            }
+            from += 8;
+        }
+        while from < buf.len() && !is_string_stop(buf[from]) {
+            from += 1;
+        }
+        from
+    }
+}
 
 /// An instruction-set level, from slowest to widest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -165,6 +216,37 @@ mod tests {
             }
         }
         set_level(detect());
+    }
+
+    /// The per-level finders agree with the obvious loop at every offset.
+    #[test]
+    fn stop_finders_agree() {
+        fn check<F: StopFinder>(hay: &[u8]) {
+            for from in 0..=hay.len() {
+                assert_eq!(F::find(hay, from), from + reference(&hay[from..]), "{hay:?} from {from}");
+            }
+        }
+        for len in 0..80usize {
+            for pos in 0..len {
+                for stop in [b'"', b'\\', 0u8, 0x1f, 0x20, 0x7f, 0x80, 0xff, b'!', b'#', b'[', b']'] {
+                    let mut hay = vec![b'a'; len];
+                    hay[pos] = stop;
+                    check::<Swar>(&hay);
+                    #[cfg(target_arch = "x86_64")]
+                    check::<Sse2Finder>(&hay);
+                    #[cfg(target_arch = "x86_64")]
+                    if std::is_x86_feature_detected!("avx2") {
+                        check::<Avx2Finder>(&hay);
+                    }
+                    #[cfg(target_arch = "aarch64")]
+                    check::<NeonFinder>(&hay);
+                }
+            }
+        }
+        for b in 0..=255u8 {
+            let hay = [b'x', b, b'y', b, b'z', b'z', b'z', b'z', b'z', b'z'];
+            check::<Swar>(&hay);
+        }
     }
 
     #[test]

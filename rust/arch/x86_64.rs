@@ -110,3 +110,48 @@ pub fn find_string_stop_avx2(hay: &[u8]) -> usize {
     // SAFETY: only reached when `level()` detected AVX2 (or a test forced a supported level).
     unsafe { find_string_stop_avx2_impl(hay) }
 }
+
+/// SSE2 instance of [`super::StopFinder`]; SSE2 is baseline on x86-64, so it needs no
+/// `target_feature` and inlines into the generic hot loops. Records' strings are short: one
+/// 16-byte probe usually settles them.
+pub struct Sse2Finder;
+
+impl super::StopFinder for Sse2Finder {
+    #[inline(always)]
+    fn find(buf: &[u8], from: usize) -> usize {
+        // SAFETY: SSE2 is part of every x86-64 CPU; the generic scan loads only whole vectors
+        // inside `buf[from..]` and finishes the tail with scalar code.
+        from + unsafe { generic::find_string_stop::<Sse2>(&buf[from..]) }
+    }
+}
+
+/// AVX2 instance of [`super::StopFinder`]: one 16-byte probe (most strings of a record end
+/// within it), then 32 bytes per step. Only for code compiled with AVX2 enabled (the fast
+/// path's AVX2 instance is a `#[target_feature(enable = "avx2")]` function, picked only when
+/// [`super::level`] found AVX2), where these inline.
+pub struct Avx2Finder;
+
+impl super::StopFinder for Avx2Finder {
+    #[inline(always)]
+    fn find(buf: &[u8], from: usize) -> usize {
+        let hay = &buf[from..];
+        // SAFETY: reached only from code that runs after AVX2 was detected (see the type's
+        // doc); loads stay inside `hay`, whose tail the generic scan finishes in scalar code.
+        unsafe {
+            if let Some(head) = hay.get(..16) {
+                let v = Sse2::load(head.as_ptr());
+                let hit = v
+                    .eq(Sse2::splat(b'"'))
+                    .or(v.eq(Sse2::splat(b'\\')))
+                    .or(v.le_unsigned(Sse2::splat(0x1f)))
+                    .or(v.high_bit());
+                let mask = hit.mask();
+                if mask != 0 {
+                    return from + mask.trailing_zeros() as usize;
+                }
+                return from + 16 + generic::find_string_stop::<Avx2>(&hay[16..]);
+            }
+            from + generic::find_string_stop::<Avx2>(hay)
+        }
+    }
+}

@@ -1,15 +1,210 @@
-//! The fast path for the common record: one flat object of plain keys and scalar values.
+//! The fast path for the common record: one object of plain keys and ordinary values.
 //!
-//! Most records are `{"time":…,"kpi":…,"host":"…"}`: no nesting, no escapes, no errors. For
-//! those, one straight loop reads keys and values directly from the bytes, with the duplicate
-//! check reduced to a Bloom bit and no per-token state machine. Anything else — an escape, a
-//! nested value, a possible duplicate, a syntax error, the end of the buffer — makes it give up
-//! (`None`) before any effect, and the general tokenizer and reader take the record from its
-//! `{`. So the fast path decides nothing the general path would decide differently.
+//! Most records are `{"time":…,"kpi":…,"host":"…"}`, sometimes with a small nested object, an
+//! array of scalars or an escaped quote in a string nobody reads. For those, one straight loop
+//! reads keys and values directly from the bytes, with no per-token state machine. Anything it
+//! does not handle — an escaped key or wanted value, an array the job reads, nested objects
+//! when a wanted name is dotted, arrays of containers, a duplicate key, a comment, a syntax
+//! error, the end of the buffer — makes it give up (`None`) before any effect, and the general
+//! tokenizer and reader take the record from its `{`. So the fast path decides nothing the
+//! general path would decide differently; it only decides it sooner.
+//!
+//! Why it is fast:
+//! - records of one stream share their shape: a top-level key found at the same place as in
+//!   the previous record is recognised with two masked 8-byte compares ([`KnownKey`]), which
+//!   also settle its wanted-field slot and its duplicate check;
+//! - other keys: strings are searched with [`StopFinder`], monomorphised per SIMD level and
+//!   inlined (one 16-byte probe settles most keys and values), a key's first 8 bytes are one
+//!   masked load, and the wanted-field lookup is one probe of a per-job table
+//!   ([`FieldSet::lookup_hashed`]) whose hash is also the key's per-object Bloom bit; only a
+//!   Bloom collision re-reads the object's keys to compare (nothing is stored per key);
+//! - numbers are validated 8 digits at a time with SWAR arithmetic;
+//! - whitespace inside records is rare, so skipping it is out of line.
+//!
+//! The level is chosen once per buffer ([`for_level`]); `ANOMALYD_SIMD=scalar` gives the
+//! portable [`Swar`] instance.
 
 use super::fields::{FieldSet, Record, Slot};
-use super::token::{is_json_number, is_run_byte, is_ws, key_bloom_bit, key_word};
-use crate::arch;
+use super::stream::OnRecord;
+use super::token::{is_run_byte, is_ws, key_word};
+use crate::arch::{self, Level, StopFinder, Swar};
+
+/// Nested objects the fast path follows inside a record; deeper ones go the general way.
+const MAX_DEPTH: usize = 16;
+
+/// A top-level key of the previous record, to recognise the same key at the same place in
+/// the next one with two masked 8-byte compares (records of one stream usually share their
+/// shape) instead of a search, a hash and a table probe.
+#[derive(Clone, Copy)]
+struct KnownKey {
+    /// The key's bytes and its closing quote, with masks covering exactly those bytes.
+    lo: u64,
+    hi: u64,
+    mask_lo: u64,
+    mask_hi: u64,
+    len: usize,
+    hash: u32,
+    slot: Option<usize>,
+}
+
+/// Mask of the low `n` bytes of a word (`n` <= 8).
+#[inline(always)]
+fn low_bytes(n: usize) -> u64 {
+    if n >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * n)) - 1
+    }
+}
+
+impl KnownKey {
+    /// The key at `buf[start..start + len]` (followed by its closing quote), if short enough.
+    fn new(buf: &[u8], start: usize, len: usize, hash: u32, slot: Option<usize>) -> Option<KnownKey> {
+        if len > 15 {
+            return None;
+        }
+        let mut pattern = [0u8; 16];
+        pattern[..=len].copy_from_slice(buf.get(start..=start + len)?);
+        let (lo, hi) = pattern.split_at(8);
+        let covered = len + 1;
+        Some(KnownKey {
+            lo: u64::from_le_bytes(lo.try_into().expect("8 bytes")),
+            hi: u64::from_le_bytes(hi.try_into().expect("8 bytes")),
+            mask_lo: low_bytes(covered),
+            mask_hi: low_bytes(covered.saturating_sub(8)),
+            len,
+            hash,
+            slot,
+        })
+    }
+
+    /// Whether this key, closing quote included, is at `start`.
+    #[inline(always)]
+    fn is_at(&self, buf: &[u8], start: usize) -> bool {
+        let Some(b) = buf.get(start..start + 16) else { return false };
+        let lo = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+        let hi = u64::from_le_bytes(b[8..].try_into().expect("8 bytes"));
+        ((lo ^ self.lo) & self.mask_lo) | ((hi ^ self.hi) & self.mask_hi) == 0
+    }
+}
+
+/// Reusable scratch of the fast path (one per body stream, so nothing is allocated per record).
+#[derive(Default)]
+pub struct Scratch {
+    /// The enclosing objects' Bloom filters and first-key positions inside nested objects.
+    outer: Vec<(u64, usize)>,
+    /// The top-level keys of the last record, in order (see [`KnownKey`]).
+    shape: Vec<KnownKey>,
+}
+
+/// The fast path for one record of one SIMD level.
+pub type FlatRecord = fn(&[u8], usize, &FieldSet, &mut Record, &mut Scratch) -> Option<usize>;
+
+/// The fast path over a run of records of one SIMD level (see [`records`]).
+pub type FlatRecords = fn(&[u8], usize, &FieldSet, &mut Record, &mut Scratch, usize, &mut dyn OnRecord) -> Records;
+
+/// The fast path of one SIMD level.
+#[derive(Clone, Copy)]
+pub struct FastPath {
+    pub record: FlatRecord,
+    pub records: FlatRecords,
+}
+
+/// What a run of fast records ended with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Records {
+    /// After the last record read (or where the run started).
+    pub end: usize,
+    /// The record at `end` is longer than the document limit.
+    pub too_large: bool,
+}
+
+/// The fast path for `level` (chosen once per buffer by the caller).
+pub fn for_level(level: Level) -> FastPath {
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => FastPath { record: avx2::record, records: avx2::records },
+        #[cfg(target_arch = "x86_64")]
+        Level::Sse2 => FastPath { record: flat_record::<arch::Sse2Finder>, records: records::<arch::Sse2Finder> },
+        #[cfg(target_arch = "aarch64")]
+        Level::Neon => FastPath { record: flat_record::<arch::NeonFinder>, records: records::<arch::NeonFinder> },
+        _ => FastPath { record: flat_record::<Swar>, records: records::<Swar> },
+    }
+}
+
+/// The fast path compiled for AVX2 (wider string search, and VEX encoding throughout).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::*;
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn record_avx2(buf: &[u8], open: usize, fields: &FieldSet, rec: &mut Record, scratch: &mut Scratch) -> Option<usize> {
+        flat_record::<arch::Avx2Finder>(buf, open, fields, rec, scratch)
+    }
+
+    pub fn record(buf: &[u8], open: usize, fields: &FieldSet, rec: &mut Record, scratch: &mut Scratch) -> Option<usize> {
+        // SAFETY: `for_level` hands this function out only for `Level::Avx2`, which
+        // `arch::level` picks, and `arch::set_level` accepts, only on CPUs that have AVX2.
+        unsafe { record_avx2(buf, open, fields, rec, scratch) }
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn records_avx2(
+        buf: &[u8],
+        pos: usize,
+        fields: &FieldSet,
+        rec: &mut Record,
+        scratch: &mut Scratch,
+        max_document: usize,
+        out: &mut dyn OnRecord,
+    ) -> Records {
+        super::records::<arch::Avx2Finder>(buf, pos, fields, rec, scratch, max_document, out)
+    }
+
+    pub fn records(
+        buf: &[u8],
+        pos: usize,
+        fields: &FieldSet,
+        rec: &mut Record,
+        scratch: &mut Scratch,
+        max_document: usize,
+        out: &mut dyn OnRecord,
+    ) -> Records {
+        // SAFETY: as for `record` above.
+        unsafe { records_avx2(buf, pos, fields, rec, scratch, max_document, out) }
+    }
+}
+
+/// Records one after another from `pos`, separated by whitespace only, each handed to `out`:
+/// the usual NDJSON body, read without leaving the fast path (so its setup is paid once per
+/// run, not per record). Stops before the first thing that is not such a record; only for
+/// the top level outside any array (where a record ends nothing else, see
+/// [`super::token::Tokenizer::is_idle`]).
+#[inline(always)]
+fn records<F: StopFinder>(
+    buf: &[u8],
+    mut pos: usize,
+    fields: &FieldSet,
+    rec: &mut Record,
+    scratch: &mut Scratch,
+    max_document: usize,
+    out: &mut dyn OnRecord,
+) -> Records {
+    loop {
+        let p = skip_ws(buf, pos);
+        if buf.get(p) != Some(&b'{') {
+            return Records { end: pos, too_large: false };
+        }
+        let Some(end) = flat_record::<F>(buf, p, fields, rec, scratch) else {
+            return Records { end: pos, too_large: false };
+        };
+        if end - p > max_document {
+            return Records { end: pos, too_large: true };
+        }
+        out.on_record(rec, buf);
+        pos = end;
+    }
+}
 
 #[inline(always)]
 fn skip_ws(buf: &[u8], mut p: usize) -> usize {
@@ -19,89 +214,610 @@ fn skip_ws(buf: &[u8], mut p: usize) -> usize {
     p
 }
 
-/// A plain string (no escapes, controls or non-ASCII) opening at `q`: its end quote.
+/// The first byte at or after `p` that is not whitespace, with its position. Records rarely
+/// have whitespace inside, so that case is out of line.
 #[inline(always)]
-fn plain_string(buf: &[u8], q: usize) -> Option<usize> {
-    let start = q + 1;
-    let end = start + arch::find_string_stop(buf.get(start..)?);
-    (buf.get(end) == Some(&b'"')).then_some(end)
+fn peek(buf: &[u8], p: usize) -> Option<(usize, u8)> {
+    let b = *buf.get(p)?;
+    if b > b' ' {
+        return Some((p, b));
+    }
+    peek_past_ws(buf, p)
 }
 
-/// Read the flat record whose `{` is at `open`; the position after its `}`.
-#[inline]
-pub fn flat_record(buf: &[u8], open: usize, fields: &FieldSet, rec: &mut Record) -> Option<usize> {
-    rec.clear();
-    let mut bloom = 0u64;
+#[inline(never)]
+fn peek_past_ws(buf: &[u8], p: usize) -> Option<(usize, u8)> {
+    let p = skip_ws(buf, p);
+    Some((p, *buf.get(p)?))
+}
+
+/// [`key_word`] of `buf[start..start + len]`, with one masked 8-byte load when the buffer
+/// allows (it usually does: the key's closing quote and more follow it).
+#[inline(always)]
+fn key_word_at(buf: &[u8], start: usize, len: usize) -> u64 {
+    match buf.get(start..start + 8) {
+        Some(b) => {
+            let w = u64::from_le_bytes(b.try_into().expect("8 bytes"));
+            if len >= 8 {
+                w
+            } else {
+                w & ((1u64 << (8 * len)) - 1)
+            }
+        }
+        None => key_word(&buf[start..start + len]),
+    }
+}
+
+/// The end of the run of ASCII digits starting at `i`.
+#[inline(always)]
+fn digits_end(buf: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = buf.get(i..i + 8) {
+        let t = u64::from_le_bytes(chunk.try_into().expect("8 bytes")) ^ 0x3030_3030_3030_3030;
+        // A byte is a digit iff t <= 9: bit 7 of (t & 0x7f) + 0x76, or of t itself, is set
+        // exactly for the others (no carry leaves a byte: the largest sum is 0xf5).
+        let other = ((t & 0x7f7f_7f7f_7f7f_7f7f).wrapping_add(0x7676_7676_7676_7676) | t) & 0x8080_8080_8080_8080;
+        if other != 0 {
+            return i + (other.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < buf.len() && buf[i].is_ascii_digit() {
+        i += 1;
+    }
+    i
+}
+
+/// A JSON number `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` starting at `p` and ending
+/// where the run of number/literal bytes ends (as the tokenizer's run does); its end. None for
+/// anything else, including a run cut by the buffer end.
+#[inline(always)]
+fn number(buf: &[u8], p: usize) -> Option<usize> {
+    let mut i = p + usize::from(buf[p] == b'-');
+    match *buf.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => i = digits_end(buf, i + 1),
+        _ => return None,
+    }
+    if *buf.get(i)? == b'.' {
+        let d = i + 1;
+        i = digits_end(buf, d);
+        if i == d {
+            return None;
+        }
+    }
+    if matches!(*buf.get(i)?, b'e' | b'E') {
+        i += 1;
+        if matches!(*buf.get(i)?, b'+' | b'-') {
+            i += 1;
+        }
+        let d = i;
+        i = digits_end(buf, d);
+        if i == d {
+            return None;
+        }
+    }
+    (!is_run_byte(*buf.get(i)?)).then_some(i)
+}
+
+/// `lit` at `p` as a whole run; the position after it.
+#[inline(always)]
+fn literal(buf: &[u8], p: usize, lit: &[u8]) -> Option<usize> {
+    let end = p + lit.len();
+    (buf.get(p..end)? == lit && !is_run_byte(*buf.get(end)?)).then_some(end)
+}
+
+/// The string whose opening quote is at `q`, validated as the tokenizer validates it: its
+/// closing quote and whether it holds escapes. None on anything invalid or cut.
+#[inline(always)]
+fn string<F: StopFinder>(buf: &[u8], q: usize) -> Option<(usize, bool)> {
+    let mut p = F::find(buf, q + 1);
+    if *buf.get(p)? == b'"' {
+        return Some((p, false));
+    }
+    let mut escaped = false;
+    loop {
+        match *buf.get(p)? {
+            b'"' => return Some((p, escaped)),
+            b'\\' => {
+                escaped = true;
+                p = escape(buf, p)?;
+            }
+            0x80..=0xff => p = utf8_char(buf, p)?,
+            _ => return None, // unescaped control character
+        }
+        p = F::find(buf, p);
+    }
+}
+
+/// A valid escape at `p` (a backslash); the position after it.
+#[cold]
+fn escape(buf: &[u8], p: usize) -> Option<usize> {
+    match *buf.get(p + 1)? {
+        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(p + 2),
+        b'u' => buf.get(p + 2..p + 6)?.iter().all(u8::is_ascii_hexdigit).then_some(p + 6),
+        _ => None,
+    }
+}
+
+/// One valid UTF-8 character at `p`; the position after it.
+#[cold]
+fn utf8_char(buf: &[u8], p: usize) -> Option<usize> {
+    let width = match buf[p] {
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => return None,
+    };
+    std::str::from_utf8(buf.get(p..p + width)?).ok().map(|_| p + width)
+}
+
+/// An array of scalars whose `[` is at `open`, skipped; the position after its `]`.
+/// Containers inside go to the general path.
+#[inline(never)]
+fn scalar_array<F: StopFinder>(buf: &[u8], open: usize) -> Option<usize> {
     let mut p = skip_ws(buf, open + 1);
-    if *buf.get(p)? == b'}' {
+    if *buf.get(p)? == b']' {
         return Some(p + 1);
     }
     loop {
-        if *buf.get(p)? != b'"' {
-            return None;
-        }
-        let key_end = plain_string(buf, p)?;
-        let key = &buf[p + 1..key_end];
-        let word = key_word(key);
-        let bit = key_bloom_bit(key.len(), word);
-        if bloom & bit != 0 {
-            return None; // possibly a duplicate: the general path decides
-        }
-        bloom |= bit;
-        p = skip_ws(buf, key_end + 1);
-        if *buf.get(p)? != b':' {
-            return None;
-        }
-        p = skip_ws(buf, p + 1);
-        let slot = fields.lookup(key);
+        p = match *buf.get(p)? {
+            b'"' => string::<F>(buf, p)?.0 + 1,
+            b't' => literal(buf, p, b"true")?,
+            b'f' => literal(buf, p, b"false")?,
+            b'n' => literal(buf, p, b"null")?,
+            _ => number(buf, p)?,
+        };
+        p = skip_ws(buf, p);
         match *buf.get(p)? {
+            b',' => p = skip_ws(buf, p + 1),
+            b']' => return Some(p + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// Whether `key` repeats a key of its object, whose keys run from the quote at `p` up to the
+/// quote at `until` (the key's own). The fast path read all of that already, so it is
+/// well-formed: keys without escapes, values it accepted. Only a Bloom bit collision gets here.
+#[cold]
+#[inline(never)]
+fn repeats_a_key<F: StopFinder>(buf: &[u8], mut p: usize, until: usize, key: &[u8]) -> bool {
+    while p < until {
+        let end = F::find(buf, p + 1);
+        if buf.get(p + 1..end) == Some(key) {
+            return true;
+        }
+        p = skip_ws(buf, end + 1); // at `:`
+        p = skip_value::<F>(buf, skip_ws(buf, p + 1));
+        p = skip_ws(buf, p); // at `,`
+        p = skip_ws(buf, p + 1);
+    }
+    false
+}
+
+/// The end of the well-formed value at `p` (as read by the fast path before).
+fn skip_value<F: StopFinder>(buf: &[u8], mut p: usize) -> usize {
+    let mut depth = 0usize;
+    loop {
+        let Some(&b) = buf.get(p) else { return buf.len() };
+        match b {
+            b'"' => p = string::<F>(buf, p).map_or(buf.len(), |(end, _)| end + 1),
+            b'{' | b'[' => {
+                depth += 1;
+                p += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                p += 1;
+            }
+            b if is_run_byte(b) => {
+                while p < buf.len() && is_run_byte(buf[p]) {
+                    p += 1;
+                }
+            }
+            _ => p += 1, // whitespace, `,` and `:` inside containers
+        }
+        if depth == 0 {
+            return p;
+        }
+    }
+}
+
+/// Read the record whose `{` is at `open`; the position after its `}`.
+#[inline(always)]
+fn flat_record<F: StopFinder>(
+    buf: &[u8],
+    open: usize,
+    fields: &FieldSet,
+    rec: &mut Record,
+    scratch: &mut Scratch,
+) -> Option<usize> {
+    rec.clear();
+    let Scratch { outer, shape } = scratch;
+    outer.clear();
+    // The innermost open object's Bloom filter of keys and the position of its first key;
+    // `outer` keeps those of the enclosing objects.
+    let mut bloom = 0u64;
+    let mut n = 0u32; // leaves, stored into `rec` at the end
+    let mut ordinal = 0usize; // top-level keys read so far
+    let (mut p, b) = peek(buf, open + 1)?;
+    if b == b'}' {
+        return Some(p + 1);
+    }
+    let mut first_key = p;
+    loop {
+        // A key.
+        if buf[p] != b'"' {
+            return None;
+        }
+        let start = p + 1;
+        let top = outer.is_empty();
+        let known = if top { shape.get(ordinal).filter(|k| k.is_at(buf, start)) } else { None };
+        let (key_end, slot) = match known {
+            Some(k) => {
+                // The same key as the last record's at this place, and so were all the
+                // record's top-level keys before it (a miss forgets the rest of the shape).
+                // Those keys were found distinct when remembered, so this one repeats none.
+                bloom |= 1u64 << k.hash;
+                (start + k.len, k.slot)
+            }
+            None => {
+                let key_end = F::find(buf, start);
+                if *buf.get(key_end)? != b'"' {
+                    return None; // an escaped, non-ASCII or invalid key
+                }
+                let len = key_end - start;
+                let word = key_word_at(buf, start, len);
+                // One hash serves the duplicate filter and the field table.
+                let hash = fields.key_hash(len, word);
+                let bit = 1u64 << hash;
+                if bloom & bit != 0 && repeats_a_key::<F>(buf, first_key, p, &buf[start..key_end]) {
+                    return None; // Jackson fails on a repeated key; the general path reports it
+                }
+                bloom |= bit;
+                let mut slot = None;
+                if top {
+                    slot = fields.lookup_hashed(&buf[start..key_end], word, hash);
+                    shape.truncate(ordinal);
+                    if shape.len() == ordinal {
+                        shape.extend(KnownKey::new(buf, start, len, hash, slot));
+                    }
+                }
+                (key_end, slot)
+            }
+        };
+        ordinal += usize::from(top);
+        let (q, b) = peek(buf, key_end + 1)?;
+        if b != b':' {
+            return None;
+        }
+        let (q, b) = peek(buf, q + 1)?;
+        p = q;
+        // Its value.
+        match b {
             b'"' => {
-                let end = plain_string(buf, p)?;
-                rec.n += 1;
+                let (end, escaped) = string::<F>(buf, p)?;
+                n += 1;
                 if let Some(i) = slot {
+                    if escaped {
+                        return None; // to be unescaped: the general path does it
+                    }
                     rec.slots[i] = Slot::Input(p + 1, end);
                 }
                 p = end + 1;
             }
-            b if is_run_byte(b) => {
-                let mut q = p;
-                while q < buf.len() && is_run_byte(buf[q]) {
-                    q += 1;
-                }
-                if q == buf.len() {
+            b'{' => {
+                // Nested object: its leaves count, none is looked up (no wanted name has a dot).
+                if fields.any_dotted() || outer.len() == MAX_DEPTH {
                     return None;
                 }
-                let value: Option<&'static [u8]> = match &buf[p..q] {
-                    b"true" => Some(b"true"),
-                    b"false" => Some(b"false"),
-                    b"null" => None,
-                    run if is_json_number(run) => {
-                        rec.n += 1;
-                        if let Some(i) = slot {
-                            rec.slots[i] = Slot::Input(p, q);
-                        }
-                        p = q;
-                        Some(b"")
-                    }
-                    _ => return None,
-                };
-                if p != q {
-                    if let Some(v) = value {
-                        rec.n += 1;
-                        if let Some(i) = slot {
-                            rec.slots[i] = Slot::Static(v);
-                        }
-                    }
-                    p = q;
+                let (q, b) = peek(buf, p + 1)?;
+                p = q;
+                if b != b'}' {
+                    outer.push((bloom, first_key));
+                    bloom = 0;
+                    first_key = p;
+                    continue;
+                }
+                p += 1; // `{}`: no leaves
+            }
+            b'[' => {
+                if slot.is_some() {
+                    return None; // collected as joined text by the general path
+                }
+                n += 1;
+                p = scalar_array::<F>(buf, p)?;
+            }
+            b't' => {
+                p = literal(buf, p, b"true")?;
+                n += 1;
+                if let Some(i) = slot {
+                    rec.slots[i] = Slot::Static(b"true");
                 }
             }
-            _ => return None, // nested object or array, or malformed
+            b'f' => {
+                p = literal(buf, p, b"false")?;
+                n += 1;
+                if let Some(i) = slot {
+                    rec.slots[i] = Slot::Static(b"false");
+                }
+            }
+            b'n' => p = literal(buf, p, b"null")?,
+            _ => {
+                let end = number(buf, p)?;
+                n += 1;
+                if let Some(i) = slot {
+                    rec.slots[i] = Slot::Input(p, end);
+                }
+                p = end;
+            }
         }
-        p = skip_ws(buf, p);
-        match *buf.get(p)? {
-            b',' => p = skip_ws(buf, p + 1),
-            b'}' => return Some(p + 1),
-            _ => return None,
+        // After a value: the next key, or the end of one or more objects.
+        loop {
+            let (q, b) = peek(buf, p)?;
+            match b {
+                b',' => {
+                    let (q, _) = peek(buf, q + 1)?;
+                    p = q;
+                    break;
+                }
+                b'}' => {
+                    p = q + 1;
+                    let Some((b, m)) = outer.pop() else {
+                        rec.n = n;
+                        return Some(p);
+                    };
+                    (bloom, first_key) = (b, m);
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::supported_levels;
+
+    fn fields() -> FieldSet {
+        FieldSet::new(&["kpi".into(), "host".into()], "time")
+    }
+
+    /// The fast path's verdict on `s` at every level: all levels must agree.
+    type Verdict = Option<(usize, u32, Vec<Option<Vec<u8>>>)>;
+
+    fn read(s: &[u8]) -> Verdict {
+        read_all(&[s]).pop().unwrap()
+    }
+
+    /// The fast path's verdicts on `records`, read in turn with one scratch (so that later
+    /// records meet the shape of earlier ones) at every level: all levels must agree.
+    fn read_all(records: &[&[u8]]) -> Vec<Verdict> {
+        let f = fields();
+        let mut out: Vec<Verdict> = vec![];
+        for (n, level) in supported_levels().into_iter().enumerate() {
+            let mut scratch = Scratch::default();
+            let got: Vec<Verdict> = records
+                .iter()
+                .map(|s| {
+                    let mut rec = Record::with_fields(f.len());
+                    (for_level(level).record)(s, 0, &f, &mut rec, &mut scratch)
+                        .map(|end| (end, rec.n, (0..f.len()).map(|i| rec.value(s, i).map(<[u8]>::to_vec)).collect()))
+                })
+                .collect();
+            if n > 0 {
+                assert_eq!(got, out, "{level:?}");
+            }
+            out = got;
+        }
+        out
+    }
+
+    /// A record of the known shape that repeats a key, or differs from it in a key, is still
+    /// judged exactly.
+    #[test]
+    fn known_shapes_do_not_hide_repeats() {
+        let base = &br#"{"time":1,"kpi":2,"host":"h","note":"n"}"#[..];
+        let cases: [(&[u8], bool); 8] = [
+            (base, true),
+            (br#"{"time":1,"kpi":2,"host":"h","note":"n","time":3}"#, false),
+            (br#"{"time":1,"time":2}"#, false),
+            (br#"{"time":1,"kpi":2,"kpi":3}"#, false),
+            (br#"{"time":1,"kpX":2,"host":"h","kpX":4}"#, false),
+            (br#"{"time":1,"kpi":2,"host":"h","notes":"n"}"#, true),
+            (br#"{"time":1,"kpi":{"kpi":1,"time":2},"host":"h"}"#, true),
+            (br#"{"time":1,"kpi":{"kpi":1,"kpi":2},"host":"h"}"#, false),
+        ];
+        for (s, ok) in cases {
+            let got = read_all(&[base, base, s, s]);
+            assert_eq!(got[2].is_some(), ok, "{}", String::from_utf8_lossy(s));
+            assert_eq!(got[2], got[3]);
+            assert_eq!(got[2], read(s));
+        }
+    }
+
+    #[test]
+    fn reads_plain_nested_and_escaped_records() {
+        let s = br#"{"time":1454020570036,"kpi":-12.5e+3,"host":"srv-1","note":"a b"} "#;
+        let (end, n, v) = read(s).unwrap();
+        assert_eq!((end, n), (s.len() - 1, 4));
+        assert_eq!(v, vec![Some(b"-12.5e+3".to_vec()), Some(b"srv-1".to_vec()), Some(b"1454020570036".to_vec())]);
+        let s = br#"{ "time" : 1 , "meta":{"k":1,"ok":true,"tags":["a","b\"",null,2,[]],"e":{}},"msg":"say \"hi\" \u00e9 \xc3\xa9","user":null}"#;
+        assert!(read(s).is_none(), "nested array: general path");
+        let s = br#"{ "time" : 1 , "meta":{"k":1,"ok":true,"tags":["a","b\"",null,2],"e":{}},"msg":"say \"hi\" \u00e9","user":null}x"#;
+        let (end, n, v) = read(s).unwrap();
+        assert_eq!((end, n), (s.len() - 1, 5));
+        assert_eq!(v, vec![None, None, Some(b"1".to_vec())]);
+        assert_eq!(read(b"{\"a\":\"\xc3\xa9\xe2\x82\xac\",\"time\":2}").unwrap().1, 2);
+        assert_eq!(read(br#"{"time":true,"host":false,"kpi":"x"}}"#).unwrap().2[2], Some(b"true".to_vec()));
+    }
+
+    #[test]
+    fn gives_up_on_what_the_general_path_decides() {
+        for s in [
+            &br#"{"time":1,"time":2}"#[..],
+            br#"{"a":{"b":1,"b":2}}"#,
+            br#"{"host":"a\"b"}"#,
+            br#"{"host":["a"]}"#,
+            br#"{"\u0061":1}"#,
+            br#"{"a":01}"#,
+            br#"{"a":1.}"#,
+            br#"{"a":1e}"#,
+            br#"{"a":tru}"#,
+            br#"{"a":truex}"#,
+            br#"{"a":"\x"}"#,
+            b"{\"a\":\"\x01\"}",
+            b"{\"a\":\"\xff\"}",
+            br#"{"a":1,}"#,
+            br#"{"a":[1,]}"#,
+            br#"{"a":1 /* c */}"#,
+            br#"{"a":1"#,
+            br#"{"a":12"#,
+            br#"{"a":"x"#,
+            br#"{"a":1}"#, // ends the buffer: `1` might continue (`}` is there, but see below)
+        ] {
+            if s == br#"{"a":1}"# {
+                assert!(read(s).is_some());
+                continue;
+            }
+            assert!(read(s).is_none(), "{}", String::from_utf8_lossy(s));
+        }
+    }
+
+    /// Keys whose Bloom bits collide are still told apart exactly.
+    #[test]
+    fn bloom_collisions_are_resolved_exactly() {
+        let keys: Vec<String> = (0..200).map(|i| format!("key{i}")).collect();
+        let body = format!("{{{}}}", keys.iter().map(|k| format!("\"{k}\":1")).collect::<Vec<_>>().join(","));
+        assert_eq!(read(body.as_bytes()).map(|r| r.1), Some(200));
+        let dup = format!("{{{},\"key7\":2}}", keys.iter().map(|k| format!("\"{k}\":1")).collect::<Vec<_>>().join(","));
+        assert!(read(dup.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn swar_digits_and_numbers() {
+        for (s, want) in [("12345678901234567890,", Some(20)), ("0,", Some(1)), ("-0.5e-7}", Some(7)), ("1/", Some(1)),
+            ("123456789a", None), ("12345678:", Some(8)), ("1234567:", Some(7)), ("-", None), ("00", None)] {
+            assert_eq!(number(s.as_bytes(), 0), want, "{s}");
+        }
+        for b in 0..=255u8 {
+            let mut s = *b"11111111111";
+            s[5] = b;
+            assert_eq!(digits_end(&s, 0), if b.is_ascii_digit() { 11 } else { 5 });
+        }
+    }
+
+    /// Record-like bodies: keys wanted and not, nested objects, arrays, escapes, repeats,
+    /// whitespace, numbers good and bad, and the odd stray byte.
+    fn recordish() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        const ATOMS: &[&[u8]] = &[
+            b"{",
+            b"}",
+            b"[",
+            b"]",
+            b",",
+            b":",
+            b" ",
+            b"\n",
+            b"\"time\":",
+            b"\"kpi\":",
+            b"\"host\":",
+            b"\"note\":",
+            b"\"a\":",
+            b"\"key7\":",
+            b"\"kpi2345678\":",
+            b"\"meta\":{",
+            b"\"h\\u0061\":",
+            b"\"srv-1\"",
+            b"\"say \\\"hi\\\"\"",
+            b"\"\\u00e9\\x\"",
+            b"\"\xc3\xa9\"",
+            b"\"\xff\"",
+            b"\"\x01\"",
+            b"1454020570036",
+            b"-12.5e+3",
+            b"0",
+            b"01",
+            b"1.",
+            b"true",
+            b"false",
+            b"null",
+            b"nul",
+            b"/**/",
+            b"[\"a\",1,null]",
+            b"[]",
+            b"{}",
+            b"123456789012345678901234",
+        ];
+        let atoms = proptest::sample::select(ATOMS);
+        let loose = proptest::collection::vec(atoms.clone(), 0..40).prop_map(|v| {
+            let mut out = b"{".to_vec();
+            for a in v {
+                out.extend_from_slice(a);
+            }
+            out
+        });
+        // Mostly well-formed records: pairs of a key and a value, some values nested objects,
+        // with an atom slipped in now and then.
+        const KEYS: &[&[u8]] = &[b"time", b"kpi", b"host", b"note", b"a", b"b", b"key7", b"kpi2345678", b"kpi2345679", b"meta", b""];
+        const VALUES: &[&[u8]] = &[b"1454020570036", b"-12.5e+3", b"0", b"1.5", b"\"srv-1\"", b"\"say \\\"hi\\\"\"",
+            b"\"\\u00e9\"", b"\"\xc3\xa9\"", b"true", b"false", b"null", b"[]", b"{}", b"[1,\"x\",true]", b"\"\"",
+            b"[ 1 , 2 ]", b"{\"k\":1,\"ok\":true,\"tags\":[\"a\"]}", b"{\"k\":1,\"k\":2}", b"{\"x\":{\"y\":null}}"];
+        let pair = (proptest::sample::select(KEYS), proptest::sample::select(VALUES), 0..8u8, atoms);
+        let tidy = proptest::collection::vec(pair, 0..8).prop_map(|pairs| {
+            let mut out = b"{".to_vec();
+            for (i, (k, v, ws, atom)) in pairs.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                if ws == 0 {
+                    out.extend_from_slice(b" \n\t");
+                }
+                out.push(b'"');
+                out.extend_from_slice(k);
+                out.extend_from_slice(b"\":");
+                if ws == 1 {
+                    out.push(b' ');
+                }
+                out.extend_from_slice(v);
+                if ws == 2 {
+                    out.extend_from_slice(atom);
+                }
+            }
+            out.extend_from_slice(b"} ");
+            out
+        });
+        prop_oneof![loose, tidy]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 20000, ..Default::default() })]
+
+        /// Whenever the fast path reads a record, the general tokenizer and reader read the
+        /// same record from the same `{`: same end, leaf count and values.
+        #[test]
+        fn fast_path_agrees_with_the_general_reader(bodies in proptest::collection::vec(recordish(), 1..5)) {
+            use super::super::reader::Reader;
+            use super::super::token::Tokenizer;
+            let f = fields();
+            // Each body twice, so that the second reading meets its own shape.
+            let records: Vec<&[u8]> = bodies.iter().flat_map(|b| [b.as_slice(), b.as_slice()]).collect();
+            for (body, verdict) in records.iter().zip(read_all(&records)) {
+            if let Some((end, n, values)) = verdict {
+                let mut tok = Tokenizer::new();
+                let mut rec = Record::with_fields(f.len());
+                let mut pos = 0;
+                let mut safe = (0, tok.mark());
+                let got = Reader::default().read(&mut tok, &f, body, &mut pos, false, &mut rec, &mut safe);
+                proptest::prop_assert_eq!(got.map(|r| r.errors), Ok(0), "{}", String::from_utf8_lossy(&body));
+                proptest::prop_assert_eq!(pos, end);
+                proptest::prop_assert_eq!(rec.n, n);
+                let general: Vec<Option<Vec<u8>>> = (0..f.len()).map(|i| rec.value(body, i).map(<[u8]>::to_vec)).collect();
+                proptest::prop_assert_eq!(general, values);
+            }
+            }
         }
     }
 }

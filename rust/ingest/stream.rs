@@ -32,6 +32,20 @@ pub enum StreamError {
     DocumentTooLarge { limit: usize },
 }
 
+// Tests compare the whole engine with and without the fast path.
+#[cfg(test)]
+thread_local! {
+    static FAST_PATH: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+#[inline(always)]
+fn fast_path_enabled() -> bool {
+    #[cfg(test)]
+    return FAST_PATH.with(|f| f.get());
+    #[cfg(not(test))]
+    true
+}
+
 /// Where records go: called with each record and the buffer its values point into.
 pub trait OnRecord {
     fn on_record(&mut self, rec: &Record, buf: &[u8]);
@@ -53,6 +67,7 @@ pub struct BodyStream {
     /// Records read inside a unit that is not finished yet (only after Elasticsearch's
     /// nested-array quirk ends a record early); accounted when the unit completes.
     deferred: Vec<Record>,
+    fast: fast::Scratch,
 }
 
 impl BodyStream {
@@ -68,6 +83,7 @@ impl BodyStream {
             bom_seen: 0,
             max_document,
             deferred: Vec::new(),
+            fast: fast::Scratch::default(),
         }
     }
 
@@ -158,6 +174,7 @@ impl BodyStream {
 
     /// Parse `buf` from the start. `complete`: `buf` is one whole unit (from the carry).
     fn run(&mut self, fields: &FieldSet, buf: &[u8], complete: bool, out: &mut dyn OnRecord) -> Result<(), StreamError> {
+        let fast = fast::for_level(crate::arch::level());
         let mut pos = 0;
         // The last position between top-level units, with the tokenizer state there.
         let mut safe = (0, self.tok.mark());
@@ -192,13 +209,25 @@ impl BodyStream {
                 safe = (pos, self.tok.mark());
                 continue;
             }
-            if self.tok.at_top_level() {
+            if self.tok.is_idle() && fast_path_enabled() {
+                // The usual body: records one after another, read by the fast path in one go;
+                // the general reader below takes whatever stops it.
+                let run = (fast.records)(buf, pos, fields, &mut self.rec, &mut self.fast, self.max_document, out);
+                if run.too_large {
+                    return Err(StreamError::DocumentTooLarge { limit: self.max_document });
+                }
+                if run.end != pos {
+                    pos = run.end;
+                    safe = (pos, self.tok.mark());
+                }
+            } else if self.tok.at_top_level() && fast_path_enabled() {
+                // Inside top-level arrays: one record at a time, as the array's values.
                 let mut p = pos;
                 while p < buf.len() && is_ws(buf[p]) {
                     p += 1;
                 }
                 if p < buf.len() && (buf[p] == b'{' || buf[p] == b',') && self.tok.ready_for_record(buf, &mut p) && buf[p] == b'{' {
-                    if let Some(end) = fast::flat_record(buf, p, fields, &mut self.rec) {
+                    if let Some(end) = (fast.record)(buf, p, fields, &mut self.rec, &mut self.fast) {
                         if end - p > self.max_document {
                             return Err(StreamError::DocumentTooLarge { limit: self.max_document });
                         }
@@ -264,5 +293,74 @@ impl BodyStream {
             rest = &rest[k..];
         }
         self.check_carry()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FAST_PATH;
+    use crate::config::JobSpec;
+    use crate::ingest::IngestEngine;
+    use proptest::prelude::*;
+
+    /// The response (or error) and the lifetime stats after posting `body` in pieces cut at
+    /// `cuts`, with the fast path on or off.
+    fn outcome(body: &[u8], cuts: &[usize], fast: bool) -> String {
+        FAST_PATH.with(|f| f.set(fast));
+        let spec = JobSpec::from_json(
+            r#"{"job_id":"s","analysis_config":{"bucket_span":"10s","detectors":[{"function":"mean","field_name":"kpi","by_field_name":"host"}]},
+                "data_description":{"time_field":"time","time_format":"epoch"}}"#,
+        )
+        .unwrap();
+        let mut e = IngestEngine::open(spec, None, 1 << 20);
+        e.start_request();
+        let mut last = 0;
+        let mut res = Ok(());
+        for &c in cuts.iter().chain(std::iter::once(&body.len())) {
+            let c = c.clamp(last, body.len());
+            if res.is_ok() {
+                res = e.feed(&body[last..c]);
+            }
+            last = c;
+        }
+        let r = match res {
+            Ok(()) => e.finish_request(0).map_err(|x| format!("{x:?}")),
+            Err(x) => Err(format!("{x:?}")),
+        };
+        FAST_PATH.with(|f| f.set(true));
+        format!("{r:?} {}", if r.is_ok() { e.stats_json() } else { String::new() })
+    }
+
+    /// Bodies of record-like documents: known keys and values, nested objects, arrays,
+    /// escapes, repeated keys, and now and then a stray atom.
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        const KEYS: &[&str] = &["time", "kpi", "host", "note", "a", "meta", "kpi2345678", ""];
+        const VALUES: &[&str] = &["1454020570", "12.5", "-1e2", "\"srv-1\"", "\"s\\\"q\"", "true", "null", "[]",
+            "[1,\"x\",false]", "{}", "{\"k\":1,\"t\":[\"a\"]}", "{\"k\":1,\"k\":2}", "[[1]]", "01", "\"\\u00e9\""];
+        const STRAY: &[&str] = &["", "", "", "", " ", "\n", ",", "}", "{", "[", "]", ":", "\"", "x", "/*c*/"];
+        let pair = (prop::sample::select(KEYS), prop::sample::select(VALUES), prop::sample::select(STRAY));
+        let record = prop::collection::vec(pair, 0..7).prop_map(|pairs| {
+            let inner: Vec<String> = pairs.iter().map(|(k, v, s)| format!("\"{k}\":{v}{s}")).collect();
+            format!("{{{}}}", inner.join(","))
+        });
+        (prop::collection::vec(record, 0..8), prop::sample::select(&["\n", "", " ", ","][..]), any::<bool>())
+            .prop_map(|(records, sep, array)| {
+                let joined = records.join(sep);
+                if array { format!("[{joined}]") } else { joined }.into_bytes()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        /// The fast path changes nothing: same counts, whole or in pieces.
+        #[test]
+        fn the_fast_path_changes_no_count(body in body(), cuts in prop::collection::vec(0usize..600, 0..12)) {
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            let general = outcome(&body, &[], false);
+            prop_assert_eq!(outcome(&body, &[], true), general.clone(), "{}", String::from_utf8_lossy(&body));
+            prop_assert_eq!(outcome(&body, &cuts, true), general);
+        }
     }
 }

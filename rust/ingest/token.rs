@@ -123,10 +123,16 @@ pub fn key_word(key: &[u8]) -> u64 {
     w
 }
 
+/// The top `bits` bits of a multiplicative hash of a key's length and first word.
+#[inline(always)]
+pub fn key_hash(len: usize, word: u64, mult: u64, bits: u32) -> usize {
+    ((word ^ (len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).wrapping_mul(mult) >> (64 - bits)) as usize
+}
+
 /// A key's bit in a per-object 64-bit Bloom filter (duplicate detection).
 #[inline(always)]
 pub fn key_bloom_bit(len: usize, word: u64) -> u64 {
-    1u64 << ((word ^ (len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 58)
+    1u64 << key_hash(len, word, 0x2545_f491_4f6c_dd1d, 6)
 }
 
 impl Tokenizer {
@@ -138,6 +144,13 @@ impl Tokenizer {
     #[inline]
     pub fn at_top_level(&self) -> bool {
         self.objects == 0
+    }
+
+    /// True at top level outside any top-level array: a record there is a whole unit, and
+    /// ending it changes no tokenizer state.
+    #[inline]
+    pub fn is_idle(&self) -> bool {
+        self.frames.is_empty()
     }
 
     /// Containers open inside the current record (0 at top level).

@@ -2,8 +2,8 @@
 //!
 //! Elasticsearch reads these time fields with `Double.parseDouble`, so the accepted grammar and
 //! the rounding are Java's. It is fast because the usual value, a plain decimal of at most 18
-//! digits, is converted in one pass over the bytes (Clinger's exact fast path) with no string to
-//! float parsing. Anything else is checked against Java's grammar first and then handed to std's
+//! digits, is validated and converted 8 digits at a time in a register (SWAR), then turned into
+//! a double by Clinger's exact fast path, with no string to float parsing. Anything else is checked against Java's grammar first and then handed to std's
 //! correctly rounded parser, which yields the same double as Java.
 
 /// `epoch` (scale 1000) or `epoch_ms` (scale 1): the double truncated toward zero, then scaled.
@@ -21,7 +21,7 @@ const POW10: [f64; 19] = [
 ];
 
 /// `-?digits[.digits]` with 1 to 18 digits as the correctly rounded double; None means "use the
-/// general parser", never "invalid".
+/// general parser", never "invalid". Digits are validated and converted 8 at a time (SWAR).
 #[inline]
 fn fast_decimal(text: &[u8]) -> Option<f64> {
     let (negative, body) = match text {
@@ -31,28 +31,111 @@ fn fast_decimal(text: &[u8]) -> Option<f64> {
     if body.len() > 19 {
         return None;
     }
-    let (mut mantissa, mut digits, mut frac_digits, mut dot) = (0u64, 0, 0, false);
-    for &b in body {
-        match b {
-            b'0'..=b'9' => {
-                // At most 19 bytes of digits: fits in u64.
-                mantissa = mantissa * 10 + u64::from(b - b'0');
-                digits += 1;
-                frac_digits += usize::from(dot);
-            }
-            b'.' if !dot => dot = true,
-            _ => return None,
-        }
+    if let Some(mantissa) = parse_digits(body) {
+        // The usual case, an integer: one pass.
+        return match body.len() {
+            1..=18 => Some(if negative { -(mantissa as f64) } else { mantissa as f64 }),
+            _ => None,
+        };
     }
+    let (int, frac) = match digit_run(body) {
+        n if n == body.len() => (body, &body[..0]),
+        n if body[n] == b'.' => (&body[..n], &body[n + 1..]),
+        _ => return None,
+    };
+    let digits = int.len() + frac.len();
+    if digits == 0 || digits > 18 {
+        return None;
+    }
+    // At most 18 digits: fits in u64.
+    let mantissa = parse_digits(int)? * POW10_INT[frac.len()] + parse_digits(frac)?;
     // An integer-to-float cast rounds to nearest even, as a correct decimal parse does, and the
     // quotient of two exactly represented doubles is correctly rounded too.
-    let value = match frac_digits {
-        _ if digits == 0 || digits > 18 => return None,
+    let value = match frac.len() {
         0 => mantissa as f64,
         k if mantissa < 1 << 53 => mantissa as f64 / POW10[k],
         _ => return None,
     };
     Some(if negative { -value } else { value })
+}
+
+const POW10_INT: [u64; 19] = {
+    let mut t = [1u64; 19];
+    let mut i = 1;
+    while i < 19 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
+/// Bit 7 of each byte of `w` that is not an ASCII digit (exact per byte: no carry leaves a
+/// byte, the largest sum being 0x7f + 0x76).
+#[inline(always)]
+fn non_digits(w: u64) -> u64 {
+    let t = w ^ 0x3030_3030_3030_3030;
+    ((t & 0x7f7f_7f7f_7f7f_7f7f).wrapping_add(0x7676_7676_7676_7676) | t) & 0x8080_8080_8080_8080
+}
+
+/// How many bytes at the start of `s` are ASCII digits.
+#[inline(always)]
+fn digit_run(s: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let bad = non_digits(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        if bad != 0 {
+            return i + (bad.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < s.len() && s[i].is_ascii_digit() {
+        i += 1;
+    }
+    i
+}
+
+/// The value of 8 ASCII digits loaded little-endian (first digit in the low byte).
+#[inline(always)]
+fn eight_digits(w: u64) -> u64 {
+    let w = w - 0x3030_3030_3030_3030;
+    let w = (w * 10 + (w >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let w = (w * 100 + (w >> 16)) & 0x0000_ffff_0000_ffff;
+    (w * 10000 + (w >> 32)) & 0xffff_ffff
+}
+
+/// The value of `s`, at most 19 ASCII digits; None if any byte is not a digit.
+#[inline(always)]
+fn parse_digits(s: &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    let mut rest = s;
+    while let Some((chunk, tail)) = rest.split_first_chunk::<8>() {
+        let w = u64::from_le_bytes(*chunk);
+        if non_digits(w) != 0 {
+            return None;
+        }
+        value = value.wrapping_mul(100_000_000).wrapping_add(eight_digits(w));
+        rest = tail;
+    }
+    let k = rest.len();
+    if k > 0 && s.len() >= 8 {
+        // The last 1..7 digits: load the 8 bytes ending with them, and replace the bytes
+        // already converted by '0's (leading zeros do not change the value).
+        let w = u64::from_le_bytes(s[s.len() - 8..].try_into().expect("8 bytes"));
+        let done = (1u64 << (8 * (8 - k))) - 1;
+        let w = (w & !done) | (0x3030_3030_3030_3030 & done);
+        if non_digits(w) != 0 {
+            return None;
+        }
+        return Some(value.wrapping_mul(POW10_INT[k]).wrapping_add(eight_digits(w)));
+    }
+    for &b in rest {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        value = value.wrapping_mul(10).wrapping_add(u64::from(d));
+    }
+    Some(value)
 }
 
 /// Java's `Double.parseDouble` on bytes: leading/trailing chars <= ' ' trimmed, optional sign,
@@ -308,6 +391,65 @@ mod tests {
         assert_eq!(ms("12:00"), None);
     }
 
+    /// The original byte-at-a-time fast path, as the oracle of the SWAR one.
+    fn fast_decimal_bytewise(text: &[u8]) -> Option<f64> {
+        let (negative, body) = match text {
+            [b'-', rest @ ..] => (true, rest),
+            _ => (false, text),
+        };
+        if body.len() > 19 {
+            return None;
+        }
+        let (mut mantissa, mut digits, mut frac_digits, mut dot) = (0u64, 0, 0, false);
+        for &b in body {
+            match b {
+                b'0'..=b'9' => {
+                    // At most 19 bytes of digits: fits in u64.
+                    mantissa = mantissa * 10 + u64::from(b - b'0');
+                    digits += 1;
+                    frac_digits += usize::from(dot);
+                }
+                b'.' if !dot => dot = true,
+                _ => return None,
+            }
+        }
+        // An integer-to-float cast rounds to nearest even, as a correct decimal parse does, and the
+        // quotient of two exactly represented doubles is correctly rounded too.
+        let value = match frac_digits {
+            _ if digits == 0 || digits > 18 => return None,
+            0 => mantissa as f64,
+            k if mantissa < 1 << 53 => mantissa as f64 / POW10[k],
+            _ => return None,
+        };
+        Some(if negative { -value } else { value })
+    }
+
+    #[test]
+    fn swar_fast_path_matches_the_bytewise_one() {
+        let mut cases: Vec<String> = ["", "-", ".", "-.", "0", "-0", "1.", ".5", "1..2", "1.2.3", "12a", "a12",
+            "1454020570036", "1454020570036.123", "123456789012345678", "1234567890123456789", "12345678.12345678",
+            "99999999999999999.9", "1e5", "+1", " 1", "１"].iter().map(|s| s.to_string()).collect();
+        for len in 1..21 {
+            for dot in 0..=len {
+                let mut s: String = (0..len).map(|i| char::from(b'0' + ((i * 7 + len) % 10) as u8)).collect();
+                if dot < len {
+                    s.replace_range(dot..dot + 1, ".");
+                }
+                cases.push(s.clone());
+                cases.push(format!("-{s}"));
+                cases.push(format!("{s}x"));
+            }
+        }
+        for c in &cases {
+            assert_eq!(fast_decimal(c.as_bytes()).map(f64::to_bits), fast_decimal_bytewise(c.as_bytes()).map(f64::to_bits), "{c:?}");
+        }
+        for b in 0..=255u8 {
+            let s = [b'1', b'2', b'3', b'4', b'5', b'6', b'7', b'8', b, b'9'];
+            assert_eq!(fast_decimal(&s).map(f64::to_bits), fast_decimal_bytewise(&s).map(f64::to_bits));
+            assert_eq!(non_digits(u64::from_le_bytes([b; 8])) == 0, b.is_ascii_digit());
+        }
+    }
+
     #[test]
     fn fast_path_covers_the_common_shapes() {
         for text in ["1403481600000", "1403481600.123", "-5", "0.5", "5.", ".5"] {
@@ -329,6 +471,11 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn swar_matches_bytewise(text in decimalish()) {
+            prop_assert_eq!(fast_decimal(text.as_bytes()).map(f64::to_bits), fast_decimal_bytewise(text.as_bytes()).map(f64::to_bits));
+        }
 
         #[test]
         fn fast_path_matches_general_path(text in decimalish()) {
