@@ -137,6 +137,12 @@ impl BodyStream {
 
     /// End of body. Fails if it ended inside a document.
     pub fn finish(&mut self, fields: &FieldSet, out: &mut dyn OnRecord) -> Result<(), StreamError> {
+        if (1..BOM.len()).contains(&self.bom_seen) {
+            // The body ended inside what looked like a BOM: those bytes are ordinary input.
+            let partial = BOM[..self.bom_seen].to_vec();
+            self.bom_seen = BOM.len();
+            self.feed(fields, &partial, out)?;
+        }
         if !self.carry.is_empty() {
             if self.scanner.needs_more() {
                 return Err(StreamError::Malformed);

@@ -243,6 +243,11 @@ fn bom_comments_crlf_and_pretty_printing() {
     let body = b"\xef\xbb\xbf{\r\n  \"time\": 1, // when\r\n  \"x\": /* a */ 2\r\n}\r\n{\"time\":2}";
     let r = post_fresh(spec, body).unwrap();
     assert_eq!((n(&r, "processed_record_count"), n(&r, "input_field_count")), (2, 1));
+    // A body that ends inside a would-be BOM holds ordinary (malformed) input: one empty record.
+    for partial in [&b"\xef"[..], b"\xef\xbb"] {
+        let r = post_fresh(spec, partial).unwrap();
+        assert_eq!((n(&r, "input_record_count"), n(&r, "invalid_date_count")), (1, 1));
+    }
 }
 
 #[test]
