@@ -18,6 +18,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::score::RECORD_PROBABILITY_THRESHOLD;
+
 /// Which deviations count: `high_*`/`low_*` functions are one-sided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Side {
@@ -40,6 +42,10 @@ pub struct Observation {
     pub probability: f64,
     pub p_single: f64,
     pub p_multi: f64,
+    /// `typical`, `lower` and `upper` (the median and the 2.5 %/97.5 % quantiles of the model's
+    /// distribution) are exact only when `probability < RECORD_PROBABILITY_THRESHOLD`, i.e. when
+    /// a record can be written; otherwise all three are the point prediction (the level, plus
+    /// the daily profile when it is active), which saves three histogram scans per update.
     pub typical: f64,
     pub lower: f64,
     pub upper: f64,
@@ -427,14 +433,18 @@ impl SeriesModel {
         // Bonferroni over the two features; the multi-bucket feature is autocorrelated, so its
         // tail is trusted less (its p counts MULTI_P_PENALTY times weaker).
         let probability = (2.0 * p_single.min(MULTI_P_PENALTY * p_multi)).clamp(P_FLOOR, 1.0);
-        let (typical, lower, upper) = if track.single.seen {
+        // The quantile scans are only worth their cost where a record is written (the engine
+        // reads these fields only then); elsewhere the point prediction stands in for all three.
+        let (typical, lower, upper) = if !track.single.seen {
+            (value, value, value)
+        } else if probability < RECORD_PROBABILITY_THRESHOLD {
             (
                 offset + track.single.quantile(0.5),
                 offset + track.single.quantile(0.025),
                 offset + track.single.quantile(0.975),
             )
         } else {
-            (value, value, value)
+            (offset, offset, offset)
         };
         let lower = if cfg.is_count { lower.max(0.0) } else { lower };
         Some(Scored {
