@@ -142,20 +142,20 @@ const COMPLEMENT_MIN: f64 = 1e-3;
 /// Below this `unit` the stored masses are rescaled (far from overflow: stored ≤ total / unit).
 const UNIT_RESCALE: f64 = 1e-150;
 
-/// Sum of `bins[start..end]` in four independent lanes, so the additions vectorise.
+/// Sum of `bins[start..end]` in four independent lanes (two pairs, each pair one SIMD add),
+/// so the additions vectorise.
 fn sum_range(bins: &[f64; BINS], start: usize, end: usize) -> f64 {
     let (chunks, rest) = bins[start..end].as_chunks::<4>();
-    let mut acc = [0.0f64; 4];
+    let (mut a, mut b) = ([0.0f64; 2], [0.0f64; 2]);
     for c in chunks {
-        for l in 0..4 {
-            acc[l] += c[l];
-        }
+        a = [a[0] + c[0], a[1] + c[1]];
+        b = [b[0] + c[2], b[1] + c[3]];
     }
     let mut tail = 0.0;
-    for &b in rest {
-        tail += b;
+    for &x in rest {
+        tail += x;
     }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+    (a[0] + b[0]) + (a[1] + b[1]) + tail
 }
 
 impl Marginal {
@@ -176,7 +176,8 @@ impl Marginal {
         }
         let width = (self.hi - self.lo) / BINS as f64;
         let pos = (x - self.lo) / width;
-        let i = (pos as usize).min(BINS - 1);
+        // Via i32: a saturating f64 → usize cast costs several instructions more.
+        let i = (pos as i32).clamp(0, BINS as i32 - 1) as usize;
         let frac_above = (i + 1) as f64 - pos;
         let ge = || self.bins[i] * frac_above + sum_range(&self.bins, i + 1, BINS);
         let le = || self.bins[i] * (1.0 - frac_above) + sum_range(&self.bins, 0, i);
@@ -219,6 +220,8 @@ impl Marginal {
     }
 
     /// Re-grid onto [lo, hi] ⊇ the current grid, spreading each old bin's mass uniformly.
+    #[cold]
+    #[inline(never)]
     fn regrid(&mut self, lo: f64, hi: f64) {
         let old_lo = self.lo;
         let old_w = (self.hi - self.lo) / BINS as f64;
@@ -273,7 +276,7 @@ impl Marginal {
             }
         }
         let width = (self.hi - self.lo) / BINS as f64;
-        let i = if width > 0.0 { ((x - self.lo) / width).clamp(0.0, (BINS - 1) as f64) as usize } else { 0 };
+        let i = if width > 0.0 { (((x - self.lo) / width) as i32).clamp(0, BINS as i32 - 1) as usize } else { 0 };
         let stored = w / self.unit;
         self.bins[i] += stored;
         self.total += stored;
@@ -748,6 +751,25 @@ mod tests {
         assert!(m.seasonal_active(t));
         assert!(m.score_only(&c, t, day(t), 1.0).probability > 0.01);
         assert!(m.score_only(&c, t, 0.0, 1.0).probability < 1e-6);
+    }
+
+    #[test]
+    fn lazy_decay_rescales_without_losing_mass() {
+        // Decay 0.5 per step: `unit` crosses UNIT_RESCALE (≈ 2^-498) several times.
+        let mut m = Marginal::new();
+        let mut expected = 0.0;
+        for k in 0..2000 {
+            m.decay(0.5);
+            expected *= 0.5;
+            m.learn((k % 7) as f64, 1.0, true);
+            expected += 1.0;
+        }
+        assert!(m.unit >= UNIT_RESCALE && m.unit <= 1.0);
+        assert!((m.total * m.unit - expected).abs() < 1e-12 * expected, "{} vs {expected}", m.total * m.unit);
+        // Inside the envelope both pseudo-counts are 1: the two tails add up to (T + 2) / (T + 1).
+        let (ge, le) = m.tails(3.3, 1e-12);
+        assert!((ge + le - (expected + 2.0) / (expected + 1.0)).abs() < 1e-12, "{ge} {le}");
+        assert!(m.tails(100.0, 1e-12).0 < 1e-100);
     }
 
     #[test]
