@@ -18,6 +18,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::score::RECORD_PROBABILITY_THRESHOLD;
+
 /// Which deviations count: `high_*`/`low_*` functions are one-sided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Side {
@@ -40,9 +42,14 @@ pub struct Observation {
     pub probability: f64,
     pub p_single: f64,
     pub p_multi: f64,
+    /// `typical`, `lower` and `upper` (the median and the 2.5 %/97.5 % quantiles of the model's
+    /// distribution) are exact only when `probability < RECORD_PROBABILITY_THRESHOLD`, i.e. when
+    /// a record can be written; otherwise all three are the point prediction (the level, plus
+    /// the daily profile when it is active), which saves three histogram scans per update.
     pub typical: f64,
     pub lower: f64,
     pub upper: f64,
+    /// Likewise computed only when `probability < RECORD_PROBABILITY_THRESHOLD` (0 otherwise).
     pub multi_bucket_impact: f64,
 }
 
@@ -60,6 +67,27 @@ const MULTI_P_PENALTY: f64 = 10.0;
 const ENVELOPE_WEIGHT: f64 = 0.5;
 const MULTI_LEN: usize = 12;
 const MULTI_RATIO: f64 = 0.9;
+/// MULTI_RATIO^(k+1), the weight of the residual k+1 buckets back.
+const MULTI_WEIGHTS: [f64; MULTI_LEN - 1] = {
+    let mut w = [0.0; MULTI_LEN - 1];
+    let (mut k, mut f) = (0, MULTI_RATIO);
+    while k < MULTI_LEN - 1 {
+        w[k] = f;
+        f *= MULTI_RATIO;
+        k += 1;
+    }
+    w
+};
+/// 1 + the first `len` weights: the normaliser of the multi-bucket mean over `len` past values.
+const MULTI_NORMS: [f64; MULTI_LEN] = {
+    let mut n = [1.0; MULTI_LEN];
+    let mut k = 1;
+    while k < MULTI_LEN {
+        n[k] = n[k - 1] + MULTI_WEIGHTS[k - 1];
+        k += 1;
+    }
+    n
+};
 const WARMUP_BUCKETS: u32 = 20;
 const DAY_S: i64 = 86400;
 const DAY_BINS: usize = 24;
@@ -73,35 +101,97 @@ const WARMUP_S: i64 = 86400;
 const P_FLOOR: f64 = 1e-300;
 
 /// A decayed histogram of one scalar feature with exponential tails beyond its envelope.
+///
+/// Decay is lazy: `bins` and `total` are kept in units of `unit` (true mass = stored × `unit`),
+/// so a step's decay is one multiplication instead of one per bin; the stored values are
+/// rescaled to `unit` = 1 only when `unit` gets tiny. Exact up to floating-point rounding.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Marginal {
     lo: f64,
     hi: f64,
-    bins: Vec<f64>,
+    /// Inline (no heap indirection); serialised as a sequence, like the `Vec` it replaced.
+    #[serde(with = "bins_serde")]
+    bins: [f64; BINS],
     total: f64,
+    unit: f64,
     env_lo: f64,
     env_hi: f64,
     seen: bool,
 }
 
-impl Marginal {
-    fn new() -> Self {
-        Marginal { lo: 0.0, hi: 0.0, bins: vec![0.0; BINS], total: 0.0, env_lo: 0.0, env_hi: 0.0, seen: false }
+/// Serde for the inline bin array (serde derives arrays only up to 32 elements).
+mod bins_serde {
+    use super::BINS;
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bins: &[f64; BINS], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(bins.iter())
     }
 
-    /// Mass at or above x (bins are uniform inside).
-    fn mass_ge(&self, x: f64) -> f64 {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[f64; BINS], D::Error> {
+        let v = Vec::<f64>::deserialize(d)?;
+        let n = v.len();
+        v.try_into().map_err(|_| D::Error::invalid_length(n, &"48 histogram bins"))
+    }
+}
+
+/// A side of the histogram is taken as `total` minus the other only above this fraction of the
+/// total (rounding error of the difference ≈ 1e-14 of the total, so ≤ 1e-11 relative).
+const COMPLEMENT_MIN: f64 = 1e-3;
+/// Below this `unit` the stored masses are rescaled (far from overflow: stored ≤ total / unit).
+const UNIT_RESCALE: f64 = 1e-150;
+
+/// Sum of `bins[start..end]` in four independent lanes (two pairs, each pair one SIMD add),
+/// so the additions vectorise.
+fn sum_range(bins: &[f64; BINS], start: usize, end: usize) -> f64 {
+    let (chunks, rest) = bins[start..end].as_chunks::<4>();
+    let (mut a, mut b) = ([0.0f64; 2], [0.0f64; 2]);
+    for c in chunks {
+        a = [a[0] + c[0], a[1] + c[1]];
+        b = [b[0] + c[2], b[1] + c[3]];
+    }
+    let mut tail = 0.0;
+    for &x in rest {
+        tail += x;
+    }
+    (a[0] + b[0]) + (a[1] + b[1]) + tail
+}
+
+impl Marginal {
+    fn new() -> Self {
+        Marginal { lo: 0.0, hi: 0.0, bins: [0.0; BINS], total: 0.0, unit: 1.0, env_lo: 0.0, env_hi: 0.0, seen: false }
+    }
+
+    /// Stored masses at or above x and at or below x (bins are uniform inside). The side with
+    /// fewer bins is summed; the other is `total` minus it unless that leaves under
+    /// COMPLEMENT_MIN of the total, where it is summed too: a tail beyond all the mass must be
+    /// exactly 0, not a rounding residue of `total` (which would floor p near 1e-16).
+    fn masses(&self, x: f64) -> (f64, f64) {
         if x <= self.lo {
-            return self.total;
+            return (self.total, 0.0);
         }
         if x >= self.hi {
-            return 0.0;
+            return (0.0, self.total);
         }
         let width = (self.hi - self.lo) / BINS as f64;
         let pos = (x - self.lo) / width;
-        let i = (pos as usize).min(BINS - 1);
+        // Via i32: a saturating f64 → usize cast costs several instructions more.
+        let i = (pos as i32).clamp(0, BINS as i32 - 1) as usize;
         let frac_above = (i + 1) as f64 - pos;
-        self.bins[i] * frac_above + self.bins[i + 1..].iter().sum::<f64>()
+        let ge = || self.bins[i] * frac_above + sum_range(&self.bins, i + 1, BINS);
+        let le = || self.bins[i] * (1.0 - frac_above) + sum_range(&self.bins, 0, i);
+        let complement = |part: f64, exact: &dyn Fn() -> f64| {
+            let rest = self.total - part;
+            if rest > COMPLEMENT_MIN * self.total { rest } else { exact() }
+        };
+        if i >= BINS / 2 {
+            let ge = ge();
+            (ge, complement(ge, &le))
+        } else {
+            let le = le();
+            (complement(le, &ge), le)
+        }
     }
 
     /// (P(X ≥ x), P(X ≤ x)) with one pseudo-observation smeared exponentially beyond the envelope.
@@ -110,27 +200,33 @@ impl Marginal {
             return (1.0, 1.0);
         }
         let scale = (TAIL_FRACTION * (self.env_hi - self.env_lo)).max(floor);
-        let k_hi = (-(x - self.env_hi).max(0.0) / scale).exp();
-        let k_lo = (-(self.env_lo - x).max(0.0) / scale).exp();
-        let ge = self.mass_ge(x);
-        let le = (self.total - ge).max(0.0);
-        let denom = self.total + 1.0;
-        (((ge + k_hi) / denom).min(1.0), ((le + k_lo) / denom).min(1.0))
+        // Inside the envelope the pseudo-count is exp(0) = 1: skip the exp calls.
+        let k_hi = if x > self.env_hi { (-(x - self.env_hi) / scale).exp() } else { 1.0 };
+        let k_lo = if x < self.env_lo { (-(self.env_lo - x) / scale).exp() } else { 1.0 };
+        let (ge, le) = self.masses(x);
+        let denom = self.total * self.unit + 1.0;
+        (((ge * self.unit + k_hi) / denom).min(1.0), ((le * self.unit + k_lo) / denom).min(1.0))
     }
 
     fn decay(&mut self, factor: f64) {
-        for b in &mut self.bins {
-            *b *= factor;
+        self.unit *= factor;
+        if self.unit < UNIT_RESCALE {
+            for b in &mut self.bins {
+                *b *= self.unit;
+            }
+            self.total *= self.unit;
+            self.unit = 1.0;
         }
-        self.total *= factor;
     }
 
     /// Re-grid onto [lo, hi] ⊇ the current grid, spreading each old bin's mass uniformly.
+    #[cold]
+    #[inline(never)]
     fn regrid(&mut self, lo: f64, hi: f64) {
         let old_lo = self.lo;
         let old_w = (self.hi - self.lo) / BINS as f64;
         let new_w = (hi - lo) / BINS as f64;
-        let mut fresh = vec![0.0; BINS];
+        let mut fresh = [0.0; BINS];
         for (i, &m) in self.bins.iter().enumerate() {
             if m == 0.0 {
                 continue;
@@ -180,16 +276,18 @@ impl Marginal {
             }
         }
         let width = (self.hi - self.lo) / BINS as f64;
-        let i = if width > 0.0 { ((x - self.lo) / width).clamp(0.0, (BINS - 1) as f64) as usize } else { 0 };
-        self.bins[i] += w;
-        self.total += w;
+        let i = if width > 0.0 { (((x - self.lo) / width) as i32).clamp(0, BINS as i32 - 1) as usize } else { 0 };
+        let stored = w / self.unit;
+        self.bins[i] += stored;
+        self.total += stored;
         if full {
             self.env_lo = self.env_lo.min(x);
             self.env_hi = self.env_hi.max(x);
         }
     }
 
-    /// Value at cumulative fraction q (0..1), by linear interpolation inside bins.
+    /// Value at cumulative fraction q (0..1), by linear interpolation inside bins (independent
+    /// of `unit`).
     fn quantile(&self, q: f64) -> f64 {
         if self.total <= 0.0 {
             return 0.5 * (self.env_lo + self.env_hi);
@@ -206,10 +304,6 @@ impl Marginal {
         }
         self.env_hi
     }
-
-    fn heap_bytes(&self) -> usize {
-        self.bins.capacity() * std::mem::size_of::<f64>()
-    }
 }
 
 /// The features of one residual definition: the residual's own histogram and the 12-bucket
@@ -218,27 +312,24 @@ impl Marginal {
 struct Track {
     single: Marginal,
     multi: Marginal,
-    recent: [f64; MULTI_LEN],
+    /// The last MULTI_LEN − 1 residuals, newest first; never-filled entries stay 0.
+    recent: [f64; MULTI_LEN - 1],
     recent_len: u8,
-    recent_pos: u8,
 }
 
 impl Track {
     fn new() -> Self {
-        Track { single: Marginal::new(), multi: Marginal::new(), recent: [0.0; MULTI_LEN], recent_len: 0, recent_pos: 0 }
+        Track { single: Marginal::new(), multi: Marginal::new(), recent: [0.0; MULTI_LEN - 1], recent_len: 0 }
     }
 
-    /// The geometric mean of the recent residuals including `r`, without storing it.
+    /// The geometric mean of the recent residuals including `r`, without storing it. A fixed
+    /// number of terms (the unfilled ones add exact zeros), so the loop unrolls.
     fn multi_feature(&self, r: f64) -> f64 {
-        let (mut sum, mut norm, mut f) = (r, 1.0, MULTI_RATIO);
-        let len = self.recent_len as usize;
-        for k in 0..len.min(MULTI_LEN - 1) {
-            let idx = (self.recent_pos as usize + MULTI_LEN - 1 - k) % MULTI_LEN;
-            sum += f * self.recent[idx];
-            norm += f;
-            f *= MULTI_RATIO;
+        let mut sum = r;
+        for (w, x) in MULTI_WEIGHTS.iter().zip(&self.recent) {
+            sum += w * x;
         }
-        sum / norm
+        sum / MULTI_NORMS[self.recent_len as usize]
     }
 
     /// (p_single, p_multi) of residual r and its multi-bucket feature m.
@@ -253,14 +344,10 @@ impl Track {
         let (ws, wm) = (outlier_weight(p_single), outlier_weight(p_multi));
         self.single.learn(r, ws, ws >= ENVELOPE_WEIGHT);
         self.multi.learn(m, wm, wm >= ENVELOPE_WEIGHT);
-        self.recent[self.recent_pos as usize] = r;
-        self.recent_pos = ((self.recent_pos as usize + 1) % MULTI_LEN) as u8;
-        self.recent_len = (self.recent_len + 1).min(MULTI_LEN as u8);
+        self.recent.copy_within(..MULTI_LEN - 2, 1);
+        self.recent[0] = r;
+        self.recent_len = (self.recent_len + 1).min(MULTI_LEN as u8 - 1);
         ws.min(wm)
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.single.heap_bytes() + self.multi.heap_bytes()
     }
 }
 
@@ -283,6 +370,23 @@ pub struct SeriesModel {
     /// EW mean squared one-step errors without and with the daily profile (out of sample).
     err_plain: f64,
     err_seasonal: f64,
+}
+
+/// The per-bucket decay factor of a bucket span, cached per thread (an exp per update costs
+/// about as much as the rest of learning a value).
+fn decay_factor(bucket_span_s: i64) -> f64 {
+    thread_local! {
+        static CACHE: std::cell::Cell<(i64, f64)> = const { std::cell::Cell::new((i64::MIN, 1.0)) };
+    }
+    CACHE.with(|c| {
+        let (span, factor) = c.get();
+        if span == bucket_span_s {
+            return factor;
+        }
+        let factor = (-DECAY_PER_30MIN * bucket_span_s.max(1) as f64 / 1800.0).exp();
+        c.set((bucket_span_s, factor));
+        factor
+    })
 }
 
 /// Outlier weight of an update: ES-style log-linear ramp between p = 1e-3 and 1e-5.
@@ -358,9 +462,9 @@ impl SeriesModel {
         }
     }
 
-    /// Approximate heap + inline bytes of this model.
+    /// Bytes of this model (all inline: the histograms are fixed-size arrays).
     pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.plain.heap_bytes() + self.seasonal.heap_bytes()
+        std::mem::size_of::<Self>()
     }
 
     /// The observation for a value that cannot be scored (non-finite input).
@@ -427,14 +531,18 @@ impl SeriesModel {
         // Bonferroni over the two features; the multi-bucket feature is autocorrelated, so its
         // tail is trusted less (its p counts MULTI_P_PENALTY times weaker).
         let probability = (2.0 * p_single.min(MULTI_P_PENALTY * p_multi)).clamp(P_FLOOR, 1.0);
-        let (typical, lower, upper) = if track.single.seen {
+        // The quantile scans are only worth their cost where a record is written (the engine
+        // reads these fields only then); elsewhere the point prediction stands in for all three.
+        let (typical, lower, upper) = if !track.single.seen {
+            (value, value, value)
+        } else if probability < RECORD_PROBABILITY_THRESHOLD {
             (
                 offset + track.single.quantile(0.5),
                 offset + track.single.quantile(0.025),
                 offset + track.single.quantile(0.975),
             )
         } else {
-            (value, value, value)
+            (offset, offset, offset)
         };
         let lower = if cfg.is_count { lower.max(0.0) } else { lower };
         Some(Scored {
@@ -445,7 +553,11 @@ impl SeriesModel {
                 typical,
                 lower,
                 upper,
-                multi_bucket_impact: multi_bucket_impact(p_single, p_multi),
+                multi_bucket_impact: if probability < RECORD_PROBABILITY_THRESHOLD {
+                    multi_bucket_impact(p_single, p_multi)
+                } else {
+                    0.0
+                },
             },
             residual,
             multi,
@@ -471,7 +583,7 @@ impl SeriesModel {
             self.level = value;
         }
         self.n = self.n.saturating_add(1);
-        let decay = (-DECAY_PER_30MIN * cfg.bucket_span_s.max(1) as f64 / 1800.0).exp();
+        let decay = decay_factor(cfg.bucket_span_s);
         let w_plain = self.plain.learn(decay, s.residual, s.multi, s.p_plain);
         let w_seasonal = self.seasonal.learn(decay, s.deseasoned, s.multi_seasonal, s.p_seasonal);
         let w = if s.active { w_seasonal } else { w_plain };
@@ -639,6 +751,25 @@ mod tests {
         assert!(m.seasonal_active(t));
         assert!(m.score_only(&c, t, day(t), 1.0).probability > 0.01);
         assert!(m.score_only(&c, t, 0.0, 1.0).probability < 1e-6);
+    }
+
+    #[test]
+    fn lazy_decay_rescales_without_losing_mass() {
+        // Decay 0.5 per step: `unit` crosses UNIT_RESCALE (≈ 2^-498) several times.
+        let mut m = Marginal::new();
+        let mut expected = 0.0;
+        for k in 0..2000 {
+            m.decay(0.5);
+            expected *= 0.5;
+            m.learn((k % 7) as f64, 1.0, true);
+            expected += 1.0;
+        }
+        assert!(m.unit >= UNIT_RESCALE && m.unit <= 1.0);
+        assert!((m.total * m.unit - expected).abs() < 1e-12 * expected, "{} vs {expected}", m.total * m.unit);
+        // Inside the envelope both pseudo-counts are 1: the two tails add up to (T + 2) / (T + 1).
+        let (ge, le) = m.tails(3.3, 1e-12);
+        assert!((ge + le - (expected + 2.0) / (expected + 1.0)).abs() < 1e-12, "{ge} {le}");
+        assert!(m.tails(100.0, 1e-12).0 < 1e-100);
     }
 
     #[test]
