@@ -75,6 +75,7 @@ struct SnapshotRef<'a> {
 
 #[derive(Deserialize)]
 struct Snapshot {
+    #[allow(dead_code)] // read (and checked) on its own first
     version: u32,
     series: Vec<Series>,
     state: State,
@@ -535,10 +536,14 @@ impl AnalysisEngine {
 
     /// Continue from a snapshot of the same job configuration.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        // The version leads the snapshot: check it before reading a layout that may differ.
+        let (version, _) = postcard::take_from_bytes::<u32>(bytes).map_err(|e| format!("model snapshot: {e}"))?;
+        if version != SNAPSHOT_VERSION {
+            return Err(format!("model snapshot: format {version}, this build reads {SNAPSHOT_VERSION}"));
+        }
         let s: Snapshot = postcard::from_bytes(bytes).map_err(|e| format!("model snapshot: {e}"))?;
         let detectors = self.spec.detectors.len();
-        if s.version != SNAPSHOT_VERSION
-            || s.state.record_normalizers.len() != detectors
+        if s.state.record_normalizers.len() != detectors
             || s.state.influencer_normalizers.len() != self.spec.influencers.len()
             || s.series.iter().any(|x| x.detector >= detectors)
         {

@@ -181,6 +181,9 @@ fn snapshot_and_restore_continue_exactly() {
     let other = engine(r#"{"bucket_span":"10m","detectors":[{"function":"count"}]}"#);
     let mut other = other;
     assert!(other.analysis_mut().restore(&whole.analysis().snapshot()).is_err());
+    let mut old_format = whole.analysis().snapshot();
+    old_format[0] = 1; // the leading varint version
+    assert!(engine(analysis).analysis_mut().restore(&old_format).unwrap_err().contains("format 1"));
 }
 
 #[test]
