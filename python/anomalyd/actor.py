@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Protocol
+from typing import TYPE_CHECKING, AsyncIterator, Protocol
 
 from . import errors
 from ._native import IngestEngine
@@ -33,8 +33,11 @@ class ActorHooks(Protocol):
     def counts_changed(self, actor: JobActor) -> None:
         """A request finished: persist its lifetime counts (grouped with other jobs')."""
 
-    def results_ready(self, actor: JobActor) -> Awaitable[None]:
+    def results_ready(self, actor: JobActor) -> None:
         """Take the results the engine made and queue them for the store."""
+
+    async def flush_results(self) -> None:
+        """Write every queued result now."""
 
 
 class Turn:
@@ -136,5 +139,6 @@ class JobActor:
                     advance_time: int | None, skip_time: int | None) -> int | None:
         """`_flush`; returns once its results are stored. The new last_finalized_bucket_end."""
         finalized = self.engine.flush(calc_interim, start, end, advance_time, skip_time)
-        await self._hooks.results_ready(self)
+        self._hooks.results_ready(self)
+        await self._hooks.flush_results()
         return finalized

@@ -24,6 +24,7 @@ from .keys import NODE, REGISTRY, REQUEST_STATS, SETTINGS, NodeInfo, RequestStat
 from .registry import JobRegistry
 from .security import SecurityStore
 from .settings import Settings
+from .results import ResultsWriter
 from .store import CountsWriter, Store
 
 log = structlog.get_logger("anomalyd")
@@ -88,7 +89,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await store.open()
     writer = CountsWriter(store, settings.commit_interval)
     writer.start()
-    registry = JobRegistry(store, writer, settings.max_document_bytes, settings.snapshot_interval)
+    results_writer = ResultsWriter(store, settings.commit_interval)
+    results_writer.start()
+    registry = JobRegistry(store, writer, results_writer, settings.max_document_bytes, settings.snapshot_interval)
     await registry.start()
     app[NODE] = await _node(store, settings)
     app[REGISTRY] = registry

@@ -41,9 +41,11 @@ class Job:
 
 
 class JobRegistry:
-    def __init__(self, store: Store, writer: CountsWriter, max_document_bytes: int, snapshot_interval: float = 300.0) -> None:
+    def __init__(self, store: Store, writer: CountsWriter, results_writer: results.ResultsWriter,
+                 max_document_bytes: int, snapshot_interval: float = 300.0) -> None:
         self.store = store
         self.writer = writer
+        self.results = results_writer
         self.max_document_bytes = max_document_bytes
         self.snapshot_interval = snapshot_interval
         self.jobs: dict[str, Job] = {}
@@ -63,8 +65,9 @@ class JobRegistry:
         for job in self.jobs.values():
             if job.actor is not None:
                 self.counts_changed(job.actor)
-                await self.results_ready(job.actor)
+                self.results_ready(job.actor)
                 await self._save_model(job.actor)
+        await self.results.stop()
         await self.writer.stop()
 
     # -- selection ----------------------------------------------------------------------------
@@ -153,13 +156,13 @@ class JobRegistry:
         if time.monotonic() - actor.snapshot_at >= self.snapshot_interval:
             self._log_failure(self._save_model(actor), "model_snapshot_failed", actor)
 
-    def results_ready(self, actor: JobActor) -> asyncio.Future[None]:
+    def results_ready(self, actor: JobActor) -> None:
         rows = actor.engine.take_results()
-        if not rows:
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
-        return self._log_failure(results.write(self.store, actor.job.job_id, rows), "results_write_failed", actor)
+        if rows:
+            self.results.add((actor.job.job_id, rows))
+
+    async def flush_results(self) -> None:
+        await self.results.flush()
 
     @staticmethod
     def _log_failure(fut: asyncio.Future[None], event: str, actor: JobActor) -> asyncio.Future[None]:
@@ -186,7 +189,8 @@ class JobRegistry:
             actor.cancel_all()
         try:
             async with actor.turn():
-                await self.results_ready(actor)
+                self.results_ready(actor)
+                await self.results.flush()
                 await self._save_model(actor)
                 counts = actor.engine.persist_json(now_ms())
                 job.config["finished_time"] = now_ms()
@@ -207,6 +211,7 @@ class JobRegistry:
                 raise errors.EsError(409, "status_exception", f"Cannot delete job [{job_id}] because the job is {job.state}")
             await self.close(job, force=True)
         self.writer.forget(job_id)
+        self.results.forget(job_id)
         await self.store.delete_jobs([job_id])
         self.jobs.pop(job_id, None)
 
@@ -218,6 +223,7 @@ class JobRegistry:
         ids = list(self.jobs)
         for j in ids:
             self.writer.forget(j)
+            self.results.forget(j)
         await self.store.delete_jobs(ids)
         self.jobs.clear()
 

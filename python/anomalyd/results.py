@@ -2,8 +2,10 @@
 
 Rows arrive from the native engine already rendered (type, timestamp, score, interim flag,
 JSON document), so writing is one ``executemany`` and reading concatenates stored documents
-without parsing them. Interim results are replaced whenever newer results are written, as
-Elasticsearch deletes interim results before persisting the next ones.
+without parsing them. Writes are grouped across requests and jobs (:class:`ResultsWriter`); a
+read first flushes what is pending, so it always sees every result made before it. Interim
+results are replaced whenever newer results are written, as Elasticsearch deletes interim
+results before persisting the next ones.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .store import Store
+from .store import GroupCommit, Store
 
 if TYPE_CHECKING:
     from ._native import ResultRow
@@ -24,24 +26,32 @@ SCORE_FIELD = {"bucket": "anomaly_score", "record": "record_score", "influencer"
 _FIELD_RE = re.compile(r"[A-Za-z0-9_@][A-Za-z0-9_@.\-]*")
 
 
-def write(store: Store, job_id: str, rows: list[ResultRow]) -> asyncio.Future[None]:
-    """Queue `rows` for the store now (visible to every later read); the future resolves once
-    they are committed."""
-
+def _write_batches(store: Store, batches: list[tuple[str, list[ResultRow]]]) -> asyncio.Future[None]:
     def tx(db: sqlite3.Connection) -> None:
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("DELETE FROM results WHERE job_id = ? AND is_interim = 1", (job_id,))
-            db.executemany(
-                "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)",
-                [(job_id, kind, ts, score, int(interim), doc) for kind, ts, score, interim, doc in rows],
-            )
+            for job_id, rows in batches:
+                db.execute("DELETE FROM results WHERE job_id = ? AND is_interim = 1", (job_id,))
+                db.executemany(
+                    "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)",
+                    [(job_id, kind, ts, score, int(interim), doc) for kind, ts, score, interim, doc in rows],
+                )
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
 
     return store.submit(tx)
+
+
+class ResultsWriter(GroupCommit[tuple[str, "list[ResultRow]"]]):
+    """Results of many requests and jobs, committed together."""
+
+    def __init__(self, store: Store, interval: float) -> None:
+        super().__init__(interval, lambda batch: _write_batches(store, batch))
+
+    def forget(self, job_id: str) -> None:
+        self.discard(lambda item: item[0] != job_id)
 
 
 @dataclass
@@ -62,8 +72,9 @@ def valid_sort_field(name: str) -> bool:
     return bool(_FIELD_RE.fullmatch(name))
 
 
-async def search(store: Store, job_id: str, q: Query) -> tuple[int, list[str]]:
-    """The total number of matches and one page of their documents."""
+async def search(store: Store, writer: ResultsWriter, job_id: str, q: Query) -> tuple[int, list[str]]:
+    """The total number of matches and one page of their documents (pending results included)."""
+    await writer.flush()
     where = ["job_id = ?", "result_type = ?"]
     args: list[object] = [job_id, q.result_type]
     if q.timestamp is not None:

@@ -17,9 +17,12 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Generic, TypeVar
+
+import structlog
 
 T = TypeVar("T")
+log = structlog.get_logger("anomalyd.store")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -163,52 +166,46 @@ def _tx(db: sqlite3.Connection, stmts: list[tuple[str, Any]]) -> None:
     db.execute("COMMIT")
 
 
-class CountsWriter:
-    """Group commit of lifetime counts: requests mark jobs dirty, one task writes them all.
-
-    Thousands of small requests per second then share a handful of commits instead of paying
-    one each; ``flush()`` waits until everything marked so far is on disk.
+class GroupCommit(Generic[T]):
+    """Group commit: producers `add` items as they please, one task writes everything pending
+    in one transaction, then rests `interval` seconds. Thousands of small requests per second
+    share a handful of commits instead of paying one each; `flush()` writes what is pending now
+    and waits until it is on disk.
     """
 
-    def __init__(self, store: Store, interval: float) -> None:
-        self._store = store
+    def __init__(self, interval: float, write: Callable[[list[T]], Awaitable[None]]) -> None:
         self._interval = interval
-        self._dirty: dict[str, bytes] = {}
+        self._write_batch = write
+        self._pending: list[T] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
-    def mark(self, job_id: str, counts: bytes) -> None:
-        """Queue a job's lifetime counts, as they are now, for the next group commit."""
-        self._dirty[job_id] = counts
-        self._idle.clear()
+    def add(self, item: T) -> None:
+        self._pending.append(item)
         self._wake.set()
 
-    def forget(self, job_id: str) -> None:
-        self._dirty.pop(job_id, None)
+    def discard(self, keep: Callable[[T], bool]) -> None:
+        """Drop pending items `keep` rejects (their job is gone)."""
+        self._pending = [i for i in self._pending if keep(i)]
 
     async def _loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await self._write()
+            try:
+                await self.flush()
+            except Exception as e:  # noqa: BLE001 - a failed commit must not stop later ones
+                log.error("group_commit_failed", writer=type(self).__name__, error=repr(e))
             await asyncio.sleep(self._interval)
 
-    async def _write(self) -> None:
-        if not self._dirty:
-            self._idle.set()
-            return
-        batch, self._dirty = self._dirty, {}
-        await self._store.save_counts(batch)
-        if not self._dirty:
-            self._idle.set()
-
     async def flush(self) -> None:
-        await self._write()
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        await self._write_batch(batch)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -217,4 +214,18 @@ class CountsWriter:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        await self._write()
+        await self.flush()
+
+
+class CountsWriter(GroupCommit[tuple[str, bytes]]):
+    """Lifetime counts, grouped: each job's latest snapshot wins."""
+
+    def __init__(self, store: Store, interval: float) -> None:
+        super().__init__(interval, lambda batch: store.save_counts(dict(batch)))
+
+    def mark(self, job_id: str, counts: bytes) -> None:
+        """Queue a job's lifetime counts, as they are now, for the next group commit."""
+        self.add((job_id, counts))
+
+    def forget(self, job_id: str) -> None:
+        self.discard(lambda item: item[0] != job_id)

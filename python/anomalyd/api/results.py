@@ -97,22 +97,22 @@ async def _query(request: web.Request, kind: str) -> tuple[str, results.Query, b
 
 async def _respond(request: web.Request, kind: str) -> web.Response:
     job_id, q, expand = await _query(request, kind)
-    store = request.app[REGISTRY].store
-    total, docs = await results.search(store, job_id, q)
+    registry = request.app[REGISTRY]
+    total, docs = await results.search(registry.store, registry.results, job_id, q)
     plural = KINDS[kind][0]
     if kind == "bucket" and q.timestamp is not None and not docs:
         raise EsError(404, "resource_not_found_exception", f"No known bucket with timestamp [{q.timestamp}]")
     if expand and docs:
-        docs = [await _expanded(store, job_id, doc, q.exclude_interim) for doc in docs]
+        docs = [await _expanded(registry, job_id, doc, q.exclude_interim) for doc in docs]
     body = f'{{"count":{total},"{plural}":[{",".join(docs)}]}}'
     return web.Response(body=body, content_type="application/json")
 
 
-async def _expanded(store: Any, job_id: str, doc: str, exclude_interim: bool) -> str:
+async def _expanded(registry: Any, job_id: str, doc: str, exclude_interim: bool) -> str:
     bucket = json.loads(doc)
     rq = results.Query("record", timestamp=bucket["timestamp"], exclude_interim=exclude_interim,
                        sort="record_score", desc=True, size=MAX_RESULT_WINDOW)
-    _, records = await results.search(store, job_id, rq)
+    _, records = await results.search(registry.store, registry.results, job_id, rq)
     bucket["records"] = [json.loads(r) for r in records]
     return json.dumps(bucket, separators=(",", ":"))
 
