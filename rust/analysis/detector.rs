@@ -143,8 +143,14 @@ impl Aggregate {
         if let Some(v) = value {
             self.n_values += count;
             self.sum += v * count;
-            self.min = self.min.min(v);
-            self.max = self.max.max(v);
+            // Plain comparisons: values are finite (never NaN), so these equal f64::min/max
+            // without their NaN handling.
+            if v < self.min {
+                self.min = v;
+            }
+            if v > self.max {
+                self.max = v;
+            }
         }
     }
 

@@ -91,6 +91,38 @@ struct Hot {
     due_ms: i64,
 }
 
+/// What [`AnalysisEngine::record_with`] needs of one detector, resolved at construction.
+struct Plan {
+    partition: Option<usize>,
+    by: Option<usize>,
+    field: Option<usize>,
+    needs_field: bool,
+    /// What a missing split value stands for: the empty value with `use_null`, else nothing
+    /// (the record is not analysed by this detector).
+    null: Option<&'static [u8]>,
+    /// Influencer fields noted per series: (influencer number, value index), the detector's own
+    /// split fields left out (a series' split values are its influencers already).
+    influencers: Box<[(u16, usize)]>,
+}
+
+impl Plan {
+    fn new(det: &Detector, influencers: &[(String, usize)]) -> Plan {
+        Plan {
+            partition: det.partition,
+            by: det.by,
+            field: det.field,
+            needs_field: det.feature.needs_field(),
+            null: det.use_null.then_some(&b""[..]),
+            influencers: influencers
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, idx))| Some(*idx) != det.by && Some(*idx) != det.partition)
+                .map(|(f, (_, idx))| (f as u16, *idx))
+                .collect(),
+        }
+    }
+}
+
 /// One anomalous series in a bucket being scored.
 struct Anomaly {
     series: u32,
@@ -105,6 +137,7 @@ pub struct AnalysisEngine {
     latency_ms: i64,
     spec: AnalysisSpec,
     model_configs: Vec<ModelConfig>,
+    plans: Vec<Plan>,
     series: SeriesSet,
     state: State,
     out: Vec<ResultRow>,
@@ -116,7 +149,10 @@ pub struct AnalysisEngine {
 /// fast path for the plain decimals that make up almost every metric value.
 #[inline]
 fn parse_number(v: &[u8]) -> Option<f64> {
-    plain_decimal(v).or_else(|| crate::time::java_parse_double(v)).filter(|x| x.is_finite())
+    match plain_decimal(v) {
+        Some(x) => Some(x), // always finite
+        None => crate::time::java_parse_double(v).filter(|x| x.is_finite()),
+    }
 }
 
 /// `-?digits(.digits)?` with at most 15 significant digits: the mantissa and the power of ten
@@ -128,25 +164,39 @@ fn plain_decimal(v: &[u8]) -> Option<f64> {
         [b'-', rest @ ..] => (true, rest),
         _ => (false, v),
     };
-    if digits.is_empty() || digits.len() > 16 {
+    // At most 16 bytes: 15 digits and a dot, so the mantissa cannot overflow.
+    if digits.len() > 16 {
         return None;
     }
-    let (mut mantissa, mut count, mut fraction, mut seen_dot) = (0u64, 0usize, 0usize, false);
-    for (i, &b) in digits.iter().enumerate() {
-        match b {
-            b'0'..=b'9' => {
-                mantissa = mantissa * 10 + (b - b'0') as u64;
-                count += 1;
-                fraction += seen_dot as usize;
-            }
-            b'.' if !seen_dot && i > 0 && i + 1 < digits.len() => seen_dot = true,
-            _ => return None,
+    // Integer digits up to the first non-digit, then (after a dot) fraction digits to the end.
+    let mut mantissa = 0u64;
+    let mut i = 0;
+    while let Some(d) = digits.get(i).map(|b| b.wrapping_sub(b'0')).filter(|&d| d <= 9) {
+        mantissa = mantissa * 10 + d as u64;
+        i += 1;
+    }
+    let mut fraction = 0;
+    if i < digits.len() {
+        // A dot needs digits on both sides.
+        if i == 0 || digits[i] != b'.' || i + 1 == digits.len() {
+            return None;
         }
-    }
-    if count > 15 {
+        for &b in &digits[i + 1..] {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            mantissa = mantissa * 10 + d as u64;
+        }
+        fraction = digits.len() - i - 1;
+    } else if i == 0 {
         return None;
     }
-    let x = mantissa as f64 / POW10[fraction];
+    if i + fraction > 15 {
+        return None;
+    }
+    // Below 10^15, so the signed conversion is exact (and one instruction, unlike u64's).
+    let x = mantissa as i64 as f64 / POW10[fraction];
     Some(if negative { -x } else { x })
 }
 
@@ -168,6 +218,7 @@ impl AnalysisEngine {
             span_ms,
             latency_ms,
             series: SeriesSet::new(spec.detectors.len()),
+            plans: spec.detectors.iter().map(|d| Plan::new(d, &spec.influencers)).collect(),
             spec,
             model_configs,
             state,
@@ -190,8 +241,15 @@ impl AnalysisEngine {
     /// One processed record: its time and its analysis values (`None` = absent or null).
     #[inline]
     pub fn record(&mut self, t: i64, values: &[Option<&[u8]>]) {
+        self.record_with(t, |i| values[i]);
+    }
+
+    /// As [`record`](Self::record), with analysis value `i` read through `value(i)`: the ingest
+    /// pipeline reads the record's slots directly, and only those a detector needs.
+    #[inline]
+    pub fn record_with<'v>(&mut self, t: i64, value: impl Fn(usize) -> Option<&'v [u8]>) {
         let count = match self.spec.summary_count {
-            Some(i) => match values.get(i).copied().flatten().and_then(parse_number) {
+            Some(i) => match value(i).and_then(parse_number) {
                 Some(c) if c >= 0.0 => c,
                 _ => return, // a document without a usable count is not analysed
             },
@@ -206,30 +264,34 @@ impl AnalysisEngine {
         };
         let bucket = &mut self.state.open[at];
         bucket.event_count += 1;
-        for (d, det) in self.spec.detectors.iter().enumerate() {
-            let split = |i: Option<usize>| -> Option<Option<&[u8]>> {
-                match i {
-                    None => Some(None),
-                    Some(i) => match values[i] {
-                        Some(v) => Some(Some(v)),
-                        None if det.use_null => Some(Some(b"")),
-                        None => None,
-                    },
-                }
+        for (d, plan) in self.plans.iter().enumerate() {
+            // A split field without a value drops the record for this detector, unless use_null
+            // makes the missing value a series of its own (the empty value's, as in ES).
+            let (partition, by) = match (plan.partition, plan.by) {
+                (None, None) => (None, None),
+                (Some(p), None) => match value(p).or(plan.null) {
+                    Some(p) => (Some(p), None),
+                    None => continue,
+                },
+                (None, Some(b)) => match value(b).or(plan.null) {
+                    Some(b) => (None, Some(b)),
+                    None => continue,
+                },
+                (Some(p), Some(b)) => match (value(p).or(plan.null), value(b).or(plan.null)) {
+                    (Some(p), Some(b)) => (Some(p), Some(b)),
+                    _ => continue,
+                },
             };
-            let (Some(partition), Some(by)) = (split(det.partition), split(det.by)) else { continue };
-            let value = det.field.and_then(|i| values[i]).and_then(parse_number);
-            if det.feature.needs_field() && value.is_none() {
+            let v = plan.field.and_then(&value).and_then(parse_number);
+            if plan.needs_field && v.is_none() {
                 continue;
             }
-            let cfg = &self.model_configs[d];
+            let (det, cfg) = (&self.spec.detectors[d], &self.model_configs[d]);
             let sid = self.series.find_or_create(det, || models_for(det.feature, || SeriesModel::new(cfg)), partition, by);
-            bucket.aggregate_mut(sid).add(count, value);
-            for (f, (_, idx)) in self.spec.influencers.iter().enumerate() {
-                if Some(*idx) != det.by && Some(*idx) != det.partition {
-                    if let Some(v) = values[*idx] {
-                        bucket.influenced_by(sid, f as u16, v);
-                    }
+            bucket.aggregate_mut(sid).add(count, v);
+            for &(f, idx) in plan.influencers.iter() {
+                if let Some(v) = value(idx) {
+                    bucket.influenced_by(sid, f, v);
                 }
             }
         }

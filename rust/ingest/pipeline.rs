@@ -87,19 +87,9 @@ impl Pipeline {
         self.feed_analysis(rec, buf, t);
     }
 
+    /// Hand the record to the analysis, which reads the slots it needs straight from `rec`.
     #[inline]
     fn feed_analysis(&mut self, rec: &Record, buf: &[u8], t: i64) {
-        const INLINE: usize = 8;
-        let n = self.time_index;
-        if n <= INLINE {
-            let mut values: [Option<&[u8]>; INLINE] = [None; INLINE];
-            for (i, v) in values.iter_mut().enumerate().take(n) {
-                *v = rec.value(buf, i);
-            }
-            self.analysis.record(t, &values[..n]);
-        } else {
-            let values: Vec<Option<&[u8]>> = (0..n).map(|i| rec.value(buf, i)).collect();
-            self.analysis.record(t, &values);
-        }
+        self.analysis.record_with(t, |i| rec.value(buf, i));
     }
 }
