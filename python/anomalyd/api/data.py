@@ -85,6 +85,11 @@ class _Watchdog:
 async def _body_chunks(request: web.Request, read_timeout: float) -> AsyncIterator[bytes]:
     """The body as it arrives (aiohttp has already undone any gzip or deflate encoding)."""
     content = request.content
+    if content.is_eof():  # the whole body is here already (small requests): no timer needed
+        chunk = content.read_nowait()
+        if chunk:
+            yield chunk
+        return
     watchdog = _Watchdog(request, read_timeout)
     try:
         while True:
