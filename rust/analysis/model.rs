@@ -97,6 +97,18 @@ const SEASONAL_ERROR_RATIO: f64 = 0.2;
 const ERROR_MEMORY_DAYS: f64 = 3.0;
 const PROFILE_MEMORY_DAYS: f64 = 10.0;
 const WARMUP_S: i64 = 86400;
+const WEEK_S: i64 = 7 * DAY_S;
+/// The weekly profile is a correction on top of the daily one, in 6-hour blocks: enough for
+/// per-weekday levels and coarse weekend shapes (a full 7×24 profile would not fit the 4 KB
+/// per-series budget next to its shadow track).
+const WEEK_BINS: usize = 56;
+/// The weekly component is used when it cuts the one-step squared error of the better of the
+/// plain and daily predictors to this fraction.
+const WEEKLY_ERROR_RATIO: f64 = 0.3;
+/// The weekly test's error memory: two periods, so one odd week cannot switch it on alone.
+const WEEKLY_ERROR_MEMORY_WEEKS: f64 = 2.0;
+const WEEKLY_PROFILE_MEMORY_WEEKS: f64 = 6.0;
+const WEEKLY_MIN_WEEKS: i64 = 2;
 /// Smallest probability reported; keeps logs finite.
 const P_FLOOR: f64 = 1e-300;
 
@@ -110,7 +122,7 @@ struct Marginal {
     lo: f64,
     hi: f64,
     /// Inline (no heap indirection); serialised as a sequence, like the `Vec` it replaced.
-    #[serde(with = "bins_serde")]
+    #[serde(with = "array_serde")]
     bins: [f64; BINS],
     total: f64,
     unit: f64,
@@ -119,20 +131,20 @@ struct Marginal {
     seen: bool,
 }
 
-/// Serde for the inline bin array (serde derives arrays only up to 32 elements).
-mod bins_serde {
-    use super::BINS;
+/// Serde for inline arrays (serde derives arrays only up to 32 elements): as a sequence, like
+/// the `Vec` they replaced.
+mod array_serde {
     use serde::de::Error;
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    pub fn serialize<S: Serializer>(bins: &[f64; BINS], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(bins.iter())
+    pub fn serialize<S: Serializer, T: Serialize, const N: usize>(a: &[T; N], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(a.iter())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[f64; BINS], D::Error> {
-        let v = Vec::<f64>::deserialize(d)?;
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>, const N: usize>(d: D) -> Result<[T; N], D::Error> {
+        let v = Vec::<T>::deserialize(d)?;
         let n = v.len();
-        v.try_into().map_err(|_| D::Error::invalid_length(n, &"48 histogram bins"))
+        v.try_into().map_err(|_| D::Error::invalid_length(n, &"a fixed-size array"))
     }
 }
 
@@ -370,6 +382,19 @@ pub struct SeriesModel {
     /// EW mean squared one-step errors without and with the daily profile (out of sample).
     err_plain: f64,
     err_seasonal: f64,
+    /// Residuals from level + daily + weekly profile; learns from the second week on (when the
+    /// weekly profile has seen one period) and is used once the weekly profile has proved itself.
+    weekly: Track,
+    /// Weekly correction to the daily profile (of value − level − daily), WEEK_BINS 6-hour bins
+    /// and their weights; f32 halves its memory, and its precision is far below the noise.
+    #[serde(with = "array_serde")]
+    week: [f32; WEEK_BINS],
+    #[serde(with = "array_serde")]
+    week_weight: [f32; WEEK_BINS],
+    /// The weekly test's EW mean squared one-step errors of the plain, daily and weekly
+    /// predictors, over about WEEKLY_ERROR_MEMORY_WEEKS (the 3-day errors above would swing
+    /// with the weekday/weekend cycle); updated from the second week on.
+    week_err: [f64; 3],
 }
 
 /// The per-bucket decay factor of a bucket span, cached per thread (an exp per update costs
@@ -415,6 +440,15 @@ fn multi_bucket_impact(p_single: f64, p_multi: f64) -> f64 {
     if impact.is_finite() { impact.clamp(-5.0, 5.0) } else { 0.0 }
 }
 
+/// The two weekly bins around t and the share of the second (6-hour bins, interpolated between
+/// centres, wrapping around the week).
+fn week_bins(time_s: i64) -> (usize, usize, f64) {
+    let pos = time_s.rem_euclid(WEEK_S) as f64 / WEEK_S as f64 * WEEK_BINS as f64 - 0.5;
+    let i = pos.floor();
+    let a = (i as i64).rem_euclid(WEEK_BINS as i64) as usize;
+    (a, (a + 1) % WEEK_BINS, pos - i)
+}
+
 /// Intermediate result of scoring, reused by learning.
 struct Scored {
     obs: Observation,
@@ -426,6 +460,13 @@ struct Scored {
     p_seasonal: (f64, f64),
     active: bool,
     season: f64,
+    /// The weekly track's residual, multi-bucket feature and p (when it learns).
+    deweeked: f64,
+    multi_weekly: f64,
+    p_weekly: (f64, f64),
+    weekly_learns: bool,
+    weekly_active: bool,
+    week: f64,
 }
 
 impl SeriesModel {
@@ -442,6 +483,10 @@ impl SeriesModel {
             day_weight: [0.0; DAY_BINS],
             err_plain: 0.0,
             err_seasonal: 0.0,
+            weekly: Track::new(),
+            week: [0.0; WEEK_BINS],
+            week_weight: [0.0; WEEK_BINS],
+            week_err: [0.0; 3],
         }
     }
 
@@ -498,9 +543,27 @@ impl SeriesModel {
         self.day[a] * (1.0 - f) + self.day[b] * f
     }
 
+    /// The weekly correction at time t: linear interpolation between 6-hour bin centres.
+    fn weekly_profile(&self, time_s: i64) -> f64 {
+        let (a, b, f) = week_bins(time_s);
+        self.week[a] as f64 * (1.0 - f) + self.week[b] as f64 * f
+    }
+
+    /// Seconds since the first value (0 before it).
+    fn elapsed(&self, time_s: i64) -> i64 {
+        if self.n == 0 { 0 } else { time_s.saturating_sub(self.first_time_s) }
+    }
+
     /// The daily profile is used once it has seen two days and cuts the one-step error enough.
     fn seasonal_active(&self, time_s: i64) -> bool {
         time_s.saturating_sub(self.first_time_s) >= 2 * DAY_S && self.err_seasonal < SEASONAL_ERROR_RATIO * self.err_plain
+    }
+
+    /// The weekly profile is used once it has seen two weeks and cuts the one-step error of the
+    /// better simpler predictor enough (re-tested every bucket, so it switches off again).
+    fn weekly_active(&self, time_s: i64) -> bool {
+        let [plain, daily, weekly] = self.week_err;
+        self.elapsed(time_s) >= WEEKLY_MIN_WEEKS * WEEK_S && weekly < WEEKLY_ERROR_RATIO * plain.min(daily)
     }
 
     fn score(&self, cfg: &ModelConfig, time_s: i64, value: f64, weight: f64) -> Option<Scored> {
@@ -525,9 +588,26 @@ impl SeriesModel {
         } else {
             ((1.0, 1.0), (1.0, 1.0))
         };
+        // The weekly track costs nothing in the first week: its profile has not seen a period.
+        let weekly_learns = self.elapsed(time_s) >= WEEK_S;
+        let (week, deweeked, multi_weekly, p_weekly) = if weekly_learns {
+            let week = self.weekly_profile(time_s);
+            let deweeked = deseasoned - week * scale;
+            let multi_weekly = self.weekly.multi_feature(deweeked);
+            let p = if warm && deweeked.is_finite() { self.weekly.p(cfg.side, deweeked, multi_weekly, floor) } else { (1.0, 1.0) };
+            (week, deweeked, multi_weekly, p)
+        } else {
+            (0.0, 0.0, 0.0, (1.0, 1.0))
+        };
+        let weekly_active = weekly_learns && deweeked.is_finite() && self.weekly_active(time_s);
         let active = self.seasonal_active(time_s);
-        let ((p_single, p_multi), track, offset) =
-            if active { (p_seasonal, &self.seasonal, level + season) } else { (p_plain, &self.plain, level) };
+        let ((p_single, p_multi), track, offset) = if weekly_active {
+            (p_weekly, &self.weekly, level + season + week)
+        } else if active {
+            (p_seasonal, &self.seasonal, level + season)
+        } else {
+            (p_plain, &self.plain, level)
+        };
         // Bonferroni over the two features; the multi-bucket feature is autocorrelated, so its
         // tail is trusted less (its p counts MULTI_P_PENALTY times weaker).
         let probability = (2.0 * p_single.min(MULTI_P_PENALTY * p_multi)).clamp(P_FLOOR, 1.0);
@@ -567,6 +647,12 @@ impl SeriesModel {
             p_seasonal,
             active,
             season,
+            deweeked,
+            multi_weekly,
+            p_weekly,
+            weekly_learns: weekly_learns && deweeked.is_finite(),
+            weekly_active,
+            week,
         })
     }
 
@@ -586,7 +672,15 @@ impl SeriesModel {
         let decay = decay_factor(cfg.bucket_span_s);
         let w_plain = self.plain.learn(decay, s.residual, s.multi, s.p_plain);
         let w_seasonal = self.seasonal.learn(decay, s.deseasoned, s.multi_seasonal, s.p_seasonal);
-        let w = if s.active { w_seasonal } else { w_plain };
+        let w_weekly =
+            if s.weekly_learns { self.weekly.learn(decay, s.deweeked, s.multi_weekly, s.p_weekly) } else { 1.0 };
+        let w = if s.weekly_active {
+            w_weekly
+        } else if s.active {
+            w_seasonal
+        } else {
+            w_plain
+        };
 
         // Out-of-sample errors for the seasonal test, over about ERROR_MEMORY_DAYS.
         let plain_err = (value - self.level).powi(2);
@@ -596,6 +690,42 @@ impl SeriesModel {
         if plain_err.is_finite() && seasonal_err.is_finite() {
             self.err_plain += rate * (plain_err - self.err_plain);
             self.err_seasonal += rate * (seasonal_err - self.err_seasonal);
+        }
+
+        // The weekly test's errors, from the second week on (before, the weekly profile has not
+        // seen a whole period and its error would say nothing), over about two weeks.
+        let span = cfg.bucket_span_s.max(1) as f64;
+        if s.weekly_learns {
+            let since = (time_s.saturating_sub(self.first_time_s) - WEEK_S).max(0) as f64;
+            let rate = w * (span / (since + span)).max(span / (WEEKLY_ERROR_MEMORY_WEEKS * WEEK_S as f64)).min(1.0);
+            let weekly_err = (value - self.level - s.season - s.week).powi(2);
+            if plain_err.is_finite() && seasonal_err.is_finite() && weekly_err.is_finite() {
+                for (e, x) in self.week_err.iter_mut().zip([plain_err, seasonal_err, weekly_err]) {
+                    *e += rate * (x - *e);
+                }
+            }
+        }
+
+        // The weekly correction: per-bin weighted means of value − level − daily, split between
+        // the two nearest bin centres, forgetting over about WEEKLY_PROFILE_MEMORY_WEEKS.
+        let dev = value - self.level - s.season;
+        if dev.is_finite() {
+            let (a, b, f) = week_bins(time_s);
+            let per_bin = WEEKLY_PROFILE_MEMORY_WEEKS * WEEK_S as f64 / span / WEEK_BINS as f64;
+            let keep = 1.0 - 1.0 / per_bin.max(1.0);
+            for (bin, share) in [(a, 1.0 - f), (b, f)] {
+                let bw = w * share;
+                if bw <= 0.0 {
+                    continue;
+                }
+                let weight = self.week_weight[bin] as f64 * keep + bw;
+                let moved = self.week[bin] as f64 + bw / weight * (dev - self.week[bin] as f64);
+                // Beyond f32's range the bin would stick at infinity: such a value is skipped.
+                if (moved as f32).is_finite() {
+                    self.week_weight[bin] = weight as f32;
+                    self.week[bin] = moved as f32;
+                }
+            }
         }
 
         // The daily profile: per-bin weighted means of value − level, split between the two
