@@ -12,6 +12,11 @@
 //! - a daily profile (24 interpolated bins) is learned all the time, and a second set of
 //!   histograms models the deseasoned residual; it replaces the plain one only while the profile
 //!   cuts the out-of-sample one-step error by 80 % (tested continuously, so it can switch off);
+//! - a weekly correction on top of it (56 interpolated 3-hour bins of value − level − daily) is
+//!   learned all the time and tested from the second week on against the better of the plain and
+//!   daily predictors (2-week error memory); its own histograms run while it is a candidate
+//!   (error ratio < 0.6, until > 0.8), and it is used only after ≥ 2 weeks of data, a week of
+//!   shadow history, and while it cuts that error by 70 % (so it too can switch off);
 //! - updates are weighted by the bucket's p (ES's outlier weighting): anomalies barely enter the
 //!   model, yet a persistent new regime accumulates mass and is accepted after a few buckets;
 //! - p = 1 during warm-up (≥ 20 buckets and ≥ 1 day).
@@ -45,7 +50,8 @@ pub struct Observation {
     /// `typical`, `lower` and `upper` (the median and the 2.5 %/97.5 % quantiles of the model's
     /// distribution) are exact only when `probability < RECORD_PROBABILITY_THRESHOLD`, i.e. when
     /// a record can be written; otherwise all three are the point prediction (the level, plus
-    /// the daily profile when it is active), which saves three histogram scans per update.
+    /// the daily profile and weekly correction when active), which saves three histogram scans
+    /// per update.
     pub typical: f64,
     pub lower: f64,
     pub upper: f64,
@@ -97,6 +103,24 @@ const SEASONAL_ERROR_RATIO: f64 = 0.2;
 const ERROR_MEMORY_DAYS: f64 = 3.0;
 const PROFILE_MEMORY_DAYS: f64 = 10.0;
 const WARMUP_S: i64 = 86400;
+const WEEK_S: i64 = 7 * DAY_S;
+/// The weekly profile is a correction on top of the daily one, in 3-hour blocks: per-weekday
+/// levels and the coarse shape of weekends (a full 7×24 profile would not fit the 4 KB
+/// per-series budget next to its shadow track; on NAB 14/28/42 blocks scored lower than 56).
+const WEEK_BINS: usize = 56;
+/// The weekly component is used when it cuts the one-step squared error of the better of the
+/// plain and daily predictors to this fraction (strict like the daily test; best on NAB).
+const WEEKLY_ERROR_RATIO: f64 = 0.3;
+/// The weekly shadow track runs (and costs) only while the weekly error is a candidate: it
+/// starts below this ratio and stops above WEEKLY_DROP_RATIO (hysteresis, so a ratio hovering
+/// at the edge does not keep restarting it). Most series have no weekly pattern (ratio ≈ 1).
+const WEEKLY_CANDIDATE_RATIO: f64 = 0.6;
+const WEEKLY_DROP_RATIO: f64 = 0.8;
+/// The weekly test's error memory: two periods, so one odd week cannot switch it on alone.
+const WEEKLY_ERROR_MEMORY_WEEKS: f64 = 2.0;
+const WEEKLY_PROFILE_MEMORY_WEEKS: f64 = 6.0;
+/// `weekly_from` while the weekly shadow track is off.
+const WEEKLY_OFF: i64 = i64::MAX;
 /// Smallest probability reported; keeps logs finite.
 const P_FLOOR: f64 = 1e-300;
 
@@ -110,7 +134,7 @@ struct Marginal {
     lo: f64,
     hi: f64,
     /// Inline (no heap indirection); serialised as a sequence, like the `Vec` it replaced.
-    #[serde(with = "bins_serde")]
+    #[serde(with = "array_serde")]
     bins: [f64; BINS],
     total: f64,
     unit: f64,
@@ -119,20 +143,20 @@ struct Marginal {
     seen: bool,
 }
 
-/// Serde for the inline bin array (serde derives arrays only up to 32 elements).
-mod bins_serde {
-    use super::BINS;
+/// Serde for inline arrays (serde derives arrays only up to 32 elements): as a sequence, like
+/// the `Vec` they replaced.
+mod array_serde {
     use serde::de::Error;
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    pub fn serialize<S: Serializer>(bins: &[f64; BINS], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(bins.iter())
+    pub fn serialize<S: Serializer, T: Serialize, const N: usize>(a: &[T; N], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(a.iter())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[f64; BINS], D::Error> {
-        let v = Vec::<f64>::deserialize(d)?;
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>, const N: usize>(d: D) -> Result<[T; N], D::Error> {
+        let v = Vec::<T>::deserialize(d)?;
         let n = v.len();
-        v.try_into().map_err(|_| D::Error::invalid_length(n, &"48 histogram bins"))
+        v.try_into().map_err(|_| D::Error::invalid_length(n, &"a fixed-size array"))
     }
 }
 
@@ -370,6 +394,22 @@ pub struct SeriesModel {
     /// EW mean squared one-step errors without and with the daily profile (out of sample).
     err_plain: f64,
     err_seasonal: f64,
+    /// Residuals from level + daily + weekly profile: learns while the weekly profile is a
+    /// candidate (never in the first week, before the profile has seen a period) and is used
+    /// once the profile has proved itself and the track has a week of history.
+    weekly: Track,
+    /// When the weekly track (re)started learning; WEEKLY_OFF while it is off.
+    weekly_from: i64,
+    /// Weekly correction to the daily profile (of value − level − daily), WEEK_BINS 3-hour bins
+    /// and their weights; f32 halves its memory, and its precision is far below the noise.
+    #[serde(with = "array_serde")]
+    week: [f32; WEEK_BINS],
+    #[serde(with = "array_serde")]
+    week_weight: [f32; WEEK_BINS],
+    /// The weekly test's EW mean squared one-step errors of the plain, daily and weekly
+    /// predictors, over about WEEKLY_ERROR_MEMORY_WEEKS (the 3-day errors above would swing
+    /// with the weekday/weekend cycle); updated from the second week on.
+    week_err: [f64; 3],
 }
 
 /// The per-bucket decay factor of a bucket span, cached per thread (an exp per update costs
@@ -415,6 +455,21 @@ fn multi_bucket_impact(p_single: f64, p_multi: f64) -> f64 {
     if impact.is_finite() { impact.clamp(-5.0, 5.0) } else { 0.0 }
 }
 
+/// The two bins of an `n`-bin profile over a period around `phase_s` (seconds into the period,
+/// 0 ≤ phase_s < period_s; `n` divides the period) and the share of the second: linear
+/// interpolation between bin centres, wrapping around the period. Integer arithmetic with
+/// constant divisors: cheaper than a floor and a saturating float-to-int cast.
+#[inline(always)]
+fn profile_bins(phase_s: i64, period_s: i64, n: usize) -> (usize, usize, f64) {
+    let width = period_s / n as i64;
+    // Seconds past the centre of the bin at or before phase_s, shifted by a period to stay ≥ 0.
+    let shifted = (phase_s + period_s - width / 2) as u64;
+    let i = (shifted / width as u64) as usize;
+    let a = if i >= n { i - n } else { i };
+    let f = (shifted % width as u64) as f64 / width as f64;
+    (a, if a + 1 == n { 0 } else { a + 1 }, f)
+}
+
 /// Intermediate result of scoring, reused by learning.
 struct Scored {
     obs: Observation,
@@ -426,6 +481,18 @@ struct Scored {
     p_seasonal: (f64, f64),
     active: bool,
     season: f64,
+    /// The weekly track's residual, multi-bucket feature and p (when it learns).
+    deweeked: f64,
+    multi_weekly: f64,
+    p_weekly: (f64, f64),
+    /// Past the first week (the weekly test runs), with a finite weekly prediction.
+    weekly_tested: bool,
+    weekly_learns: bool,
+    weekly_active: bool,
+    week: f64,
+    week_bins: (usize, usize, f64),
+    day_bins: (usize, usize, f64),
+    elapsed: i64,
 }
 
 impl SeriesModel {
@@ -442,6 +509,11 @@ impl SeriesModel {
             day_weight: [0.0; DAY_BINS],
             err_plain: 0.0,
             err_seasonal: 0.0,
+            weekly: Track::new(),
+            weekly_from: WEEKLY_OFF,
+            week: [0.0; WEEK_BINS],
+            week_weight: [0.0; WEEK_BINS],
+            week_err: [0.0; 3],
         }
     }
 
@@ -488,19 +560,50 @@ impl SeriesModel {
         (w / self.doc_weight).sqrt().clamp(0.25, 4.0)
     }
 
-    /// The daily profile at time t: linear interpolation between bin centres.
-    fn daily(&self, time_s: i64) -> f64 {
-        let pos = time_s.rem_euclid(DAY_S) as f64 / DAY_S as f64 * DAY_BINS as f64 - 0.5;
-        let i = pos.floor();
-        let f = pos - i;
-        let a = (i as i64).rem_euclid(DAY_BINS as i64) as usize;
-        let b = (a + 1) % DAY_BINS;
+    /// The daily profile at the bins `profile_bins` returned: linear interpolation between bin
+    /// centres.
+    fn daily(&self, (a, b, f): (usize, usize, f64)) -> f64 {
         self.day[a] * (1.0 - f) + self.day[b] * f
+    }
+
+    /// The weekly correction at the bins `week_bins` returned: linear interpolation between
+    /// bin centres.
+    fn weekly_profile(&self, (a, b, f): (usize, usize, f64)) -> f64 {
+        self.week[a] as f64 * (1.0 - f) + self.week[b] as f64 * f
+    }
+
+    /// Seconds since the first value (0 before it).
+    fn elapsed(&self, time_s: i64) -> i64 {
+        if self.n == 0 { 0 } else { time_s.saturating_sub(self.first_time_s) }
     }
 
     /// The daily profile is used once it has seen two days and cuts the one-step error enough.
     fn seasonal_active(&self, time_s: i64) -> bool {
         time_s.saturating_sub(self.first_time_s) >= 2 * DAY_S && self.err_seasonal < SEASONAL_ERROR_RATIO * self.err_plain
+    }
+
+    /// The weekly error as a fraction of the better simpler predictor's (∞ when both are 0).
+    fn weekly_ratio(&self) -> f64 {
+        let [plain, daily, weekly] = self.week_err;
+        let base = plain.min(daily);
+        if base > 0.0 { weekly / base } else { f64::INFINITY }
+    }
+
+    /// Whether the weekly shadow track learns at this bucket (past the first week; hysteresis
+    /// between WEEKLY_CANDIDATE_RATIO and WEEKLY_DROP_RATIO).
+    fn weekly_learns(&self, elapsed: i64) -> bool {
+        let limit = if self.weekly_from == WEEKLY_OFF { WEEKLY_CANDIDATE_RATIO } else { WEEKLY_DROP_RATIO };
+        elapsed >= WEEK_S && self.weekly_ratio() < limit
+    }
+
+    /// The weekly profile is used once it has seen two weeks, cuts the one-step error of the
+    /// better simpler predictor enough (re-tested every bucket, so it switches off again), and
+    /// its shadow track has learned for a week (so its tails are calibrated).
+    fn weekly_active(&self, time_s: i64, elapsed: i64) -> bool {
+        elapsed >= 2 * WEEK_S
+            && self.weekly_from != WEEKLY_OFF
+            && time_s.saturating_sub(self.weekly_from) >= WEEK_S
+            && self.weekly_ratio() < WEEKLY_ERROR_RATIO
     }
 
     fn score(&self, cfg: &ModelConfig, time_s: i64, value: f64, weight: f64) -> Option<Scored> {
@@ -509,7 +612,10 @@ impl SeriesModel {
         }
         // The very first value defines the level.
         let level = if self.n == 0 { value } else { self.level };
-        let season = self.daily(time_s);
+        // The week is a whole number of days from the epoch, so one remainder serves both.
+        let week_phase = time_s.rem_euclid(WEEK_S);
+        let day_bins = profile_bins(week_phase % DAY_S, DAY_S, DAY_BINS);
+        let season = self.daily(day_bins);
         let scale = self.doc_scale(weight);
         let residual = (value - level) * scale;
         let deseasoned = (value - level - season) * scale;
@@ -525,9 +631,34 @@ impl SeriesModel {
         } else {
             ((1.0, 1.0), (1.0, 1.0))
         };
+        // The weekly profile is tested from the second week on (before, it has not seen a
+        // period); its track is scored only while it learns (it costs as much as another track).
+        let week_bins = profile_bins(week_phase, WEEK_S, WEEK_BINS);
+        let elapsed = self.elapsed(time_s);
+        let (week, deweeked) = if elapsed >= WEEK_S {
+            let week = self.weekly_profile(week_bins);
+            (week, deseasoned - week * scale)
+        } else {
+            (0.0, 0.0)
+        };
+        let weekly_tested = elapsed >= WEEK_S && deweeked.is_finite();
+        let weekly_learns = weekly_tested && self.weekly_learns(elapsed);
+        let (multi_weekly, p_weekly) = if weekly_learns {
+            let multi_weekly = self.weekly.multi_feature(deweeked);
+            let p = if warm { self.weekly.p(cfg.side, deweeked, multi_weekly, floor) } else { (1.0, 1.0) };
+            (multi_weekly, p)
+        } else {
+            (0.0, (1.0, 1.0))
+        };
+        let weekly_active = weekly_learns && self.weekly_active(time_s, elapsed);
         let active = self.seasonal_active(time_s);
-        let ((p_single, p_multi), track, offset) =
-            if active { (p_seasonal, &self.seasonal, level + season) } else { (p_plain, &self.plain, level) };
+        let ((p_single, p_multi), track, offset) = if weekly_active {
+            (p_weekly, &self.weekly, level + season + week)
+        } else if active {
+            (p_seasonal, &self.seasonal, level + season)
+        } else {
+            (p_plain, &self.plain, level)
+        };
         // Bonferroni over the two features; the multi-bucket feature is autocorrelated, so its
         // tail is trusted less (its p counts MULTI_P_PENALTY times weaker).
         let probability = (2.0 * p_single.min(MULTI_P_PENALTY * p_multi)).clamp(P_FLOOR, 1.0);
@@ -567,6 +698,16 @@ impl SeriesModel {
             p_seasonal,
             active,
             season,
+            deweeked,
+            multi_weekly,
+            p_weekly,
+            weekly_tested,
+            weekly_learns,
+            weekly_active,
+            week,
+            week_bins,
+            day_bins,
+            elapsed,
         })
     }
 
@@ -586,7 +727,27 @@ impl SeriesModel {
         let decay = decay_factor(cfg.bucket_span_s);
         let w_plain = self.plain.learn(decay, s.residual, s.multi, s.p_plain);
         let w_seasonal = self.seasonal.learn(decay, s.deseasoned, s.multi_seasonal, s.p_seasonal);
-        let w = if s.active { w_seasonal } else { w_plain };
+        let w_weekly = if s.weekly_learns {
+            // A paused track keeps its histograms (the tracks decay per learned bucket, not per
+            // second, so they are simply older data), but its recent residuals are from before
+            // the pause and would distort the multi-bucket feature.
+            if self.weekly_from == WEEKLY_OFF {
+                self.weekly_from = time_s;
+                self.weekly.recent = [0.0; MULTI_LEN - 1];
+                self.weekly.recent_len = 0;
+            }
+            self.weekly.learn(decay, s.deweeked, s.multi_weekly, s.p_weekly)
+        } else {
+            self.weekly_from = WEEKLY_OFF;
+            1.0
+        };
+        let w = if s.weekly_active {
+            w_weekly
+        } else if s.active {
+            w_seasonal
+        } else {
+            w_plain
+        };
 
         // Out-of-sample errors for the seasonal test, over about ERROR_MEMORY_DAYS.
         let plain_err = (value - self.level).powi(2);
@@ -598,15 +759,48 @@ impl SeriesModel {
             self.err_seasonal += rate * (seasonal_err - self.err_seasonal);
         }
 
+        // The weekly test's errors, from the second week on (before, the weekly profile has not
+        // seen a whole period and its error would say nothing), over about two weeks.
+        let span = cfg.bucket_span_s.max(1) as f64;
+        if s.weekly_tested {
+            let since = (s.elapsed - WEEK_S) as f64;
+            let rate = w * (span / (since + span)).max(span / (WEEKLY_ERROR_MEMORY_WEEKS * WEEK_S as f64)).min(1.0);
+            let weekly_err = (value - self.level - s.season - s.week).powi(2);
+            if plain_err.is_finite() && seasonal_err.is_finite() && weekly_err.is_finite() {
+                for (e, x) in self.week_err.iter_mut().zip([plain_err, seasonal_err, weekly_err]) {
+                    *e += rate * (x - *e);
+                }
+            }
+        }
+
+        // The weekly correction: per-bin weighted means of value − level − daily, split between
+        // the two nearest bin centres, forgetting over about WEEKLY_PROFILE_MEMORY_WEEKS.
+        let dev = value - self.level - s.season;
+        if dev.is_finite() {
+            let (a, b, f) = s.week_bins;
+            let per_bin = WEEKLY_PROFILE_MEMORY_WEEKS * WEEK_S as f64 / span / WEEK_BINS as f64;
+            let keep = 1.0 - 1.0 / per_bin.max(1.0);
+            for (bin, share) in [(a, 1.0 - f), (b, f)] {
+                let bw = w * share;
+                if bw <= 0.0 {
+                    continue;
+                }
+                let weight = self.week_weight[bin] as f64 * keep + bw;
+                let moved = self.week[bin] as f64 + bw / weight * (dev - self.week[bin] as f64);
+                // Beyond f32's range the bin would stick at infinity: such a value is skipped.
+                if (moved as f32).is_finite() {
+                    self.week_weight[bin] = weight as f32;
+                    self.week[bin] = moved as f32;
+                }
+            }
+        }
+
         // The daily profile: per-bin weighted means of value − level, split between the two
         // nearest bin centres, forgetting over about PROFILE_MEMORY_DAYS.
-        let pos = time_s.rem_euclid(DAY_S) as f64 / DAY_S as f64 * DAY_BINS as f64 - 0.5;
-        let i = pos.floor();
-        let f = pos - i;
-        let a = (i as i64).rem_euclid(DAY_BINS as i64) as usize;
+        let (a, b, f) = s.day_bins;
         let dev = value - self.level;
         if dev.is_finite() {
-            for (bin, share) in [(a, 1.0 - f), ((a + 1) % DAY_BINS, f)] {
+            for (bin, share) in [(a, 1.0 - f), (b, f)] {
                 let bw = w * share;
                 if bw <= 0.0 {
                     continue;
@@ -751,6 +945,102 @@ mod tests {
         assert!(m.seasonal_active(t));
         assert!(m.score_only(&c, t, day(t), 1.0).probability > 0.01);
         assert!(m.score_only(&c, t, 0.0, 1.0).probability < 1e-6);
+    }
+
+    /// Hourly buckets over `weeks` weeks: a daily cycle, weekends (days 2 and 3 after the
+    /// epoch's Thursday) at `weekend` times the weekday level, and noise.
+    fn weekly_series(weeks: i64, weekend: f64, seed: u64) -> Vec<(i64, f64)> {
+        let mut noise = Noise(seed);
+        (0..weeks * 168)
+            .map(|i| {
+                let t = i * 3600;
+                let day = t / DAY_S % 7;
+                let level = if day == 2 || day == 3 { 100.0 * weekend } else { 100.0 };
+                let daily = 1.0 + 0.2 * (2.0 * std::f64::consts::PI * t as f64 / DAY_S as f64).sin();
+                (t, level * daily + noise.normal())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn profile_bins_interpolate_between_centres() {
+        assert_eq!(profile_bins(0, DAY_S, 24), (23, 0, 0.5));
+        assert_eq!(profile_bins(1800, DAY_S, 24), (0, 1, 0.0));
+        assert_eq!(profile_bins(2700, DAY_S, 24), (0, 1, 0.25));
+        assert_eq!(profile_bins(DAY_S - 1, DAY_S, 24).0, 23);
+        assert_eq!(profile_bins(WEEK_S - 1, WEEK_S, WEEK_BINS).1, 0);
+    }
+
+    #[test]
+    fn weekly_pattern_is_tested_and_used() {
+        let c = ModelConfig { bucket_span_s: 3600, side: Side::Both, is_count: false };
+        let mut m = SeriesModel::new(&c);
+        let series = weekly_series(9, 0.5, 13);
+        // Day 2 after the epoch is a Saturday, day 4 a Monday.
+        let (saturday_noon, monday_noon) = (8 * 168 + 2 * 24 + 12, 8 * 168 + 4 * 24 + 12);
+        let mut flagged = 0;
+        for (k, &(t, v)) in series[..monday_noon].iter().enumerate() {
+            if k == saturday_noon {
+                // One step ahead: the weekend level is typical, the weekday level is not.
+                assert!(m.score_only(&c, t, 50.0, 1.0).probability > 0.01);
+                assert!(m.score_only(&c, t, 100.0, 1.0).probability < 1e-6);
+            }
+            let o = m.observe(&c, t, v, 1.0);
+            if k >= 4 * 168 {
+                assert!(m.weekly_active(t, m.elapsed(t)), "weekly inactive at week {}", k / 168);
+                flagged += (o.probability < 1e-3) as usize;
+            }
+        }
+        // After warm-up the weekend dips are not anomalies (at most a bucket at a step's edge,
+        // where the 3-hour profile interpolates).
+        assert!(flagged <= 2, "{flagged} buckets flagged after warm-up");
+        // A weekday at the weekend level, or a spike, still is.
+        let t = series[monday_noon].0;
+        let typical = m.score_only(&c, t, 100.0, 1.0);
+        assert!(typical.probability > 0.01, "{typical:?}");
+        assert!((typical.typical - 100.0).abs() < 5.0, "{typical:?}");
+        assert!(m.score_only(&c, t, 50.0, 1.0).probability < 1e-6);
+        // The weekly track's residuals are wider than the noise (the interpolated 3-hour profile
+        // smooths the sharp weekend steps, and those errors enter its histogram), so a spike
+        // must clear them.
+        assert!(m.score_only(&c, t, 130.0, 1.0).probability < 1e-3);
+        assert!(m.score_only(&c, t, 150.0, 1.0).probability < 1e-6);
+    }
+
+    #[test]
+    fn no_weekly_pattern_never_activates_it() {
+        let c = ModelConfig { bucket_span_s: 3600, side: Side::Both, is_count: false };
+        // A daily cycle alone, and plain noise with a slow random walk.
+        for case in 0..2 {
+            let mut m = SeriesModel::new(&c);
+            let mut noise = Noise(21 + case);
+            let mut walk = 0.0;
+            for (t, v) in weekly_series(10, 1.0, 17 + case) {
+                walk += 0.05 * noise.normal();
+                let v = if case == 0 { v } else { 100.0 + walk + noise.normal() };
+                m.observe(&c, t, v, 1.0);
+                assert!(!m.weekly_active(t, m.elapsed(t)), "case {case}: active at {t}");
+            }
+            assert!(m.weekly_ratio() > WEEKLY_CANDIDATE_RATIO, "case {case}: {}", m.weekly_ratio());
+        }
+    }
+
+    #[test]
+    fn weekly_component_switches_off_when_the_pattern_stops() {
+        let c = ModelConfig { bucket_span_s: 3600, side: Side::Both, is_count: false };
+        let mut m = SeriesModel::new(&c);
+        let weekly = weekly_series(6, 0.5, 5);
+        for &(t, v) in &weekly {
+            m.observe(&c, t, v, 1.0);
+        }
+        let t_on = weekly.last().unwrap().0;
+        assert!(m.weekly_active(t_on, m.elapsed(t_on)));
+        // The weekend dip stops: within a few weeks the weekly profile no longer helps.
+        for (t, v) in weekly_series(12, 1.0, 6).into_iter().skip(6 * 168) {
+            m.observe(&c, t, v, 1.0);
+        }
+        let t = 12 * WEEK_S;
+        assert!(!m.weekly_active(t, m.elapsed(t)), "ratio {}", m.weekly_ratio());
     }
 
     #[test]
