@@ -15,8 +15,9 @@ fn engine() -> IngestEngine {
     IngestEngine::open(spec, None, 4096)
 }
 
-fn outcome(body: &[u8], cuts: &[usize]) -> (Result<String, String>, String) {
-    let mut e = engine();
+/// Post `body` as one request cut into pieces at `cuts`: the response, or the error (after
+/// which the request is aborted, as the Python front does).
+pub(super) fn post_in_pieces(e: &mut IngestEngine, body: &[u8], cuts: &[usize]) -> Result<String, String> {
     e.start_request();
     let mut last = 0;
     let mut res = Ok(());
@@ -27,13 +28,18 @@ fn outcome(body: &[u8], cuts: &[usize]) -> (Result<String, String>, String) {
         }
         last = c;
     }
-    let r = match res {
+    match res {
         Ok(()) => e.finish_request(0).map_err(|x| format!("{x:?}")),
         Err(x) => {
             e.abort_request();
             Err(format!("{x:?}"))
         }
-    };
+    }
+}
+
+fn outcome(body: &[u8], cuts: &[usize]) -> (Result<String, String>, String) {
+    let mut e = engine();
+    let r = post_in_pieces(&mut e, body, cuts);
     let mut stats: serde_json::Value = serde_json::from_str(&e.stats_json()).unwrap();
     if r.is_err() {
         // A failed request stops being fed at its error, so how many bytes came in depends on

@@ -306,6 +306,7 @@ impl BodyStream {
 mod tests {
     use super::FAST_PATH;
     use crate::config::JobSpec;
+    use crate::ingest::fuzz::post_in_pieces;
     use crate::ingest::IngestEngine;
     use proptest::prelude::*;
 
@@ -319,20 +320,7 @@ mod tests {
         )
         .unwrap();
         let mut e = IngestEngine::open(spec, None, 1 << 20);
-        e.start_request();
-        let mut last = 0;
-        let mut res = Ok(());
-        for &c in cuts.iter().chain(std::iter::once(&body.len())) {
-            let c = c.clamp(last, body.len());
-            if res.is_ok() {
-                res = e.feed(&body[last..c]);
-            }
-            last = c;
-        }
-        let r = match res {
-            Ok(()) => e.finish_request(0).map_err(|x| format!("{x:?}")),
-            Err(x) => Err(format!("{x:?}")),
-        };
+        let r = post_in_pieces(&mut e, body, cuts);
         FAST_PATH.with(|f| f.set(true));
         format!("{r:?} {}", if r.is_ok() { e.stats_json() } else { String::new() })
     }
