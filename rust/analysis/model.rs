@@ -19,7 +19,12 @@
 //!   shadow history, and while it cuts that error by 70 % (so it too can switch off);
 //! - updates are weighted by the bucket's p (ES's outlier weighting): anomalies barely enter the
 //!   model, yet a persistent new regime accumulates mass and is accepted after a few buckets;
-//! - p = 1 during warm-up (≥ 20 buckets and ≥ 1 day).
+//! - p = 1 during warm-up (≥ 20 buckets and ≥ 1 day);
+//! - fast path: each histogram caches a conservative "safe region" of values whose tails are
+//!   certainly large enough that p > RECORD_PROBABILITY_THRESHOLD and the outlier weight is 1
+//!   (refreshed on regrid and before decay and learning could have moved the tails that far);
+//!   a track whose two features are inside theirs reports p = 1 without summing its tails.
+//!   Records, weights and thus everything learned are bit for bit those of the exact tails.
 
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +49,9 @@ pub struct ModelConfig {
 /// The result of scoring one bucket value.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Observation {
+    /// Exact whenever it is below RECORD_PROBABILITY_THRESHOLD. On the fast path (an ordinary
+    /// value, see `SAFE_SINGLE_P`) it and `p_single`/`p_multi` are reported as 1.0, where the
+    /// exact value is somewhere above the threshold.
     pub probability: f64,
     pub p_single: f64,
     pub p_multi: f64,
