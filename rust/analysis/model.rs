@@ -19,7 +19,12 @@
 //!   shadow history, and while it cuts that error by 70 % (so it too can switch off);
 //! - updates are weighted by the bucket's p (ES's outlier weighting): anomalies barely enter the
 //!   model, yet a persistent new regime accumulates mass and is accepted after a few buckets;
-//! - p = 1 during warm-up (≥ 20 buckets and ≥ 1 day).
+//! - p = 1 during warm-up (≥ 20 buckets and ≥ 1 day);
+//! - fast path: each histogram caches a conservative "safe region" of values whose tails are
+//!   certainly large enough that p > RECORD_PROBABILITY_THRESHOLD and the outlier weight is 1
+//!   (refreshed on regrid and before decay and learning could have moved the tails that far);
+//!   a track whose two features are inside theirs reports p = 1 without summing its tails.
+//!   Records, weights and thus everything learned are bit for bit those of the exact tails.
 
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +49,9 @@ pub struct ModelConfig {
 /// The result of scoring one bucket value.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Observation {
+    /// Exact whenever it is below RECORD_PROBABILITY_THRESHOLD. On the fast path (an ordinary
+    /// value, see `SAFE_SINGLE_P`) it and `p_single`/`p_multi` are reported as 1.0, where the
+    /// exact value is somewhere above the threshold.
     pub probability: f64,
     pub p_single: f64,
     pub p_multi: f64,
@@ -121,6 +129,19 @@ const WEEKLY_ERROR_MEMORY_WEEKS: f64 = 2.0;
 const WEEKLY_PROFILE_MEMORY_WEEKS: f64 = 6.0;
 /// `weekly_from` while the weekly shadow track is off.
 const WEEKLY_OFF: i64 = i64::MAX;
+/// The fast path: a track's p is reported as (1, 1) when its residual and multi-bucket feature
+/// are certainly where p_single > SAFE_SINGLE_P and p_multi > SAFE_MULTI_P (`Marginal::safe`).
+/// Then the exact p of that track would also give probability > RECORD_PROBABILITY_THRESHOLD
+/// (no record, raw score 0, exact typical/lower/upper not needed) and outlier weights of 1 (so
+/// learning is bit for bit the same). Most values are ordinary, and their exact tails (sums over
+/// the histograms of every scored track) were most of the cost of an update.
+const SAFE_SINGLE_P: f64 = max_f64(RECORD_PROBABILITY_THRESHOLD / 2.0, 1e-3);
+const SAFE_MULTI_P: f64 = max_f64(RECORD_PROBABILITY_THRESHOLD / (2.0 * MULTI_P_PENALTY), 1e-3);
+
+const fn max_f64(a: f64, b: f64) -> f64 {
+    if a > b { a } else { b }
+}
+
 /// Smallest probability reported; keeps logs finite.
 const P_FLOOR: f64 = 1e-300;
 
@@ -141,7 +162,31 @@ struct Marginal {
     env_lo: f64,
     env_hi: f64,
     seen: bool,
+    /// The safe region (see `safe`): positions on the grid in 1/SAFE_STEPS of a bin, valid for
+    /// `safe_left` more learns; empty when `safe_lo > safe_hi`. Small integers fit in the
+    /// padding after `seen` (no memory cost). Serialised, so a restored model continues bit for
+    /// bit; older snapshots lack them and start with an empty region (refreshed at the next
+    /// learn).
+    #[serde(default = "safe_empty")]
+    safe_lo: u16,
+    #[serde(default)]
+    safe_hi: u16,
+    #[serde(default)]
+    safe_left: u8,
 }
+
+fn safe_empty() -> u16 {
+    u16::MAX
+}
+
+/// Resolution of the safe region's bounds: 1/1024 of a bin (49152 steps fit in a u16).
+const SAFE_STEPS: f64 = 1024.0;
+/// Learns between refreshes of the safe region at most (fewer while the histogram is young or
+/// decays fast); a refresh costs about as much as one exact tail.
+const SAFE_MAX_LEFT: u8 = 255;
+/// The needed tail level is multiplied by this at refresh, on top of the learns' worst case:
+/// room for floating-point rounding (≈ 1e-14 relative) many times over.
+const SAFE_SLACK: f64 = 1.25;
 
 /// Serde for inline arrays (serde derives arrays only up to 32 elements): as a sequence, like
 /// the `Vec` they replaced.
@@ -184,7 +229,116 @@ fn sum_range(bins: &[f64; BINS], start: usize, end: usize) -> f64 {
 
 impl Marginal {
     fn new() -> Self {
-        Marginal { lo: 0.0, hi: 0.0, bins: [0.0; BINS], total: 0.0, unit: 1.0, env_lo: 0.0, env_hi: 0.0, seen: false }
+        Marginal {
+            lo: 0.0,
+            hi: 0.0,
+            bins: [0.0; BINS],
+            total: 0.0,
+            unit: 1.0,
+            env_lo: 0.0,
+            env_hi: 0.0,
+            seen: false,
+            safe_lo: safe_empty(),
+            safe_hi: 0,
+            safe_left: 0,
+        }
+    }
+
+    /// Whether x is in the safe region: there, every tail `tails` would compute that `side`
+    /// uses is certainly above the level the region was refreshed for, so the exact tails are
+    /// not needed. Compares `x − lo` (the same difference `masses` divides) with the bounds.
+    #[inline(always)]
+    fn safe(&self, x: f64) -> bool {
+        let d = x - self.lo;
+        let step = (self.hi - self.lo) * (1.0 / (BINS as f64 * SAFE_STEPS));
+        d >= self.safe_lo as f64 * step && d <= self.safe_hi as f64 * step
+    }
+
+    /// Counts one learn against the safe region and recomputes it when it has expired.
+    ///
+    /// Why the region stays valid for `safe_left` learns: it lies inside the envelope, where
+    /// the pseudo-count is 1, so a tail there is F = (m + 1) / (t + 1) with m the (true) mass
+    /// beyond x and t the total. A learn first decays (m, t → d·m, d·t) and then adds w ≤ 1
+    /// either beyond x (m and t grow) or not (t grows). After j learns, m ≥ dʲ·m₀ and
+    /// t ≤ dʲ·t₀ + j, so F ≥ dʲ·(m₀ + 1) / (t₀ + 1 + j) = g(j)·F₀ with
+    /// g(j) = dʲ·(t₀ + 1) / (t₀ + 1 + j). Refreshing where F₀ ≥ SAFE_SLACK · level / g(n) keeps
+    /// F ≥ level for the n learns the region is used. The tail masses are monotone in x, so
+    /// the region is an interval. A regrid moves mass and clears `safe_left`.
+    fn count_learn(&mut self, decay: f64, level: f64, side: Side) {
+        if self.safe_left > 1 {
+            self.safe_left -= 1;
+            return;
+        }
+        self.refresh_safe(decay, level, side);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refresh_safe(&mut self, decay: f64, level: f64, side: Side) {
+        self.safe_lo = safe_empty();
+        self.safe_hi = 0;
+        let t0 = self.total * self.unit;
+        let g = |n: u8| decay.powi(n as i32) * (t0 + 1.0) / (t0 + 1.0 + n as f64);
+        // The longest validity (halving from SAFE_MAX_LEFT) that keeps half the margin.
+        let mut n = SAFE_MAX_LEFT;
+        while n > 1 && g(n) < 0.5 {
+            n /= 2;
+        }
+        self.safe_left = n;
+        let width = (self.hi - self.lo) / BINS as f64;
+        if !self.seen || !(width > 0.0) || !t0.is_finite() || !(self.unit > 0.0) {
+            return;
+        }
+        let target = SAFE_SLACK * level / g(n);
+        if target >= 1.0 {
+            return;
+        }
+        // Stored mass a tail must reach: (M·unit + 1) / (t₀ + 1) ≥ target.
+        let need = (target * (t0 + 1.0) - 1.0) / self.unit;
+        let top = BINS as f64 * SAFE_STEPS;
+        // Positions on the grid (in bins); the envelope bounds where the pseudo-count is 1.
+        let env_lo = ((self.env_lo - self.lo) / width).max(0.0);
+        let env_hi = ((self.env_hi - self.lo) / width).min(BINS as f64);
+        // Highest position whose upper tail holds `need`, and lowest whose lower tail does.
+        let mut upper = BINS as f64;
+        let mut lower = 0.0;
+        if need > 0.0 {
+            upper = -1.0;
+            let mut acc = 0.0;
+            for i in (0..BINS).rev() {
+                let m = self.bins[i];
+                if acc + m >= need && m > 0.0 {
+                    upper = i as f64 + ((acc + m - need) / m).min(1.0);
+                    break;
+                }
+                acc += m;
+            }
+            lower = BINS as f64 + 1.0;
+            let mut acc = 0.0;
+            for i in 0..BINS {
+                let m = self.bins[i];
+                if acc + m >= need && m > 0.0 {
+                    lower = i as f64 + ((need - acc) / m).max(0.0);
+                    break;
+                }
+                acc += m;
+            }
+        }
+        // One-sided functions use one tail only (and its pseudo-count only on that side).
+        let (mut lo_pos, mut hi_pos) = (0.0f64, BINS as f64);
+        if side != Side::High {
+            lo_pos = lower.max(env_lo);
+        }
+        if side != Side::Low {
+            hi_pos = upper.min(env_hi);
+        }
+        // Rounded inwards, one step more for rounding in the positions themselves.
+        let q_lo = (lo_pos * SAFE_STEPS).ceil() + 1.0;
+        let q_hi = (hi_pos * SAFE_STEPS).floor() - 1.0;
+        if q_lo.is_finite() && q_hi.is_finite() && q_lo <= q_hi && q_lo >= 0.0 && q_hi <= top {
+            self.safe_lo = q_lo as u16;
+            self.safe_hi = q_hi as u16;
+        }
     }
 
     /// Stored masses at or above x and at or below x (bins are uniform inside). The side with
@@ -272,6 +426,8 @@ impl Marginal {
         self.bins = fresh;
         self.lo = lo;
         self.hi = hi;
+        self.safe_lo = safe_empty();
+        self.safe_left = 0;
     }
 
     /// Learn x with weight w; `full` weights also extend the envelope. Outliers may stretch the
@@ -356,18 +512,32 @@ impl Track {
         sum / MULTI_NORMS[self.recent_len as usize]
     }
 
-    /// (p_single, p_multi) of residual r and its multi-bucket feature m.
-    fn p(&self, side: Side, r: f64, m: f64, floor: f64) -> (f64, f64) {
+    /// (p_single, p_multi) of residual r and its multi-bucket feature m; (1, 1) when `fast` and
+    /// both are in their safe regions (see `SAFE_SINGLE_P`).
+    #[inline(always)]
+    fn p(&self, side: Side, r: f64, m: f64, floor: f64, fast: bool) -> (f64, f64) {
+        if fast && self.single.safe(r) && self.multi.safe(m) {
+            return (1.0, 1.0);
+        }
+        self.p_exact(side, r, m, floor)
+    }
+
+    #[inline(never)]
+    fn p_exact(&self, side: Side, r: f64, m: f64, floor: f64) -> (f64, f64) {
         (two_or_one_sided(side, self.single.tails(r, floor)), two_or_one_sided(side, self.multi.tails(m, floor)))
     }
 
     /// Learns r and m, each weighted by its own p; returns the smaller weight.
-    fn learn(&mut self, decay: f64, r: f64, m: f64, (p_single, p_multi): (f64, f64)) -> f64 {
+    fn learn(&mut self, side: Side, decay: f64, r: f64, m: f64, (p_single, p_multi): (f64, f64)) -> f64 {
         self.single.decay(decay);
         self.multi.decay(decay);
         let (ws, wm) = (outlier_weight(p_single), outlier_weight(p_multi));
         self.single.learn(r, ws, ws >= ENVELOPE_WEIGHT);
         self.multi.learn(m, wm, wm >= ENVELOPE_WEIGHT);
+        // Per tail: a two-sided p is twice the smaller tail.
+        let sides = if side == Side::Both { 0.5 } else { 1.0 };
+        self.single.count_learn(decay, SAFE_SINGLE_P * sides, side);
+        self.multi.count_learn(decay, SAFE_MULTI_P * sides, side);
         self.recent.copy_within(..MULTI_LEN - 2, 1);
         self.recent[0] = r;
         self.recent_len = (self.recent_len + 1).min(MULTI_LEN as u8 - 1);
@@ -519,7 +689,7 @@ impl SeriesModel {
 
     /// Score one finished bucket's value (computed before learning it: causal), then learn it.
     pub fn observe(&mut self, cfg: &ModelConfig, time_s: i64, value: f64, weight: f64) -> Observation {
-        let Some(s) = self.score(cfg, time_s, value, weight) else {
+        let Some(s) = self.score(cfg, time_s, value, weight, true) else {
             return self.inert(value);
         };
         self.learn(cfg, time_s, value, weight, &s);
@@ -528,10 +698,20 @@ impl SeriesModel {
 
     /// Interim scoring of a not-yet-final bucket: same as `observe` but does not learn.
     pub fn score_only(&self, cfg: &ModelConfig, time_s: i64, value: f64, weight: f64) -> Observation {
-        match self.score(cfg, time_s, value, weight) {
+        match self.score(cfg, time_s, value, weight, true) {
             Some(s) => s.obs,
             None => self.inert(value),
         }
+    }
+
+    /// `observe` with the exact tails everywhere (no fast path), to test the fast path against.
+    #[cfg(test)]
+    fn observe_exact(&mut self, cfg: &ModelConfig, time_s: i64, value: f64, weight: f64) -> Observation {
+        let Some(s) = self.score(cfg, time_s, value, weight, false) else {
+            return self.inert(value);
+        };
+        self.learn(cfg, time_s, value, weight, &s);
+        s.obs
     }
 
     /// Bytes of this model (all inline: the histograms are fixed-size arrays).
@@ -606,7 +786,8 @@ impl SeriesModel {
             && self.weekly_ratio() < WEEKLY_ERROR_RATIO
     }
 
-    fn score(&self, cfg: &ModelConfig, time_s: i64, value: f64, weight: f64) -> Option<Scored> {
+    #[inline(always)]
+    fn score(&self, cfg: &ModelConfig, time_s: i64, value: f64, weight: f64, fast: bool) -> Option<Scored> {
         if !value.is_finite() {
             return None;
         }
@@ -627,7 +808,10 @@ impl SeriesModel {
         let warm = self.n >= WARMUP_BUCKETS && time_s.saturating_sub(self.first_time_s) >= WARMUP_S;
         let floor = self.scale_floor(cfg);
         let (p_plain, p_seasonal) = if warm {
-            (self.plain.p(cfg.side, residual, multi, floor), self.seasonal.p(cfg.side, deseasoned, multi_seasonal, floor))
+            (
+                self.plain.p(cfg.side, residual, multi, floor, fast),
+                self.seasonal.p(cfg.side, deseasoned, multi_seasonal, floor, fast),
+            )
         } else {
             ((1.0, 1.0), (1.0, 1.0))
         };
@@ -645,7 +829,7 @@ impl SeriesModel {
         let weekly_learns = weekly_tested && self.weekly_learns(elapsed);
         let (multi_weekly, p_weekly) = if weekly_learns {
             let multi_weekly = self.weekly.multi_feature(deweeked);
-            let p = if warm { self.weekly.p(cfg.side, deweeked, multi_weekly, floor) } else { (1.0, 1.0) };
+            let p = if warm { self.weekly.p(cfg.side, deweeked, multi_weekly, floor, fast) } else { (1.0, 1.0) };
             (multi_weekly, p)
         } else {
             (0.0, (1.0, 1.0))
@@ -725,8 +909,8 @@ impl SeriesModel {
         }
         self.n = self.n.saturating_add(1);
         let decay = decay_factor(cfg.bucket_span_s);
-        let w_plain = self.plain.learn(decay, s.residual, s.multi, s.p_plain);
-        let w_seasonal = self.seasonal.learn(decay, s.deseasoned, s.multi_seasonal, s.p_seasonal);
+        let w_plain = self.plain.learn(cfg.side, decay, s.residual, s.multi, s.p_plain);
+        let w_seasonal = self.seasonal.learn(cfg.side, decay, s.deseasoned, s.multi_seasonal, s.p_seasonal);
         let w_weekly = if s.weekly_learns {
             // A paused track keeps its histograms (the tracks decay per learned bucket, not per
             // second, so they are simply older data), but its recent residuals are from before
@@ -736,7 +920,7 @@ impl SeriesModel {
                 self.weekly.recent = [0.0; MULTI_LEN - 1];
                 self.weekly.recent_len = 0;
             }
-            self.weekly.learn(decay, s.deweeked, s.multi_weekly, s.p_weekly)
+            self.weekly.learn(cfg.side, decay, s.deweeked, s.multi_weekly, s.p_weekly)
         } else {
             self.weekly_from = WEEKLY_OFF;
             1.0
@@ -1060,6 +1244,61 @@ mod tests {
         let (ge, le) = m.tails(3.3, 1e-12);
         assert!((ge + le - (expected + 2.0) / (expected + 1.0)).abs() < 1e-12, "{ge} {le}");
         assert!(m.tails(100.0, 1e-12).0 < 1e-100);
+    }
+
+    /// The fast path against the exact tails, side by side: wherever it is taken the exact
+    /// probability is above the record threshold, everything else is identical bit for bit, and
+    /// so is the learned state (the outlier weights agree).
+    #[test]
+    fn fast_path_agrees_with_exact_tails() {
+        // Case 3 has a weekly pattern (the weekly track runs); case 4 daily buckets, whose fast
+        // decay keeps the histograms small (short validity of the safe regions).
+        for (case, side) in [Side::Both, Side::High, Side::Low, Side::Both, Side::Both].into_iter().enumerate() {
+            let span = [300, 300, 300, 3600, 86400][case];
+            let c = ModelConfig { bucket_span_s: span, side, is_count: case == 2 };
+            let (mut fast, mut exact) = (SeriesModel::new(&c), SeriesModel::new(&c));
+            let mut noise = Noise(101 + case as u64);
+            let weekly = weekly_series(8, 0.5, 31);
+            let (mut level, mut taken) = (10.0, 0);
+            let n = [30_000, 30_000, 30_000, weekly.len(), 5000][case];
+            for i in 0..n {
+                let (t, v) = if case == 3 {
+                    weekly[i]
+                } else {
+                    let t = i as i64 * span;
+                    if noise.uniform() < 0.001 {
+                        level += 5.0 * noise.normal();
+                    }
+                    let daily = 3.0 * (2.0 * std::f64::consts::PI * t as f64 / DAY_S as f64).sin();
+                    let spike = if noise.uniform() < 0.01 { 10.0 * noise.normal() } else { 0.0 };
+                    let v = level + daily + noise.normal() * (1.0 + (i / 5000) as f64) + spike;
+                    (t, if c.is_count { v.abs().round() } else { v })
+                };
+                let weight = if i % 7 == 0 { 1.0 + noise.uniform() * 4.0 } else { 1.0 };
+                // Interim scoring of another value takes the same decisions.
+                let ia = fast.score_only(&c, t, v + 3.0, weight);
+                let ib = exact.score(&c, t, v + 3.0, weight, false).map_or(1.0, |s| s.obs.probability);
+                assert_eq!(ia.probability < RECORD_PROBABILITY_THRESHOLD, ib < RECORD_PROBABILITY_THRESHOLD, "case {case} at {i}");
+                assert!(ia.probability.to_bits() == ib.to_bits() || (ia.probability == 1.0 && ib > RECORD_PROBABILITY_THRESHOLD));
+                let a = fast.observe(&c, t, v, weight);
+                let b = exact.observe_exact(&c, t, v, weight);
+                assert_eq!(a.probability < RECORD_PROBABILITY_THRESHOLD, b.probability < RECORD_PROBABILITY_THRESHOLD, "case {case} at {i}");
+                for (x, y) in [(a.typical, b.typical), (a.lower, b.lower), (a.upper, b.upper), (a.multi_bucket_impact, b.multi_bucket_impact)] {
+                    assert_eq!(x.to_bits(), y.to_bits(), "case {case} at {i}");
+                }
+                let same = [(a.probability, b.probability), (a.p_single, b.p_single), (a.p_multi, b.p_multi)].iter().all(|(x, y)| x.to_bits() == y.to_bits());
+                if !same {
+                    assert_eq!((a.probability, a.p_single, a.p_multi), (1.0, 1.0, 1.0));
+                    assert!(b.probability > RECORD_PROBABILITY_THRESHOLD && b.p_single >= 1e-3 && b.p_multi >= 1e-3, "case {case} at {i}: {b:?}");
+                    taken += 1;
+                }
+                if i % 997 == 0 {
+                    assert_eq!(serde_json::to_string(&fast).unwrap(), serde_json::to_string(&exact).unwrap(), "case {case} at {i}");
+                }
+            }
+            assert_eq!(serde_json::to_string(&fast).unwrap(), serde_json::to_string(&exact).unwrap());
+            assert!(taken > n / 2, "case {case}: fast path taken {taken} of {n}");
+        }
     }
 
     #[test]
