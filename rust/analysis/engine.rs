@@ -19,7 +19,7 @@ use super::AnalysisSpec;
 pub const MAX_GAP_BUCKETS: i64 = 10_000;
 
 /// Snapshot format version: a snapshot of another version is not restored.
-const SNAPSHOT_VERSION: u32 = 3;
+const SNAPSHOT_VERSION: u32 = 4;
 
 /// `_flush` parameters, already parsed to epoch ms.
 #[derive(Clone, Copy, Debug, Default)]
