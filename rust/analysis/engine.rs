@@ -18,6 +18,14 @@ use super::AnalysisSpec;
 /// time, as after `skip_time` (a feed resumed after months must not replay every bucket).
 pub const MAX_GAP_BUCKETS: i64 = 10_000;
 
+/// Times beyond ±2^60 ms (36 million years) are counted but not analysed: bucket arithmetic
+/// near the ends of i64 would overflow.
+const TIME_LIMIT_MS: i64 = 1 << 60;
+
+fn analysable(t: i64) -> bool {
+    (-TIME_LIMIT_MS..=TIME_LIMIT_MS).contains(&t)
+}
+
 /// Snapshot format version: a snapshot of another version is not restored.
 const SNAPSHOT_VERSION: u32 = 4;
 
@@ -300,7 +308,7 @@ impl AnalysisEngine {
     /// The open bucket of a record at `t` (finalising what its time has passed), or None when
     /// the record is skipped or its bucket is final already. Remembers the bucket as `hot`.
     fn locate(&mut self, t: i64) -> Option<usize> {
-        if self.state.skip_until_ms.is_some_and(|s| t < s) {
+        if !analysable(t) || self.state.skip_until_ms.is_some_and(|s| t < s) {
             return None;
         }
         let b = self.bucket_of(t);
@@ -545,6 +553,14 @@ impl AnalysisEngine {
     /// `_flush`: skip, advance, then compute interim results; the new `last_finalized_bucket_end`.
     pub fn flush(&mut self, r: FlushRequest) -> Option<i64> {
         self.hot = None;
+        let within = |t: Option<i64>| t.filter(|&t| analysable(t));
+        let r = FlushRequest {
+            start_ms: within(r.start_ms),
+            end_ms: within(r.end_ms),
+            advance_time_ms: within(r.advance_time_ms),
+            skip_time_ms: within(r.skip_time_ms),
+            ..r
+        };
         if let Some(skip) = r.skip_time_ms {
             let to = -(-skip).div_euclid(self.span_ms) * self.span_ms; // up to a bucket boundary
             self.state.open.retain(|b| b.start_ms >= to);
@@ -574,6 +590,7 @@ impl AnalysisEngine {
     /// `reset_start`/`reset_end`: forget what open buckets in [start, end) gathered, so their
     /// data can be sent again. Final buckets keep their results.
     pub fn reset_buckets(&mut self, start_ms: i64, end_ms: i64) {
+        let start_ms = start_ms.clamp(-TIME_LIMIT_MS, TIME_LIMIT_MS);
         let from = self.bucket_of(start_ms);
         for b in self.state.open.iter_mut().filter(|b| b.start_ms >= from && b.start_ms < end_ms) {
             *b = OpenBucket::new(b.start_ms);

@@ -217,3 +217,16 @@ fn summary_counts_weight_the_count() {
     assert_eq!(records[0]["function"], "high_count");
     assert_eq!(records[0]["function_description"], "count");
 }
+
+/// Times at the ends of i64 (a parsed 2.3e16 s epoch saturates) are counted, not analysed:
+/// bucket arithmetic there would overflow and never finish.
+#[test]
+fn extreme_times_are_not_analysed() {
+    let mut e = engine(r#"{"bucket_span":"1s","detectors":[{"function":"metric","field_name":"v"}]}"#);
+    post(&mut e, r#"{"time":-9e15,"v":2}{"time":0,"v":1}{"time":3,"v":1}{"time":2.295307832393728e+16,"v":1}"#);
+    let huge = FlushRequest { advance_time_ms: Some(i64::MAX), skip_time_ms: Some(i64::MAX - 1), ..Default::default() };
+    assert_eq!(flush(&mut e, huge), Some(3000));
+    e.analysis_mut().reset_buckets(i64::MIN, i64::MAX);
+    let docs = take(&mut e);
+    assert_eq!(of_type(&docs, "bucket").len(), 3);
+}

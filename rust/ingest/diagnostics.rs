@@ -60,7 +60,7 @@ impl BucketDiagnostics {
     pub fn add(&mut self, t_ms: i64) {
         // Most records fall in the newest bucket: count them without a division.
         if let Some((newest, slot)) = self.newest {
-            if t_ms >= newest && t_ms - newest < self.span_ms {
+            if t_ms >= newest && t_ms.checked_sub(newest).is_some_and(|d| d < self.span_ms) {
                 self.slots[slot] += 1;
                 self.window_sum += 1;
                 return;

@@ -61,6 +61,7 @@ impl IngestEngine {
             Pipeline::new(fields.time_index(), spec.time_format, spec.bucket_span_ms, spec.latency_ms, analysis);
         let totals = totals.unwrap_or_default();
         pipeline.latest_ms = totals.latest_record_timestamp;
+        pipeline.reference_ms = totals.latest_record_timestamp.unwrap_or(0);
         pipeline.earliest_ms = totals.earliest_record_timestamp;
         // Elasticsearch 8.x seeds the new window with the persisted latest time, so that a gap
         // spanning the reopen is counted (one phantom record, diagnostics only).

@@ -17,8 +17,12 @@ pub struct Pipeline {
     format: TimeFormat,
     span_ms: i64,
     latency_s: i64,
-    /// The job's latest processed record time (`L`), carried across requests and reopens.
+    /// The job's latest processed record time (`latest_record_timestamp`), carried across
+    /// requests and reopens.
     pub latest_ms: Option<i64>,
+    /// `L` of the out-of-order rule: like `latest_ms` but starting from 0, so records before
+    /// 1970 never move it back (`post-data.md` §3).
+    pub reference_ms: i64,
     pub earliest_ms: Option<i64>,
     /// Counts of the request in progress.
     pub request: DataCounts,
@@ -38,6 +42,7 @@ impl Pipeline {
             span_ms,
             latency_s: latency_ms / 1000,
             latest_ms: None,
+            reference_ms: 0,
             earliest_ms: None,
             request: DataCounts::default(),
             diagnostics: BucketDiagnostics::new(span_ms, latency_ms),
@@ -63,7 +68,7 @@ impl Pipeline {
             c.invalid_date_count += 1;
             return;
         };
-        let latest = self.latest_ms.unwrap_or(0);
+        let latest = self.reference_ms;
         let (start, mut bucket_start_s) = self.latest_bucket;
         if !(start <= latest && latest - start < self.span_ms) {
             let start = latest - latest.rem_euclid(self.span_ms);
@@ -76,6 +81,7 @@ impl Pipeline {
             return;
         }
         c.processed_record_count += 1;
+        self.reference_ms = self.reference_ms.max(t);
         let new_latest = self.latest_ms.map_or(t, |l| l.max(t));
         self.latest_ms = Some(new_latest);
         c.latest_record_timestamp = Some(new_latest);

@@ -123,6 +123,9 @@ fn out_of_order_rule() {
     assert_eq!(out_of_order("1s", "", &[3, 1, 2]), 2);
     assert_eq!(out_of_order("10s", "", &[4, 5, 3, 4, 2, 12, 2]), 1);
     assert_eq!(out_of_order("1s", r#","latency":"2s""#, &[4, 5, 3, 4, 2]), 1);
+    // L starts at 0 and only grows: before 1970, the window is measured from bucket 0.
+    assert_eq!(out_of_order("60s", "", &[-3, -4]), 2);
+    assert_eq!(out_of_order("60s", "", &[0, -1, 59, -61]), 2);
 }
 
 #[test]
