@@ -14,35 +14,17 @@ accepted; the answer is the per-request counts as JSON (anomalyd's field names).
 
 import argparse
 import asyncio
-import math
+import sys
+from pathlib import Path
 
 import orjson
 import uvloop
 from aiohttp import web
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+from baselines import ABSENT, _epoch_ms, _leaves  # noqa: E402  (the same accounting helpers)
+
 TIME, METRIC, BY, PARTITION = "time", "kpi", "host", "region"
-ABSENT = frozenset((type(None), dict))
-
-
-def _leaves(obj: dict) -> int:
-    n = 0
-    for v in obj.values():
-        if v is not None:
-            n += _leaves(v) if type(v) is dict else 1
-    return n
-
-
-def _epoch_ms(value: object) -> int | None:
-    kind = type(value)
-    if kind is int:
-        return value  # type: ignore[return-value]
-    if kind is float or kind is str:
-        try:
-            ms = float(value)  # type: ignore[arg-type]
-        except ValueError:
-            return None
-        return int(ms) if math.isfinite(ms) else None
-    return None
 
 
 class JobState:

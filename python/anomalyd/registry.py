@@ -159,7 +159,7 @@ class JobRegistry:
     def results_ready(self, actor: JobActor) -> None:
         rows = actor.engine.take_results()
         if rows:
-            self.results.add((actor.job.job_id, rows))
+            self.results.add(actor.job.job_id, rows)
 
     async def flush_results(self) -> None:
         await self.results.flush()

@@ -44,14 +44,11 @@ def _write_batches(store: Store, batches: list[tuple[str, list[ResultRow]]]) -> 
     return store.submit(tx)
 
 
-class ResultsWriter(GroupCommit[tuple[str, "list[ResultRow]"]]):
+class ResultsWriter(GroupCommit["list[ResultRow]"]):
     """Results of many requests and jobs, committed together."""
 
     def __init__(self, store: Store, interval: float) -> None:
         super().__init__(interval, lambda batch: _write_batches(store, batch))
-
-    def forget(self, job_id: str) -> None:
-        self.discard(lambda item: item[0] != job_id)
 
 
 @dataclass

@@ -68,9 +68,6 @@ class Store:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anomalyd-store")
         self._db: sqlite3.Connection | None = None
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self.submit(fn)
-
     def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         """Queue `fn` on the store thread now: work runs in submission order, so a write
         submitted before a read is always visible to it."""
@@ -86,7 +83,7 @@ class Store:
         return fn(self._db)
 
     async def open(self) -> None:
-        await self._run(lambda db: None)
+        await self.submit(lambda db: None)
 
     async def close(self) -> None:
         def _close(db: sqlite3.Connection) -> None:
@@ -94,7 +91,7 @@ class Store:
             self._db = None
 
         if self._db is not None:
-            await self._run(_close)
+            await self.submit(_close)
         self._executor.shutdown(wait=True)
 
     async def load_jobs(self) -> list[StoredJob]:
@@ -102,16 +99,16 @@ class Store:
             rows = db.execute("SELECT job_id, config, state, data_counts FROM jobs ORDER BY job_id").fetchall()
             return [StoredJob(r[0], json.loads(r[1]), r[2], json.loads(r[3]) if r[3] else None) for r in rows]
 
-        return await self._run(q)
+        return await self.submit(q)
 
     async def create_job(self, job_id: str, config: dict[str, Any]) -> None:
         text = json.dumps(config, separators=(",", ":"))
-        await self._run(lambda db: _tx(db, [("INSERT INTO jobs VALUES (?, ?, 'closed', NULL)", (job_id, text))]))
+        await self.submit(lambda db: _tx(db, [("INSERT INTO jobs VALUES (?, ?, 'closed', NULL)", (job_id, text))]))
 
     async def delete_jobs(self, job_ids: list[str]) -> None:
         """A job goes with its results and model state, in one transaction."""
         stmts = [(f"DELETE FROM {table} WHERE job_id = ?", (j,)) for j in job_ids for table in ("jobs", "results", "models")]
-        await self._run(lambda db: _tx(db, stmts))
+        await self.submit(lambda db: _tx(db, stmts))
 
     def save_model(self, job_id: str, snapshot: bytes, stats: bytes) -> asyncio.Future[None]:
         """Queued at once: a read submitted later sees it."""
@@ -123,7 +120,7 @@ class Store:
             row = db.execute("SELECT snapshot, stats FROM models WHERE job_id = ?", (job_id,)).fetchone()
             return (bytes(row[0]), json.loads(row[1])) if row else None
 
-        return await self._run(q)
+        return await self.submit(q)
 
     async def update_job(
         self, job_id: str, *, state: str, config: dict[str, Any] | None = None, data_counts: bytes | None = None
@@ -137,22 +134,22 @@ class Store:
             sets.append("data_counts = ?")
             args.append(data_counts.decode())
         stmt = (f"UPDATE jobs SET {', '.join(sets)} WHERE job_id = ?", (*args, job_id))
-        await self._run(lambda db: _tx(db, [stmt]))
+        await self.submit(lambda db: _tx(db, [stmt]))
 
     async def save_counts(self, counts: dict[str, bytes]) -> None:
         """Write many jobs' lifetime counts in one transaction."""
         stmts = [("UPDATE jobs SET data_counts = ? WHERE job_id = ?", (c.decode(), j)) for j, c in counts.items()]
-        await self._run(lambda db: _tx(db, stmts))
+        await self.submit(lambda db: _tx(db, stmts))
 
     async def get_meta(self, key: str) -> str | None:
         def q(db: sqlite3.Connection) -> str | None:
             row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
             return row[0] if row else None
 
-        return await self._run(q)
+        return await self.submit(q)
 
     async def set_meta(self, key: str, value: str) -> None:
-        await self._run(lambda db: _tx(db, [("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))]))
+        await self.submit(lambda db: _tx(db, [("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))]))
 
 
 def _tx(db: sqlite3.Connection, stmts: list[tuple[str, Any]]) -> None:
@@ -167,29 +164,29 @@ def _tx(db: sqlite3.Connection, stmts: list[tuple[str, Any]]) -> None:
 
 
 class GroupCommit(Generic[T]):
-    """Group commit: producers `add` items as they please, one task writes everything pending
-    in one transaction, then rests `interval` seconds. Thousands of small requests per second
-    share a handful of commits instead of paying one each; `flush()` writes what is pending now
-    and waits until it is on disk.
+    """Group commit: producers `add` one job's payloads as they please, one task writes everything
+    pending in one transaction, then rests `interval` seconds. Thousands of small requests per
+    second share a handful of commits instead of paying one each; `flush()` writes what is
+    pending now and waits until it is on disk.
     """
 
-    def __init__(self, interval: float, write: Callable[[list[T]], Awaitable[None]]) -> None:
+    def __init__(self, interval: float, write: Callable[[list[tuple[str, T]]], Awaitable[None]]) -> None:
         self._interval = interval
         self._write_batch = write
-        self._pending: list[T] = []
+        self._pending: list[tuple[str, T]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
-    def add(self, item: T) -> None:
-        self._pending.append(item)
+    def add(self, job_id: str, payload: T) -> None:
+        self._pending.append((job_id, payload))
         self._wake.set()
 
-    def discard(self, keep: Callable[[T], bool]) -> None:
-        """Drop pending items `keep` rejects (their job is gone)."""
-        self._pending = [i for i in self._pending if keep(i)]
+    def forget(self, job_id: str) -> None:
+        """Drop what is pending for a job that is gone."""
+        self._pending = [item for item in self._pending if item[0] != job_id]
 
     async def _loop(self) -> None:
         while True:
@@ -217,7 +214,7 @@ class GroupCommit(Generic[T]):
         await self.flush()
 
 
-class CountsWriter(GroupCommit[tuple[str, bytes]]):
+class CountsWriter(GroupCommit[bytes]):
     """Lifetime counts, grouped: each job's latest snapshot wins."""
 
     def __init__(self, store: Store, interval: float) -> None:
@@ -225,7 +222,4 @@ class CountsWriter(GroupCommit[tuple[str, bytes]]):
 
     def mark(self, job_id: str, counts: bytes) -> None:
         """Queue a job's lifetime counts, as they are now, for the next group commit."""
-        self.add((job_id, counts))
-
-    def forget(self, job_id: str) -> None:
-        self.discard(lambda item: item[0] != job_id)
+        self.add(job_id, counts)

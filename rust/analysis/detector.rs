@@ -204,6 +204,19 @@ mod tests {
         assert!(det(r#"{"function":"count","over_field_name":"airline"}"#).is_err());
     }
 
+    /// The list the Python front checks at job creation and the parser here must agree.
+    #[test]
+    fn every_supported_function_parses() {
+        for f in SUPPORTED_FUNCTIONS {
+            let field = if matches!(*f, "count" | "high_count" | "low_count") || f.ends_with("non_zero_count") {
+                ""
+            } else {
+                r#","field_name":"responsetime""#
+            };
+            assert!(det(&format!(r#"{{"function":"{f}"{field}}}"#)).is_ok(), "{f}");
+        }
+    }
+
     #[test]
     fn empty_buckets_per_function() {
         let empty = Aggregate::default();

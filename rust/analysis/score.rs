@@ -39,19 +39,6 @@ pub fn raw_score(p: f64) -> f64 {
     100.0
 }
 
-/// Severity band of a normalised score (ES `normalizedScoreToSeverity`).
-pub fn severity(score: f64) -> &'static str {
-    if score < 25.0 {
-        "warning"
-    } else if score < 50.0 {
-        "minor"
-    } else if score < 75.0 {
-        "major"
-    } else {
-        "critical"
-    }
-}
-
 /// Sketch: bin 0 holds raw == 0, bins 1.. are log-spaced over [SKETCH_MIN, 100].
 const SKETCH_BINS: usize = 64;
 const SKETCH_MIN: f64 = 1e-4;
@@ -235,15 +222,6 @@ mod tests {
             assert!(s >= last && s <= 100.0);
             last = s;
         }
-    }
-
-    #[test]
-    fn severity_bands() {
-        assert_eq!(severity(0.0), "warning");
-        assert_eq!(severity(25.0), "minor");
-        assert_eq!(severity(50.0), "major");
-        assert_eq!(severity(74.9), "major");
-        assert_eq!(severity(75.0), "critical");
     }
 
     #[test]

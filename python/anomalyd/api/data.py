@@ -14,11 +14,10 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from .. import errors
-from .._native import DocumentTooLargeError, MalformedInputError, parse_date_param
-from ..actor import now_ms
+from .._native import DocumentTooLargeError, MalformedInputError
 from ..errors import EsError, json_response
 from ..keys import REGISTRY, SETTINGS
-from .params import as_bool, as_str, check_content_type, merged_params, reject_unknown_query
+from .params import as_bool, as_str, check_content_type, date_param, merged_params, reject_unknown_query
 
 BASE = "/_ml/anomaly_detectors"
 DATA_PARAMS = frozenset({"reset_start", "reset_end"})
@@ -28,23 +27,12 @@ DEPRECATION = (
 )
 
 
-def date_param(name: str, value: str | None) -> int | None:
-    """A date parameter in epoch ms, with Elasticsearch's 400 (8.x wrapping) when unparseable."""
-    if value is None or value == "":
-        return None
-    ms = parse_date_param(value, now_ms())
-    if ms is None:
-        reason = f"Query param [{name}] with value [{value}] cannot be parsed as a date or converted to a number (epoch)."
-        raise EsError(400, "status_exception", reason, caused_by=EsError(400, "parse_exception", reason))
-    return ms
-
-
 def reset_range(request: web.Request) -> tuple[int, int] | None:
     """`reset_start` / `reset_end` validated as Elasticsearch does (after the open check)."""
     raw_start = request.query.get("reset_start", "")
     raw_end = request.query.get("reset_end", "")
-    start = date_param("start", raw_start)
-    end = date_param("end", raw_end)
+    start = date_param("start", raw_start, wrapped=True)
+    end = date_param("end", raw_end, wrapped=True)
     if start is None:
         return None
     start_s = start // 1000
@@ -155,10 +143,10 @@ async def flush_job(request: web.Request) -> web.Response:
                 raise errors.bad_request(f"Invalid flush parameters: unexpected '{name}'.")
     elif end and not start:
         raise errors.bad_request("Invalid flush parameters: 'start' has not been specified.")
-    start_ms = date_param("start", start)
-    end_ms = date_param("end", end)
-    advance = date_param("advance_time", as_str(params, "advance_time"))
-    skip = date_param("skip_time", as_str(params, "skip_time"))
+    start_ms = date_param("start", start, wrapped=True)
+    end_ms = date_param("end", end, wrapped=True)
+    advance = date_param("advance_time", as_str(params, "advance_time"), wrapped=True)
+    skip = date_param("skip_time", as_str(params, "skip_time"), wrapped=True)
     if advance is not None and skip is not None and advance <= skip:
         raise errors.bad_request(
             f"advance_time [{as_str(params, 'advance_time')}] must be later than skip_time [{as_str(params, 'skip_time')}]"

@@ -7,6 +7,8 @@ from typing import Any
 import simdjson
 from aiohttp import web
 
+from .._native import parse_date_param
+from ..actor import now_ms
 from ..errors import EsError, SimpleError, bad_request
 
 #: Parameters every Elasticsearch endpoint accepts.
@@ -88,3 +90,16 @@ def as_str(params: dict[str, Any], name: str) -> str | None:
     if v is None:
         return None
     return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def date_param(name: str, value: Any, *, wrapped: bool = False) -> int | None:
+    """A date parameter in epoch ms (None when absent), or Elasticsearch's 400 when unparseable:
+    a `parse_exception`, which 8.x wraps in a `status_exception` for `_data` and `_flush`."""
+    if value is None or value == "":
+        return None
+    ms = parse_date_param(str(value), now_ms())
+    if ms is None:
+        reason = f"Query param [{name}] with value [{value}] cannot be parsed as a date or converted to a number (epoch)."
+        cause = EsError(400, "parse_exception", reason)
+        raise EsError(400, "status_exception", reason, caused_by=cause) if wrapped else cause
+    return ms

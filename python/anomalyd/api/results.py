@@ -13,11 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from .. import results
-from .._native import parse_date_param
-from ..actor import now_ms
 from ..errors import EsError, bad_request
 from ..keys import REGISTRY
-from .params import as_bool, as_str, merged_params
+from .params import as_bool, as_str, date_param, merged_params
 
 BASE = "/_ml/anomaly_detectors/{job_id}/results"
 MAX_RESULT_WINDOW = 10_000
@@ -28,16 +26,6 @@ KINDS = {
     "record": ("records", frozenset({"record_score"}), "record_score", True, "get_records"),
     "influencer": ("influencers", frozenset({"influencer_score"}), "influencer_score", True, "get_influencers"),
 }
-
-
-def _date(name: str, value: Any) -> int | None:
-    if value is None or value == "":
-        return None
-    ms = parse_date_param(str(value), now_ms())
-    if ms is None:
-        raise EsError(400, "parse_exception",
-                      f"Query param [{name}] with value [{value}] cannot be parsed as a date or converted to a number (epoch).")
-    return ms
 
 
 def _int(params: dict[str, Any], name: str, default: int) -> int:
@@ -87,8 +75,8 @@ async def _query(request: web.Request, kind: str) -> tuple[str, results.Query, b
     if not results.valid_sort_field(sort):
         raise bad_request(f"No mapping found for [{sort}] in order to sort on")
     q = results.Query(
-        result_type=kind, start=_date("start", params.get("start")), end=_date("end", params.get("end")),
-        timestamp=_date("timestamp", timestamp), min_score=_float(params, results.SCORE_FIELD[kind]),
+        result_type=kind, start=date_param("start", params.get("start")), end=date_param("end", params.get("end")),
+        timestamp=date_param("timestamp", timestamp), min_score=_float(params, results.SCORE_FIELD[kind]),
         exclude_interim=as_bool(params, "exclude_interim", False), sort=sort,
         desc=as_bool(params, "desc", default_desc), offset=offset, size=size,
     )
