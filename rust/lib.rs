@@ -74,6 +74,20 @@ impl PyIngestEngine {
         self.feed_slice(py, &copy)
     }
 
+    /// A whole body in one call (what small requests are): start, feed, finish. Returns the
+    /// per-request DataCounts and the lifetime totals to persist (stamped `now_ms`), both JSON;
+    /// on a malformed body the request is aborted (what was read stays in the totals) and the
+    /// error raised, as `finish_request` does.
+    fn ingest_body<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>, now_ms: i64) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+        self.inner.start_request();
+        if let Err(e) = self.feed(py, data) {
+            self.inner.abort_request();
+            return Err(e);
+        }
+        let body = self.finish_request(py, now_ms)?;
+        Ok((body, self.persist_json(py, now_ms)))
+    }
+
     /// End of body: the per-request DataCounts as JSON.
     fn finish_request<'py>(&mut self, py: Python<'py>, now_ms: i64) -> PyResult<Bound<'py, PyBytes>> {
         let body = self.inner.finish_request(now_ms).map_err(stream_error)?;

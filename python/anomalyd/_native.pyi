@@ -23,6 +23,9 @@ class IngestEngine:
     def start_request(self) -> None: ...
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Feed the next chunk of the body (zero-copy; the GIL is released for large chunks)."""
+    def ingest_body(self, data: bytes | bytearray | memoryview, now_ms: int) -> tuple[bytes, bytes]:
+        """A whole body in one call: (the request's DataCounts, the lifetime totals to persist
+        stamped `now_ms`), both JSON. Raises MalformedInputError after aborting the request."""
     def finish_request(self, now_ms: int) -> bytes:
         """End of body: the request's DataCounts as JSON. Raises MalformedInputError."""
     def abort_request(self) -> None:

@@ -30,8 +30,8 @@ def now_ms() -> int:
 class ActorHooks(Protocol):
     """What an actor tells its owner (the registry) after each operation."""
 
-    def counts_changed(self, actor: JobActor) -> None:
-        """A request finished: persist its lifetime counts (grouped with other jobs')."""
+    def counts_changed(self, actor: JobActor, persisted: bytes) -> None:
+        """A request finished: persist these lifetime counts (grouped with other jobs')."""
 
     def results_ready(self, actor: JobActor) -> None:
         """Take the results the engine made and queue them for the store."""
@@ -126,14 +126,36 @@ class JobActor:
         try:
             async for chunk in chunks:
                 engine.feed(chunk)
-            body: bytes = engine.finish_request(now_ms())
+            now = now_ms()
+            body: bytes = engine.finish_request(now)
         except BaseException:
             engine.abort_request()  # what was read stays in the in-memory totals, not yet persisted
             self._hooks.results_ready(self)  # buckets finished before the failure are final
             raise
-        self._hooks.counts_changed(self)
-        self._hooks.results_ready(self)
+        self._finished(engine.persist_json(now))
         return body
+
+    def ingest_now(self, body: bytes) -> bytes | None:
+        """A body that has fully arrived (most small requests), ingested at once if the job is
+        free: one native call and no await, so nothing can come between and no turn is needed.
+        None when others hold or wait for the job; then the caller queues for a turn."""
+        if self._busy or self._waiters:
+            return None
+        return self.ingest_whole(body)
+
+    def ingest_whole(self, body: bytes) -> bytes:
+        """`ingest` of a body that has fully arrived, in one native call."""
+        try:
+            out, persisted = self.engine.ingest_body(body, now_ms())
+        except BaseException:
+            self._hooks.results_ready(self)  # buckets finished before the failure are final
+            raise
+        self._finished(persisted)
+        return out
+
+    def _finished(self, persisted: bytes) -> None:
+        self._hooks.counts_changed(self, persisted)
+        self._hooks.results_ready(self)
 
     async def flush(self, *, calc_interim: bool, start: int | None, end: int | None,
                     advance_time: int | None, skip_time: int | None) -> int | None:

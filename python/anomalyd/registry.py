@@ -64,7 +64,7 @@ class JobRegistry:
         """Shutdown: persist every open job's counts and model; open jobs stay open across the restart."""
         for job in self.jobs.values():
             if job.actor is not None:
-                self.counts_changed(job.actor)
+                self.counts_changed(job.actor, job.actor.engine.persist_json(now_ms()))
                 self.results_ready(job.actor)
                 await self._save_model(job.actor)
         await self.results.stop()
@@ -150,9 +150,10 @@ class JobRegistry:
 
     # -- what actors report (ActorHooks) ------------------------------------------------------
 
-    def counts_changed(self, actor: JobActor) -> None:
-        # Snapshot now: a later failed request must not leak into what gets persisted.
-        self.writer.mark(actor.job.job_id, actor.engine.persist_json(now_ms()))
+    def counts_changed(self, actor: JobActor, persisted: bytes) -> None:
+        # A snapshot taken as the request finished: a later failed request must not leak into
+        # what gets persisted.
+        self.writer.mark(actor.job.job_id, persisted)
         if time.monotonic() - actor.snapshot_at >= self.snapshot_interval:
             self._log_failure(self._save_model(actor), "model_snapshot_failed", actor)
 

@@ -1,6 +1,6 @@
 """`POST _data` and `POST _flush`: the endpoints that feed a job.
 
-The body is streamed into the job's actor as it arrives (`readany`, no copies, never the
+The body is streamed into the job's actor as it arrives (`readchunk`, no copies, never the
 whole body in memory); the actor hands each chunk to the native engine. Oversized bodies are
 refused from their Content-Length before a byte is read, and a client that stops sending for
 longer than the read timeout loses its connection instead of holding the job.
@@ -73,16 +73,17 @@ class _Watchdog:
 async def _body_chunks(request: web.Request, read_timeout: float) -> AsyncIterator[bytes]:
     """The body as it arrives (aiohttp has already undone any gzip or deflate encoding)."""
     content = request.content
-    if content.is_eof():  # the whole body is here already (small requests): no timer needed
-        chunk = content.read_nowait()
-        if chunk:
-            yield chunk
-        return
     watchdog = _Watchdog(request, read_timeout)
     try:
         while True:
-            chunk = await content.readany()
+            # `readchunk`, not `readany`: readany joins every buffered piece into one new bytes
+            # (a copy of the body whenever the engine is behind the socket); readchunk hands
+            # over the pieces as they were received. b"" marks an HTTP chunk's end (skipped)
+            # or, without the end flag, the end of the body.
+            chunk, chunk_end = await content.readchunk()
             if not chunk:
+                if chunk_end:
+                    continue
                 return
             watchdog.progress += 1
             yield chunk
@@ -92,7 +93,9 @@ async def _body_chunks(request: web.Request, read_timeout: float) -> AsyncIterat
 
 async def post_data(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    reject_unknown_query(request, DATA_PARAMS)
+    has_query = bool(request.query_string)
+    if has_query:
+        reject_unknown_query(request, DATA_PARAMS)
     job_id = request.match_info["job_id"]
     if request.body_exists:  # a Content-Length body or a chunked one; an empty body needs no type
         check_content_type(request, streaming=True)
@@ -100,16 +103,26 @@ async def post_data(request: web.Request) -> web.Response:
     if length is not None and length > settings.max_content_length:
         return web.Response(status=413)
     actor = request.app[REGISTRY].actor_for_data(job_id)
-    reset = reset_range(request)  # validated after the open check
-    async with actor.turn():
-        try:
-            body = await actor.ingest(_body_chunks(request, settings.read_timeout),
-                                      None if reset is None else (reset[0] * 1000, reset[1] * 1000))
-        except MalformedInputError:
-            reason = "The input JSON data is malformed."
-            raise EsError(400, "status_exception", reason, caused_by=EsError(400, "parse_exception", reason)) from None
-        except DocumentTooLargeError as e:
-            raise EsError(400, "status_exception", str(e), caused_by=EsError(400, "parse_exception", str(e))) from None
+    reset = reset_range(request) if has_query else None  # validated after the open check
+    content = request.content
+    try:
+        if reset is None and content.is_eof():
+            # The whole body is here already (small requests): one native call, and no turn
+            # to queue for unless the job is busy.
+            whole = content.read_nowait()
+            body = actor.ingest_now(whole)
+            if body is None:
+                async with actor.turn():
+                    body = actor.ingest_whole(whole)
+        else:
+            async with actor.turn():
+                body = await actor.ingest(_body_chunks(request, settings.read_timeout),
+                                          None if reset is None else (reset[0] * 1000, reset[1] * 1000))
+    except MalformedInputError:
+        reason = "The input JSON data is malformed."
+        raise EsError(400, "status_exception", reason, caused_by=EsError(400, "parse_exception", reason)) from None
+    except DocumentTooLargeError as e:
+        raise EsError(400, "status_exception", str(e), caused_by=EsError(400, "parse_exception", str(e))) from None
     headers = {"Warning": DEPRECATION} if settings.deprecation_warning else None
     return web.Response(status=202, body=body, content_type="application/json", headers=headers)
 
