@@ -1,7 +1,7 @@
 """`POST _data` and `POST _flush`: the endpoints that feed a job.
 
-The body is streamed into the job's actor as it arrives (`readchunk`, no copies, never the
-whole body in memory); the actor hands each chunk to the native engine. Oversized bodies are
+The body is streamed into the job's actor as it arrives (no copies, never the whole body in
+memory); the actor hands each chunk to the native engine. Oversized bodies are
 refused from their Content-Length before a byte is read, and a client that stops sending for
 longer than the read timeout loses its connection instead of holding the job.
 """
@@ -73,17 +73,19 @@ class _Watchdog:
 async def _body_chunks(request: web.Request, read_timeout: float) -> AsyncIterator[bytes]:
     """The body as it arrives (aiohttp has already undone any gzip or deflate encoding)."""
     content = request.content
+    # A Content-Length body is read piece by piece as received (`readchunk`): `readany` would
+    # join every buffered piece into one new bytes, a copy of the body whenever the engine is
+    # behind the socket. A chunked body is read with `readany`, which batches small HTTP
+    # chunks (log shippers send many) that `readchunk` would hand over one call each.
+    by_piece = not request.headers.get("Transfer-Encoding")
     watchdog = _Watchdog(request, read_timeout)
     try:
         while True:
-            # `readchunk`, not `readany`: readany joins every buffered piece into one new bytes
-            # (a copy of the body whenever the engine is behind the socket); readchunk hands
-            # over the pieces as they were received. b"" marks an HTTP chunk's end (skipped)
-            # or, without the end flag, the end of the body.
-            chunk, chunk_end = await content.readchunk()
+            if by_piece:
+                chunk, _ = await content.readchunk()  # without HTTP chunks, never an end marker
+            else:
+                chunk = await content.readany()
             if not chunk:
-                if chunk_end:
-                    continue
                 return
             watchdog.progress += 1
             yield chunk
