@@ -35,7 +35,7 @@ impl TimeFormat {
 
     /// Parse the time field's value text (a JSON string's unescaped contents, or a JSON number's
     /// raw token text) into epoch milliseconds. None = invalid date.
-    #[inline]
+    #[inline(always)]
     pub fn parse_ms(&self, text: &[u8]) -> Option<i64> {
         match self {
             Self::Epoch => epoch::epoch_to_ms(text, 1000),
