@@ -11,14 +11,15 @@
 //!
 //! Why it is fast:
 //! - records of one stream share their shape: a top-level key found at the same place as in
-//!   the previous record is recognised with two masked 8-byte compares ([`KnownKey`]), which
-//!   also settle its wanted-field slot and its duplicate check;
+//!   the previous record is recognised, with its closing quote and colon, by two masked 8-byte
+//!   compares ([`KnownKey`]), which also settle its wanted-field slot and its duplicate check;
 //! - other keys: strings are searched with [`StopFinder`], monomorphised per SIMD level and
 //!   inlined (one 16-byte probe settles most keys and values), a key's first 8 bytes are one
 //!   masked load, and the wanted-field lookup is one probe of a per-job table
 //!   ([`FieldSet::lookup_hashed`]) whose hash is also the key's per-object Bloom bit; only a
 //!   Bloom collision re-reads the object's keys to compare (nothing is stored per key);
 //! - numbers are validated 8 digits at a time with SWAR arithmetic;
+//! - a value is usually followed by `,"`: one 2-byte compare finds the next key;
 //! - whitespace inside records is rare, so skipping it is out of line.
 //!
 //! The level is chosen once per buffer ([`for_level`]); `ANOMALYD_SIMD=scalar` gives the
@@ -34,17 +35,26 @@ const MAX_DEPTH: usize = 16;
 
 /// A top-level key of the previous record, to recognise the same key at the same place in
 /// the next one with two masked 8-byte compares (records of one stream usually share their
-/// shape) instead of a search, a hash and a table probe.
+/// shape) instead of a search, a hash, a table probe and a look for the colon.
 #[derive(Clone, Copy)]
 struct KnownKey {
-    /// The key's bytes and its closing quote, with masks covering exactly those bytes.
+    /// The key's bytes, its closing quote and the bytes up to and including the colon after
+    /// it, with masks covering exactly those bytes.
     lo: u64,
     hi: u64,
     mask_lo: u64,
     mask_hi: u64,
-    len: usize,
+    /// From the key's first byte to its colon.
+    colon: usize,
     hash: u32,
     slot: Option<usize>,
+}
+
+/// The `N` bytes at `p`, if the buffer has them; written so that no `p + N` overflow check is
+/// needed.
+#[inline(always)]
+fn bytes_at<const N: usize>(buf: &[u8], p: usize) -> Option<&[u8; N]> {
+    buf.get(p..)?.first_chunk::<N>()
 }
 
 /// Mask of the low `n` bytes of a word (`n` <= 8).
@@ -58,32 +68,33 @@ fn low_bytes(n: usize) -> u64 {
 }
 
 impl KnownKey {
-    /// The key at `buf[start..start + len]` (followed by its closing quote), if short enough.
-    fn new(buf: &[u8], start: usize, len: usize, hash: u32, slot: Option<usize>) -> Option<KnownKey> {
-        if len > 15 {
+    /// The key starting at `start` whose colon is at `colon`, if they are close enough.
+    fn new(buf: &[u8], start: usize, colon: usize, hash: u32, slot: Option<usize>) -> Option<KnownKey> {
+        let covered = colon + 1 - start;
+        if covered > 16 {
             return None;
         }
         let mut pattern = [0u8; 16];
-        pattern[..=len].copy_from_slice(buf.get(start..=start + len)?);
+        pattern[..covered].copy_from_slice(&buf[start..=colon]);
         let (lo, hi) = pattern.split_at(8);
-        let covered = len + 1;
         Some(KnownKey {
             lo: u64::from_le_bytes(lo.try_into().expect("8 bytes")),
             hi: u64::from_le_bytes(hi.try_into().expect("8 bytes")),
             mask_lo: low_bytes(covered),
             mask_hi: low_bytes(covered.saturating_sub(8)),
-            len,
+            colon: colon - start,
             hash,
             slot,
         })
     }
 
-    /// Whether this key, closing quote included, is at `start`.
+    /// Whether this key, up to its colon, is at `start`.
     #[inline(always)]
     fn is_at(&self, buf: &[u8], start: usize) -> bool {
-        let Some(b) = buf.get(start..start + 16) else { return false };
-        let lo = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
-        let hi = u64::from_le_bytes(b[8..].try_into().expect("8 bytes"));
+        let Some(b) = bytes_at::<16>(buf, start) else { return false };
+        let (lo, hi) = b.split_at(8);
+        let lo = u64::from_le_bytes(lo.try_into().expect("8 bytes"));
+        let hi = u64::from_le_bytes(hi.try_into().expect("8 bytes"));
         ((lo ^ self.lo) & self.mask_lo) | ((hi ^ self.hi) & self.mask_hi) == 0
     }
 }
@@ -444,22 +455,22 @@ fn flat_record<F: StopFinder>(
     if b == b'}' {
         return Some(p + 1);
     }
+    if b != b'"' {
+        return None;
+    }
     let mut first_key = p;
     loop {
-        // A key.
-        if buf[p] != b'"' {
-            return None;
-        }
+        // A key; `p` is at its opening quote.
         let start = p + 1;
         let top = outer.is_empty();
         let known = if top { shape.get(ordinal).filter(|k| k.is_at(buf, start)) } else { None };
-        let (key_end, slot) = match known {
+        let (colon, slot) = match known {
             Some(k) => {
                 // The same key as the last record's at this place, and so were all the
                 // record's top-level keys before it (a miss forgets the rest of the shape).
                 // Those keys were found distinct when remembered, so this one repeats none.
                 bloom |= 1u64 << k.hash;
-                (start + k.len, k.slot)
+                (start + k.colon, k.slot)
             }
             None => {
                 let key_end = F::find(buf, start);
@@ -475,23 +486,23 @@ fn flat_record<F: StopFinder>(
                     return None; // Jackson fails on a repeated key; the general path reports it
                 }
                 bloom |= bit;
+                let (colon, b) = peek(buf, key_end + 1)?;
+                if b != b':' {
+                    return None;
+                }
                 let mut slot = None;
                 if top {
                     slot = fields.lookup_hashed(&buf[start..key_end], word, hash);
                     shape.truncate(ordinal);
                     if shape.len() == ordinal {
-                        shape.extend(KnownKey::new(buf, start, len, hash, slot));
+                        shape.extend(KnownKey::new(buf, start, colon, hash, slot));
                     }
                 }
-                (key_end, slot)
+                (colon, slot)
             }
         };
         ordinal += usize::from(top);
-        let (q, b) = peek(buf, key_end + 1)?;
-        if b != b':' {
-            return None;
-        }
-        let (q, b) = peek(buf, q + 1)?;
+        let (q, b) = peek(buf, colon + 1)?;
         p = q;
         // Its value.
         match b {
@@ -513,11 +524,14 @@ fn flat_record<F: StopFinder>(
                 }
                 let (q, b) = peek(buf, p + 1)?;
                 p = q;
-                if b != b'}' {
+                if b == b'"' {
                     outer.push((bloom, first_key));
                     bloom = 0;
                     first_key = p;
                     continue;
+                }
+                if b != b'}' {
+                    return None;
                 }
                 p += 1; // `{}`: no leaves
             }
@@ -553,11 +567,18 @@ fn flat_record<F: StopFinder>(
             }
         }
         // After a value: the next key, or the end of one or more objects.
+        if buf.get(p..p + 2) == Some(b",\"") {
+            p += 1;
+            continue;
+        }
         loop {
             let (q, b) = peek(buf, p)?;
             match b {
                 b',' => {
-                    let (q, _) = peek(buf, q + 1)?;
+                    let (q, b) = peek(buf, q + 1)?;
+                    if b != b'"' {
+                        return None;
+                    }
                     p = q;
                     break;
                 }
@@ -635,6 +656,33 @@ mod tests {
             assert_eq!(got[2], got[3]);
             assert_eq!(got[2], read(s));
         }
+    }
+
+    /// A known key is recognised with its bytes up to the colon: other spacing, no colon or
+    /// keys that only begin alike are read afresh, and every pair of shapes is judged as if
+    /// the first had not been seen.
+    #[test]
+    fn known_keys_include_their_colon() {
+        let records: [&[u8]; 10] = [
+            br#"{"time":1,"kpi":2}"#,
+            br#"{"time" :1,"kpi" : 2}"#,
+            b"{\"time\"\t: 1 ,\"kpi\":2 , \"host\":\"h\"}",
+            br#"{"time" 1,"kpi":2}"#,
+            br#"{"time":1,"kpi"}"#,
+            br#"{"time":1,"kpi":2,"kpi":3}"#,
+            br#"{"timer":1,"kpi":2}"#,
+            br#"{"12345678901234":1,"123456789012345":2,"1234567890123456":3,"kpi":4}"#,
+            br#"{"12345678901234" :1,"123456789012345":2,"123456789012345":3}"#,
+            br#"{"1234567890123":{"time":1},"time":2,"kpi":"x"}"#,
+        ];
+        for a in records {
+            for b in records {
+                let got = read_all(&[a, a, b, b]);
+                assert_eq!(got[2], read(b), "{} after {}", String::from_utf8_lossy(b), String::from_utf8_lossy(a));
+                assert_eq!(got[3], got[2]);
+            }
+        }
+        assert!(read(records[2]).is_some() && read(records[8]).is_none());
     }
 
     #[test]
@@ -761,7 +809,8 @@ mod tests {
         });
         // Mostly well-formed records: pairs of a key and a value, some values nested objects,
         // with an atom slipped in now and then.
-        const KEYS: &[&[u8]] = &[b"time", b"kpi", b"host", b"note", b"a", b"b", b"key7", b"kpi2345678", b"kpi2345679", b"meta", b""];
+        const KEYS: &[&[u8]] = &[b"time", b"kpi", b"host", b"note", b"a", b"b", b"key7", b"kpi2345678", b"kpi2345679", b"meta", b"",
+            b"kpi23456789012", b"kpi234567890123", b"kpi2345678901234"];
         const VALUES: &[&[u8]] = &[b"1454020570036", b"-12.5e+3", b"0", b"1.5", b"\"srv-1\"", b"\"say \\\"hi\\\"\"",
             b"\"\\u00e9\"", b"\"\xc3\xa9\"", b"true", b"false", b"null", b"[]", b"{}", b"[1,\"x\",true]", b"\"\"",
             b"[ 1 , 2 ]", b"{\"k\":1,\"ok\":true,\"tags\":[\"a\"]}", b"{\"k\":1,\"k\":2}", b"{\"x\":{\"y\":null}}"];
@@ -777,7 +826,7 @@ mod tests {
                 }
                 out.push(b'"');
                 out.extend_from_slice(k);
-                out.extend_from_slice(b"\":");
+                out.extend_from_slice(if ws == 3 { b"\" :" } else { b"\":" });
                 if ws == 1 {
                     out.push(b' ');
                 }
