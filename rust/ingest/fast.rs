@@ -13,6 +13,8 @@
 //! - records of one stream share their shape: a top-level key found at the same place as in
 //!   the previous record is recognised, with its closing quote and colon, by two masked 8-byte
 //!   compares ([`KnownKey`]), which also settle its wanted-field slot and its duplicate check;
+//!   while a record follows the shape, a lean loop of its own reads it ([`known_keys`]), and
+//!   the general loop below takes over where it leaves the shape;
 //! - other keys: strings are searched with [`StopFinder`], monomorphised per SIMD level and
 //!   inlined (one 16-byte probe settles most keys and values), a key's first 8 bytes are one
 //!   masked load, and the wanted-field lookup is one probe of a per-job table
@@ -46,7 +48,9 @@ struct KnownKey {
     mask_hi: u64,
     /// From the key's first byte to its colon.
     colon: usize,
-    hash: u32,
+    /// The Bloom filter of the record's keys up to this one: a known key comes after the
+    /// shape's keys before it (see [`known_keys`]), so this is the filter there too.
+    bloom: u64,
     slot: Option<usize>,
 }
 
@@ -69,7 +73,7 @@ fn low_bytes(n: usize) -> u64 {
 
 impl KnownKey {
     /// The key starting at `start` whose colon is at `colon`, if they are close enough.
-    fn new(buf: &[u8], start: usize, colon: usize, hash: u32, slot: Option<usize>) -> Option<KnownKey> {
+    fn new(buf: &[u8], start: usize, colon: usize, bloom: u64, slot: Option<usize>) -> Option<KnownKey> {
         let covered = colon + 1 - start;
         if covered > 16 {
             return None;
@@ -83,7 +87,7 @@ impl KnownKey {
             mask_lo: low_bytes(covered),
             mask_hi: low_bytes(covered.saturating_sub(8)),
             colon: colon - start,
-            hash,
+            bloom,
             slot,
         })
     }
@@ -434,6 +438,94 @@ fn skip_value<F: StopFinder>(buf: &[u8], mut p: usize) -> usize {
     }
 }
 
+/// A value other than an object, whose first byte `b` is at `p`, with `slot` its wanted-field
+/// slot: its end and its leaf count.
+#[inline(always)]
+fn scalar<F: StopFinder>(buf: &[u8], p: usize, b: u8, slot: Option<usize>, rec: &mut Record) -> Option<(usize, u32)> {
+    Some(match b {
+        b'"' => {
+            let (end, escaped) = string::<F>(buf, p)?;
+            if let Some(i) = slot {
+                if escaped {
+                    return None; // to be unescaped: the general path does it
+                }
+                rec.slots[i] = Slot::Input(p + 1, end);
+            }
+            (end + 1, 1)
+        }
+        b'[' => {
+            if slot.is_some() {
+                return None; // collected as joined text by the general path
+            }
+            (scalar_array::<F>(buf, p)?, 1)
+        }
+        b't' => {
+            let end = literal(buf, p, b"true")?;
+            if let Some(i) = slot {
+                rec.slots[i] = Slot::Static(b"true");
+            }
+            (end, 1)
+        }
+        b'f' => {
+            let end = literal(buf, p, b"false")?;
+            if let Some(i) = slot {
+                rec.slots[i] = Slot::Static(b"false");
+            }
+            (end, 1)
+        }
+        b'n' => (literal(buf, p, b"null")?, 0),
+        _ => {
+            let end = number(buf, p)?;
+            if let Some(i) = slot {
+                rec.slots[i] = Slot::Input(p, end);
+            }
+            (end, 1)
+        }
+    })
+}
+
+/// Where [`known_keys`] stopped.
+enum Known {
+    /// The record ended, here.
+    End(usize),
+    /// Before the top-level key whose quote is at `quote`, the `ordinal`-th, with `n` leaves
+    /// read before it.
+    Key { quote: usize, ordinal: usize, n: u32 },
+}
+
+/// The record's top-level keys from the first (its quote at `quote`) for as long as they are
+/// the shape's, in order, each with a value other than an object, followed by `,"` or by the
+/// record's `}`: most records whole. The shape's keys are distinct and carry their slots, so
+/// this loop keeps no Bloom filter and looks nothing up, and few enough variables to stay in
+/// registers. Anything else stops it before that key, for the general loop to read as if
+/// from the start (so a value read and not followed as expected is read again there).
+#[inline(always)]
+fn known_keys<F: StopFinder>(buf: &[u8], mut quote: usize, shape: &[KnownKey], rec: &mut Record) -> Option<Known> {
+    let mut n = 0;
+    for (ordinal, k) in shape.iter().enumerate() {
+        let start = quote + 1;
+        if !k.is_at(buf, start) {
+            return Some(Known::Key { quote, ordinal, n });
+        }
+        let p = start + k.colon + 1;
+        let b = *buf.get(p)?;
+        if b <= b' ' || b == b'{' {
+            return Some(Known::Key { quote, ordinal, n });
+        }
+        let (end, leaves) = scalar::<F>(buf, p, b, k.slot, rec)?;
+        if buf.get(end..end + 2) == Some(b",\"") {
+            n += leaves;
+            quote = end + 1;
+        } else if buf.get(end) == Some(&b'}') {
+            rec.n = n + leaves;
+            return Some(Known::End(end + 1));
+        } else {
+            return Some(Known::Key { quote, ordinal, n });
+        }
+    }
+    Some(Known::Key { quote, ordinal: shape.len(), n })
+}
+
 /// Read the record whose `{` is at `open`; the position after its `}`.
 #[inline(always)]
 fn flat_record<F: StopFinder>(
@@ -446,11 +538,6 @@ fn flat_record<F: StopFinder>(
     rec.clear();
     let Scratch { outer, shape } = scratch;
     outer.clear();
-    // The innermost open object's Bloom filter of keys and the position of its first key;
-    // `outer` keeps those of the enclosing objects.
-    let mut bloom = 0u64;
-    let mut n = 0u32; // leaves, stored into `rec` at the end
-    let mut ordinal = 0usize; // top-level keys read so far
     let (mut p, b) = peek(buf, open + 1)?;
     if b == b'}' {
         return Some(p + 1);
@@ -459,6 +546,20 @@ fn flat_record<F: StopFinder>(
         return None;
     }
     let mut first_key = p;
+    // `n`: leaves, stored into `rec` at the end; `ordinal`: top-level keys read so far.
+    let (mut n, mut ordinal) = match known_keys::<F>(buf, p, shape, rec)? {
+        Known::End(end) => return Some(end),
+        Known::Key { quote, ordinal, n } => {
+            p = quote;
+            (n, ordinal)
+        }
+    };
+    // The innermost open object's Bloom filter of keys and the position of its first key;
+    // `outer` keeps those of the enclosing objects.
+    let mut bloom = match ordinal {
+        0 => 0,
+        k => shape[k - 1].bloom,
+    };
     loop {
         // A key; `p` is at its opening quote.
         let start = p + 1;
@@ -469,7 +570,7 @@ fn flat_record<F: StopFinder>(
                 // The same key as the last record's at this place, and so were all the
                 // record's top-level keys before it (a miss forgets the rest of the shape).
                 // Those keys were found distinct when remembered, so this one repeats none.
-                bloom |= 1u64 << k.hash;
+                bloom = k.bloom;
                 (start + k.colon, k.slot)
             }
             None => {
@@ -495,7 +596,7 @@ fn flat_record<F: StopFinder>(
                     slot = fields.lookup_hashed(&buf[start..key_end], word, hash);
                     shape.truncate(ordinal);
                     if shape.len() == ordinal {
-                        shape.extend(KnownKey::new(buf, start, colon, hash, slot));
+                        shape.extend(KnownKey::new(buf, start, colon, bloom, slot));
                     }
                 }
                 (colon, slot)
@@ -505,66 +606,27 @@ fn flat_record<F: StopFinder>(
         let (q, b) = peek(buf, colon + 1)?;
         p = q;
         // Its value.
-        match b {
-            b'"' => {
-                let (end, escaped) = string::<F>(buf, p)?;
-                n += 1;
-                if let Some(i) = slot {
-                    if escaped {
-                        return None; // to be unescaped: the general path does it
-                    }
-                    rec.slots[i] = Slot::Input(p + 1, end);
-                }
-                p = end + 1;
+        if b == b'{' {
+            // Nested object: its leaves count, none is looked up (no wanted name has a dot).
+            if fields.any_dotted() || outer.len() == MAX_DEPTH {
+                return None;
             }
-            b'{' => {
-                // Nested object: its leaves count, none is looked up (no wanted name has a dot).
-                if fields.any_dotted() || outer.len() == MAX_DEPTH {
-                    return None;
-                }
-                let (q, b) = peek(buf, p + 1)?;
-                p = q;
-                if b == b'"' {
-                    outer.push((bloom, first_key));
-                    bloom = 0;
-                    first_key = p;
-                    continue;
-                }
-                if b != b'}' {
-                    return None;
-                }
-                p += 1; // `{}`: no leaves
+            let (q, b) = peek(buf, p + 1)?;
+            p = q;
+            if b == b'"' {
+                outer.push((bloom, first_key));
+                bloom = 0;
+                first_key = p;
+                continue;
             }
-            b'[' => {
-                if slot.is_some() {
-                    return None; // collected as joined text by the general path
-                }
-                n += 1;
-                p = scalar_array::<F>(buf, p)?;
+            if b != b'}' {
+                return None;
             }
-            b't' => {
-                p = literal(buf, p, b"true")?;
-                n += 1;
-                if let Some(i) = slot {
-                    rec.slots[i] = Slot::Static(b"true");
-                }
-            }
-            b'f' => {
-                p = literal(buf, p, b"false")?;
-                n += 1;
-                if let Some(i) = slot {
-                    rec.slots[i] = Slot::Static(b"false");
-                }
-            }
-            b'n' => p = literal(buf, p, b"null")?,
-            _ => {
-                let end = number(buf, p)?;
-                n += 1;
-                if let Some(i) = slot {
-                    rec.slots[i] = Slot::Input(p, end);
-                }
-                p = end;
-            }
+            p += 1; // `{}`: no leaves
+        } else {
+            let (end, leaves) = scalar::<F>(buf, p, b, slot, rec)?;
+            n += leaves;
+            p = end;
         }
         // After a value: the next key, or the end of one or more objects.
         if buf.get(p..p + 2) == Some(b",\"") {
@@ -658,12 +720,14 @@ mod tests {
         }
     }
 
-    /// A known key is recognised with its bytes up to the colon: other spacing, no colon or
-    /// keys that only begin alike are read afresh, and every pair of shapes is judged as if
-    /// the first had not been seen.
+    /// A known key is recognised with its bytes up to the colon, and the walk over the known
+    /// keys stops cleanly wherever a record leaves the shape: other spacing, no colon, keys
+    /// that only begin alike, a value followed by anything but `,"` or `}`, an object value,
+    /// more or fewer keys, repeats, errors. Every pair of shapes is judged as if the first had
+    /// not been seen.
     #[test]
-    fn known_keys_include_their_colon() {
-        let records: [&[u8]; 10] = [
+    fn known_shapes_are_judged_as_if_unseen() {
+        let records: [&[u8]; 23] = [
             br#"{"time":1,"kpi":2}"#,
             br#"{"time" :1,"kpi" : 2}"#,
             b"{\"time\"\t: 1 ,\"kpi\":2 , \"host\":\"h\"}",
@@ -674,6 +738,19 @@ mod tests {
             br#"{"12345678901234":1,"123456789012345":2,"1234567890123456":3,"kpi":4}"#,
             br#"{"12345678901234" :1,"123456789012345":2,"123456789012345":3}"#,
             br#"{"1234567890123":{"time":1},"time":2,"kpi":"x"}"#,
+            br#"{"time":1,"kpi":2,"host":"h","note":null}"#,
+            br#"{"time":1 ,"kpi":2,"host":"h","note":null}"#,
+            br#"{"time":1, "kpi":2,"host":"h","note":null}"#,
+            br#"{"time":1,"kpi":2,"host":"h","note":null }"#,
+            br#"{"time":1,"kpi":{"a":1,"b":[2]},"host":"h","note":null}"#,
+            br#"{"time":1,"kpi":2,"host":"h","note":null,"x":true}"#,
+            br#"{"time":1,"kpi":2,"host":"h","note":null,"time":2}"#,
+            br#"{"time":null,"kpi":"2","host":"h","note":"a\"b","tags":[1,"x"]}"#,
+            br#"{"time":1,"kpi":2,"host":"a\"b","note":null}"#,
+            br#"{"time":1,"kpi":2,"host":"h","note":nul}"#,
+            br#"{"time":1,"kpi":2,"host":"h","note":null,}"#,
+            br#"{"time":1,"kpi":2,"host":"h","note":null"#,
+            br#"{"time":1,"kpi":2,"host":"h","note":null}}"#,
         ];
         for a in records {
             for b in records {
@@ -683,6 +760,8 @@ mod tests {
             }
         }
         assert!(read(records[2]).is_some() && read(records[8]).is_none());
+        assert_eq!(read(records[15]).map(|r| r.1), Some(4));
+        assert_eq!(read(records[17]).map(|r| r.1), Some(4));
     }
 
     #[test]
