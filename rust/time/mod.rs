@@ -16,7 +16,9 @@ pub use pattern::DatePattern;
 pub enum TimeFormat {
     Epoch,
     EpochMs,
-    Pattern(DatePattern),
+    /// Boxed, so that the enum has a tag of its own: per record, telling the epoch formats
+    /// apart is then one byte compare rather than a decode of the pattern's niche.
+    Pattern(Box<DatePattern>),
 }
 
 impl TimeFormat {
@@ -28,7 +30,7 @@ impl TimeFormat {
             "epoch" => Ok(Self::Epoch),
             "epoch_ms" => Ok(Self::EpochMs),
             _ => DatePattern::compile(fmt)
-                .map(Self::Pattern)
+                .map(|p| Self::Pattern(Box::new(p)))
                 .ok_or_else(|| format!("Invalid Time format string '{fmt}'")),
         }
     }
