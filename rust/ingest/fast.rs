@@ -502,15 +502,16 @@ enum Known {
 #[inline(always)]
 fn known_keys<F: StopFinder>(buf: &[u8], mut quote: usize, shape: &[KnownKey], rec: &mut Record) -> Option<Known> {
     let mut n = 0;
-    for (ordinal, k) in shape.iter().enumerate() {
+    let mut rest = shape;
+    while let Some((k, tail)) = rest.split_first() {
         let start = quote + 1;
         if !k.is_at(buf, start) {
-            return Some(Known::Key { quote, ordinal, n });
+            break;
         }
         let p = start + k.colon + 1;
         let b = *buf.get(p)?;
         if b <= b' ' || b == b'{' {
-            return Some(Known::Key { quote, ordinal, n });
+            break;
         }
         let (end, leaves) = scalar::<F>(buf, p, b, k.slot, rec)?;
         if buf.get(end..end + 2) == Some(b",\"") {
@@ -520,10 +521,11 @@ fn known_keys<F: StopFinder>(buf: &[u8], mut quote: usize, shape: &[KnownKey], r
             rec.n = n + leaves;
             return Some(Known::End(end + 1));
         } else {
-            return Some(Known::Key { quote, ordinal, n });
+            break;
         }
+        rest = tail;
     }
-    Some(Known::Key { quote, ordinal: shape.len(), n })
+    Some(Known::Key { quote, ordinal: shape.len() - rest.len(), n })
 }
 
 /// Read the record whose `{` is at `open`; the position after its `}`.
