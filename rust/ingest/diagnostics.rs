@@ -56,9 +56,9 @@ impl BucketDiagnostics {
     }
 
     /// Count one processed record.
-    #[inline]
+    #[inline(always)]
     pub fn add(&mut self, t_ms: i64) {
-        // Most records fall in the newest bucket: count them without a division.
+        // Most records fall in the newest bucket: count them inline, without a division.
         if let Some((newest, slot)) = self.newest {
             if t_ms >= newest && t_ms.checked_sub(newest).is_some_and(|d| d < self.span_ms) {
                 self.slots[slot] += 1;
@@ -66,6 +66,12 @@ impl BucketDiagnostics {
                 return;
             }
         }
+        self.add_elsewhere(t_ms);
+    }
+
+    /// [`BucketDiagnostics::add`] for a record outside the newest bucket (or the first one).
+    #[inline(never)]
+    fn add_elsewhere(&mut self, t_ms: i64) {
         let start = self.bucket_start(t_ms);
         let size = self.slots.len();
         let (newest, newest_slot) = match self.newest {

@@ -11,14 +11,17 @@
 //!
 //! Why it is fast:
 //! - records of one stream share their shape: a top-level key found at the same place as in
-//!   the previous record is recognised with two masked 8-byte compares ([`KnownKey`]), which
-//!   also settle its wanted-field slot and its duplicate check;
+//!   the previous record is recognised, with its closing quote and colon, by two masked 8-byte
+//!   compares ([`KnownKey`]), which also settle its wanted-field slot and its duplicate check;
+//!   while a record follows the shape, a lean loop of its own reads it ([`known_keys`]), and
+//!   the general loop below takes over where it leaves the shape;
 //! - other keys: strings are searched with [`StopFinder`], monomorphised per SIMD level and
 //!   inlined (one 16-byte probe settles most keys and values), a key's first 8 bytes are one
 //!   masked load, and the wanted-field lookup is one probe of a per-job table
 //!   ([`FieldSet::lookup_hashed`]) whose hash is also the key's per-object Bloom bit; only a
 //!   Bloom collision re-reads the object's keys to compare (nothing is stored per key);
 //! - numbers are validated 8 digits at a time with SWAR arithmetic;
+//! - a value is usually followed by `,"`: one 2-byte compare finds the next key;
 //! - whitespace inside records is rare, so skipping it is out of line.
 //!
 //! The level is chosen once per buffer ([`for_level`]); `ANOMALYD_SIMD=scalar` gives the
@@ -34,17 +37,28 @@ const MAX_DEPTH: usize = 16;
 
 /// A top-level key of the previous record, to recognise the same key at the same place in
 /// the next one with two masked 8-byte compares (records of one stream usually share their
-/// shape) instead of a search, a hash and a table probe.
+/// shape) instead of a search, a hash, a table probe and a look for the colon.
 #[derive(Clone, Copy)]
 struct KnownKey {
-    /// The key's bytes and its closing quote, with masks covering exactly those bytes.
+    /// The key's bytes, its closing quote and the bytes up to and including the colon after
+    /// it, with masks covering exactly those bytes.
     lo: u64,
     hi: u64,
     mask_lo: u64,
     mask_hi: u64,
-    len: usize,
-    hash: u32,
+    /// From the key's first byte to its colon.
+    colon: usize,
+    /// The Bloom filter of the record's keys up to this one: a known key comes after the
+    /// shape's keys before it (see [`known_keys`]), so this is the filter there too.
+    bloom: u64,
     slot: Option<usize>,
+}
+
+/// The `N` bytes at `p`, if the buffer has them; written so that no `p + N` overflow check is
+/// needed.
+#[inline(always)]
+fn bytes_at<const N: usize>(buf: &[u8], p: usize) -> Option<&[u8; N]> {
+    buf.get(p..)?.first_chunk::<N>()
 }
 
 /// Mask of the low `n` bytes of a word (`n` <= 8).
@@ -58,32 +72,33 @@ fn low_bytes(n: usize) -> u64 {
 }
 
 impl KnownKey {
-    /// The key at `buf[start..start + len]` (followed by its closing quote), if short enough.
-    fn new(buf: &[u8], start: usize, len: usize, hash: u32, slot: Option<usize>) -> Option<KnownKey> {
-        if len > 15 {
+    /// The key starting at `start` whose colon is at `colon`, if they are close enough.
+    fn new(buf: &[u8], start: usize, colon: usize, bloom: u64, slot: Option<usize>) -> Option<KnownKey> {
+        let covered = colon + 1 - start;
+        if covered > 16 {
             return None;
         }
         let mut pattern = [0u8; 16];
-        pattern[..=len].copy_from_slice(buf.get(start..=start + len)?);
+        pattern[..covered].copy_from_slice(&buf[start..=colon]);
         let (lo, hi) = pattern.split_at(8);
-        let covered = len + 1;
         Some(KnownKey {
             lo: u64::from_le_bytes(lo.try_into().expect("8 bytes")),
             hi: u64::from_le_bytes(hi.try_into().expect("8 bytes")),
             mask_lo: low_bytes(covered),
             mask_hi: low_bytes(covered.saturating_sub(8)),
-            len,
-            hash,
+            colon: colon - start,
+            bloom,
             slot,
         })
     }
 
-    /// Whether this key, closing quote included, is at `start`.
+    /// Whether this key, up to its colon, is at `start`.
     #[inline(always)]
     fn is_at(&self, buf: &[u8], start: usize) -> bool {
-        let Some(b) = buf.get(start..start + 16) else { return false };
-        let lo = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
-        let hi = u64::from_le_bytes(b[8..].try_into().expect("8 bytes"));
+        let Some(b) = bytes_at::<16>(buf, start) else { return false };
+        let (lo, hi) = b.split_at(8);
+        let lo = u64::from_le_bytes(lo.try_into().expect("8 bytes"));
+        let hi = u64::from_le_bytes(hi.try_into().expect("8 bytes"));
         ((lo ^ self.lo) & self.mask_lo) | ((hi ^ self.hi) & self.mask_hi) == 0
     }
 }
@@ -423,6 +438,96 @@ fn skip_value<F: StopFinder>(buf: &[u8], mut p: usize) -> usize {
     }
 }
 
+/// A value other than an object, whose first byte `b` is at `p`, with `slot` its wanted-field
+/// slot: its end and its leaf count.
+#[inline(always)]
+fn scalar<F: StopFinder>(buf: &[u8], p: usize, b: u8, slot: Option<usize>, rec: &mut Record) -> Option<(usize, u32)> {
+    Some(match b {
+        b'"' => {
+            let (end, escaped) = string::<F>(buf, p)?;
+            if let Some(i) = slot {
+                if escaped {
+                    return None; // to be unescaped: the general path does it
+                }
+                rec.slots[i] = Slot::Input(p + 1, end);
+            }
+            (end + 1, 1)
+        }
+        b'[' => {
+            if slot.is_some() {
+                return None; // collected as joined text by the general path
+            }
+            (scalar_array::<F>(buf, p)?, 1)
+        }
+        b't' => {
+            let end = literal(buf, p, b"true")?;
+            if let Some(i) = slot {
+                rec.slots[i] = Slot::Static(b"true");
+            }
+            (end, 1)
+        }
+        b'f' => {
+            let end = literal(buf, p, b"false")?;
+            if let Some(i) = slot {
+                rec.slots[i] = Slot::Static(b"false");
+            }
+            (end, 1)
+        }
+        b'n' => (literal(buf, p, b"null")?, 0),
+        _ => {
+            let end = number(buf, p)?;
+            if let Some(i) = slot {
+                rec.slots[i] = Slot::Input(p, end);
+            }
+            (end, 1)
+        }
+    })
+}
+
+/// Where [`known_keys`] stopped.
+enum Known {
+    /// The record ended, here.
+    End(usize),
+    /// Before the top-level key whose quote is at `quote`, the `ordinal`-th, with `n` leaves
+    /// read before it.
+    Key { quote: usize, ordinal: usize, n: u32 },
+}
+
+/// The record's top-level keys from the first (its quote at `quote`) for as long as they are
+/// the shape's, in order, each with a value other than an object, followed by `,"` or by the
+/// record's `}`: most records whole. The shape's keys are distinct and carry their slots, so
+/// this loop keeps no Bloom filter and looks nothing up, and few enough variables to stay in
+/// registers. Anything else stops it before that key, for the general loop to read as if
+/// from the start (so a value read and not followed as expected is read again there).
+#[inline(always)]
+fn known_keys<F: StopFinder>(buf: &[u8], mut quote: usize, shape: &[KnownKey], rec: &mut Record) -> Option<Known> {
+    let mut n = 0;
+    let mut rest = shape;
+    while let Some((k, tail)) = rest.split_first() {
+        let start = quote + 1;
+        if !k.is_at(buf, start) {
+            break;
+        }
+        let p = start + k.colon + 1;
+        let b = *buf.get(p)?;
+        if b <= b' ' || b == b'{' {
+            break;
+        }
+        let (end, leaves) = scalar::<F>(buf, p, b, k.slot, rec)?;
+        if buf.get(end..end + 2) == Some(b",\"") {
+            n += leaves;
+            quote = end + 1;
+        } else if buf.get(end) == Some(&b'}') {
+            rec.n = n + leaves;
+            return Some(Known::End(end + 1));
+        } else {
+            break;
+        }
+        rest = tail;
+    }
+    Some(Known::Key { quote, ordinal: shape.len() - rest.len(), n })
+}
+
 /// Read the record whose `{` is at `open`; the position after its `}`.
 #[inline(always)]
 fn flat_record<F: StopFinder>(
@@ -435,31 +540,40 @@ fn flat_record<F: StopFinder>(
     rec.clear();
     let Scratch { outer, shape } = scratch;
     outer.clear();
-    // The innermost open object's Bloom filter of keys and the position of its first key;
-    // `outer` keeps those of the enclosing objects.
-    let mut bloom = 0u64;
-    let mut n = 0u32; // leaves, stored into `rec` at the end
-    let mut ordinal = 0usize; // top-level keys read so far
     let (mut p, b) = peek(buf, open + 1)?;
     if b == b'}' {
         return Some(p + 1);
     }
+    if b != b'"' {
+        return None;
+    }
     let mut first_key = p;
-    loop {
-        // A key.
-        if buf[p] != b'"' {
-            return None;
+    // `n`: leaves, stored into `rec` at the end; `ordinal`: top-level keys read so far.
+    let (mut n, mut ordinal) = match known_keys::<F>(buf, p, shape, rec)? {
+        Known::End(end) => return Some(end),
+        Known::Key { quote, ordinal, n } => {
+            p = quote;
+            (n, ordinal)
         }
+    };
+    // The innermost open object's Bloom filter of keys and the position of its first key;
+    // `outer` keeps those of the enclosing objects.
+    let mut bloom = match ordinal {
+        0 => 0,
+        k => shape[k - 1].bloom,
+    };
+    loop {
+        // A key; `p` is at its opening quote.
         let start = p + 1;
         let top = outer.is_empty();
         let known = if top { shape.get(ordinal).filter(|k| k.is_at(buf, start)) } else { None };
-        let (key_end, slot) = match known {
+        let (colon, slot) = match known {
             Some(k) => {
                 // The same key as the last record's at this place, and so were all the
                 // record's top-level keys before it (a miss forgets the rest of the shape).
                 // Those keys were found distinct when remembered, so this one repeats none.
-                bloom |= 1u64 << k.hash;
-                (start + k.len, k.slot)
+                bloom = k.bloom;
+                (start + k.colon, k.slot)
             }
             None => {
                 let key_end = F::find(buf, start);
@@ -475,89 +589,60 @@ fn flat_record<F: StopFinder>(
                     return None; // Jackson fails on a repeated key; the general path reports it
                 }
                 bloom |= bit;
+                let (colon, b) = peek(buf, key_end + 1)?;
+                if b != b':' {
+                    return None;
+                }
                 let mut slot = None;
                 if top {
                     slot = fields.lookup_hashed(&buf[start..key_end], word, hash);
                     shape.truncate(ordinal);
                     if shape.len() == ordinal {
-                        shape.extend(KnownKey::new(buf, start, len, hash, slot));
+                        shape.extend(KnownKey::new(buf, start, colon, bloom, slot));
                     }
                 }
-                (key_end, slot)
+                (colon, slot)
             }
         };
         ordinal += usize::from(top);
-        let (q, b) = peek(buf, key_end + 1)?;
-        if b != b':' {
-            return None;
-        }
-        let (q, b) = peek(buf, q + 1)?;
+        let (q, b) = peek(buf, colon + 1)?;
         p = q;
         // Its value.
-        match b {
-            b'"' => {
-                let (end, escaped) = string::<F>(buf, p)?;
-                n += 1;
-                if let Some(i) = slot {
-                    if escaped {
-                        return None; // to be unescaped: the general path does it
-                    }
-                    rec.slots[i] = Slot::Input(p + 1, end);
-                }
-                p = end + 1;
+        if b == b'{' {
+            // Nested object: its leaves count, none is looked up (no wanted name has a dot).
+            if fields.any_dotted() || outer.len() == MAX_DEPTH {
+                return None;
             }
-            b'{' => {
-                // Nested object: its leaves count, none is looked up (no wanted name has a dot).
-                if fields.any_dotted() || outer.len() == MAX_DEPTH {
-                    return None;
-                }
-                let (q, b) = peek(buf, p + 1)?;
-                p = q;
-                if b != b'}' {
-                    outer.push((bloom, first_key));
-                    bloom = 0;
-                    first_key = p;
-                    continue;
-                }
-                p += 1; // `{}`: no leaves
+            let (q, b) = peek(buf, p + 1)?;
+            p = q;
+            if b == b'"' {
+                outer.push((bloom, first_key));
+                bloom = 0;
+                first_key = p;
+                continue;
             }
-            b'[' => {
-                if slot.is_some() {
-                    return None; // collected as joined text by the general path
-                }
-                n += 1;
-                p = scalar_array::<F>(buf, p)?;
+            if b != b'}' {
+                return None;
             }
-            b't' => {
-                p = literal(buf, p, b"true")?;
-                n += 1;
-                if let Some(i) = slot {
-                    rec.slots[i] = Slot::Static(b"true");
-                }
-            }
-            b'f' => {
-                p = literal(buf, p, b"false")?;
-                n += 1;
-                if let Some(i) = slot {
-                    rec.slots[i] = Slot::Static(b"false");
-                }
-            }
-            b'n' => p = literal(buf, p, b"null")?,
-            _ => {
-                let end = number(buf, p)?;
-                n += 1;
-                if let Some(i) = slot {
-                    rec.slots[i] = Slot::Input(p, end);
-                }
-                p = end;
-            }
+            p += 1; // `{}`: no leaves
+        } else {
+            let (end, leaves) = scalar::<F>(buf, p, b, slot, rec)?;
+            n += leaves;
+            p = end;
         }
         // After a value: the next key, or the end of one or more objects.
+        if buf.get(p..p + 2) == Some(b",\"") {
+            p += 1;
+            continue;
+        }
         loop {
             let (q, b) = peek(buf, p)?;
             match b {
                 b',' => {
-                    let (q, _) = peek(buf, q + 1)?;
+                    let (q, b) = peek(buf, q + 1)?;
+                    if b != b'"' {
+                        return None;
+                    }
                     p = q;
                     break;
                 }
@@ -635,6 +720,50 @@ mod tests {
             assert_eq!(got[2], got[3]);
             assert_eq!(got[2], read(s));
         }
+    }
+
+    /// A known key is recognised with its bytes up to the colon, and the walk over the known
+    /// keys stops cleanly wherever a record leaves the shape: other spacing, no colon, keys
+    /// that only begin alike, a value followed by anything but `,"` or `}`, an object value,
+    /// more or fewer keys, repeats, errors. Every pair of shapes is judged as if the first had
+    /// not been seen.
+    #[test]
+    fn known_shapes_are_judged_as_if_unseen() {
+        let records: [&[u8]; 23] = [
+            br#"{"time":1,"kpi":2}"#,
+            br#"{"time" :1,"kpi" : 2}"#,
+            b"{\"time\"\t: 1 ,\"kpi\":2 , \"host\":\"h\"}",
+            br#"{"time" 1,"kpi":2}"#,
+            br#"{"time":1,"kpi"}"#,
+            br#"{"time":1,"kpi":2,"kpi":3}"#,
+            br#"{"timer":1,"kpi":2}"#,
+            br#"{"12345678901234":1,"123456789012345":2,"1234567890123456":3,"kpi":4}"#,
+            br#"{"12345678901234" :1,"123456789012345":2,"123456789012345":3}"#,
+            br#"{"1234567890123":{"time":1},"time":2,"kpi":"x"}"#,
+            br#"{"time":1,"kpi":2,"host":"h","note":null}"#,
+            br#"{"time":1 ,"kpi":2,"host":"h","note":null}"#,
+            br#"{"time":1, "kpi":2,"host":"h","note":null}"#,
+            br#"{"time":1,"kpi":2,"host":"h","note":null }"#,
+            br#"{"time":1,"kpi":{"a":1,"b":[2]},"host":"h","note":null}"#,
+            br#"{"time":1,"kpi":2,"host":"h","note":null,"x":true}"#,
+            br#"{"time":1,"kpi":2,"host":"h","note":null,"time":2}"#,
+            br#"{"time":null,"kpi":"2","host":"h","note":"a\"b","tags":[1,"x"]}"#,
+            br#"{"time":1,"kpi":2,"host":"a\"b","note":null}"#,
+            br#"{"time":1,"kpi":2,"host":"h","note":nul}"#,
+            br#"{"time":1,"kpi":2,"host":"h","note":null,}"#,
+            br#"{"time":1,"kpi":2,"host":"h","note":null"#,
+            br#"{"time":1,"kpi":2,"host":"h","note":null}}"#,
+        ];
+        for a in records {
+            for b in records {
+                let got = read_all(&[a, a, b, b]);
+                assert_eq!(got[2], read(b), "{} after {}", String::from_utf8_lossy(b), String::from_utf8_lossy(a));
+                assert_eq!(got[3], got[2]);
+            }
+        }
+        assert!(read(records[2]).is_some() && read(records[8]).is_none());
+        assert_eq!(read(records[15]).map(|r| r.1), Some(4));
+        assert_eq!(read(records[17]).map(|r| r.1), Some(4));
     }
 
     #[test]
@@ -761,7 +890,8 @@ mod tests {
         });
         // Mostly well-formed records: pairs of a key and a value, some values nested objects,
         // with an atom slipped in now and then.
-        const KEYS: &[&[u8]] = &[b"time", b"kpi", b"host", b"note", b"a", b"b", b"key7", b"kpi2345678", b"kpi2345679", b"meta", b""];
+        const KEYS: &[&[u8]] = &[b"time", b"kpi", b"host", b"note", b"a", b"b", b"key7", b"kpi2345678", b"kpi2345679", b"meta", b"",
+            b"kpi23456789012", b"kpi234567890123", b"kpi2345678901234"];
         const VALUES: &[&[u8]] = &[b"1454020570036", b"-12.5e+3", b"0", b"1.5", b"\"srv-1\"", b"\"say \\\"hi\\\"\"",
             b"\"\\u00e9\"", b"\"\xc3\xa9\"", b"true", b"false", b"null", b"[]", b"{}", b"[1,\"x\",true]", b"\"\"",
             b"[ 1 , 2 ]", b"{\"k\":1,\"ok\":true,\"tags\":[\"a\"]}", b"{\"k\":1,\"k\":2}", b"{\"x\":{\"y\":null}}"];
@@ -777,7 +907,7 @@ mod tests {
                 }
                 out.push(b'"');
                 out.extend_from_slice(k);
-                out.extend_from_slice(b"\":");
+                out.extend_from_slice(if ws == 3 { b"\" :" } else { b"\":" });
                 if ws == 1 {
                     out.push(b' ');
                 }

@@ -102,11 +102,23 @@ pub fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\n' | b'\r' | b'\t')
 }
 
-/// Bytes that continue a number or literal token ("run"): anything else ends it.
+/// Bytes that continue a number or literal token ("run"): anything else ends it. One table
+/// load: every number and literal asks it at least once.
 #[inline(always)]
 pub fn is_run_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')
+    RUN_BYTES[usize::from(b)]
 }
+
+const RUN_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.');
+        i += 1;
+    }
+    table
+};
 
 /// The first (up to) 8 bytes of a key as a little-endian word, for quick comparisons.
 #[inline(always)]
