@@ -613,6 +613,14 @@ impl AnalysisEngine {
         postcard::to_allocvec(&s).expect("analysis state serialises")
     }
 
+    /// The snapshot with the measured bucket times zeroed: equal runs give equal bytes.
+    #[cfg(test)]
+    pub(super) fn snapshot_untimed(&self) -> Vec<u8> {
+        let state = State { timing: Timing::default(), ..self.state.clone() };
+        let s = SnapshotRef { version: SNAPSHOT_VERSION, series: &self.series.series, state: &state };
+        postcard::to_allocvec(&s).expect("analysis state serialises")
+    }
+
     /// Continue from a snapshot of the same job configuration.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
         // The version leads the snapshot: check it before reading a layout that may differ.
