@@ -63,7 +63,7 @@ pub struct Detector {
 
 impl Detector {
     pub fn model_config(&self, bucket_span_s: i64) -> ModelConfig {
-        ModelConfig { bucket_span_s, side: self.side, is_count: !self.feature.needs_field() }
+        ModelConfig::new(bucket_span_s, self.side, !self.feature.needs_field())
     }
 
     /// Build from one detector of a job's `analysis_config`; `fields` are the job's analysis
