@@ -167,6 +167,23 @@ mod array_serde {
     }
 }
 
+/// The first daily and weekly profile bins an update at some time reads: the same for every
+/// series, so computed once per bucket for [`SeriesModel::prefetch`].
+pub struct ProfileBins {
+    day: usize,
+    week: usize,
+}
+
+impl ProfileBins {
+    pub fn at(time_s: i64) -> Self {
+        let week_phase = time_s.rem_euclid(WEEK_S);
+        ProfileBins {
+            day: profile_bins(week_phase % DAY_S, DAY_S, DAY_BINS).0,
+            week: profile_bins(week_phase, WEEK_S, WEEK_BINS).0,
+        }
+    }
+}
+
 /// The online model of one series.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SeriesModel {
@@ -267,6 +284,24 @@ impl SeriesModel {
         };
         self.learn(cfg, time_s, value, weight, &s);
         s.obs
+    }
+
+    /// Prefetch the cache lines an update at `at` reads, but the histogram bins and the weekly
+    /// track (learning only where there is a weekly pattern), so that a caller going through
+    /// many models can overlap their memory latencies. The compiler lays the scalars out
+    /// together (`n` apart): the two ends of the group cover it (a test checks).
+    #[inline(always)]
+    pub fn prefetch(&self, at: &ProfileBins) {
+        use crate::arch::prefetch;
+        prefetch(&self.n);
+        prefetch(&self.first_time_s);
+        prefetch(&self.week_err);
+        prefetch(&self.day[at.day]);
+        prefetch(&self.day_weight[at.day]);
+        prefetch(&self.week[at.week]);
+        prefetch(&self.week_weight[at.week]);
+        self.plain.prefetch();
+        self.seasonal.prefetch();
     }
 
     /// Interim scoring of a not-yet-final bucket: same as `observe` but does not learn.

@@ -266,6 +266,20 @@ fn fast_path_agrees_with_exact_tails() {
     }
 }
 
+/// `SeriesModel::prefetch` covers the scalars with the two ends of their group.
+#[test]
+fn scalars_lie_between_first_time_and_week_err() {
+    use std::mem::offset_of;
+    let (first, last) = (offset_of!(SeriesModel, first_time_s), offset_of!(SeriesModel, week_err));
+    for at in [offset_of!(SeriesModel, level), offset_of!(SeriesModel, level_weight),
+        offset_of!(SeriesModel, doc_weight), offset_of!(SeriesModel, err_plain),
+        offset_of!(SeriesModel, err_seasonal), offset_of!(SeriesModel, weekly_from)]
+    {
+        assert!(first < at && at < last, "{first} {at} {last}");
+    }
+    assert!(last - first < 128);
+}
+
 #[test]
 fn small_state() {
     let c = cfg(Side::Both);
