@@ -34,7 +34,7 @@ fn median_interval(rows: &[(i64, f64)]) -> i64 {
 /// Scores one file: per-row (normalised, log) scores, time spent in the model, buckets, model bytes.
 fn score_file(rows: &[(i64, f64)]) -> (Vec<f64>, Vec<f64>, Duration, usize, usize) {
     let span = median_interval(rows);
-    let cfg = ModelConfig { bucket_span_s: span, side: Side::Both, is_count: false };
+    let cfg = ModelConfig::new(span, Side::Both, false);
     let mut model = SeriesModel::new(&cfg);
     let mut normalizer = Normalizer::new(span);
     let (mut norm, mut log) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));

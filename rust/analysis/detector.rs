@@ -63,7 +63,7 @@ pub struct Detector {
 
 impl Detector {
     pub fn model_config(&self, bucket_span_s: i64) -> ModelConfig {
-        ModelConfig { bucket_span_s, side: self.side, is_count: !self.feature.needs_field() }
+        ModelConfig::new(bucket_span_s, self.side, !self.feature.needs_field())
     }
 
     /// Build from one detector of a job's `analysis_config`; `fields` are the job's analysis
@@ -143,14 +143,10 @@ impl Aggregate {
         if let Some(v) = value {
             self.n_values += count;
             self.sum += v * count;
-            // Plain comparisons: values are finite (never NaN), so these equal f64::min/max
-            // without their NaN handling.
-            if v < self.min {
-                self.min = v;
-            }
-            if v > self.max {
-                self.max = v;
-            }
+            // Selects, not branches (minsd/maxsd): whether a value is a new extreme is
+            // unpredictable, and it waits on the value's parse. Values are finite (never NaN).
+            self.min = if v < self.min { v } else { self.min };
+            self.max = if v > self.max { v } else { self.max };
         }
     }
 

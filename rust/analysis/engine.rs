@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bucket::OpenBucket;
 use super::detector::{Detector, FeatureValue};
-use super::model::{ModelConfig, Observation, SeriesModel};
+use super::model::{ModelConfig, Observation, ProfileBins, SeriesModel};
 use super::results::{self, finite, ResultRow};
 use super::score::{raw_score, Normalizer, RECORD_PROBABILITY_THRESHOLD};
 use super::series::{models_for, Series, SeriesSet};
@@ -25,6 +25,10 @@ const TIME_LIMIT_MS: i64 = 1 << 60;
 fn analysable(t: i64) -> bool {
     (-TIME_LIMIT_MS..=TIME_LIMIT_MS).contains(&t)
 }
+
+/// How many series ahead `score_bucket` prefetches models: one update takes longer than a
+/// cache miss, so the next-but-one is early enough without flooding the caches.
+const PREFETCH_AHEAD: usize = 2;
 
 /// Snapshot format version: a snapshot of another version is not restored.
 const SNAPSHOT_VERSION: u32 = 4;
@@ -372,7 +376,15 @@ impl AnalysisEngine {
                 let series = &self.series.series;
                 self.scratch.extend(bucket.touched().iter().filter(|&&s| series[s as usize].detector == d));
             }
-            for &sid in &self.scratch {
+            let bins = ProfileBins::at(time_s);
+            for (j, &sid) in self.scratch.iter().enumerate() {
+                // The models are scattered over more memory than the caches hold: ask for the
+                // next ones while this one computes.
+                if let Some(&ahead) = self.scratch.get(j + PREFETCH_AHEAD) {
+                    for m in &self.series.series[ahead as usize].models {
+                        m.prefetch(&bins);
+                    }
+                }
                 let features = bucket.aggregate(sid).features(det.feature);
                 let models = &mut self.series.series[sid as usize].models;
                 let mut best: Option<(Observation, FeatureValue)> = None;
@@ -610,6 +622,14 @@ impl AnalysisEngine {
 
     pub fn snapshot(&self) -> Vec<u8> {
         let s = SnapshotRef { version: SNAPSHOT_VERSION, series: &self.series.series, state: &self.state };
+        postcard::to_allocvec(&s).expect("analysis state serialises")
+    }
+
+    /// The snapshot with the measured bucket times zeroed: equal runs give equal bytes.
+    #[cfg(test)]
+    pub(super) fn snapshot_untimed(&self) -> Vec<u8> {
+        let state = State { timing: Timing::default(), ..self.state.clone() };
+        let s = SnapshotRef { version: SNAPSHOT_VERSION, series: &self.series.series, state: &state };
         postcard::to_allocvec(&s).expect("analysis state serialises")
     }
 

@@ -13,6 +13,9 @@
 //! [`StopFinder`] and monomorphised per level: [`Swar`] (portable, 8 bytes per step in a
 //! general-purpose register, the scalar level), `Sse2Finder` and `NeonFinder`; the caller picks
 //! the instance from [`level`] once per buffer.
+//!
+//! [`prefetch`] is the one helper outside scanning: a cache hint for the analysis, whose
+//! per-series models are spread over more memory than the caches hold.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -68,6 +71,25 @@ impl StopFinder for Swar {
         }
         from
     }
+}
+
+/// Start loading the cache line that holds `r` into all cache levels, without waiting for it.
+/// A hint only: it changes nothing the program computes (a no-op where there is no instruction).
+#[inline(always)]
+pub fn prefetch<T>(r: &T) {
+    let p = r as *const T;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults or writes (SSE is part of the x86-64 baseline).
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: a prefetch never faults or writes.
+    unsafe {
+        std::arch::asm!("prfm pldl1keep, [{0}]", in(reg) p, options(nostack, readonly, preserves_flags));
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = p;
 }
 
 /// An instruction-set level, from slowest to widest.

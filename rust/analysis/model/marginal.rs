@@ -96,6 +96,14 @@ impl Marginal {
         }
     }
 
+    /// Prefetch the fields every learn reads (not the bins: which one depends on the value).
+    /// The compiler lays the scalars out after the bins, from `lo` to `seen` (a test checks).
+    #[inline(always)]
+    pub(super) fn prefetch(&self) {
+        crate::arch::prefetch(&self.lo);
+        crate::arch::prefetch(&self.seen);
+    }
+
     /// Whether x is in the safe region: there, every tail `tails` would compute that `side`
     /// uses is certainly above the level the region was refreshed for, so the exact tails are
     /// not needed. Compares `x − lo` (the same difference `masses` divides) with the bounds.
@@ -341,6 +349,20 @@ impl Marginal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `prefetch` covers the scalars with their two ends (within one or two lines).
+    #[test]
+    fn scalars_lie_between_lo_and_seen() {
+        use std::mem::offset_of;
+        let (first, last) = (offset_of!(Marginal, lo), offset_of!(Marginal, seen));
+        for at in [offset_of!(Marginal, hi), offset_of!(Marginal, total), offset_of!(Marginal, unit),
+            offset_of!(Marginal, env_lo), offset_of!(Marginal, env_hi), offset_of!(Marginal, safe_lo),
+            offset_of!(Marginal, safe_hi), offset_of!(Marginal, safe_left)]
+        {
+            assert!(first < at && at < last, "{first} {at} {last}");
+        }
+        assert!(last - first < 64);
+    }
 
     #[test]
     fn lazy_decay_rescales_without_losing_mass() {

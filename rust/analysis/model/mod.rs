@@ -49,10 +49,47 @@ pub enum Side {
 
 #[derive(Clone, Debug)]
 pub struct ModelConfig {
-    pub bucket_span_s: i64,
     pub side: Side,
     /// Count-family feature (non-negative counts): sets a quantisation floor on the tail scale.
     pub is_count: bool,
+    /// What learning needs of the bucket span, computed once: an exp and several divisions per
+    /// update otherwise.
+    rates: SpanRates,
+}
+
+/// The per-update factors that depend on the bucket span only. Each is the very expression
+/// learning used to evaluate per update, so the values are the same to the bit.
+#[derive(Clone, Debug)]
+struct SpanRates {
+    /// Decay of every histogram and of the level per learned bucket.
+    decay: f64,
+    /// The span in seconds, at least 1.
+    span: f64,
+    /// Slowest rate of the seasonal test's errors (ERROR_MEMORY_DAYS).
+    error_rate_floor: f64,
+    /// Slowest rate of the weekly test's errors (WEEKLY_ERROR_MEMORY_WEEKS).
+    weekly_error_rate_floor: f64,
+    /// Per-update retention of a weekly-profile bin's weight (WEEKLY_PROFILE_MEMORY_WEEKS).
+    week_keep: f64,
+    /// Per-update retention of a daily-profile bin's weight (PROFILE_MEMORY_DAYS).
+    day_keep: f64,
+}
+
+impl ModelConfig {
+    pub fn new(bucket_span_s: i64, side: Side, is_count: bool) -> Self {
+        let span = bucket_span_s.max(1) as f64;
+        let per_day = (DAY_S as f64 / span).max(1.0);
+        let per_week_bin = WEEKLY_PROFILE_MEMORY_WEEKS * WEEK_S as f64 / span / WEEK_BINS as f64;
+        let rates = SpanRates {
+            decay: (-DECAY_PER_30MIN * span / 1800.0).exp(),
+            span,
+            error_rate_floor: 1.0 / (ERROR_MEMORY_DAYS * per_day),
+            weekly_error_rate_floor: span / (WEEKLY_ERROR_MEMORY_WEEKS * WEEK_S as f64),
+            week_keep: 1.0 - 1.0 / per_week_bin.max(1.0),
+            day_keep: 1.0 - 1.0 / (PROFILE_MEMORY_DAYS * per_day / DAY_BINS as f64).max(1.0),
+        };
+        ModelConfig { side, is_count, rates }
+    }
 }
 
 /// The result of scoring one bucket value.
@@ -130,6 +167,23 @@ mod array_serde {
     }
 }
 
+/// The first daily and weekly profile bins an update at some time reads: the same for every
+/// series, so computed once per bucket for [`SeriesModel::prefetch`].
+pub struct ProfileBins {
+    day: usize,
+    week: usize,
+}
+
+impl ProfileBins {
+    pub fn at(time_s: i64) -> Self {
+        let week_phase = time_s.rem_euclid(WEEK_S);
+        ProfileBins {
+            day: profile_bins(week_phase % DAY_S, DAY_S, DAY_BINS).0,
+            week: profile_bins(week_phase, WEEK_S, WEEK_BINS).0,
+        }
+    }
+}
+
 /// The online model of one series.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SeriesModel {
@@ -165,23 +219,6 @@ pub struct SeriesModel {
     /// predictors, over about WEEKLY_ERROR_MEMORY_WEEKS (the 3-day errors above would swing
     /// with the weekday/weekend cycle); updated from the second week on.
     week_err: [f64; 3],
-}
-
-/// The per-bucket decay factor of a bucket span, cached per thread (an exp per update costs
-/// about as much as the rest of learning a value).
-fn decay_factor(bucket_span_s: i64) -> f64 {
-    thread_local! {
-        static CACHE: std::cell::Cell<(i64, f64)> = const { std::cell::Cell::new((i64::MIN, 1.0)) };
-    }
-    CACHE.with(|c| {
-        let (span, factor) = c.get();
-        if span == bucket_span_s {
-            return factor;
-        }
-        let factor = (-DECAY_PER_30MIN * bucket_span_s.max(1) as f64 / 1800.0).exp();
-        c.set((bucket_span_s, factor));
-        factor
-    })
 }
 
 /// ES's multi-bucket impact (spec §2.2): positive when the multi-bucket feature explains more.
@@ -247,6 +284,24 @@ impl SeriesModel {
         };
         self.learn(cfg, time_s, value, weight, &s);
         s.obs
+    }
+
+    /// Prefetch the cache lines an update at `at` reads, but the histogram bins and the weekly
+    /// track (learning only where there is a weekly pattern), so that a caller going through
+    /// many models can overlap their memory latencies. The compiler lays the scalars out
+    /// together (`n` apart): the two ends of the group cover it (a test checks).
+    #[inline(always)]
+    pub fn prefetch(&self, at: &ProfileBins) {
+        use crate::arch::prefetch;
+        prefetch(&self.n);
+        prefetch(&self.first_time_s);
+        prefetch(&self.week_err);
+        prefetch(&self.day[at.day]);
+        prefetch(&self.day_weight[at.day]);
+        prefetch(&self.week[at.week]);
+        prefetch(&self.week_weight[at.week]);
+        self.plain.prefetch();
+        self.seasonal.prefetch();
     }
 
     /// Interim scoring of a not-yet-final bucket: same as `observe` but does not learn.
@@ -415,7 +470,8 @@ impl SeriesModel {
             self.level = value;
         }
         self.n = self.n.saturating_add(1);
-        let decay = decay_factor(cfg.bucket_span_s);
+        let rates = &cfg.rates;
+        let decay = rates.decay;
         let w_plain = self.plain.learn(cfg.side, decay, s.residual, s.multi, s.p_plain);
         let w_seasonal = self.seasonal.learn(cfg.side, decay, s.deseasoned, s.multi_seasonal, s.p_seasonal);
         let w_weekly = if s.weekly_learns {
@@ -443,8 +499,7 @@ impl SeriesModel {
         // Out-of-sample errors for the seasonal test, over about ERROR_MEMORY_DAYS.
         let plain_err = (value - self.level).powi(2);
         let seasonal_err = (value - self.level - s.season).powi(2);
-        let per_day = (DAY_S as f64 / cfg.bucket_span_s.max(1) as f64).max(1.0);
-        let rate = w * (1.0 / self.n as f64).max(1.0 / (ERROR_MEMORY_DAYS * per_day));
+        let rate = w * (1.0 / self.n as f64).max(rates.error_rate_floor);
         if plain_err.is_finite() && seasonal_err.is_finite() {
             self.err_plain += rate * (plain_err - self.err_plain);
             self.err_seasonal += rate * (seasonal_err - self.err_seasonal);
@@ -452,10 +507,10 @@ impl SeriesModel {
 
         // The weekly test's errors, from the second week on (before, the weekly profile has not
         // seen a whole period and its error would say nothing), over about two weeks.
-        let span = cfg.bucket_span_s.max(1) as f64;
+        let span = rates.span;
         if s.weekly_tested {
             let since = (s.elapsed - WEEK_S) as f64;
-            let rate = w * (span / (since + span)).max(span / (WEEKLY_ERROR_MEMORY_WEEKS * WEEK_S as f64)).min(1.0);
+            let rate = w * (span / (since + span)).max(rates.weekly_error_rate_floor).min(1.0);
             let weekly_err = (value - self.level - s.season - s.week).powi(2);
             if plain_err.is_finite() && seasonal_err.is_finite() && weekly_err.is_finite() {
                 for (e, x) in self.week_err.iter_mut().zip([plain_err, seasonal_err, weekly_err]) {
@@ -469,8 +524,7 @@ impl SeriesModel {
         let dev = value - self.level - s.season;
         if dev.is_finite() {
             let (a, b, f) = s.week_bins;
-            let per_bin = WEEKLY_PROFILE_MEMORY_WEEKS * WEEK_S as f64 / span / WEEK_BINS as f64;
-            let keep = 1.0 - 1.0 / per_bin.max(1.0);
+            let keep = rates.week_keep;
             for (bin, share) in [(a, 1.0 - f), (b, f)] {
                 let bw = w * share;
                 if bw <= 0.0 {
@@ -496,7 +550,7 @@ impl SeriesModel {
                 if bw <= 0.0 {
                     continue;
                 }
-                self.day_weight[bin] = self.day_weight[bin] * (1.0 - 1.0 / (PROFILE_MEMORY_DAYS * per_day / DAY_BINS as f64).max(1.0)) + bw;
+                self.day_weight[bin] = self.day_weight[bin] * rates.day_keep + bw;
                 self.day[bin] += bw / self.day_weight[bin] * (dev - self.day[bin]);
             }
         }

@@ -5,7 +5,7 @@ use super::seasonal::WEEKLY_CANDIDATE_RATIO;
 use super::*;
 
 fn cfg(side: Side) -> ModelConfig {
-    ModelConfig { bucket_span_s: 300, side, is_count: false }
+    ModelConfig::new(300, side, false)
 }
 
 /// Deterministic standard normal noise (xorshift + Box-Muller).
@@ -88,7 +88,7 @@ fn serde_round_trip_continues_identically() {
 
 #[test]
 fn weird_inputs_never_nan() {
-    let c = ModelConfig { bucket_span_s: 60, side: Side::Both, is_count: true };
+    let c = ModelConfig::new(60, Side::Both, true);
     let mut m = SeriesModel::new(&c);
     let weird = [0.0, f64::NAN, f64::INFINITY, -f64::INFINITY, 1e308, -1e308, f64::MIN_POSITIVE, 5e-324, -0.0, 1.0, 1e-300];
     for round in 0..200i64 {
@@ -110,7 +110,7 @@ fn weird_inputs_never_nan() {
 
 #[test]
 fn daily_profile_is_tested_and_used() {
-    let c = ModelConfig { bucket_span_s: 600, side: Side::Both, is_count: false };
+    let c = ModelConfig::new(600, Side::Both, false);
     let mut m = SeriesModel::new(&c);
     let mut noise = Noise(9);
     let day = |t: i64| 10.0 * (2.0 * std::f64::consts::PI * t as f64 / 86400.0).sin();
@@ -141,7 +141,7 @@ fn weekly_series(weeks: i64, weekend: f64, seed: u64) -> Vec<(i64, f64)> {
 
 #[test]
 fn weekly_pattern_is_tested_and_used() {
-    let c = ModelConfig { bucket_span_s: 3600, side: Side::Both, is_count: false };
+    let c = ModelConfig::new(3600, Side::Both, false);
     let mut m = SeriesModel::new(&c);
     let series = weekly_series(9, 0.5, 13);
     // Day 2 after the epoch is a Saturday, day 4 a Monday.
@@ -177,7 +177,7 @@ fn weekly_pattern_is_tested_and_used() {
 
 #[test]
 fn no_weekly_pattern_never_activates_it() {
-    let c = ModelConfig { bucket_span_s: 3600, side: Side::Both, is_count: false };
+    let c = ModelConfig::new(3600, Side::Both, false);
     // A daily cycle alone, and plain noise with a slow random walk.
     for case in 0..2 {
         let mut m = SeriesModel::new(&c);
@@ -195,7 +195,7 @@ fn no_weekly_pattern_never_activates_it() {
 
 #[test]
 fn weekly_component_switches_off_when_the_pattern_stops() {
-    let c = ModelConfig { bucket_span_s: 3600, side: Side::Both, is_count: false };
+    let c = ModelConfig::new(3600, Side::Both, false);
     let mut m = SeriesModel::new(&c);
     let weekly = weekly_series(6, 0.5, 5);
     for &(t, v) in &weekly {
@@ -220,7 +220,7 @@ fn fast_path_agrees_with_exact_tails() {
     // decay keeps the histograms small (short validity of the safe regions).
     for (case, side) in [Side::Both, Side::High, Side::Low, Side::Both, Side::Both].into_iter().enumerate() {
         let span = [300, 300, 300, 3600, 86400][case];
-        let c = ModelConfig { bucket_span_s: span, side, is_count: case == 2 };
+        let c = ModelConfig::new(span, side, case == 2);
         let (mut fast, mut exact) = (SeriesModel::new(&c), SeriesModel::new(&c));
         let mut noise = Noise(101 + case as u64);
         let weekly = weekly_series(8, 0.5, 31);
@@ -264,6 +264,20 @@ fn fast_path_agrees_with_exact_tails() {
         assert_eq!(serde_json::to_string(&fast).unwrap(), serde_json::to_string(&exact).unwrap());
         assert!(taken > n / 2, "case {case}: fast path taken {taken} of {n}");
     }
+}
+
+/// `SeriesModel::prefetch` covers the scalars with the two ends of their group.
+#[test]
+fn scalars_lie_between_first_time_and_week_err() {
+    use std::mem::offset_of;
+    let (first, last) = (offset_of!(SeriesModel, first_time_s), offset_of!(SeriesModel, week_err));
+    for at in [offset_of!(SeriesModel, level), offset_of!(SeriesModel, level_weight),
+        offset_of!(SeriesModel, doc_weight), offset_of!(SeriesModel, err_plain),
+        offset_of!(SeriesModel, err_seasonal), offset_of!(SeriesModel, weekly_from)]
+    {
+        assert!(first < at && at < last, "{first} {at} {last}");
+    }
+    assert!(last - first < 128);
 }
 
 #[test]

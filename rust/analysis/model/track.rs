@@ -27,6 +27,15 @@ impl Track {
         Track { single: Marginal::new(), multi: Marginal::new(), recent: [0.0; MULTI_LEN - 1], recent_len: 0 }
     }
 
+    /// Prefetch what every learn of this track reads, bins aside.
+    #[inline(always)]
+    pub(super) fn prefetch(&self) {
+        crate::arch::prefetch(&self.recent[0]);
+        crate::arch::prefetch(&self.recent[MULTI_LEN - 2]);
+        self.single.prefetch();
+        self.multi.prefetch();
+    }
+
     /// The geometric mean of the recent residuals including `r`, without storing it. A fixed
     /// number of terms (the unfilled ones add exact zeros), so the loop unrolls.
     pub(super) fn multi_feature(&self, r: f64) -> f64 {
