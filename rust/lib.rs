@@ -4,6 +4,9 @@
 //! finished JSON; it never sees an individual record. Scanning releases the GIL for chunks big
 //! enough to be worth it, so two jobs can use two cores.
 
+// Negated float comparisons (`!(x > 0.0)`) are deliberate throughout: they are true for NaN.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 use pyo3::buffer::PyBuffer;
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;

@@ -398,7 +398,7 @@ impl AnalysisEngine {
                         model.observe(cfg, time_s, f.value, f.weight)
                     };
                     modelled += 1;
-                    if best.as_ref().map_or(true, |(b, _)| obs.probability < b.probability) {
+                    if best.as_ref().is_none_or(|(b, _)| obs.probability < b.probability) {
                         best = Some((obs, *f));
                     }
                 }
@@ -588,8 +588,8 @@ impl AnalysisEngine {
         if r.calc_interim {
             let open = std::mem::take(&mut self.state.open);
             for b in &open {
-                let in_range = r.start_ms.map_or(true, |s| b.start_ms >= self.bucket_of(s))
-                    && r.end_ms.map_or(true, |e| b.start_ms < e);
+                let in_range = r.start_ms.is_none_or(|s| b.start_ms >= self.bucket_of(s))
+                    && r.end_ms.is_none_or(|e| b.start_ms < e);
                 if in_range {
                     self.score_bucket(b, true);
                 }
@@ -706,7 +706,7 @@ mod tests {
         }
         for text in ["", "-", ".5", "5.", "1.2.3", "abc", "NaN", "Infinity", "1e999", "true"] {
             assert!(plain_decimal(text.as_bytes()).is_none(), "{text}");
-            assert!(parse_number(text.as_bytes()).map_or(true, f64::is_finite), "{text}");
+            assert!(parse_number(text.as_bytes()).is_none_or(f64::is_finite), "{text}");
         }
         assert_eq!(parse_number(b"NaN"), None);
         assert_eq!(parse_number(b"1234567890123456789"), Some(1234567890123456789.0));

@@ -194,6 +194,7 @@ impl SeriesSet {
         id
     }
 
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         self.series.len()
     }

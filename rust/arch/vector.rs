@@ -4,7 +4,10 @@
 ///
 /// # Safety
 /// Implementations are only constructed on CPUs that support their instructions (the caller of
-/// [`crate::arch::generic`] guarantees that through runtime detection).
+/// [`crate::arch::generic`] guarantees that through runtime detection). That is the safety
+/// contract of every method below (and, for `load`, a readable pointer), so they share it
+/// rather than repeat it.
+#[allow(clippy::missing_safety_doc)]
 pub trait Vector: Copy {
     const LANES: usize;
     /// Load `LANES` bytes from `ptr`, which must be readable for that many bytes.

@@ -80,6 +80,7 @@ impl FieldSet {
 
     /// Number of required fields (analysis fields plus the time field).
     #[inline]
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         self.names.len()
     }
@@ -127,12 +128,7 @@ impl FieldSet {
             return (e.len == len && e.word == word && (len <= 8 || self.names[e.index][8..] == path[8..]))
                 .then_some(e.index);
         }
-        for i in 0..self.names.len() {
-            if self.lens[i] == len && self.words[i] == word && (len <= 8 || self.names[i] == path) {
-                return Some(i);
-            }
-        }
-        None
+        (0..self.names.len()).find(|&i| self.lens[i] == len && self.words[i] == word && (len <= 8 || self.names[i] == path))
     }
 }
 

@@ -49,6 +49,7 @@ impl Reader {
     ///
     /// `safe` is updated to every position (with the tokenizer state there) where reading may
     /// later resume after the buffer is cut: between top-level units.
+    #[allow(clippy::too_many_arguments)]
     pub fn read(
         &mut self,
         tok: &mut Tokenizer,

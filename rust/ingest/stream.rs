@@ -232,7 +232,9 @@ impl BodyStream {
                 while p < buf.len() && is_ws(buf[p]) {
                     p += 1;
                 }
-                if p < buf.len() && (buf[p] == b'{' || buf[p] == b',') && self.tok.ready_for_record(buf, &mut p) && buf[p] == b'{' {
+                // `ready_for_record` moves `p` past a separating comma, so `{` is checked again after.
+                let may_start = p < buf.len() && matches!(buf[p], b'{' | b',');
+                if may_start && self.tok.ready_for_record(buf, &mut p) && buf[p] == b'{' {
                     if let Some(end) = (fast.record)(buf, p, fields, &mut self.rec, &mut self.fast) {
                         if end - p > self.max_document {
                             return Err(StreamError::DocumentTooLarge { limit: self.max_document });

@@ -294,7 +294,7 @@ impl Tokenizer {
                     self.set_expect(Expect::Value);
                 }
                 Expect::CommaOrEnd => {
-                    let object = self.frames.last().map_or(false, |f| f.object);
+                    let object = self.frames.last().is_some_and(|f| f.object);
                     match b {
                         b',' => {
                             *pos = p + 1;
