@@ -481,7 +481,7 @@ fn scalar<F: StopFinder>(buf: &[u8], p: usize, b: u8, slot: Option<usize>, rec: 
                 if escaped {
                     return None; // to be unescaped: the general path does it
                 }
-                rec.slots[i] = Slot::Input(p + 1, end);
+                rec.set(i, Slot::Input(p + 1, end));
             }
             (end + 1, 1)
         }
@@ -494,14 +494,14 @@ fn scalar<F: StopFinder>(buf: &[u8], p: usize, b: u8, slot: Option<usize>, rec: 
         b't' => {
             let end = literal(buf, p, b"true")?;
             if let Some(i) = slot {
-                rec.slots[i] = Slot::Static(b"true");
+                rec.set(i, Slot::Static(b"true"));
             }
             (end, 1)
         }
         b'f' => {
             let end = literal(buf, p, b"false")?;
             if let Some(i) = slot {
-                rec.slots[i] = Slot::Static(b"false");
+                rec.set(i, Slot::Static(b"false"));
             }
             (end, 1)
         }
@@ -509,7 +509,7 @@ fn scalar<F: StopFinder>(buf: &[u8], p: usize, b: u8, slot: Option<usize>, rec: 
         _ => {
             let end = number::<F>(buf, p)?;
             if let Some(i) = slot {
-                rec.slots[i] = Slot::Input(p, end);
+                rec.set(i, Slot::Input(p, end));
             }
             (end, 1)
         }
