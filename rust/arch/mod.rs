@@ -12,7 +12,8 @@
 //! Hot loops that want the search inlined (the record fast path) are instead written once over
 //! [`StopFinder`] and monomorphised per level: [`Swar`] (portable, 8 bytes per step in a
 //! general-purpose register, the scalar level), `Sse2Finder` and `NeonFinder`; the caller picks
-//! the instance from [`level`] once per buffer.
+//! the instance from [`level`] once per buffer. The same types classify the 16 bytes of a
+//! number at once ([`StopFinder::non_digits`]).
 //!
 //! [`prefetch`] is the one helper outside scanning: a cache hint for the analysis, whose
 //! per-series models are spread over more memory than the caches hold.
@@ -37,6 +38,28 @@ pub trait StopFinder {
     /// Index of the first byte of `buf[from..]` that [`is_string_stop`], as an index into
     /// `buf`; `buf.len()` when there is none. `from <= buf.len()`.
     fn find(buf: &[u8], from: usize) -> usize;
+
+    /// Bit `i` set iff `b[i]` is not an ASCII digit (bits 16 and up clear). SWAR unless the
+    /// level has a cheaper vector compare.
+    #[inline(always)]
+    fn non_digits(b: &[u8; 16]) -> u32 {
+        let (lo, hi) = b.split_at(8);
+        let lo = swar_non_digits(u64::from_le_bytes(lo.try_into().expect("8 bytes")));
+        let hi = swar_non_digits(u64::from_le_bytes(hi.try_into().expect("8 bytes")));
+        // Gather the bytes' top bits into one byte: bit 8k+7 moves to bit 56+k, and no two
+        // partial products meet (so nothing carries).
+        let gather = |w: u64| ((w >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32;
+        gather(lo) | gather(hi) << 8
+    }
+}
+
+/// Bit 7 of each byte of `w` that is not an ASCII digit.
+#[inline(always)]
+pub fn swar_non_digits(w: u64) -> u64 {
+    let t = w ^ 0x3030_3030_3030_3030;
+    // A byte is a digit iff t <= 9: bit 7 of (t & 0x7f) + 0x76, or of t itself, is set exactly
+    // for the others (no carry leaves a byte: the largest sum is 0xf5).
+    ((t & 0x7f7f_7f7f_7f7f_7f7f).wrapping_add(0x7676_7676_7676_7676) | t) & 0x8080_8080_8080_8080
 }
 
 /// Portable SWAR search: eight bytes per step, exact per byte (no carries cross bytes).
@@ -285,5 +308,32 @@ mod tests {
             }
         }
         set_level(detect());
+    }
+
+    /// Every level's digit mask agrees with `is_ascii_digit` for every byte at every position.
+    #[test]
+    fn non_digit_masks_agree() {
+        fn check<F: StopFinder>(b: &[u8; 16]) {
+            let want = (0..16).filter(|&i| !b[i].is_ascii_digit()).fold(0u32, |m, i| m | 1 << i);
+            assert_eq!(F::non_digits(b), want, "{b:?}");
+        }
+        for pos in 0..16 {
+            for x in 0..=255u8 {
+                for fill in [b'0', b'9', b'a'] {
+                    let mut b = [fill; 16];
+                    b[pos] = x;
+                    b[(pos + 7) % 16] = b'5';
+                    check::<Swar>(&b);
+                    #[cfg(target_arch = "x86_64")]
+                    check::<Sse2Finder>(&b);
+                    #[cfg(target_arch = "x86_64")]
+                    if std::is_x86_feature_detected!("avx2") {
+                        check::<Avx2Finder>(&b);
+                    }
+                    #[cfg(target_arch = "aarch64")]
+                    check::<NeonFinder>(&b);
+                }
+            }
+        }
     }
 }

@@ -123,6 +123,11 @@ impl super::StopFinder for Sse2Finder {
         // inside `buf[from..]` and finishes the tail with scalar code.
         from + unsafe { generic::find_string_stop::<Sse2>(&buf[from..]) }
     }
+
+    #[inline(always)]
+    fn non_digits(b: &[u8; 16]) -> u32 {
+        sse2_non_digits(b)
+    }
 }
 
 /// AVX2 instance of [`super::StopFinder`]: one 16-byte probe (most strings of a record end
@@ -153,5 +158,21 @@ impl super::StopFinder for Avx2Finder {
             }
             from + generic::find_string_stop::<Avx2>(hay)
         }
+    }
+
+    #[inline(always)]
+    fn non_digits(b: &[u8; 16]) -> u32 {
+        sse2_non_digits(b)
+    }
+}
+
+/// [`super::StopFinder::non_digits`] in one compare: a byte minus `'0'` is a digit's value iff it
+/// is below 10 (unsigned, by the max trick).
+#[inline(always)]
+fn sse2_non_digits(b: &[u8; 16]) -> u32 {
+    // SAFETY: SSE2 is part of every x86-64 CPU; the load reads exactly the 16 bytes of `b`.
+    unsafe {
+        let t = _mm_sub_epi8(_mm_loadu_si128(b.as_ptr() as *const __m128i), _mm_set1_epi8(b'0' as i8));
+        _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(t, _mm_set1_epi8(10)), t)) as u32
     }
 }

@@ -20,7 +20,7 @@
 //!   masked load, and the wanted-field lookup is one probe of a per-job table
 //!   ([`FieldSet::lookup_hashed`]) whose hash is also the key's per-object Bloom bit; only a
 //!   Bloom collision re-reads the object's keys to compare (nothing is stored per key);
-//! - numbers are validated 8 digits at a time with SWAR arithmetic;
+//! - a number is usually settled by one digit mask of its 16 bytes (see [`number`]);
 //! - a value is usually followed by `,"`: one 2-byte compare finds the next key;
 //! - whitespace inside records is rare, so skipping it is out of line.
 //!
@@ -267,10 +267,7 @@ fn key_word_at(buf: &[u8], start: usize, len: usize) -> u64 {
 #[inline(always)]
 fn digits_end(buf: &[u8], mut i: usize) -> usize {
     while let Some(chunk) = buf.get(i..i + 8) {
-        let t = u64::from_le_bytes(chunk.try_into().expect("8 bytes")) ^ 0x3030_3030_3030_3030;
-        // A byte is a digit iff t <= 9: bit 7 of (t & 0x7f) + 0x76, or of t itself, is set
-        // exactly for the others (no carry leaves a byte: the largest sum is 0xf5).
-        let other = ((t & 0x7f7f_7f7f_7f7f_7f7f).wrapping_add(0x7676_7676_7676_7676) | t) & 0x8080_8080_8080_8080;
+        let other = arch::swar_non_digits(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
         if other != 0 {
             return i + (other.trailing_zeros() / 8) as usize;
         }
@@ -285,8 +282,43 @@ fn digits_end(buf: &[u8], mut i: usize) -> usize {
 /// A JSON number `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` starting at `p` and ending
 /// where the run of number/literal bytes ends (as the tokenizer's run does); its end. None for
 /// anything else, including a run cut by the buffer end.
+///
+/// A record's numbers are short and rarely have exponents: when the number and the byte after
+/// it lie in the 16 bytes at `p`, one digit mask of those bytes ([`StopFinder::non_digits`])
+/// finds the integer and fraction digits with a shift and a trailing-zero count each. Anything
+/// else (an exponent, a longer number, the buffer's end near) takes [`number_general`].
 #[inline(always)]
-fn number(buf: &[u8], p: usize) -> Option<usize> {
+fn number<F: StopFinder>(buf: &[u8], p: usize) -> Option<usize> {
+    let Some(b) = bytes_at::<16>(buf, p) else { return number_general(buf, p) };
+    // Bit 16 ends every digit run at the window's end.
+    let other = F::non_digits(b) | 1 << 16;
+    let s = usize::from(b[0] == b'-');
+    let mut end = s + (other >> s).trailing_zeros() as usize;
+    // No integer digit, or a leading zero followed by digits.
+    if end == s || (b[s] == b'0' && end > s + 1) {
+        return None;
+    }
+    let Some(&c) = b.get(end) else { return number_general(buf, p) };
+    if c == b'.' {
+        let f = end + 1;
+        end = f + (other >> f).trailing_zeros() as usize;
+        if end >= 16 {
+            return number_general(buf, p);
+        }
+        if end == f {
+            return None;
+        }
+    }
+    let c = b[end];
+    if c | 0x20 == b'e' {
+        return number_general(buf, p);
+    }
+    (!is_run_byte(c)).then_some(p + end)
+}
+
+/// [`number`] for any length, byte by byte past the first digits.
+#[inline(never)]
+fn number_general(buf: &[u8], p: usize) -> Option<usize> {
     let mut i = p + usize::from(buf[p] == b'-');
     match *buf.get(i)? {
         b'0' => i += 1,
@@ -380,7 +412,7 @@ fn scalar_array<F: StopFinder>(buf: &[u8], open: usize) -> Option<usize> {
             b't' => literal(buf, p, b"true")?,
             b'f' => literal(buf, p, b"false")?,
             b'n' => literal(buf, p, b"null")?,
-            _ => number(buf, p)?,
+            _ => number::<F>(buf, p)?,
         };
         p = skip_ws(buf, p);
         match *buf.get(p)? {
@@ -449,7 +481,7 @@ fn scalar<F: StopFinder>(buf: &[u8], p: usize, b: u8, slot: Option<usize>, rec: 
                 if escaped {
                     return None; // to be unescaped: the general path does it
                 }
-                rec.slots[i] = Slot::Input(p + 1, end);
+                rec.set(i, Slot::Input(p + 1, end));
             }
             (end + 1, 1)
         }
@@ -462,22 +494,22 @@ fn scalar<F: StopFinder>(buf: &[u8], p: usize, b: u8, slot: Option<usize>, rec: 
         b't' => {
             let end = literal(buf, p, b"true")?;
             if let Some(i) = slot {
-                rec.slots[i] = Slot::Static(b"true");
+                rec.set(i, Slot::Static(b"true"));
             }
             (end, 1)
         }
         b'f' => {
             let end = literal(buf, p, b"false")?;
             if let Some(i) = slot {
-                rec.slots[i] = Slot::Static(b"false");
+                rec.set(i, Slot::Static(b"false"));
             }
             (end, 1)
         }
         b'n' => (literal(buf, p, b"null")?, 0),
         _ => {
-            let end = number(buf, p)?;
+            let end = number::<F>(buf, p)?;
             if let Some(i) = slot {
-                rec.slots[i] = Slot::Input(p, end);
+                rec.set(i, Slot::Input(p, end));
             }
             (end, 1)
         }
@@ -828,12 +860,44 @@ mod tests {
     fn swar_digits_and_numbers() {
         for (s, want) in [("12345678901234567890,", Some(20)), ("0,", Some(1)), ("-0.5e-7}", Some(7)), ("1/", Some(1)),
             ("123456789a", None), ("12345678:", Some(8)), ("1234567:", Some(7)), ("-", None), ("00", None)] {
-            assert_eq!(number(s.as_bytes(), 0), want, "{s}");
+            assert_eq!(number_general(s.as_bytes(), 0), want, "{s}");
         }
         for b in 0..=255u8 {
             let mut s = *b"11111111111";
             s[5] = b;
             assert_eq!(digits_end(&s, 0), if b.is_ascii_digit() { 11 } else { 5 });
+        }
+    }
+
+    /// The 16-byte window settles a number exactly as the general reading does, at every level,
+    /// wherever the number starts and ends relative to the window and the buffer, and
+    /// whatever follows it.
+    #[test]
+    fn windowed_numbers_agree_with_the_general_reading() {
+        fn check<F: StopFinder>(s: &[u8]) {
+            for p in 0..s.len() {
+                assert_eq!(number::<F>(s, p), number_general(s, p), "{} at {p}", String::from_utf8_lossy(s));
+            }
+        }
+        let heads = ["0", "-0", "7", "-7", "01", "-01", "00", "-", "", "1454020570036", "123456789012345",
+            "1234567890123456", "0.5", "12.", "-12.25", "1.2.3", ".5", "-.5", "1e5", "1E+5", "2.5e-3", "1e", "0.0",
+            "0.123456789012345", "123456789012.3456", "--1", "-123456789012345", "12345678901234.", "1.e5"];
+        let tails = ["", ",", "}", " ", "]", "x", "e", "E", ".", "-", "+", "5", "\"", "a", ":", "\u{e9}"];
+        for h in heads {
+            for t in tails {
+                for filler in 0..18 {
+                    let s = format!("{h}{t}{}", ",".repeat(filler));
+                    check::<Swar>(s.as_bytes());
+                    #[cfg(target_arch = "x86_64")]
+                    check::<arch::Sse2Finder>(s.as_bytes());
+                    #[cfg(target_arch = "x86_64")]
+                    if std::is_x86_feature_detected!("avx2") {
+                        check::<arch::Avx2Finder>(s.as_bytes());
+                    }
+                    #[cfg(target_arch = "aarch64")]
+                    check::<arch::NeonFinder>(s.as_bytes());
+                }
+            }
         }
     }
 

@@ -148,20 +148,41 @@ pub enum Slot {
 pub struct Record {
     /// Leaf fields: scalars and arrays count 1, nulls and objects 0.
     pub n: u32,
-    pub slots: Vec<Slot>,
+    /// Written through [`Record::set`] only, which keeps `present`.
+    slots: Vec<Slot>,
+    /// How many slots are not [`Slot::Absent`]: counted as they are set, so that the missing
+    /// fields of a record cost no pass over its slots.
+    present: u32,
     pub arena: Vec<u8>,
 }
 
 impl Record {
     pub fn with_fields(count: usize) -> Self {
-        Record { n: 0, slots: vec![Slot::Absent; count], arena: Vec::new() }
+        Record { n: 0, slots: vec![Slot::Absent; count], present: 0, arena: Vec::new() }
     }
 
     #[inline]
     pub fn clear(&mut self) {
         self.n = 0;
         self.slots.iter_mut().for_each(|s| *s = Slot::Absent);
+        self.present = 0;
         self.arena.clear();
+    }
+
+    /// Give field `i` its value (a repeated field's later value replaces the earlier one).
+    #[inline(always)]
+    pub fn set(&mut self, i: usize, value: Slot) {
+        debug_assert!(value != Slot::Absent);
+        self.present += u32::from(self.slots[i] == Slot::Absent);
+        self.slots[i] = value;
+    }
+
+    /// How many wanted fields are absent (or null).
+    #[inline(always)]
+    pub fn missing(&self) -> u64 {
+        #[cfg(test)]
+        assert_eq!(self.present as usize, self.slots.iter().filter(|s| **s != Slot::Absent).count());
+        (self.slots.len() - self.present as usize) as u64
     }
 
     /// The value text of field `i`, or None when it is absent or null.
@@ -183,7 +204,7 @@ impl Record {
             if let Some(v) = self.value(buf, i) {
                 let s = out.arena.len();
                 out.arena.extend_from_slice(v);
-                out.slots[i] = Slot::Arena(s, out.arena.len());
+                out.set(i, Slot::Arena(s, out.arena.len()));
             }
         }
         out

@@ -7,7 +7,7 @@
 
 use super::counts::DataCounts;
 use super::diagnostics::BucketDiagnostics;
-use super::fields::{Record, Slot};
+use super::fields::Record;
 use crate::analysis::AnalysisEngine;
 use crate::time::TimeFormat;
 
@@ -29,9 +29,22 @@ pub struct Pipeline {
     pub diagnostics: BucketDiagnostics,
     /// Receives every processed record, values indexed like the job's analysis fields.
     pub analysis: AnalysisEngine,
-    /// The bucket of `latest_ms` as last computed: its start in ms and in whole seconds. Latest
-    /// usually stays in one bucket for many records, so this saves two divisions per record.
+    /// The bucket of `latest_ms` as last computed: its start, and the times (ms) below which a
+    /// record is out of order. Latest usually stays in one bucket for many records, so this
+    /// saves three divisions per record.
     latest_bucket: (i64, i64),
+}
+
+/// The out-of-order rule compares whole seconds, `t / 1000 < limit_s` (division truncating
+/// toward zero); as a bound on `t` itself that is `t < 1000 * limit_s` when the limit is
+/// positive (every negative `t` is below), and `t <= 1000 * limit_s - 1000` otherwise.
+fn too_old_below_ms(limit_s: i64) -> i64 {
+    let ms = limit_s.saturating_mul(1000);
+    if limit_s > 0 {
+        ms
+    } else {
+        ms.saturating_sub(999)
+    }
 }
 
 impl Pipeline {
@@ -47,7 +60,7 @@ impl Pipeline {
             request: DataCounts::default(),
             diagnostics: BucketDiagnostics::new(span_ms, latency_ms),
             analysis,
-            latest_bucket: (0, 0),
+            latest_bucket: (0, too_old_below_ms(-(latency_ms / 1000))),
         }
     }
 
@@ -60,8 +73,7 @@ impl Pipeline {
     pub fn account(&mut self, rec: &Record, buf: &[u8]) {
         let fields_for_count = rec.n.saturating_sub(1) as u64;
         let c = &mut self.request;
-        let missing = rec.slots.iter().map(|s| u64::from(matches!(s, Slot::Absent))).sum::<u64>();
-        c.missing_field_count += missing;
+        c.missing_field_count += rec.missing();
         c.input_field_count += fields_for_count;
         let time = rec.value(buf, self.time_index).and_then(|v| self.format.parse_ms(v));
         let Some(t) = time else {
@@ -69,13 +81,13 @@ impl Pipeline {
             return;
         };
         let latest = self.reference_ms;
-        let (start, mut bucket_start_s) = self.latest_bucket;
+        let (start, mut too_old_below) = self.latest_bucket;
         if !(start <= latest && latest - start < self.span_ms) {
             let start = latest - latest.rem_euclid(self.span_ms);
-            bucket_start_s = start / 1000;
-            self.latest_bucket = (start, bucket_start_s);
+            too_old_below = too_old_below_ms(start / 1000 - self.latency_s);
+            self.latest_bucket = (start, too_old_below);
         }
-        if t / 1000 < bucket_start_s - self.latency_s {
+        if t < too_old_below {
             c.out_of_order_timestamp_count += 1;
             c.latest_record_timestamp = Some(c.latest_record_timestamp.map_or(t, |l| l.max(t)));
             return;
@@ -97,5 +109,26 @@ impl Pipeline {
     #[inline]
     fn feed_analysis(&mut self, rec: &Record, buf: &[u8], t: i64) {
         self.analysis.record_with(t, |i| rec.value(buf, i));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::too_old_below_ms;
+
+    /// The bound in ms says what the division says, around zero, around every multiple of 1000
+    /// and at the ends of the range.
+    #[test]
+    fn the_bound_in_ms_agrees_with_whole_seconds() {
+        let limits = [-3i64, -2, -1, 0, 1, 2, 3, 1_454_020, -1_454_020, i64::MAX / 1000, i64::MIN / 1000 - 1, i64::MIN / 1000];
+        for limit in limits {
+            let mut times: Vec<i64> = (-4000..4000).collect();
+            for base in [limit.saturating_mul(1000), i64::MAX, i64::MIN] {
+                times.extend((-2000..2000).map(|d| base.saturating_add(d)));
+            }
+            for t in times {
+                assert_eq!(t < too_old_below_ms(limit), t / 1000 < limit, "t {t} limit {limit}");
+            }
+        }
     }
 }

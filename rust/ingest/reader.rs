@@ -177,7 +177,7 @@ impl Reader {
             Tok::Str(t) => {
                 rec.n += 1;
                 if let Some(i) = slot {
-                    rec.slots[i] = if t.escaped {
+                    let value = if t.escaped {
                         let s = rec.arena.len();
                         unescape_into(&buf[t.start..t.end], true, &mut self.value);
                         rec.arena.extend_from_slice(&self.value);
@@ -185,18 +185,19 @@ impl Reader {
                     } else {
                         Slot::Input(t.start, t.end)
                     };
+                    rec.set(i, value);
                 }
             }
             Tok::Num(s, e) => {
                 rec.n += 1;
                 if let Some(i) = slot {
-                    rec.slots[i] = Slot::Input(s, e);
+                    rec.set(i, Slot::Input(s, e));
                 }
             }
             Tok::True | Tok::False => {
                 rec.n += 1;
                 if let Some(i) = slot {
-                    rec.slots[i] = Slot::Static(if v == Tok::True { b"true" } else { b"false" });
+                    rec.set(i, Slot::Static(if v == Tok::True { b"true" } else { b"false" }));
                 }
             }
             Tok::Null => {}
@@ -237,7 +238,7 @@ impl Reader {
             unescape_into(&buf[s..e], escaped, &mut self.value);
             push_item(&mut rec.arena, &mut first, &self.value);
         }
-        rec.slots[i] = Slot::Arena(start, rec.arena.len());
+        rec.set(i, Slot::Arena(start, rec.arena.len()));
         Ok(())
     }
 }
