@@ -987,7 +987,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig { cases: 20000, ..Default::default() })]
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: crate::ingest::fuzz::cases(20000), ..Default::default() })]
 
         /// Whenever the fast path reads a record, the general tokenizer and reader read the
         /// same record from the same `{`: same end, leaf count and values.

@@ -6,6 +6,12 @@ use super::IngestEngine;
 use crate::config::JobSpec;
 use proptest::prelude::*;
 
+/// `default` cases, or `PROPTEST_CASES` when set (an explicit count in a config would
+/// otherwise override the variable).
+pub(crate) fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 fn engine() -> IngestEngine {
     let spec = JobSpec::from_json(
         r#"{"job_id":"f","analysis_config":{"bucket_span":"10s","detectors":[{"function":"mean","field_name":"v","by_field_name":"c.e"}]},
@@ -76,7 +82,7 @@ fn jsonish() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(3000), ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_bytes_any_chunking(body in prop::collection::vec(any::<u8>(), 0..300),

@@ -347,7 +347,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: crate::ingest::fuzz::cases(3000), ..ProptestConfig::default() })]
 
         /// The fast path changes nothing: same counts, whole or in pieces.
         #[test]
