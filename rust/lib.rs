@@ -77,7 +77,7 @@ impl PyIngestEngine {
         self.feed_slice(py, &copy)
     }
 
-    /// A whole body in one call (what small requests are): start, feed, finish. Returns the
+    /// A body that has fully arrived, in one call: start, feed, finish. Returns the
     /// per-request DataCounts and the lifetime totals to persist (stamped `now_ms`), both JSON;
     /// on a malformed body the request is aborted (what was read stays in the totals) and the
     /// error raised, as `finish_request` does.

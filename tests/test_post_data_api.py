@@ -576,6 +576,62 @@ async def test_client_disconnect_mid_body(client):
     assert dc["processed_record_count"] == 3
 
 
+async def raw_post(client, head: bytes, pieces: list[bytes], pause: float = 0.05) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Send a request head, then the body in pieces with pauses (so the handler starts first)."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(head)
+    await writer.drain()
+    for piece in pieces:
+        await asyncio.sleep(pause)
+        writer.write(piece)
+        await writer.drain()
+    return reader, writer
+
+
+async def response_json(reader: asyncio.StreamReader) -> tuple[int, dict]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")))
+    return status, json.loads(await reader.readexactly(length))
+
+
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+async def test_content_length_body_arriving_in_pieces(client, encoding):
+    """A Content-Length body that is still arriving is read piece by piece as received."""
+    await setup_job(client)
+    body = b"\n".join(rec(1403481600 + k) for k in range(50)) + b"\n"
+    wire = gzip.compress(body) if encoding else body
+    extra = f"Content-Encoding: {encoding}\r\n" if encoding else ""
+    head = (f"POST {DATA} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n{extra}"
+            f"Content-Length: {len(wire)}\r\n\r\n").encode()
+    pieces = [wire[i:i + 97] for i in range(0, len(wire), 97)]
+    reader, writer = await raw_post(client, head, pieces, pause=0.01)
+    status, counts = await response_json(reader)
+    writer.close()
+    assert status == 202
+    assert counts["processed_record_count"] == 50
+    assert counts["input_bytes"] == len(body)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_stalled_client_loses_connection(aiohttp_client, tmp_path, chunked):
+    """A client that sends nothing for the read timeout is cut off; what it sent is kept."""
+    client = await aiohttp_client(create_app(Settings(data_dir=tmp_path / "data", commit_interval=0.0, read_timeout=0.3)))
+    await setup_job(client)
+    first = rec(1403481600) + b"\n"
+    framing = "Transfer-Encoding: chunked" if chunked else "Content-Length: 1000"
+    head = f"POST {DATA} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n{framing}\r\n\r\n".encode()
+    piece = b"%x\r\n%s\r\n" % (len(first), first) if chunked else first
+    started = time.monotonic()
+    reader, writer = await raw_post(client, head, [piece])
+    assert await asyncio.wait_for(reader.read(), 10) == b""  # the server closed the connection
+    assert time.monotonic() - started < 5
+    writer.close()
+    status, counts = await post(client, rec(1403481601))
+    assert status == 202 and counts["processed_record_count"] == 1
+    assert (await job_stats(client))["data_counts"]["processed_record_count"] == 2
+
+
 # -- metrics ------------------------------------------------------------------------------------
 
 

@@ -25,7 +25,8 @@ class IngestEngine:
         """Feed the next chunk of the body (zero-copy; the GIL is released for large chunks)."""
     def ingest_body(self, data: bytes | bytearray | memoryview, now_ms: int) -> tuple[bytes, bytes]:
         """A whole body in one call: (the request's DataCounts, the lifetime totals to persist
-        stamped `now_ms`), both JSON. Raises MalformedInputError after aborting the request."""
+        stamped `now_ms`), both JSON. Raises MalformedInputError or DocumentTooLargeError after
+        aborting the request (what was read stays in the totals)."""
     def finish_request(self, now_ms: int) -> bytes:
         """End of body: the request's DataCounts as JSON. Raises MalformedInputError."""
     def abort_request(self) -> None:

@@ -3,7 +3,9 @@
 Everything that touches a job's data (post, flush, close) takes a *turn*: turns are granted one
 at a time in arrival order, at most :data:`QUEUE_CAPACITY` requests wait, and the next one is
 refused with Elasticsearch's 429. An uncontended turn is taken without yielding to the event
-loop, so small requests pay almost nothing for the ordering guarantee.
+loop, so small requests pay almost nothing for the ordering guarantee. A body that has fully
+arrived while the job is free (`ingest_now`) needs no turn at all: it is ingested in one native
+call with no await, so nothing can come between.
 """
 
 from __future__ import annotations

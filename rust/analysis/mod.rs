@@ -6,8 +6,9 @@
 //! when `_flush` advances time. Finalising feeds each series' value to its model ([`model`]),
 //! turns probabilities into Elasticsearch's 0–100 scores ([`score`]) and emits result documents
 //! ([`results`]) for the store. A job's models (about 4 KB each) outgrow the caches well before
-//! its series count gets large, so finalising prefetches the next models while one updates. The whole state serialises into a snapshot, so a job closed and
-//! reopened continues exactly where it stopped, open buckets included.
+//! its series count gets large, so finalising prefetches the next models while one updates.
+//! The whole state serialises into a snapshot, so a job closed and reopened continues exactly
+//! where it stopped, open buckets included.
 
 pub mod bucket;
 pub mod detector;

@@ -108,7 +108,9 @@ impl KnownKey {
 pub struct Scratch {
     /// The enclosing objects' Bloom filters and first-key positions inside nested objects.
     outer: Vec<(u64, usize)>,
-    /// The top-level keys of the last record, in order (see [`KnownKey`]).
+    /// Top-level keys recently seen at these places, in order: the last record's, or a
+    /// consistent prefix of them after a shorter record or one the fast path gave up on (see
+    /// [`KnownKey`]).
     shape: Vec<KnownKey>,
 }
 

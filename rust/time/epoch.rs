@@ -8,6 +8,8 @@
 //! path, with no string to float parsing. Anything else is checked against Java's grammar first
 //! and then handed to std's correctly rounded parser, which yields the same double as Java.
 
+use crate::arch::swar_non_digits as non_digits;
+
 /// `epoch` (scale 1000) or `epoch_ms` (scale 1): the double truncated toward zero, then scaled.
 #[inline(always)]
 pub(super) fn epoch_to_ms(text: &[u8], scale: i64) -> Option<i64> {
@@ -99,13 +101,6 @@ const POW10_INT: [u64; 19] = {
     t
 };
 
-/// Bit 7 of each byte of `w` that is not an ASCII digit (exact per byte: no carry leaves a
-/// byte, the largest sum being 0x7f + 0x76).
-#[inline(always)]
-fn non_digits(w: u64) -> u64 {
-    let t = w ^ 0x3030_3030_3030_3030;
-    ((t & 0x7f7f_7f7f_7f7f_7f7f).wrapping_add(0x7676_7676_7676_7676) | t) & 0x8080_8080_8080_8080
-}
 
 /// How many bytes at the start of `s` are ASCII digits.
 #[inline(always)]
