@@ -26,12 +26,17 @@ SCORE_FIELD = {"bucket": "anomaly_score", "record": "record_score", "influencer"
 _FIELD_RE = re.compile(r"[A-Za-z0-9_@][A-Za-z0-9_@.\-]*")
 
 
+#: Interim results are replaced by the next ones written (the `results_interim` index keeps
+#: this from scanning the job's results).
+DELETE_INTERIM = "DELETE FROM results WHERE job_id = ? AND is_interim = 1"
+
+
 def _write_batches(store: Store, batches: list[tuple[str, list[ResultRow]]]) -> asyncio.Future[None]:
     def tx(db: sqlite3.Connection) -> None:
         db.execute("BEGIN IMMEDIATE")
         try:
             for job_id, rows in batches:
-                db.execute("DELETE FROM results WHERE job_id = ? AND is_interim = 1", (job_id,))
+                db.execute(DELETE_INTERIM, (job_id,))
                 db.executemany(
                     "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)",
                     [(job_id, kind, ts, score, int(interim), doc) for kind, ts, score, interim, doc in rows],

@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS results (
 );
 CREATE INDEX IF NOT EXISTS results_by_time ON results (job_id, result_type, timestamp);
 CREATE INDEX IF NOT EXISTS results_by_score ON results (job_id, result_type, score);
+-- Only the interim rows: every results write deletes a job's interim rows first, and without
+-- this index that DELETE scanned all of the job's results (a cost growing with the store).
+CREATE INDEX IF NOT EXISTS results_interim ON results (job_id) WHERE is_interim = 1;
 CREATE TABLE IF NOT EXISTS models (
     job_id   TEXT PRIMARY KEY,
     snapshot BLOB NOT NULL,
