@@ -8,19 +8,24 @@
 use super::fallback;
 use super::vector::Vector;
 
+/// The lanes of `v` that stop a string's plain run (`"`, `\`, control bytes, non-ASCII), as
+/// [`Vector::mask`] bits.
+///
+/// # Safety
+/// `V`'s instructions must be supported by the running CPU.
+#[inline(always)]
+pub unsafe fn stop_mask<V: Vector>(v: V) -> u64 {
+    v.eq(V::splat(b'"')).or(v.eq(V::splat(b'\\'))).or(v.le_unsigned(V::splat(0x1f))).or(v.high_bit()).mask()
+}
+
 /// # Safety
 /// `V`'s instructions must be supported by the running CPU.
 #[inline(always)]
 pub unsafe fn find_string_stop<V: Vector>(hay: &[u8]) -> usize {
-    let quote = V::splat(b'"');
-    let backslash = V::splat(b'\\');
-    let control = V::splat(0x1f);
     let mut i = 0;
     while i + V::LANES <= hay.len() {
         // SAFETY: `i + LANES <= len`, so the load stays inside `hay`.
-        let v = V::load(hay.as_ptr().add(i));
-        let hit = v.eq(quote).or(v.eq(backslash)).or(v.le_unsigned(control)).or(v.high_bit());
-        let mask = hit.mask();
+        let mask = stop_mask(V::load(hay.as_ptr().add(i)));
         if mask != 0 {
             return i + (mask.trailing_zeros() / V::BITS_PER_LANE) as usize;
         }

@@ -53,6 +53,23 @@ pub trait StopFinder {
     }
 }
 
+/// How many bytes at the start of `s` are ASCII digits, 8 at a time.
+#[inline(always)]
+pub fn swar_digit_run(s: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let other = swar_non_digits(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        if other != 0 {
+            return i + (other.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < s.len() && s[i].is_ascii_digit() {
+        i += 1;
+    }
+    i
+}
+
 /// Bit 7 of each byte of `w` that is not an ASCII digit.
 #[inline(always)]
 pub fn swar_non_digits(w: u64) -> u64 {
@@ -232,6 +249,21 @@ pub fn is_string_stop(b: u8) -> bool {
 mod tests {
     use super::*;
 
+    /// `$check::<F>($arg)` for every [`StopFinder`] this CPU can run.
+    macro_rules! check_every_finder {
+        ($check:ident, $arg:expr) => {{
+            $check::<Swar>($arg);
+            #[cfg(target_arch = "x86_64")]
+            $check::<Sse2Finder>($arg);
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") {
+                $check::<Avx2Finder>($arg);
+            }
+            #[cfg(target_arch = "aarch64")]
+            $check::<NeonFinder>($arg);
+        }};
+    }
+
     fn reference(hay: &[u8]) -> usize {
         hay.iter().position(|&b| is_string_stop(b)).unwrap_or(hay.len())
     }
@@ -276,15 +308,7 @@ mod tests {
                 for stop in [b'"', b'\\', 0u8, 0x1f, 0x20, 0x7f, 0x80, 0xff, b'!', b'#', b'[', b']'] {
                     let mut hay = vec![b'a'; len];
                     hay[pos] = stop;
-                    check::<Swar>(&hay);
-                    #[cfg(target_arch = "x86_64")]
-                    check::<Sse2Finder>(&hay);
-                    #[cfg(target_arch = "x86_64")]
-                    if std::is_x86_feature_detected!("avx2") {
-                        check::<Avx2Finder>(&hay);
-                    }
-                    #[cfg(target_arch = "aarch64")]
-                    check::<NeonFinder>(&hay);
+                    check_every_finder!(check, &hay);
                 }
             }
         }
@@ -323,15 +347,7 @@ mod tests {
                     let mut b = [fill; 16];
                     b[pos] = x;
                     b[(pos + 7) % 16] = b'5';
-                    check::<Swar>(&b);
-                    #[cfg(target_arch = "x86_64")]
-                    check::<Sse2Finder>(&b);
-                    #[cfg(target_arch = "x86_64")]
-                    if std::is_x86_feature_detected!("avx2") {
-                        check::<Avx2Finder>(&b);
-                    }
-                    #[cfg(target_arch = "aarch64")]
-                    check::<NeonFinder>(&b);
+                    check_every_finder!(check, &b);
                 }
             }
         }

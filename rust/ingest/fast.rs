@@ -267,18 +267,8 @@ fn key_word_at(buf: &[u8], start: usize, len: usize) -> u64 {
 
 /// The end of the run of ASCII digits starting at `i`.
 #[inline(always)]
-fn digits_end(buf: &[u8], mut i: usize) -> usize {
-    while let Some(chunk) = buf.get(i..i + 8) {
-        let other = arch::swar_non_digits(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-        if other != 0 {
-            return i + (other.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < buf.len() && buf[i].is_ascii_digit() {
-        i += 1;
-    }
-    i
+fn digits_end(buf: &[u8], i: usize) -> usize {
+    i + arch::swar_digit_run(&buf[i..])
 }
 
 /// A JSON number `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` starting at `p` and ending

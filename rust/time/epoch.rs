@@ -8,7 +8,7 @@
 //! path, with no string to float parsing. Anything else is checked against Java's grammar first
 //! and then handed to std's correctly rounded parser, which yields the same double as Java.
 
-use crate::arch::swar_non_digits as non_digits;
+use crate::arch::{swar_digit_run as digit_run, swar_non_digits as non_digits};
 
 /// `epoch` (scale 1000) or `epoch_ms` (scale 1): the double truncated toward zero, then scaled.
 #[inline(always)]
@@ -101,23 +101,6 @@ const POW10_INT: [u64; 19] = {
     t
 };
 
-
-/// How many bytes at the start of `s` are ASCII digits.
-#[inline(always)]
-fn digit_run(s: &[u8]) -> usize {
-    let mut i = 0;
-    while let Some(chunk) = s.get(i..i + 8) {
-        let bad = non_digits(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-        if bad != 0 {
-            return i + (bad.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < s.len() && s[i].is_ascii_digit() {
-        i += 1;
-    }
-    i
-}
 
 /// The value of 8 ASCII digits loaded little-endian (first digit in the low byte).
 #[inline(always)]
