@@ -394,6 +394,12 @@ async def test_405_simple_form(client):
     r = await client.put(f"{BASE}/j/_open")
     assert r.status == 405
     assert (await r.json())["error"].endswith("and method [PUT], allowed: [POST]")
+    # Methods of every route on the path, found by the catch-all after aiohttp's router gave up.
+    r = await client.post(f"{BASE}/j?pretty")
+    assert r.status == 405
+    assert await r.json() == {"error": f"Incorrect HTTP method for uri [{BASE}/j?pretty] and method [POST], "
+                                       "allowed: [DELETE, GET, PUT]", "status": 405}
+    assert r.headers["Allow"] == "DELETE,GET,PUT"
 
 
 async def test_unknown_url(client):

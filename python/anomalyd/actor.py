@@ -32,8 +32,9 @@ def now_ms() -> int:
 class ActorHooks(Protocol):
     """What an actor tells its owner (the registry) after each operation."""
 
-    def counts_changed(self, actor: JobActor, persisted: bytes) -> None:
-        """A request finished: persist these lifetime counts (grouped with other jobs')."""
+    def request_done(self, actor: JobActor, persisted: bytes) -> None:
+        """A request finished: persist these lifetime counts (grouped with other jobs') and
+        store the results the engine made."""
 
     def results_ready(self, actor: JobActor) -> None:
         """Take the results the engine made and queue them for the store."""
@@ -134,7 +135,7 @@ class JobActor:
             engine.abort_request()  # what was read stays in the in-memory totals, not yet persisted
             self._hooks.results_ready(self)  # buckets finished before the failure are final
             raise
-        self._finished(engine.persist_json(now))
+        self._hooks.request_done(self, engine.persist_json(now))
         return body
 
     def ingest_now(self, body: bytes) -> bytes | None:
@@ -152,12 +153,8 @@ class JobActor:
         except BaseException:
             self._hooks.results_ready(self)  # buckets finished before the failure are final
             raise
-        self._finished(persisted)
+        self._hooks.request_done(self, persisted)
         return out
-
-    def _finished(self, persisted: bytes) -> None:
-        self._hooks.counts_changed(self, persisted)
-        self._hooks.results_ready(self)
 
     async def flush(self, *, calc_interim: bool, start: int | None, end: int | None,
                     advance_time: int | None, skip_time: int | None) -> int | None:

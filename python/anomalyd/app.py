@@ -1,25 +1,24 @@
-"""The application factory: state, resource lifetimes, middleware and routes.
+"""The application factory: state, resource lifetimes and routes.
 
 Resources live in `cleanup_ctx` (the store, then the registry that needs it), so start-up and
-shutdown run in one order and a failed start unwinds cleanly. One middleware renders every
-failure in Elasticsearch's envelope and stamps `X-Elastic-Product` on every response.
+shutdown run in one order and a failed start unwinds cleanly. Every route is wrapped in one
+envelope (`api/routes.py`) that renders every failure in Elasticsearch's form and stamps
+`X-Elastic-Product` on every response.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import uuid
 from collections import defaultdict
-from typing import AsyncIterator, Awaitable, Callable
+from typing import AsyncIterator
 
 import structlog
 from aiohttp import web
 
-from . import errors
 from .api import setup_routes
-from .auth import AUTHENTICATOR, Authenticator, auth_middleware
+from .auth import AUTHENTICATOR, Authenticator
 from .keys import NODE, REGISTRY, REQUEST_STATS, SETTINGS, NodeInfo, RequestStats
 from .registry import JobRegistry
 from .security import SecurityStore
@@ -28,40 +27,6 @@ from .results import ResultsWriter
 from .store import CountsWriter, Store
 
 log = structlog.get_logger("anomalyd")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PRODUCT = ("X-Elastic-Product", "Elasticsearch")
-
-
-@web.middleware
-async def es_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        response = await handler(request)
-    except web.HTTPMethodNotAllowed as e:
-        methods = sorted(e.allowed_methods)
-        msg = f"Incorrect HTTP method for uri [{request.path_qs}] and method [{request.method}], allowed: [{', '.join(methods)}]"
-        response = errors.render(errors.SimpleError(405, msg, headers={"Allow": ",".join(methods)}))
-    except web.HTTPNotFound:
-        msg = f"no handler found for uri [{request.path_qs}] and method [{request.method}]"
-        response = errors.render(errors.SimpleError(400, msg))
-    except web.HTTPRequestEntityTooLarge:
-        response = web.Response(status=413)
-    except web.HTTPException as e:
-        response = errors.render(errors.SimpleError(e.status, e.reason))
-    except (errors.EsError, errors.SimpleError) as e:
-        response = errors.render(e)
-    except asyncio.CancelledError:
-        raise
-    except Exception as e:  # noqa: BLE001 - every failure leaves in the envelope
-        from .jobconfig import ConfigError
-
-        if not isinstance(e, ConfigError):
-            log.exception("unhandled error", path=request.path)
-        response = errors.render(e)
-    response.headers[PRODUCT[0]] = PRODUCT[1]
-    request.app[REQUEST_STATS].by_status[response.status] += 1
-    return response
-
 
 async def _node(store: Store, settings: Settings) -> NodeInfo:
     saved = await store.get_meta("node")
@@ -117,10 +82,7 @@ async def _security(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
-    # Authorization runs inside the error middleware (so refusals use Elasticsearch's envelope)
-    # and before any handler; with security off the middleware is not installed at all.
-    middlewares = [es_middleware, auth_middleware] if settings.security else [es_middleware]
-    app = web.Application(middlewares=middlewares, client_max_size=settings.max_content_length)
+    app = web.Application(client_max_size=settings.max_content_length)
     app[SETTINGS] = settings
     app[REQUEST_STATS] = RequestStats(defaultdict(int))
     app.cleanup_ctx.append(_resources)

@@ -1,9 +1,9 @@
-"""Authentication (HTTP Basic, ApiKey) and authorization, as one middleware.
+"""Authentication (HTTP Basic, ApiKey) and authorization.
 
-The middleware sits inside `es_middleware`, so its 401 and 403 leave in Elasticsearch's envelope,
-and it runs before every handler, so a request is authorized before anything else is looked at,
-the job's existence included. It is installed only when security is on: with security off the
-request path is exactly what it was.
+:func:`authorize` runs inside every route's envelope (`api/routes.py`), so its 401 and 403 leave
+in Elasticsearch's form, and before the handler, so a request is authorized before anything else
+is looked at, the job's existence included. It runs only when security is on: with security off
+the request path is exactly what it was.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from .errors import EsError
-from .privileges import Action, action_for
+from .privileges import Action
 from .security import ApiKey, SecurityStore, Snapshot, dummy_hash, now_ms, verify_key, verify_password
 
 log = structlog.get_logger("anomalyd.security")
@@ -163,19 +163,10 @@ AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 
-def _route(request: web.Request) -> str | None:
-    match = request.match_info
-    if match.http_exception is not None:
-        return None
-    return match.route.resource.canonical if match.route.resource is not None else None
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    action = action_for(request.method, _route(request))
-    principal = await request.app[AUTHENTICATOR].authenticate(request)
+async def authorize(request: web.Request, authenticator: Authenticator, action: Action) -> None:
+    """Authenticate the request and check it may perform `action` (its route's); 401 or 403 if not."""
+    principal = await authenticator.authenticate(request)
     if not principal.may(action):
         log.info("access denied", remote=request.remote, user=principal.username, action=action.name)
         raise principal.refusal(action)
     request[PRINCIPAL] = principal
-    return await handler(request)

@@ -1,7 +1,7 @@
 """Elasticsearch's error envelopes, and the exceptions that carry them.
 
-Every failure leaves the server through :func:`render`, called by the one error middleware, so
-clients always see the shapes they expect: the exception envelope
+Every failure leaves the server through :func:`failure_response`, called by the envelope every
+route is wrapped in (`api/routes.py`), so clients always see the shapes they expect: the exception envelope
 ``{"error":{"root_cause":[...],"type":..,"reason":..},"status":N}`` or, for REST-layer errors
 such as 405 and 406, the simple ``{"error":"...","status":N}``.
 """
@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import structlog
 from aiohttp import web
+
+log = structlog.get_logger("anomalyd")
 
 
 class EsError(Exception):
@@ -84,14 +87,26 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return web.Response(body=data, status=status, content_type="application/json", headers=headers)
 
 
-def render(exc: Exception) -> web.Response:
-    """The response for any exception raised by a handler."""
+def failure_response(request: web.Request, exc: Exception) -> web.Response:
+    """The response for any exception raised while handling `request`."""
     from .jobconfig import ConfigError  # the validation module has its own error type
 
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        methods = sorted(exc.allowed_methods)
+        msg = (f"Incorrect HTTP method for uri [{request.path_qs}] and method [{request.method}], "
+               f"allowed: [{', '.join(methods)}]")
+        exc = SimpleError(405, msg, headers={"Allow": ",".join(methods)})
+    elif isinstance(exc, web.HTTPNotFound):
+        exc = SimpleError(400, f"no handler found for uri [{request.path_qs}] and method [{request.method}]")
+    elif isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return web.Response(status=413)
+    elif isinstance(exc, web.HTTPException):
+        exc = SimpleError(exc.status, exc.reason)
     if isinstance(exc, EsError):
         return json_response(exc.body(), exc.status, exc.headers)
     if isinstance(exc, ConfigError):
         return json_response({"error": exc.to_dict(), "status": exc.status}, exc.status)
     if isinstance(exc, SimpleError):
         return json_response({"error": exc.message, "status": exc.status}, exc.status, exc.headers)
+    log.exception("unhandled error", path=request.path)
     return json_response(EsError(500, "exception", str(exc) or type(exc).__name__).body(), 500)

@@ -22,7 +22,7 @@ class NodeInfo:
 
 @dataclass
 class RequestStats:
-    """Requests by status, counted by the middleware and exported by /metrics."""
+    """Requests by status, counted by the route envelope (`api/routes.py`) and exported by /metrics."""
 
     by_status: dict[int, int]
 

@@ -64,8 +64,7 @@ class JobRegistry:
         """Shutdown: persist every open job's counts and model; open jobs stay open across the restart."""
         for job in self.jobs.values():
             if job.actor is not None:
-                self.counts_changed(job.actor, job.actor.engine.persist_json(now_ms()))
-                self.results_ready(job.actor)
+                self.request_done(job.actor, job.actor.engine.persist_json(now_ms()))
                 await self._save_model(job.actor)
         await self.results.stop()
         await self.writer.stop()
@@ -150,10 +149,15 @@ class JobRegistry:
 
     # -- what actors report (ActorHooks) ------------------------------------------------------
 
-    def counts_changed(self, actor: JobActor, persisted: bytes) -> None:
-        # A snapshot taken as the request finished: a later failed request must not leak into
-        # what gets persisted.
-        self.writer.mark(actor.job.job_id, persisted)
+    def request_done(self, actor: JobActor, persisted: bytes) -> None:
+        # `persisted` is a snapshot taken as the request finished: a later failed request must
+        # not leak into what gets persisted. One hook for counts and results: this runs for
+        # every request.
+        job_id = actor.job.job_id
+        self.writer.mark(job_id, persisted)
+        rows = actor.engine.take_results()
+        if rows:
+            self.results.add(job_id, rows)
         if time.monotonic() - actor.snapshot_at >= self.snapshot_interval:
             self._log_failure(self._save_model(actor), "model_snapshot_failed", actor)
 

@@ -3,14 +3,17 @@
 from aiohttp import web
 
 from . import data, jobs, metrics, results, root, security
+from .routes import Routes
 
 
 def setup_routes(app: web.Application) -> None:
+    routes = Routes(app)
     # aiohttp tries dynamic routes under a prefix in registration order: `_data` first, so the
     # hot endpoint resolves on its first candidate.
-    data.setup(app)
-    root.setup(app)
-    jobs.setup(app)
-    results.setup(app)
-    metrics.setup(app)
-    security.setup(app)
+    data.setup(routes)
+    root.setup(routes)
+    jobs.setup(routes)
+    results.setup(routes)
+    metrics.setup(routes)
+    security.setup(routes)
+    routes.add_route_miss()

@@ -20,6 +20,7 @@ from .._native import DocumentTooLargeError, MalformedInputError
 from ..errors import EsError, json_response
 from ..keys import REGISTRY, SETTINGS
 from .params import as_bool, as_str, check_content_type, date_param, merged_params, reject_unknown_query
+from .routes import Routes
 
 BASE = "/_ml/anomaly_detectors"
 DATA_PARAMS = frozenset({"reset_start", "reset_end"})
@@ -96,7 +97,8 @@ async def _body_chunks(request: web.Request, read_timeout: float) -> AsyncIterat
 
 
 async def post_data(request: web.Request) -> web.Response:
-    settings = request.app[SETTINGS]
+    app = request.app
+    settings = app[SETTINGS]
     has_query = bool(request.query_string)
     if has_query:
         reject_unknown_query(request, DATA_PARAMS)
@@ -106,7 +108,7 @@ async def post_data(request: web.Request) -> web.Response:
     length = request.content_length
     if length is not None and length > settings.max_content_length:
         return web.Response(status=413)
-    actor = request.app[REGISTRY].actor_for_data(job_id)
+    actor = app[REGISTRY].actor_for_data(job_id)
     reset = reset_range(request) if has_query else None  # validated after the open check
     content = request.content
     try:
@@ -177,6 +179,6 @@ async def flush_job(request: web.Request) -> web.Response:
     return json_response(out)
 
 
-def setup(app: web.Application) -> None:
-    app.router.add_route("POST", BASE + "/{job_id}/_data", post_data, expect_handler=expect_continue)
-    app.router.add_route("POST", BASE + "/{job_id}/_flush", flush_job)
+def setup(routes: Routes) -> None:
+    routes.add_route("POST", BASE + "/{job_id}/_data", post_data, expect_handler=expect_continue)
+    routes.add_route("POST", BASE + "/{job_id}/_flush", flush_job)

@@ -11,6 +11,7 @@ from ..keys import NODE, REGISTRY
 from ..registry import Job, JobRegistry, open_seconds
 from ..settings import parse_size
 from .params import as_bool, json_body, merged_params, reject_unknown_query
+from .routes import Routes
 
 BASE = "/_ml/anomaly_detectors"
 
@@ -118,8 +119,8 @@ async def reset_features(request: web.Request) -> web.Response:
     return json_response({"features": [{"feature_name": "machine_learning", "status": "SUCCESS"}]})
 
 
-def setup(app: web.Application) -> None:
-    r = app.router
+def setup(routes: Routes) -> None:
+    r = routes
     r.add_route("GET", BASE, get_jobs)
     r.add_route("GET", BASE + "/_stats", get_stats)
     r.add_route("GET", BASE + "/{job_id}/_stats", get_stats)

@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ..keys import REGISTRY, REQUEST_STATS
+from .routes import Routes
 
 OUTCOMES = {
     "processed": "processed_record_count",
@@ -56,5 +57,5 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(reg), content_type="text/plain", charset="utf-8")
 
 
-def setup(app: web.Application) -> None:
-    app.router.add_route("GET", "/metrics", metrics)
+def setup(routes: Routes) -> None:
+    routes.add_route("GET", "/metrics", metrics)

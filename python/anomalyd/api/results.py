@@ -16,6 +16,7 @@ from .. import results
 from ..errors import EsError, bad_request
 from ..keys import REGISTRY
 from .params import as_bool, as_str, date_param, merged_params
+from .routes import Routes
 
 BASE = "/_ml/anomaly_detectors/{job_id}/results"
 MAX_RESULT_WINDOW = 10_000
@@ -117,9 +118,9 @@ async def get_influencers(request: web.Request) -> web.Response:
     return await _respond(request, "influencer")
 
 
-def setup(app: web.Application) -> None:
+def setup(routes: Routes) -> None:
     for method in ("GET", "POST"):
-        app.router.add_route(method, BASE + "/buckets", get_buckets)
-        app.router.add_route(method, BASE + "/buckets/{timestamp}", get_buckets)
-        app.router.add_route(method, BASE + "/records", get_records)
-        app.router.add_route(method, BASE + "/influencers", get_influencers)
+        routes.add_route(method, BASE + "/buckets", get_buckets)
+        routes.add_route(method, BASE + "/buckets/{timestamp}", get_buckets)
+        routes.add_route(method, BASE + "/records", get_records)
+        routes.add_route(method, BASE + "/influencers", get_influencers)

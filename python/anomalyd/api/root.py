@@ -7,6 +7,7 @@ from aiohttp import web
 from ..errors import json_response
 from ..keys import NODE, REGISTRY
 from ..registry import ES_VERSION
+from .routes import Routes
 
 
 async def info(request: web.Request) -> web.Response:
@@ -49,9 +50,9 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response({"status": "ready" if ready else "starting"}, 200 if ready else 503)
 
 
-def setup(app: web.Application) -> None:
-    app.router.add_route("GET", "/", info)
-    app.router.add_route("HEAD", "/", info)
-    app.router.add_route("GET", "/_cluster/health", cluster_health)
-    app.router.add_route("GET", "/healthz", healthz)
-    app.router.add_route("GET", "/readyz", readyz)
+def setup(routes: Routes) -> None:
+    routes.add_route("GET", "/", info)
+    routes.add_route("HEAD", "/", info)
+    routes.add_route("GET", "/_cluster/health", cluster_health)
+    routes.add_route("GET", "/healthz", healthz)
+    routes.add_route("GET", "/readyz", readyz)

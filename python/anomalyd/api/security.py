@@ -1,6 +1,6 @@
 """`_security/api_key` (create, invalidate) and `_security/_authenticate`.
 
-Authorization has already happened in the auth middleware; these handlers only do the work.
+Authorization has already happened in the route envelope; these handlers only do the work.
 With security off they answer as Elasticsearch does when security is disabled.
 """
 
@@ -17,6 +17,7 @@ from ..privileges import unknown_privilege_message, unknown_privileges
 from ..security import encoded_key, now_ms
 from ..settings import parse_duration
 from .params import json_body, reject_unknown_query
+from .routes import Routes
 
 CREATE_FIELDS = frozenset({"name", "expiration", "role_descriptors", "metadata"})
 INVALIDATE_FIELDS = frozenset({"id", "ids", "name", "owner", "username", "realm_name"})
@@ -125,8 +126,8 @@ async def authenticate(request: web.Request) -> web.Response:
     return json_response(out)
 
 
-def setup(app: web.Application) -> None:
-    app.router.add_route("POST", "/_security/api_key", create_api_key)
-    app.router.add_route("PUT", "/_security/api_key", create_api_key)
-    app.router.add_route("DELETE", "/_security/api_key", invalidate_api_key)
-    app.router.add_route("GET", "/_security/_authenticate", authenticate)
+def setup(routes: Routes) -> None:
+    routes.add_route("POST", "/_security/api_key", create_api_key)
+    routes.add_route("PUT", "/_security/api_key", create_api_key)
+    routes.add_route("DELETE", "/_security/api_key", invalidate_api_key)
+    routes.add_route("GET", "/_security/_authenticate", authenticate)

@@ -1,0 +1,74 @@
+"""Route registration, and the one place every response passes through.
+
+Each handler is registered through :class:`Routes`, which wraps it in :func:`_endpoint`: with
+security on it authorizes first, it renders any failure in Elasticsearch's envelope
+(:func:`anomalyd.errors.failure_response`), stamps ``X-Elastic-Product`` and counts the status
+for /metrics. A request no route takes reaches :func:`route_miss` (a catch-all registered last),
+which answers Elasticsearch's 405 or 400 through the same wrapper.
+
+Why a wrapper per route rather than an aiohttp middleware: as soon as an application has one
+middleware, aiohttp runs every request through a chain of two (ours and the current-app fixer
+it adds), built from partials; that was about 7 % of a small `_data` request's CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from ..auth import AUTHENTICATOR, Authenticator, authorize
+from ..errors import failure_response
+from ..keys import REQUEST_STATS, SETTINGS
+from ..privileges import Action, action_for
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PRODUCT_HEADER = "X-Elastic-Product"
+
+
+def _endpoint(handler: Handler, by_status: dict[int, int], auth: tuple[Authenticator, Action] | None) -> Handler:
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        try:
+            if auth is not None:
+                await authorize(request, *auth)
+            response = await handler(request)
+        except Exception as e:  # noqa: BLE001 - every failure leaves in the envelope
+            response = failure_response(request, e)
+        response.headers[PRODUCT_HEADER] = "Elasticsearch"
+        by_status[response.status] += 1
+        return response
+
+    return endpoint
+
+
+async def route_miss(request: web.Request) -> web.StreamResponse:
+    """A request no route takes: 405 with the allowed methods when its path exists, else 400."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource.canonical != MISS_PATH:
+            allowed |= (await resource.resolve(request))[1]
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
+
+
+MISS_PATH = "/{tail}"
+
+
+class Routes:
+    """``app.router.add_route`` with every handler wrapped in the envelope (see module doc)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self._by_status = app[REQUEST_STATS].by_status
+        self._authenticator = app[AUTHENTICATOR] if app[SETTINGS].security else None
+
+    def add_route(self, method: str, path: str, handler: Handler, **kwargs: Any) -> None:
+        auth = None if self._authenticator is None else (self._authenticator, action_for(method, path))
+        self.app.router.add_route(method, path, _endpoint(handler, self._by_status, auth), **kwargs)
+
+    def add_route_miss(self) -> None:
+        """The catch-all; registered last, so any real route is found before it."""
+        auth = None if self._authenticator is None else (self._authenticator, action_for("*", None))
+        self.app.router.add_route("*", "/{tail:.*}", _endpoint(route_miss, self._by_status, auth))
