@@ -78,17 +78,15 @@ impl PyIngestEngine {
     }
 
     /// A body that has fully arrived, in one call: start, feed, finish. Returns the
-    /// per-request DataCounts and the lifetime totals to persist (stamped `now_ms`), both JSON;
-    /// on a malformed body the request is aborted (what was read stays in the totals) and the
-    /// error raised, as `finish_request` does.
-    fn ingest_body<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>, now_ms: i64) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    /// per-request DataCounts as JSON; on a malformed body the request is aborted (what was
+    /// read stays in the totals) and the error raised, as `finish_request` does.
+    fn ingest_body<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>, now_ms: i64) -> PyResult<Bound<'py, PyBytes>> {
         self.inner.start_request();
         if let Err(e) = self.feed(py, data) {
             self.inner.abort_request();
             return Err(e);
         }
-        let body = self.finish_request(py, now_ms)?;
-        Ok((body, self.persist_json(py, now_ms)))
+        self.finish_request(py, now_ms)
     }
 
     /// End of body: the per-request DataCounts as JSON.
@@ -106,9 +104,15 @@ impl PyIngestEngine {
         PyBytes::new(py, self.inner.stats_json().as_bytes())
     }
 
-    /// Lifetime totals to persist, stamped with `log_time`.
+    /// Lifetime totals to persist now, stamped with `log_time`.
     fn persist_json<'py>(&mut self, py: Python<'py>, log_time_ms: i64) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.inner.persist_json(log_time_ms).as_bytes())
+    }
+
+    /// The totals stamped at the end of the last successful request (or the last
+    /// `persist_json`): what the group commit writes.
+    fn saved_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.saved_json().as_bytes())
     }
 
     /// `_flush`: skip, advance, interim results; the new `last_finalized_bucket_end` (ms).

@@ -792,7 +792,7 @@ COUNTERS = ["processed_record_count", "input_bytes", "input_field_count", "inval
             "missing_field_count", "out_of_order_timestamp_count", "empty_bucket_count",
             "sparse_bucket_count", "bucket_count"]
 DATES = ["earliest_record_timestamp", "latest_record_timestamp", "last_data_time",
-         "latest_empty_bucket_timestamp", "latest_sparse_bucket_timestamp"]
+         "latest_empty_bucket_timestamp", "latest_sparse_bucket_timestamp", "log_time"]
 
 
 def _new_counts():
@@ -888,6 +888,7 @@ class ReferenceJob:
         resp = render(self.cfg.job_id, req, len(self.cfg.analysis_fields))
         self._fold(req)
         self.totals["last_data_time"] = now_ms
+        self.totals["log_time"] = now_ms  # the totals are stamped for persisting as a request succeeds
         return True, resp
 
     def stats(self) -> dict:

@@ -23,10 +23,9 @@ class IngestEngine:
     def start_request(self) -> None: ...
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Feed the next chunk of the body (zero-copy; the GIL is released for large chunks)."""
-    def ingest_body(self, data: bytes | bytearray | memoryview, now_ms: int) -> tuple[bytes, bytes]:
-        """A whole body in one call: (the request's DataCounts, the lifetime totals to persist
-        stamped `now_ms`), both JSON. Raises MalformedInputError or DocumentTooLargeError after
-        aborting the request (what was read stays in the totals)."""
+    def ingest_body(self, data: bytes | bytearray | memoryview, now_ms: int) -> bytes:
+        """A whole body in one call: the request's DataCounts as JSON. Raises MalformedInputError
+        or DocumentTooLargeError after aborting the request (what was read stays in the totals)."""
     def finish_request(self, now_ms: int) -> bytes:
         """End of body: the request's DataCounts as JSON. Raises MalformedInputError."""
     def abort_request(self) -> None:
@@ -34,7 +33,10 @@ class IngestEngine:
     def stats_json(self) -> bytes:
         """Live lifetime totals as `_stats` shows them for an open job."""
     def persist_json(self, log_time_ms: int) -> bytes:
-        """Lifetime totals to persist, stamped with `log_time`."""
+        """Lifetime totals to persist now, stamped with `log_time`."""
+    def saved_json(self) -> bytes:
+        """The totals stamped at the end of the last successful request (or the last
+        `persist_json`): what the group commit writes."""
     def flush(self, calc_interim: bool = False, start: int | None = None, end: int | None = None,
               advance_time: int | None = None, skip_time: int | None = None) -> int | None:
         """`_flush`: skip, advance, interim results; the new last_finalized_bucket_end (ms)."""

@@ -32,9 +32,9 @@ def now_ms() -> int:
 class ActorHooks(Protocol):
     """What an actor tells its owner (the registry) after each operation."""
 
-    def request_done(self, actor: JobActor, persisted: bytes) -> None:
-        """A request finished: persist these lifetime counts (grouped with other jobs') and
-        store the results the engine made."""
+    def request_done(self, actor: JobActor) -> None:
+        """A request finished: persist the lifetime counts it stamped (grouped with other
+        jobs') and store the results the engine made."""
 
     def results_ready(self, actor: JobActor) -> None:
         """Take the results the engine made and queue them for the store."""
@@ -129,13 +129,12 @@ class JobActor:
         try:
             async for chunk in chunks:
                 engine.feed(chunk)
-            now = now_ms()
-            body: bytes = engine.finish_request(now)
+            body: bytes = engine.finish_request(now_ms())
         except BaseException:
             engine.abort_request()  # what was read stays in the in-memory totals, not yet persisted
             self._hooks.results_ready(self)  # buckets finished before the failure are final
             raise
-        self._hooks.request_done(self, engine.persist_json(now))
+        self._hooks.request_done(self)
         return body
 
     def ingest_now(self, body: bytes) -> bytes | None:
@@ -149,11 +148,11 @@ class JobActor:
     def ingest_whole(self, body: bytes) -> bytes:
         """`ingest` of a body that has fully arrived, in one native call."""
         try:
-            out, persisted = self.engine.ingest_body(body, now_ms())
+            out = self.engine.ingest_body(body, now_ms())
         except BaseException:
             self._hooks.results_ready(self)  # buckets finished before the failure are final
             raise
-        self._hooks.request_done(self, persisted)
+        self._hooks.request_done(self)
         return out
 
     async def flush(self, *, calc_interim: bool, start: int | None, end: int | None,

@@ -64,7 +64,8 @@ class JobRegistry:
         """Shutdown: persist every open job's counts and model; open jobs stay open across the restart."""
         for job in self.jobs.values():
             if job.actor is not None:
-                self.request_done(job.actor, job.actor.engine.persist_json(now_ms()))
+                job.actor.engine.persist_json(now_ms())  # stamp the totals as they are now
+                self.request_done(job.actor)
                 await self._save_model(job.actor)
         await self.results.stop()
         await self.writer.stop()
@@ -149,12 +150,11 @@ class JobRegistry:
 
     # -- what actors report (ActorHooks) ------------------------------------------------------
 
-    def request_done(self, actor: JobActor, persisted: bytes) -> None:
-        # `persisted` is a snapshot taken as the request finished: a later failed request must
-        # not leak into what gets persisted. One hook for counts and results: this runs for
-        # every request.
+    def request_done(self, actor: JobActor) -> None:
+        # One hook for counts and results: this runs for every request. The counts are
+        # rendered at commit time, from the totals the engine stamped as the request finished.
         job_id = actor.job.job_id
-        self.writer.mark(job_id, persisted)
+        self.writer.mark(job_id, actor.engine)
         rows = actor.engine.take_results()
         if rows:
             self.results.add(job_id, rows)

@@ -17,9 +17,12 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generic, TypeVar
 
 import structlog
+
+if TYPE_CHECKING:
+    from ._native import IngestEngine
 
 T = TypeVar("T")
 log = structlog.get_logger("anomalyd.store")
@@ -217,12 +220,14 @@ class GroupCommit(Generic[T]):
         await self.flush()
 
 
-class CountsWriter(GroupCommit[bytes]):
-    """Lifetime counts, grouped: each job's latest snapshot wins."""
+class CountsWriter(GroupCommit["IngestEngine"]):
+    """Lifetime counts, grouped: each job's counts are rendered once per commit, from the totals
+    its engine stamped at the end of its last successful request."""
 
     def __init__(self, store: Store, interval: float) -> None:
-        super().__init__(interval, lambda batch: store.save_counts(dict(batch)))
+        super().__init__(interval, lambda batch: store.save_counts(
+            {job_id: engine.saved_json() for job_id, engine in dict(batch).items()}))
 
-    def mark(self, job_id: str, counts: bytes) -> None:
-        """Queue a job's lifetime counts, as they are now, for the next group commit."""
-        self.add(job_id, counts)
+    def mark(self, job_id: str, engine: IngestEngine) -> None:
+        """Queue a job's stamped lifetime counts for the next group commit."""
+        self.add(job_id, engine)

@@ -46,6 +46,10 @@ pub struct IngestEngine {
     stream: BodyStream,
     /// Lifetime totals, not including the request in progress.
     totals: DataCounts,
+    /// The totals as stamped at the end of the last successful request (or `persist_json`):
+    /// what the group commit writes, rendered only then. A copy, so that a request failing
+    /// in between does not reach the store before the next success.
+    saved: DataCounts,
     in_request: bool,
     /// Elasticsearch's `A` lives in memory and is 1 until the first request after an open
     /// (`post-data.md` §1.3 quirk), which `_stats` shows.
@@ -69,7 +73,8 @@ impl IngestEngine {
             pipeline.diagnostics.add(t);
         }
         let stream = BodyStream::new(&fields, max_document);
-        IngestEngine { job_id: spec.job_id, fields, pipeline, stream, totals, in_request: false, requests_since_open: 0 }
+        let saved = totals.clone();
+        IngestEngine { job_id: spec.job_id, fields, pipeline, stream, totals, saved, in_request: false, requests_since_open: 0 }
     }
 
     fn analysis_count(&self) -> u64 {
@@ -105,6 +110,7 @@ impl IngestEngine {
         let body = self.pipeline.request.to_json(&self.job_id, self.analysis_count());
         self.fold_request();
         self.totals.last_data_time = Some(now_ms);
+        self.stamp(now_ms);
         Ok(body)
     }
 
@@ -155,10 +161,20 @@ impl IngestEngine {
         t.to_json(&self.job_id, a)
     }
 
-    /// The lifetime totals to persist, stamped with `log_time`.
+    /// The lifetime totals to persist now, stamped with `log_time`.
     pub fn persist_json(&mut self, log_time_ms: i64) -> String {
+        self.stamp(log_time_ms);
+        self.saved_json()
+    }
+
+    /// The totals stamped last (end of the last successful request, or `persist_json`).
+    pub fn saved_json(&self) -> String {
+        self.saved.to_json(&self.job_id, self.analysis_count())
+    }
+
+    fn stamp(&mut self, log_time_ms: i64) {
         self.totals.log_time = Some(log_time_ms);
-        self.totals.to_json(&self.job_id, self.analysis_count())
+        self.saved = self.totals.clone();
     }
 
     pub fn totals(&self) -> &DataCounts {

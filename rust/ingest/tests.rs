@@ -232,6 +232,22 @@ fn a_truncated_body_fails_but_keeps_what_came_before() {
 }
 
 #[test]
+fn the_saved_totals_are_those_of_the_last_successful_request() {
+    let spec = || job(r#"{"function":"count"}"#, "", "epoch");
+    let mut e = IngestEngine::open(spec(), None, 1 << 20);
+    post(&mut e, br#"{"time":1}"#, 100).unwrap();
+    let saved = |e: &IngestEngine| DataCounts::from_json(&e.saved_json()).unwrap();
+    assert_eq!((saved(&e).processed_record_count, saved(&e).log_time), (1, Some(1_700_000_000_000)));
+    // A failed request stays in the totals, not in what the group commit writes...
+    assert!(post(&mut e, br#"{"time":2}{"ti"#, 100).is_err());
+    assert_eq!((e.totals().processed_record_count, saved(&e).processed_record_count), (2, 1));
+    // ...until the next success, or an explicit persist (close, shutdown).
+    let now: serde_json::Value = serde_json::from_str(&e.persist_json(9)).unwrap();
+    assert_eq!((n(&now, "processed_record_count"), n(&now, "log_time")), (2, 9));
+    assert_eq!(saved(&e), DataCounts::from_json(&e.persist_json(9)).unwrap());
+}
+
+#[test]
 fn one_hundred_parse_errors_fail_the_request() {
     let spec = || job(r#"{"function":"count"}"#, "", "epoch");
     let bad_99 = format!("{{\"time\":1, \"a\" x {}}}", "# ".repeat(98));
