@@ -31,16 +31,24 @@ impl OpenBucket {
     #[inline]
     pub fn aggregate_mut(&mut self, series: u32) -> &mut Aggregate {
         let i = series as usize;
+        // One test on the per-record path: a series' first record in the bucket is the rare case.
+        if !self.seen.get(i).is_some_and(|&seen| seen) {
+            self.first_record(series);
+        }
+        &mut self.aggregates[i]
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn first_record(&mut self, series: u32) {
+        let i = series as usize;
         if i >= self.aggregates.len() {
             self.aggregates.resize(i + 1, Aggregate::default());
             self.seen.resize(i + 1, false);
             self.influences.resize(i + 1, Vec::new());
         }
-        if !self.seen[i] {
-            self.seen[i] = true;
-            self.touched.push(series);
-        }
-        &mut self.aggregates[i]
+        self.seen[i] = true;
+        self.touched.push(series);
     }
 
     /// Note that `value` of influencer field `field` came with a record of `series`.

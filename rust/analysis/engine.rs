@@ -94,19 +94,27 @@ struct Snapshot {
 }
 
 /// The bucket the previous record went to, valid while the open buckets keep their places:
-/// a record in the same bucket before `due_ms` (when the next bucket would be finalised) skips
-/// the bucket search.
+/// a record in `[start_ms, end_ms)` (the bucket, cut off where the next bucket would be
+/// finalised) skips the bucket search. One range test per record; [`Hot::NONE`] holds no time.
 #[derive(Clone, Copy)]
 struct Hot {
     start_ms: i64,
+    end_ms: i64,
     index: usize,
-    due_ms: i64,
 }
 
-/// What [`AnalysisEngine::record_with`] needs of one detector, resolved at construction.
+impl Hot {
+    const NONE: Hot = Hot { start_ms: i64::MAX, end_ms: i64::MIN, index: 0 };
+}
+
+/// What [`AnalysisEngine::record_with`] needs of one detector, resolved at construction, so the
+/// per-record loop reads one small struct and no detector configuration.
 struct Plan {
+    detector: usize,
     partition: Option<usize>,
     by: Option<usize>,
+    /// Whether the detector has a split field (else it has a single series).
+    split: bool,
     field: Option<usize>,
     needs_field: bool,
     /// What a missing split value stands for: the empty value with `use_null`, else nothing
@@ -120,8 +128,10 @@ struct Plan {
 impl Plan {
     fn new(det: &Detector, influencers: &[(String, usize)]) -> Plan {
         Plan {
+            detector: det.index,
             partition: det.partition,
             by: det.by,
+            split: det.partition.is_some() || det.by.is_some(),
             field: det.field,
             needs_field: det.feature.needs_field(),
             null: det.use_null.then_some(&b""[..]),
@@ -154,7 +164,7 @@ pub struct AnalysisEngine {
     state: State,
     out: Vec<ResultRow>,
     scratch: Vec<u32>,
-    hot: Option<Hot>,
+    hot: Hot,
 }
 
 /// A field value as a number, as Elasticsearch reads it (Java's `Double.parseDouble`), with a
@@ -236,7 +246,7 @@ impl AnalysisEngine {
             state,
             out: Vec::new(),
             scratch: Vec::new(),
-            hot: None,
+            hot: Hot::NONE,
         }
     }
 
@@ -267,39 +277,37 @@ impl AnalysisEngine {
             },
             None => 1.0,
         };
-        let at = match self.hot {
-            Some(h) if t >= h.start_ms && t < h.start_ms + self.span_ms && t < h.due_ms => h.index,
-            _ => match self.locate(t) {
+        let h = self.hot;
+        let at = if t >= h.start_ms && t < h.end_ms {
+            h.index
+        } else {
+            match self.locate(t) {
                 Some(at) => at,
                 None => return,
-            },
+            }
         };
         let bucket = &mut self.state.open[at];
         bucket.event_count += 1;
-        for (d, plan) in self.plans.iter().enumerate() {
+        for plan in self.plans.iter() {
             // A split field without a value drops the record for this detector, unless use_null
-            // makes the missing value a series of its own (the empty value's, as in ES).
-            let (partition, by) = match (plan.partition, plan.by) {
-                (None, None) => (None, None),
-                (Some(p), None) => match value(p).or(plan.null) {
-                    Some(p) => (Some(p), None),
-                    None => continue,
-                },
-                (None, Some(b)) => match value(b).or(plan.null) {
-                    Some(b) => (None, Some(b)),
-                    None => continue,
-                },
-                (Some(p), Some(b)) => match (value(p).or(plan.null), value(b).or(plan.null)) {
-                    (Some(p), Some(b)) => (Some(p), Some(b)),
-                    _ => continue,
-                },
+            // makes the missing value a series of its own (the empty value's, as in ES). A
+            // detector without the field has the empty value (the series key ignores it).
+            let split = |field: Option<usize>| match field {
+                Some(i) => value(i).or(plan.null),
+                None => Some(&b""[..]),
             };
-            let v = plan.field.and_then(&value).and_then(parse_number);
+            let (Some(partition), Some(by)) = (split(plan.partition), split(plan.by)) else { continue };
+            let v = match plan.field {
+                Some(i) => value(i).and_then(parse_number),
+                None => None,
+            };
             if plan.needs_field && v.is_none() {
                 continue;
             }
-            let (det, cfg) = (&self.spec.detectors[d], &self.model_configs[d]);
-            let sid = self.series.find_or_create(det, || models_for(det.feature, || SeriesModel::new(cfg)), partition, by);
+            let sid = match self.series.find(plan.detector, plan.split, partition, by) {
+                Some(sid) => sid,
+                None => Self::new_series(&mut self.series, &self.spec.detectors[plan.detector], &self.model_configs[plan.detector], partition, by),
+            };
             bucket.aggregate_mut(sid).add(count, v);
             for &(f, idx) in plan.influencers.iter() {
                 if let Some(v) = value(idx) {
@@ -307,6 +315,14 @@ impl AnalysisEngine {
                 }
             }
         }
+    }
+
+    /// A new series of `det` for these split values (empty for a field the detector lacks).
+    #[cold]
+    #[inline(never)]
+    fn new_series(series: &mut SeriesSet, det: &Detector, cfg: &ModelConfig, partition: &[u8], by: &[u8]) -> u32 {
+        let models = models_for(det.feature, || SeriesModel::new(cfg));
+        series.create(det.index, det.partition.map(|_| partition), det.by.map(|_| by), models)
     }
 
     /// The open bucket of a record at `t` (finalising what its time has passed), or None when
@@ -335,7 +351,7 @@ impl AnalysisEngine {
             }
         };
         let due_ms = self.state.cursor_ms.map_or(i64::MAX, |c| c + self.span_ms + self.latency_ms);
-        self.hot = Some(Hot { start_ms: b, index: at, due_ms });
+        self.hot = Hot { start_ms: b, end_ms: (b + self.span_ms).min(due_ms), index: at };
         Some(at)
     }
 
@@ -564,7 +580,7 @@ impl AnalysisEngine {
 
     /// `_flush`: skip, advance, then compute interim results; the new `last_finalized_bucket_end`.
     pub fn flush(&mut self, r: FlushRequest) -> Option<i64> {
-        self.hot = None;
+        self.hot = Hot::NONE;
         let within = |t: Option<i64>| t.filter(|&t| analysable(t));
         let r = FlushRequest {
             start_ms: within(r.start_ms),
@@ -650,7 +666,7 @@ impl AnalysisEngine {
         }
         self.series = SeriesSet::from_series(detectors, s.series);
         self.state = s.state;
-        self.hot = None;
+        self.hot = Hot::NONE;
         Ok(())
     }
 

@@ -5,7 +5,8 @@
 //! (foldhash's seeded folded multiply) and compared whole against the candidates' keys kept
 //! compactly beside the index, a table of bare series ids. No key is built in memory or copied
 //! per record, and no series is touched on the way. Detectors without split fields have a single
-//! series and skip hashing altogether.
+//! series and skip hashing altogether. A miss (a new series) is a separate, cold call, so the
+//! inlined lookup stays small in the per-record loop.
 
 use std::hash::BuildHasher;
 
@@ -144,28 +145,31 @@ impl SeriesSet {
         set
     }
 
+    /// The series of detector `d` with these split values, if it exists. `split` says whether
+    /// the detector has split fields; a field it lacks has the empty value.
+    #[inline(always)]
+    pub fn find(&self, d: usize, split: bool, p: &[u8], b: &[u8]) -> Option<u32> {
+        if !split {
+            return self.by_detector[d].first().copied();
+        }
+        let key = Key::new(p, b, &self.seeds);
+        let (keys, key_bytes) = (&self.keys, &self.key_bytes);
+        let same = |&id: &u32| {
+            let (k, start) = &keys[id as usize];
+            *k == key && (key.is_inline() || Self::same_long(key_bytes, *start, p, b))
+        };
+        self.index[d].find(key.hash(&self.seeds), same).copied()
+    }
+
     /// The series of `det` for these split values, created on first sight. `partition` and
     /// `by` are `None` exactly when the detector has no such split field.
-    #[inline]
     pub fn find_or_create(&mut self, det: &Detector, make_models: impl FnOnce() -> Vec<SeriesModel>, partition: Option<&[u8]>, by: Option<&[u8]>) -> u32 {
-        let d = det.index;
+        let split = det.partition.is_some() || det.by.is_some();
         let (p, b) = (partition.unwrap_or_default(), by.unwrap_or_default());
-        if det.partition.is_none() && det.by.is_none() {
-            if let Some(&id) = self.by_detector[d].first() {
-                return id;
-            }
-        } else {
-            let key = Key::new(p, b, &self.seeds);
-            let (keys, key_bytes) = (&self.keys, &self.key_bytes);
-            let same = |&id: &u32| {
-                let (k, start) = &keys[id as usize];
-                *k == key && (key.is_inline() || Self::same_long(key_bytes, *start, p, b))
-            };
-            if let Some(&id) = self.index[d].find(key.hash(&self.seeds), same) {
-                return id;
-            }
+        match self.find(det.index, split, p, b) {
+            Some(id) => id,
+            None => self.create(det.index, partition, by, make_models()),
         }
-        self.add_new(d, p, b, partition, by, make_models)
     }
 
     #[cold]
@@ -173,12 +177,14 @@ impl SeriesSet {
         key_bytes[start..start + p.len()] == *p && key_bytes[start + p.len()..start + p.len() + b.len()] == *b
     }
 
+    /// Add the series of detector `d` with these split values (`None`: the detector has no
+    /// such field), which [`find`](Self::find) did not find.
     #[cold]
     #[inline(never)]
-    fn add_new(&mut self, d: usize, p: &[u8], b: &[u8], partition: Option<&[u8]>, by: Option<&[u8]>, make_models: impl FnOnce() -> Vec<SeriesModel>) -> u32 {
+    pub fn create(&mut self, d: usize, partition: Option<&[u8]>, by: Option<&[u8]>, models: Vec<SeriesModel>) -> u32 {
         let text = |v: Option<&[u8]>| v.map(|b| String::from_utf8_lossy(b).into_owned());
-        self.series.push(Series { detector: d, partition: text(partition), by: text(by), models: make_models() });
-        self.add_key(d, p, b)
+        self.series.push(Series { detector: d, partition: text(partition), by: text(by), models });
+        self.add_key(d, partition.unwrap_or_default(), by.unwrap_or_default())
     }
 
     /// Index the next series id (the series itself is pushed by the caller).
