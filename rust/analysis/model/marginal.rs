@@ -55,6 +55,7 @@ const SAFE_STEPS: f64 = 1024.0;
 const SAFE_MAX_LEFT: u8 = 255;
 /// The validities a refresh can choose: SAFE_MAX_LEFT halved down to 1, i.e. 2^(k+1) − 1.
 pub(super) const SAFE_VALIDITIES: usize = 8;
+const _: () = assert!(BINS % 4 == 0);
 const _: () = assert!(SAFE_MAX_LEFT as usize == (1 << SAFE_VALIDITIES) - 1);
 
 /// The k-th validity, 2^(k+1) − 1 learns.
@@ -290,15 +291,23 @@ impl Marginal {
         (((ge * self.unit + k_hi) / denom).min(1.0), ((le * self.unit + k_lo) / denom).min(1.0))
     }
 
+    /// Inline: one multiplication and a test per call, four calls per update.
+    #[inline(always)]
     pub(super) fn decay(&mut self, factor: f64) {
         self.unit *= factor;
         if self.unit < UNIT_RESCALE {
-            for b in &mut self.bins {
-                *b *= self.unit;
-            }
-            self.total *= self.unit;
-            self.unit = 1.0;
+            self.rescale();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rescale(&mut self) {
+        for b in &mut self.bins {
+            *b *= self.unit;
+        }
+        self.total *= self.unit;
+        self.unit = 1.0;
     }
 
     /// Re-grid onto [lo, hi] ⊇ the current grid, spreading each old bin's mass uniformly.
@@ -308,23 +317,34 @@ impl Marginal {
         let old_lo = self.lo;
         let old_w = (self.hi - self.lo) / BINS as f64;
         let new_w = (hi - lo) / BINS as f64;
+        // The new bin of a position: via i32, which saturates like the usize cast but costs
+        // several instructions less (negative and NaN give 0, huge gives the last bin either way).
+        let bin = |x: f64| (((x - lo) / new_w) as i32).clamp(0, BINS as i32 - 1) as usize;
         let mut fresh = [0.0; BINS];
-        for (i, &m) in self.bins.iter().enumerate() {
-            if m == 0.0 {
+        // Young histograms are mostly empty: four bins at a time are skipped when no bit is set
+        // (masses are never negative; a lone -0.0 falls through to the bin-wise test).
+        for (c, chunk) in self.bins.as_chunks::<4>().0.iter().enumerate() {
+            if chunk.iter().fold(0, |bits, m| bits | m.to_bits()) == 0 {
                 continue;
             }
-            let a = old_lo + i as f64 * old_w;
-            let b = a + old_w;
-            let ja = (((a - lo) / new_w) as usize).min(BINS - 1);
-            let jb = (((b - lo) / new_w) as usize).min(BINS - 1);
-            if ja == jb || old_w <= 0.0 {
-                fresh[ja] += m;
-            } else {
-                // Old bins are never wider than new ones, so an old bin straddles at most one edge.
-                let edge = lo + jb as f64 * new_w;
-                let left = ((edge - a) / old_w).clamp(0.0, 1.0);
-                fresh[ja] += m * left;
-                fresh[jb] += m * (1.0 - left);
+            for (k, &m) in chunk.iter().enumerate() {
+                if m == 0.0 {
+                    continue;
+                }
+                // The index as i32 converts in one instruction (as usize in five), same value.
+                let a = old_lo + (4 * c + k) as i32 as f64 * old_w;
+                let b = a + old_w;
+                let (ja, jb) = (bin(a), bin(b));
+                if ja == jb || old_w <= 0.0 {
+                    fresh[ja] += m;
+                } else {
+                    // Old bins are never wider than new ones, so an old bin straddles at most
+                    // one edge.
+                    let edge = lo + jb as i32 as f64 * new_w;
+                    let left = ((edge - a) / old_w).clamp(0.0, 1.0);
+                    fresh[ja] += m * left;
+                    fresh[jb] += m * (1.0 - left);
+                }
             }
         }
         self.bins = fresh;
