@@ -503,7 +503,10 @@ impl SeriesModel {
         // Out-of-sample errors for the seasonal test, over about ERROR_MEMORY_DAYS.
         let plain_err = (value - self.level).powi(2);
         let seasonal_err = (value - self.level - s.season).powi(2);
-        let rate = w * (1.0 / self.n as f64).max(rates.error_rate_floor);
+        // A select, not f64::max (whose NaN handling costs four instructions more): 1/n is never
+        // NaN, and for such operands max compiled to exactly this select.
+        let recip = 1.0 / self.n as f64;
+        let rate = w * if rates.error_rate_floor > recip { rates.error_rate_floor } else { recip };
         if plain_err.is_finite() && seasonal_err.is_finite() {
             self.err_plain += rate * (plain_err - self.err_plain);
             self.err_seasonal += rate * (seasonal_err - self.err_seasonal);
