@@ -55,7 +55,7 @@ const SAFE_STEPS: f64 = 1024.0;
 const SAFE_MAX_LEFT: u8 = 255;
 /// The validities a refresh can choose: SAFE_MAX_LEFT halved down to 1, i.e. 2^(k+1) − 1.
 pub(super) const SAFE_VALIDITIES: usize = 8;
-const _: () = assert!(BINS % 4 == 0);
+const _: () = assert!(BINS.is_multiple_of(4));
 const _: () = assert!(SAFE_MAX_LEFT as usize == (1 << SAFE_VALIDITIES) - 1);
 
 /// The k-th validity, 2^(k+1) − 1 learns.
