@@ -3,7 +3,10 @@
 //!
 //! Fast because everything is inline and cheap per update: the bins are a fixed array (no heap),
 //! decay is lazy (one multiplication of `unit` instead of one per bin), tail sums vectorise
-//! (`sum_range`), and the safe region lets ordinary values skip the tail sums altogether.
+//! (`sum_range`), and the safe region lets ordinary values skip the tail sums altogether. The
+//! rarer steps of young histograms are cheap too: a safe-region refresh reads the decay's powers
+//! from a per-job table and rounds without library calls, and a regrid skips empty bins four at
+//! a time.
 
 use serde::{Deserialize, Serialize};
 
