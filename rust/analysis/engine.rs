@@ -388,6 +388,9 @@ impl AnalysisEngine {
             self.scratch.clear();
             if det.feature.empty_is_zero() {
                 self.scratch.extend_from_slice(&self.series.by_detector[d]);
+            } else if self.spec.detectors.len() == 1 {
+                // Every touched series is this detector's: no filter (a load and a compare each).
+                self.scratch.extend_from_slice(bucket.touched());
             } else {
                 let series = &self.series.series;
                 self.scratch.extend(bucket.touched().iter().filter(|&&s| series[s as usize].detector == d));

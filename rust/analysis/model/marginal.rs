@@ -3,7 +3,10 @@
 //!
 //! Fast because everything is inline and cheap per update: the bins are a fixed array (no heap),
 //! decay is lazy (one multiplication of `unit` instead of one per bin), tail sums vectorise
-//! (`sum_range`), and the safe region lets ordinary values skip the tail sums altogether.
+//! (`sum_range`), and the safe region lets ordinary values skip the tail sums altogether. The
+//! rarer steps of young histograms are cheap too: a safe-region refresh reads the decay's powers
+//! from a per-job table and rounds without library calls, and a regrid skips empty bins four at
+//! a time.
 
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +56,24 @@ const SAFE_STEPS: f64 = 1024.0;
 /// Learns between refreshes of the safe region at most (fewer while the histogram is young or
 /// decays fast); a refresh costs about as much as one exact tail.
 const SAFE_MAX_LEFT: u8 = 255;
+/// The validities a refresh can choose: SAFE_MAX_LEFT halved down to 1, i.e. 2^(k+1) − 1.
+pub(super) const SAFE_VALIDITIES: usize = 8;
+const _: () = assert!(BINS.is_multiple_of(4));
+const _: () = assert!(SAFE_MAX_LEFT as usize == (1 << SAFE_VALIDITIES) - 1);
+
+/// The k-th validity, 2^(k+1) − 1 learns.
+const fn safe_validity(k: usize) -> u8 {
+    ((2u32 << k) - 1) as u8
+}
+
+/// The decay per learn raised to each validity (`decay.powi(n)`, exactly what the refresh
+/// evaluated per call before): the same for every histogram of a job, so computed once.
+pub(super) type SafeDecay = [f64; SAFE_VALIDITIES];
+
+pub(super) fn safe_decay(decay: f64) -> SafeDecay {
+    std::array::from_fn(|k| decay.powi(safe_validity(k) as i32))
+}
+
 /// The needed tail level is multiplied by this at refresh, on top of the learns' worst case:
 /// room for floating-point rounding (≈ 1e-14 relative) many times over.
 const SAFE_SLACK: f64 = 1.25;
@@ -62,6 +83,29 @@ const SAFE_SLACK: f64 = 1.25;
 const COMPLEMENT_MIN: f64 = 1e-3;
 /// Below this `unit` the stored masses are rescaled (far from overflow: stored ≤ total / unit).
 const UNIT_RESCALE: f64 = 1e-150;
+
+/// `x.ceil()` and `x.floor()` without a call: the baseline x86-64 target has no rounding
+/// instruction, so they are software routines. Through a truncating conversion below 2^52
+/// (beyond, every double is whole), sign of zero kept, so the results are the same.
+#[inline(always)]
+fn ceil(x: f64) -> f64 {
+    if x.abs() < 4_503_599_627_370_496.0 {
+        let t = x as i64 as f64;
+        (if t < x { t + 1.0 } else { t }).copysign(x)
+    } else {
+        x.ceil()
+    }
+}
+
+#[inline(always)]
+fn floor(x: f64) -> f64 {
+    if x.abs() < 4_503_599_627_370_496.0 {
+        let t = x as i64 as f64;
+        (if t > x { t - 1.0 } else { t }).copysign(x)
+    } else {
+        x.floor()
+    }
+}
 
 /// Sum of `bins[start..end]` in four independent lanes (two pairs, each pair one SIMD add),
 /// so the additions vectorise.
@@ -124,32 +168,36 @@ impl Marginal {
     /// g(j) = dʲ·(t₀ + 1) / (t₀ + 1 + j). Refreshing where F₀ ≥ SAFE_SLACK · level / g(n) keeps
     /// F ≥ level for the n learns the region is used. The tail masses are monotone in x, so
     /// the region is an interval. A regrid moves mass and clears `safe_left`.
-    pub(super) fn count_learn(&mut self, decay: f64, level: f64, side: Side) {
+    pub(super) fn count_learn(&mut self, powers: &SafeDecay, level: f64, side: Side) {
         if self.safe_left > 1 {
             self.safe_left -= 1;
             return;
         }
-        self.refresh_safe(decay, level, side);
+        self.refresh_safe(powers, level, side);
     }
 
     #[cold]
     #[inline(never)]
-    fn refresh_safe(&mut self, decay: f64, level: f64, side: Side) {
+    fn refresh_safe(&mut self, powers: &SafeDecay, level: f64, side: Side) {
         self.safe_lo = safe_empty();
         self.safe_hi = 0;
         let t0 = self.total * self.unit;
-        let g = |n: u8| decay.powi(n as i32) * (t0 + 1.0) / (t0 + 1.0 + n as f64);
-        // The longest validity (halving from SAFE_MAX_LEFT) that keeps half the margin.
-        let mut n = SAFE_MAX_LEFT;
-        while n > 1 && g(n) < 0.5 {
-            n /= 2;
+        // g(n) for n = 2^(k+1) − 1, the decay's power read from the table.
+        let g = |k: usize| powers[k] * (t0 + 1.0) / (t0 + 1.0 + safe_validity(k) as f64);
+        // The longest validity (halving from SAFE_MAX_LEFT) that keeps half the margin; its g
+        // is kept for the target below.
+        let mut k = SAFE_VALIDITIES - 1;
+        let mut gn = g(k);
+        while k > 0 && gn < 0.5 {
+            k -= 1;
+            gn = g(k);
         }
-        self.safe_left = n;
+        self.safe_left = safe_validity(k);
         let width = (self.hi - self.lo) / BINS as f64;
         if !self.seen || !(width > 0.0) || !t0.is_finite() || !(self.unit > 0.0) {
             return;
         }
-        let target = SAFE_SLACK * level / g(n);
+        let target = SAFE_SLACK * level / gn;
         if target >= 1.0 {
             return;
         }
@@ -193,8 +241,8 @@ impl Marginal {
             hi_pos = upper.min(env_hi);
         }
         // Rounded inwards, one step more for rounding in the positions themselves.
-        let q_lo = (lo_pos * SAFE_STEPS).ceil() + 1.0;
-        let q_hi = (hi_pos * SAFE_STEPS).floor() - 1.0;
+        let q_lo = ceil(lo_pos * SAFE_STEPS) + 1.0;
+        let q_hi = floor(hi_pos * SAFE_STEPS) - 1.0;
         if q_lo.is_finite() && q_hi.is_finite() && q_lo <= q_hi && q_lo >= 0.0 && q_hi <= top {
             self.safe_lo = q_lo as u16;
             self.safe_hi = q_hi as u16;
@@ -246,15 +294,23 @@ impl Marginal {
         (((ge * self.unit + k_hi) / denom).min(1.0), ((le * self.unit + k_lo) / denom).min(1.0))
     }
 
+    /// Inline: one multiplication and a test per call, four calls per update.
+    #[inline(always)]
     pub(super) fn decay(&mut self, factor: f64) {
         self.unit *= factor;
         if self.unit < UNIT_RESCALE {
-            for b in &mut self.bins {
-                *b *= self.unit;
-            }
-            self.total *= self.unit;
-            self.unit = 1.0;
+            self.rescale();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rescale(&mut self) {
+        for b in &mut self.bins {
+            *b *= self.unit;
+        }
+        self.total *= self.unit;
+        self.unit = 1.0;
     }
 
     /// Re-grid onto [lo, hi] ⊇ the current grid, spreading each old bin's mass uniformly.
@@ -264,23 +320,34 @@ impl Marginal {
         let old_lo = self.lo;
         let old_w = (self.hi - self.lo) / BINS as f64;
         let new_w = (hi - lo) / BINS as f64;
+        // The new bin of a position: via i32, which saturates like the usize cast but costs
+        // several instructions less (negative and NaN give 0, huge gives the last bin either way).
+        let bin = |x: f64| (((x - lo) / new_w) as i32).clamp(0, BINS as i32 - 1) as usize;
         let mut fresh = [0.0; BINS];
-        for (i, &m) in self.bins.iter().enumerate() {
-            if m == 0.0 {
+        // Young histograms are mostly empty: four bins at a time are skipped when no bit is set
+        // (masses are never negative; a lone -0.0 falls through to the bin-wise test).
+        for (c, chunk) in self.bins.as_chunks::<4>().0.iter().enumerate() {
+            if chunk.iter().fold(0, |bits, m| bits | m.to_bits()) == 0 {
                 continue;
             }
-            let a = old_lo + i as f64 * old_w;
-            let b = a + old_w;
-            let ja = (((a - lo) / new_w) as usize).min(BINS - 1);
-            let jb = (((b - lo) / new_w) as usize).min(BINS - 1);
-            if ja == jb || old_w <= 0.0 {
-                fresh[ja] += m;
-            } else {
-                // Old bins are never wider than new ones, so an old bin straddles at most one edge.
-                let edge = lo + jb as f64 * new_w;
-                let left = ((edge - a) / old_w).clamp(0.0, 1.0);
-                fresh[ja] += m * left;
-                fresh[jb] += m * (1.0 - left);
+            for (k, &m) in chunk.iter().enumerate() {
+                if m == 0.0 {
+                    continue;
+                }
+                // The index as i32 converts in one instruction (as usize in five), same value.
+                let a = old_lo + (4 * c + k) as i32 as f64 * old_w;
+                let b = a + old_w;
+                let (ja, jb) = (bin(a), bin(b));
+                if ja == jb || old_w <= 0.0 {
+                    fresh[ja] += m;
+                } else {
+                    // Old bins are never wider than new ones, so an old bin straddles at most
+                    // one edge.
+                    let edge = lo + jb as i32 as f64 * new_w;
+                    let left = ((edge - a) / old_w).clamp(0.0, 1.0);
+                    fresh[ja] += m * left;
+                    fresh[jb] += m * (1.0 - left);
+                }
             }
         }
         self.bins = fresh;
@@ -321,8 +388,13 @@ impl Marginal {
         self.bins[i] += stored;
         self.total += stored;
         if full {
-            self.env_lo = self.env_lo.min(x);
-            self.env_hi = self.env_hi.max(x);
+            // Selects (one minsd/maxsd each) rather than f64::min/max, whose NaN handling costs
+            // four instructions more: x is never NaN (residuals are checked finite, and the
+            // multi-bucket mean of finite values can overflow but not turn NaN), so neither is
+            // the envelope. For such operands f64::min/max compiled to exactly these selects
+            // (the stored value on a tie), so the bits are the same.
+            self.env_lo = if x < self.env_lo { x } else { self.env_lo };
+            self.env_hi = if x > self.env_hi { x } else { self.env_hi };
         }
     }
 
@@ -362,6 +434,38 @@ mod tests {
             assert!(first < at && at < last, "{first} {at} {last}");
         }
         assert!(last - first < 64);
+    }
+
+    /// The call-free ceil and floor give the very bits of the library's, sign of zero included.
+    #[test]
+    fn ceil_and_floor_are_the_librarys() {
+        let mut xs = vec![0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 1.5, -1.5, 49151.999, 49152.0, 1e-300, -1e-300];
+        xs.extend([f64::NAN, f64::INFINITY, f64::NEG_INFINITY, f64::MAX, f64::MIN, 4_503_599_627_370_495.5]);
+        xs.extend([4_503_599_627_370_496.0, -4_503_599_627_370_495.5, 9.3e18, -9.3e18, 1e300]);
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..100_000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            xs.push(f64::from_bits(rng));
+            xs.push((rng >> 11) as f64 / (1u64 << 53) as f64 * 60_000.0 - 5_000.0);
+        }
+        for x in xs {
+            assert_eq!(ceil(x).to_bits(), x.ceil().to_bits(), "{x}");
+            assert_eq!(floor(x).to_bits(), x.floor().to_bits(), "{x}");
+        }
+    }
+
+    /// The table holds the very powers `powi` gives (the refresh read them through it before).
+    #[test]
+    fn safe_decay_is_powi() {
+        for d in [0.9999166701, 0.5, 0.99, (-0.0005f64 * 3600.0 / 1800.0).exp()] {
+            let t = safe_decay(d);
+            for (k, n) in [1, 3, 7, 15, 31, 63, 127, 255].into_iter().enumerate() {
+                assert_eq!(t[k].to_bits(), std::hint::black_box(d).powi(std::hint::black_box(n)).to_bits());
+                assert_eq!(safe_validity(k) as i32, n);
+            }
+        }
     }
 
     #[test]

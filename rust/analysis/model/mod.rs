@@ -73,6 +73,8 @@ struct SpanRates {
     week_keep: f64,
     /// Per-update retention of a daily-profile bin's weight (PROFILE_MEMORY_DAYS).
     day_keep: f64,
+    /// `decay` raised to each validity of a histogram's safe region.
+    safe_decay: marginal::SafeDecay,
 }
 
 impl ModelConfig {
@@ -80,13 +82,15 @@ impl ModelConfig {
         let span = bucket_span_s.max(1) as f64;
         let per_day = (DAY_S as f64 / span).max(1.0);
         let per_week_bin = WEEKLY_PROFILE_MEMORY_WEEKS * WEEK_S as f64 / span / WEEK_BINS as f64;
+        let decay = (-DECAY_PER_30MIN * span / 1800.0).exp();
         let rates = SpanRates {
-            decay: (-DECAY_PER_30MIN * span / 1800.0).exp(),
+            decay,
             span,
             error_rate_floor: 1.0 / (ERROR_MEMORY_DAYS * per_day),
             weekly_error_rate_floor: span / (WEEKLY_ERROR_MEMORY_WEEKS * WEEK_S as f64),
             week_keep: 1.0 - 1.0 / per_week_bin.max(1.0),
             day_keep: 1.0 - 1.0 / (PROFILE_MEMORY_DAYS * per_day / DAY_BINS as f64).max(1.0),
+            safe_decay: marginal::safe_decay(decay),
         };
         ModelConfig { side, is_count, rates }
     }
@@ -472,8 +476,8 @@ impl SeriesModel {
         self.n = self.n.saturating_add(1);
         let rates = &cfg.rates;
         let decay = rates.decay;
-        let w_plain = self.plain.learn(cfg.side, decay, s.residual, s.multi, s.p_plain);
-        let w_seasonal = self.seasonal.learn(cfg.side, decay, s.deseasoned, s.multi_seasonal, s.p_seasonal);
+        let w_plain = self.plain.learn(cfg.side, rates, s.residual, s.multi, s.p_plain);
+        let w_seasonal = self.seasonal.learn(cfg.side, rates, s.deseasoned, s.multi_seasonal, s.p_seasonal);
         let w_weekly = if s.weekly_learns {
             // A paused track keeps its histograms (the tracks decay per learned bucket, not per
             // second, so they are simply older data), but its recent residuals are from before
@@ -483,7 +487,7 @@ impl SeriesModel {
                 self.weekly.recent = [0.0; MULTI_LEN - 1];
                 self.weekly.recent_len = 0;
             }
-            self.weekly.learn(cfg.side, decay, s.deweeked, s.multi_weekly, s.p_weekly)
+            self.weekly.learn(cfg.side, rates, s.deweeked, s.multi_weekly, s.p_weekly)
         } else {
             self.weekly_from = WEEKLY_OFF;
             1.0
@@ -499,7 +503,10 @@ impl SeriesModel {
         // Out-of-sample errors for the seasonal test, over about ERROR_MEMORY_DAYS.
         let plain_err = (value - self.level).powi(2);
         let seasonal_err = (value - self.level - s.season).powi(2);
-        let rate = w * (1.0 / self.n as f64).max(rates.error_rate_floor);
+        // A select, not f64::max (whose NaN handling costs four instructions more): 1/n is never
+        // NaN, and for such operands max compiled to exactly this select.
+        let recip = 1.0 / self.n as f64;
+        let rate = w * if rates.error_rate_floor > recip { rates.error_rate_floor } else { recip };
         if plain_err.is_finite() && seasonal_err.is_finite() {
             self.err_plain += rate * (plain_err - self.err_plain);
             self.err_seasonal += rate * (seasonal_err - self.err_seasonal);

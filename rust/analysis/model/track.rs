@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::marginal::Marginal;
-use super::{Side, MULTI_LEN, P_FLOOR, SAFE_MULTI_P, SAFE_SINGLE_P};
+use super::{Side, SpanRates, MULTI_LEN, P_FLOOR, SAFE_MULTI_P, SAFE_SINGLE_P};
 
 /// The features of one residual definition: the residual's own histogram and the 12-bucket
 /// geometric mean of the residuals with its histogram.
@@ -62,7 +62,8 @@ impl Track {
     }
 
     /// Learns r and m, each weighted by its own p; returns the smaller weight.
-    pub(super) fn learn(&mut self, side: Side, decay: f64, r: f64, m: f64, (p_single, p_multi): (f64, f64)) -> f64 {
+    pub(super) fn learn(&mut self, side: Side, rates: &SpanRates, r: f64, m: f64, (p_single, p_multi): (f64, f64)) -> f64 {
+        let decay = rates.decay;
         self.single.decay(decay);
         self.multi.decay(decay);
         let (ws, wm) = (outlier_weight(p_single), outlier_weight(p_multi));
@@ -70,8 +71,8 @@ impl Track {
         self.multi.learn(m, wm, wm >= ENVELOPE_WEIGHT);
         // Per tail: a two-sided p is twice the smaller tail.
         let sides = if side == Side::Both { 0.5 } else { 1.0 };
-        self.single.count_learn(decay, SAFE_SINGLE_P * sides, side);
-        self.multi.count_learn(decay, SAFE_MULTI_P * sides, side);
+        self.single.count_learn(&rates.safe_decay, SAFE_SINGLE_P * sides, side);
+        self.multi.count_learn(&rates.safe_decay, SAFE_MULTI_P * sides, side);
         self.recent.copy_within(..MULTI_LEN - 2, 1);
         self.recent[0] = r;
         self.recent_len = (self.recent_len + 1).min(MULTI_LEN as u8 - 1);
