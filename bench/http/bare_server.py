@@ -1,7 +1,9 @@
 """Bare aiohttp + uvloop baseline: any method, any path; reads the body with ``readany()`` and
 discards it; answers ``{"bytes":N}``.  Same aiohttp / uvloop as anomalyd, same ``run_app`` options.
+``--tuned-malloc`` also applies the glibc malloc settings `anomalyd serve` applies (anomalyd/malloc.py),
+to tell what anomalyd gains from them apart from its own work.
 
-    python bare_server.py --port P
+    python bare_server.py --port P [--tuned-malloc]
 """
 
 import argparse
@@ -26,7 +28,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--tuned-malloc", action="store_true")
     args = ap.parse_args()
+    if args.tuned_malloc:
+        from anomalyd import malloc
+
+        malloc.tune()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
     loop = uvloop.new_event_loop()

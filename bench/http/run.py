@@ -4,7 +4,8 @@ Three servers run side by side, each pinned to CPU 1 (`taskset`); every load gen
 hey) and this script run on CPU 0:
 
 * anomalyd (`anomalyd serve`, a fresh data dir under build/),
-* bare_server.py: aiohttp + uvloop discarding the body with ``readany()``,
+* bare_server.py: aiohttp + uvloop discarding the body with ``readany()`` (and, for the large
+  bodies only, the same with anomalyd's malloc settings: ``bare_tuned``),
 * python_server.py: aiohttp + uvloop + orjson per line doing anomalyd's DataCounts accounting.
 
 (1) Large bodies: a deterministic 100 MB it_ops-like NDJSON file (corpus.py) posted by curl
@@ -367,13 +368,15 @@ def main() -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     bindir = Path(sys.executable).parent
     anomalyd_cmd = [str(bindir / "anomalyd")] if (bindir / "anomalyd").exists() else [sys.executable, "-m", "anomalyd"]
-    ports = [free_port() for _ in range(3)]
+    ports = [free_port() for _ in range(4)]
     servers = {
         "anomalyd": Server("anomalyd", [*anomalyd_cmd, "serve", "--host", "127.0.0.1", "--port", str(ports[0]),
                                         "--data-dir", str(run_dir / "data"), "--log-level", "warning",
                                         "--shutdown-timeout", "2s"], ports[0], run_dir / "anomalyd.log"),
         "bare": Server("bare", [sys.executable, str(HERE / "bare_server.py"), "--port", str(ports[1])],
                        ports[1], run_dir / "bare.log"),
+        "bare_tuned": Server("bare_tuned", [sys.executable, str(HERE / "bare_server.py"), "--port", str(ports[3]),
+                                            "--tuned-malloc"], ports[3], run_dir / "bare_tuned.log"),
         "python": Server("python", [sys.executable, str(HERE / "python_server.py"), "--port", str(ports[2])],
                          ports[2], run_dir / "python.log"),
     }
@@ -389,6 +392,7 @@ def main() -> int:
         for s in servers.values():
             s.wait_ready()
         ad, bare, py = servers["anomalyd"], servers["bare"], servers["python"]
+        bare_tuned = servers["bare_tuned"]
         guarded = Guard(list(servers.values()), args.max_foreign, args.retries, args.quiet_budget, deadline)
         print(f"bench-http: body {large.name} {size / 1e6:.1f} MB, "
               f"{sum(1 for _ in open(large, 'rb')):,} records; server on CPU {SERVER_CPU}, clients on CPU {CLIENT_CPU}",
@@ -396,7 +400,7 @@ def main() -> int:
 
         # ---- (1) large bodies, rounds interleaved across servers
         print("(1) large bodies ...", flush=True)
-        res: dict[str, list[dict]] = {"anomalyd": [], "anomalyd_count": [], "bare": [], "python": []}
+        res: dict[str, list[dict]] = {"anomalyd": [], "anomalyd_count": [], "bare": [], "bare_tuned": [], "python": []}
         reference: dict | None = None
         for rnd in range(max(args.rounds, args.python_rounds)):
             if rnd < args.rounds:
@@ -414,11 +418,13 @@ def main() -> int:
                 res["anomalyd_count"].append(guarded(lambda: ad_round("count", COUNT_JOB_BODY), "anomalyd count large"))
                 res["bare"].append(guarded(lambda: large_round(bare, large, ["/x"] * args.bare_urls, run_dir, 60),
                                            "bare large"))
+                res["bare_tuned"].append(guarded(
+                    lambda: large_round(bare_tuned, large, ["/x"] * args.bare_urls, run_dir, 60), "bare_tuned large"))
             if rnd < args.python_rounds:
                 res["python"].append(guarded(
                     lambda: large_round(py, large, [f"/py/r{rnd}-{time.monotonic_ns()}/{i}" for i in range(args.python_urls)],
                                         run_dir, 120), "python large"))
-            for name in ("anomalyd", "anomalyd_count", "bare", "python"):
+            for name in res:
                 if len(res[name]) > rnd:
                     r = res[name][rnd]
                     print(f"  round {rnd + 1} {name:14s} {r['gbps_wall']:6.3f} GB/s wall  {r['gbps_core']:6.3f} GB/s/core "
@@ -437,7 +443,7 @@ def main() -> int:
                         fail(f"{name} counts differ from the Python reference: "
                              f"{ {k: (resp.get(k), reference.get(k)) for k in counters} }")
                         break
-        for r in res["bare"]:
+        for r in res["bare"] + res["bare_tuned"]:
             if any(resp.get("bytes") != size for resp in r["responses"]):
                 fail("bare server did not read the whole body")
 
@@ -495,6 +501,7 @@ def main() -> int:
           f"{'srv util':>9s} {'runs':>5s} {'noisy':>6s} {'foreign':>8s}")
     for n, label in (("anomalyd", "anomalyd, mean by host (1,200)"), ("anomalyd_count", "anomalyd, count (1 series)"),
                      ("bare", "bare aiohttp readany, discard"),
+                     ("bare_tuned", "bare, anomalyd's malloc settings"),
                      ("python", "pure Python orjson per line")):
         rows = res[n]
         print(f"{label:34s} {L[n]['gbps_wall']:10.3f} {L[n]['gbps_core']:10.3f} "
@@ -529,6 +536,8 @@ def main() -> int:
         "large_vs_python_wall": rnd(L["anomalyd"]["gbps_wall"] / L["python"]["gbps_wall"], 2),
         "large_count_gbps_per_core": rnd(L["anomalyd_count"]["gbps_core"]),
         "large_count_vs_bare": rnd(L["anomalyd_count"]["gbps_core"] / L["bare"]["gbps_core"]),
+        "large_vs_bare_tuned": rnd(L["anomalyd"]["gbps_core"] / L["bare_tuned"]["gbps_core"]),
+        "large_count_vs_bare_tuned": rnd(L["anomalyd_count"]["gbps_core"] / L["bare_tuned"]["gbps_core"]),
         "small_rps": rnd(S["anomalyd"]["rps"], 0),
         "small_rps_per_core": rnd(S["anomalyd"]["rps_core"], 0),
         "small_vs_bare": rnd(S["anomalyd"]["rps"] / S["bare"]["rps"]),
@@ -537,6 +546,7 @@ def main() -> int:
         "p99_ms": rnd(lat["anomalyd"]["p99_ms"]),
         "bare_gbps_per_core": rnd(L["bare"]["gbps_core"]),
         "bare_gbps_wall": rnd(L["bare"]["gbps_wall"]),
+        "bare_tuned_gbps_per_core": rnd(L["bare_tuned"]["gbps_core"]),
         "python_gbps_per_core": rnd(L["python"]["gbps_core"]),
         "python_gbps_wall": rnd(L["python"]["gbps_wall"]),
         "bare_small_rps": rnd(S["bare"]["rps"], 0),
