@@ -89,7 +89,7 @@ impl BodyStream {
 
     /// Forget any partial state: a new body starts.
     pub fn reset(&mut self) {
-        self.tok = Tokenizer::new();
+        self.tok.reset();
         self.carry.clear();
         self.scanner = UnitScanner::default();
         self.top_recovery = false;
