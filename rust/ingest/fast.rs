@@ -95,27 +95,11 @@ impl KnownKey {
     /// Whether this key, up to its colon, is at `start`.
     #[inline(always)]
     fn is_at(&self, buf: &[u8], start: usize) -> bool {
-        let Some(b) = bytes_at::<16>(buf, start) else { return self.is_at_tail(buf, start) };
-        self.matches(b)
-    }
-
-    #[inline(always)]
-    fn matches(&self, b: &[u8; 16]) -> bool {
+        let Some(b) = bytes_at::<16>(buf, start) else { return false };
         let (lo, hi) = b.split_at(8);
         let lo = u64::from_le_bytes(lo.try_into().expect("8 bytes"));
         let hi = u64::from_le_bytes(hi.try_into().expect("8 bytes"));
         ((lo ^ self.lo) & self.mask_lo) | ((hi ^ self.hi) & self.mask_hi) == 0
-    }
-
-    /// [`Self::is_at`] within a buffer's last 16 bytes (every small body's last key is
-    /// there): the bytes left, zero-padded. The pattern's bytes are never zero, so a key cut
-    /// by the buffer's end never matches.
-    #[inline(never)]
-    fn is_at_tail(&self, buf: &[u8], start: usize) -> bool {
-        let Some(rest) = buf.get(start..) else { return false };
-        let mut b = [0u8; 16];
-        b[..rest.len()].copy_from_slice(rest);
-        self.matches(&b)
     }
 }
 
