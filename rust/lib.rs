@@ -41,6 +41,8 @@ fn stream_error(e: StreamError) -> PyErr {
 #[pyclass(module = "anomalyd._native", name = "IngestEngine")]
 struct PyIngestEngine {
     inner: ingest::IngestEngine,
+    /// The last response, kept so that its buffer is reused (no allocation per request).
+    response: String,
 }
 
 #[pymethods]
@@ -53,7 +55,7 @@ impl PyIngestEngine {
             Some(t) => Some(ingest::counts::DataCounts::from_json(t).map_err(PyValueError::new_err)?),
             None => None,
         };
-        Ok(PyIngestEngine { inner: ingest::IngestEngine::open(spec, totals, max_document_bytes.max(1)) })
+        Ok(PyIngestEngine { inner: ingest::IngestEngine::open(spec, totals, max_document_bytes.max(1)), response: String::new() })
     }
 
     fn start_request(&mut self) {
@@ -91,8 +93,8 @@ impl PyIngestEngine {
 
     /// End of body: the per-request DataCounts as JSON.
     fn finish_request<'py>(&mut self, py: Python<'py>, now_ms: i64) -> PyResult<Bound<'py, PyBytes>> {
-        let body = self.inner.finish_request(now_ms).map_err(stream_error)?;
-        Ok(PyBytes::new(py, body.as_bytes()))
+        self.inner.finish_request_into(now_ms, &mut self.response).map_err(stream_error)?;
+        Ok(PyBytes::new(py, self.response.as_bytes()))
     }
 
     fn abort_request(&mut self) {

@@ -164,6 +164,18 @@ impl BucketDiagnostics {
         let Some((newest, _)) = self.newest else { return };
         let size = self.slots.len();
         let (mut start, mut slot) = self.oldest;
+        // Buckets up to the last one finished would be skipped by `finish`: start after them.
+        // Usually that is the bucket before the newest (small requests flush one bucket after
+        // another), so this walks nothing instead of the whole window.
+        if let Some(last) = self.last_finished_start.filter(|&l| l >= start) {
+            if last >= newest {
+                return;
+            }
+            // Fewer than `size` buckets: `start <= last < newest` lie in the window.
+            let skip = (last - start) / self.span_ms + 1;
+            start += skip * self.span_ms;
+            slot = (slot + skip as usize) % size;
+        }
         while start < newest {
             self.finish(start, self.slots[slot]);
             start += self.span_ms;

@@ -100,6 +100,15 @@ impl IngestEngine {
     /// End of body: the per-request counts on success. On failure the records already read
     /// stay in the lifetime totals, and nothing is flushed or dated.
     pub fn finish_request(&mut self, now_ms: i64) -> Result<String, StreamError> {
+        let mut body = String::new();
+        self.finish_request_into(now_ms, &mut body)?;
+        Ok(body)
+    }
+
+    /// [`Self::finish_request`] with the counts written into `body` (cleared first), so that a
+    /// caller answering many small requests reuses one buffer instead of allocating each time.
+    pub fn finish_request_into(&mut self, now_ms: i64, body: &mut String) -> Result<(), StreamError> {
+        body.clear();
         if let Err(e) = self.stream.finish(&self.fields, &mut Accounting(&mut self.pipeline)) {
             self.abort_request();
             return Err(e);
@@ -107,11 +116,11 @@ impl IngestEngine {
         self.pipeline.diagnostics.flush();
         self.transfer_buckets();
         self.pipeline.request.last_data_time = Some(now_ms);
-        let body = self.pipeline.request.to_json(&self.job_id, self.analysis_count());
+        self.pipeline.request.write_json(body, &self.job_id, self.analysis_count());
         self.fold_request();
         self.totals.last_data_time = Some(now_ms);
         self.stamp(now_ms);
-        Ok(body)
+        Ok(())
     }
 
     /// The request failed or the client went away: keep what was processed.

@@ -89,7 +89,7 @@ impl BodyStream {
 
     /// Forget any partial state: a new body starts.
     pub fn reset(&mut self) {
-        self.tok = Tokenizer::new();
+        self.tok.reset();
         self.carry.clear();
         self.scanner = UnitScanner::default();
         self.top_recovery = false;
@@ -108,10 +108,13 @@ impl BodyStream {
                 return Ok(());
             }
             if self.bom_seen < BOM.len() {
-                // Not a BOM after all: what matched is ordinary (malformed) input.
-                let partial = BOM[..self.bom_seen].to_vec();
+                // Not a BOM after all: what matched is ordinary (malformed) input. Usually
+                // nothing matched, and there is nothing to feed.
+                let partial = &BOM[..self.bom_seen];
                 self.bom_seen = BOM.len();
-                self.feed(fields, &partial, out)?;
+                if !partial.is_empty() {
+                    self.feed(fields, partial, out)?;
+                }
             }
         }
         if !self.carry.is_empty() {
@@ -224,6 +227,11 @@ impl BodyStream {
                 }
                 if run.end != pos {
                     pos = run.end;
+                    // The usual end of a buffer: nothing but the last line's newline left,
+                    // where the reader would find nothing and keep nothing.
+                    if buf[pos..].iter().all(|&b| is_ws(b)) {
+                        return Ok(());
+                    }
                     safe = (pos, self.tok.mark());
                 }
             } else if self.tok.at_top_level() && fast_path_enabled() {

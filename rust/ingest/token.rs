@@ -184,6 +184,14 @@ impl Tokenizer {
         Mark { frames: self.frames.len(), top: self.frames.last().copied() }
     }
 
+    /// The state of [`Tokenizer::new`] (a new body), keeping the buffers' capacity.
+    pub fn reset(&mut self) {
+        self.frames.clear();
+        self.objects = 0;
+        self.seen.clear();
+        self.seen_marks.clear();
+    }
+
     pub fn rewind(&mut self, mark: Mark) {
         self.frames.truncate(mark.frames);
         if let (Some(top), Some(last)) = (mark.top, self.frames.last_mut()) {
