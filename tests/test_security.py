@@ -131,6 +131,19 @@ def test_every_route_has_an_action(settings: Settings) -> None:
     assert routes - set(ACTIONS) == {("*", MISS_PATH)}  # the catch-all: "no route" (404/405)
 
 
+async def test_requests_no_route_takes_need_any_user_then_get_400_or_405(secure) -> None:
+    # The catch-all route is authorized like any other: credentials first, then the answer.
+    r = await secure.get("/_nothing_here")
+    assert r.status == 401
+    r = await secure.get("/_nothing_here", headers=basic("mluser"))
+    assert r.status == 400
+    assert await r.json() == {"error": "no handler found for uri [/_nothing_here] and method [GET]", "status": 400}
+    # A known path with another method: 405, not 403, even for a user who may not post data.
+    r = await secure.get(JOB + "/_data", headers=basic("mluser"))
+    assert r.status == 405 and r.headers["Allow"] == "POST"
+    assert r.headers["X-Elastic-Product"] == "Elasticsearch"
+
+
 async def test_401_shape_and_failed_attempts_logged(secure) -> None:
     r = await secure.get("/_ml/anomaly_detectors?pretty")
     reason = "missing authentication credentials for REST request [/_ml/anomaly_detectors?pretty]"
