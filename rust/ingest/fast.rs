@@ -302,10 +302,14 @@ fn number<F: StopFinder>(buf: &[u8], p: usize) -> Option<usize> {
         }
     }
     let c = b[end];
+    if !is_run_byte(c) {
+        return Some(p + end);
+    }
+    // An exponent (a run byte too) goes the long way; any other run byte is no number.
     if c | 0x20 == b'e' {
         return number_general(buf, p);
     }
-    (!is_run_byte(c)).then_some(p + end)
+    None
 }
 
 /// [`number`] for any length, byte by byte past the first digits.
@@ -534,10 +538,17 @@ fn known_keys<F: StopFinder>(buf: &[u8], mut quote: usize, shape: &[KnownKey], r
         }
         let p = start + k.colon + 1;
         let b = *buf.get(p)?;
-        if b <= b' ' || b == b'{' {
+        // A string or a number, the usual values, first, each with `scalar` settled on its arm
+        // by a constant first byte (its number arm reads the number from `buf` itself).
+        let (end, leaves) = if b == b'"' {
+            scalar::<F>(buf, p, b'"', k.slot, rec)?
+        } else if b == b'-' || b.is_ascii_digit() {
+            scalar::<F>(buf, p, b'0', k.slot, rec)?
+        } else if b <= b' ' || b == b'{' {
             break;
-        }
-        let (end, leaves) = scalar::<F>(buf, p, b, k.slot, rec)?;
+        } else {
+            scalar::<F>(buf, p, b, k.slot, rec)?
+        };
         if buf.get(end..end + 2) == Some(b",\"") {
             n += leaves;
             quote = end + 1;
