@@ -111,7 +111,12 @@ impl PyIngestEngine {
         PyBytes::new(py, self.inner.persist_json(log_time_ms).as_bytes())
     }
 
-    /// The totals stamped at the end of the last successful request (or the last
+    /// Stamp the totals as they are now (failed requests included) as the ones to persist.
+    fn stamp(&mut self, log_time_ms: i64) {
+        self.inner.stamp(log_time_ms);
+    }
+
+    /// The totals stamped at the end of the last successful request (or the last `stamp` or
     /// `persist_json`): what the group commit writes.
     fn saved_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.inner.saved_json().as_bytes())

@@ -419,3 +419,19 @@ async def test_unknown_query_parameter(client):
         assert body["error"]["reason"] == f"request [{path}] contains unrecognized parameter: [bogus]"
     # common parameters are fine
     assert (await client.get(f"{BASE}/j", params={"pretty": "true"})).status == 200
+
+
+async def test_a_route_added_without_the_envelope_stops_start_up(aiohttp_client, settings) -> None:
+    # It would answer without authorization, outside the error envelope and uncounted.
+    from aiohttp import web
+
+    from anomalyd.app import create_app
+
+    app = create_app(settings)
+
+    async def naked(request: web.Request) -> web.Response:
+        return web.Response()
+
+    app.router.add_route("GET", "/_naked", naked)
+    with pytest.raises(RuntimeError, match="GET /_naked"):
+        await aiohttp_client(app)

@@ -1,6 +1,6 @@
 """HTTP ingest benchmark (`make bench-http`), loopback only.
 
-Three servers run side by side, each pinned to CPU 1 (`taskset`); every load generator (curl, wrk,
+Four servers run side by side, each pinned to CPU 1 (`taskset`); every load generator (curl, wrk,
 hey) and this script run on CPU 0:
 
 * anomalyd (`anomalyd serve`, a fresh data dir under build/),
@@ -13,7 +13,8 @@ hey) and this script run on CPU 0:
     anomalyd gets a fresh job per URL (mean(kpi) by host partition region, 5m, epoch_ms), so no
     record is dropped for being late; the jobs are created before and deleted after each round,
     outside the measured window.  The same rounds also post into `count` jobs (one series): the
-    ingest path without the cost of modelling 1,200 series (``large_count_*``).  Rounds are interleaved across the servers.  Wall = sum of curl's
+    ingest path without the cost of modelling 1,200 series (``large_count_*``).  Rounds are
+    interleaved across the servers.  Wall = sum of curl's
     time_total; per server core = bytes / server CPU seconds (utime + stime from /proc/<pid>/stat).
 (2) Small requests: wrk -tN -cN (one job per connection, 10 records ~850 B, increasing timestamps,
     per_conn_job.lua), ~10 s per run, runs interleaved between anomalyd and the bare server.

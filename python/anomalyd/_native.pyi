@@ -34,9 +34,11 @@ class IngestEngine:
         """Live lifetime totals as `_stats` shows them for an open job."""
     def persist_json(self, log_time_ms: int) -> bytes:
         """Lifetime totals to persist now, stamped with `log_time`."""
+    def stamp(self, log_time_ms: int) -> None:
+        """Stamp the totals as they are now (failed requests included) as the ones to persist."""
     def saved_json(self) -> bytes:
-        """The totals stamped at the end of the last successful request (or the last
-        `persist_json`): what the group commit writes."""
+        """The totals stamped at the end of the last successful request (or the last `stamp`
+        or `persist_json`): what the group commit writes."""
     def flush(self, calc_interim: bool = False, start: int | None = None, end: int | None = None,
               advance_time: int | None = None, skip_time: int | None = None) -> int | None:
         """`_flush`: skip, advance, interim results; the new last_finalized_bucket_end (ms)."""

@@ -28,6 +28,7 @@ from .store import CountsWriter, Store
 
 log = structlog.get_logger("anomalyd")
 
+
 async def _node(store: Store, settings: Settings) -> NodeInfo:
     saved = await store.get_meta("node")
     if saved is None:

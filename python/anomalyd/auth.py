@@ -2,8 +2,7 @@
 
 :func:`authorize` runs inside every route's envelope (`api/routes.py`), so its 401 and 403 leave
 in Elasticsearch's form, and before the handler, so a request is authorized before anything else
-is looked at, the job's existence included. It runs only when security is on: with security off
-the request path is exactly what it was.
+is looked at, the job's existence included. It runs only when security is on.
 """
 
 from __future__ import annotations

@@ -47,6 +47,8 @@ def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str,
           shutdown_timeout: str, read_timeout: str, max_document_length: str, snapshot_interval: str, deprecation_warning: bool,
           security: bool, allow_insecure: bool, tls_cert: Path | None, tls_key: Path | None) -> None:
     """Serve the API (embedded store under --data-dir)."""
+    import structlog
+
     from . import logs, malloc
     from .app import create_app
 
@@ -66,7 +68,7 @@ def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str,
         )
     ssl_context = tls_context(tls_cert, tls_key)
     logs.configure(log_format, log_level)
-    malloc.tune()
+    structlog.get_logger("anomalyd").debug("malloc_settings", applied=malloc.tune())
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported OS

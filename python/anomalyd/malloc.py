@@ -5,13 +5,17 @@ parser each copy it). With glibc's defaults those pieces come and go at the top 
 free often returns the top to the kernel (trim) and the next piece faults the same pages back
 in, zero-filled. On 100 MB bodies that was about a quarter of the server's CPU, more than the
 kernel's socket copies. A fixed mmap threshold above the piece size keeps pieces on the heap,
-and a trim threshold of 64 MiB keeps the freed top mapped for the next piece. Memory returned to
-the kernel is unchanged in the long run: what stays mapped is at most what was in use at once.
+and a trim threshold of 64 MiB keeps up to that much freed heap mapped for the next pieces
+instead of handing it back at once.
+
+Only on Linux with glibc, and not when the operator tunes malloc through the environment.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
+import sys
 
 #: mallopt parameters (glibc's malloc.h).
 M_TRIM_THRESHOLD = -1
@@ -20,12 +24,25 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 4 << 20
 TRIM_THRESHOLD = 64 << 20
 
+#: Environment through which an operator tunes glibc malloc: their choice wins.
+OPERATOR_SETTINGS = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")
+
+
+def operator_tuned() -> bool:
+    return any(name in os.environ for name in OPERATOR_SETTINGS) or "malloc" in os.environ.get("GLIBC_TUNABLES", "")
+
 
 def tune() -> bool:
-    """Apply the settings; False where the C library has no `mallopt` (not glibc)."""
+    """Apply the settings; False where they do not apply (not glibc, or tuned by the operator)."""
+    if not sys.platform.startswith("linux") or operator_tuned():
+        return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    mallopt.restype = ctypes.c_int
+    # Both, even if one is refused (e.g. a 32-bit glibc caps the mmap threshold lower).
+    mmap_ok = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    trim_ok = mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    return bool(mmap_ok and trim_ok)

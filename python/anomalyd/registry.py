@@ -64,8 +64,9 @@ class JobRegistry:
         """Shutdown: persist every open job's counts and model; open jobs stay open across the restart."""
         for job in self.jobs.values():
             if job.actor is not None:
-                job.actor.engine.persist_json(now_ms())  # stamp the totals as they are now
-                self.request_done(job.actor)
+                job.actor.engine.stamp(now_ms())  # the totals as they are now, failed requests included
+                self.writer.mark(job.job_id, job.actor.engine)
+                self.results_ready(job.actor)
                 await self._save_model(job.actor)
         await self.results.stop()
         await self.writer.stop()
@@ -153,11 +154,8 @@ class JobRegistry:
     def request_done(self, actor: JobActor) -> None:
         # One hook for counts and results: this runs for every request. The counts are
         # rendered at commit time, from the totals the engine stamped as the request finished.
-        job_id = actor.job.job_id
-        self.writer.mark(job_id, actor.engine)
-        rows = actor.engine.take_results()
-        if rows:
-            self.results.add(job_id, rows)
+        self.writer.mark(actor.job.job_id, actor.engine)
+        self.results_ready(actor)
         if time.monotonic() - actor.snapshot_at >= self.snapshot_interval:
             self._log_failure(self._save_model(actor), "model_snapshot_failed", actor)
 

@@ -15,7 +15,9 @@ use hashbrown::HashTable;
 
 use serde::{Deserialize, Serialize};
 
-use super::detector::{Detector, Feature};
+#[cfg(test)]
+use super::detector::Detector;
+use super::detector::Feature;
 use super::model::SeriesModel;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -162,7 +164,9 @@ impl SeriesSet {
     }
 
     /// The series of `det` for these split values, created on first sight. `partition` and
-    /// `by` are `None` exactly when the detector has no such split field.
+    /// `by` are `None` exactly when the detector has no such split field. (The record path
+    /// calls `find` and `create` itself, so that a miss stays out of line.)
+    #[cfg(test)]
     pub fn find_or_create(&mut self, det: &Detector, make_models: impl FnOnce() -> Vec<SeriesModel>, partition: Option<&[u8]>, by: Option<&[u8]>) -> u32 {
         let split = det.partition.is_some() || det.by.is_some();
         let (p, b) = (partition.unwrap_or_default(), by.unwrap_or_default());

@@ -46,7 +46,7 @@ pub struct IngestEngine {
     stream: BodyStream,
     /// Lifetime totals, not including the request in progress.
     totals: DataCounts,
-    /// The totals as stamped at the end of the last successful request (or `persist_json`):
+    /// The totals as stamped at the end of the last successful request (or by `stamp`):
     /// what the group commit writes, rendered only then. A copy, so that a request failing
     /// in between does not reach the store before the next success.
     saved: DataCounts,
@@ -181,7 +181,8 @@ impl IngestEngine {
         self.saved.to_json(&self.job_id, self.analysis_count())
     }
 
-    fn stamp(&mut self, log_time_ms: i64) {
+    /// Stamp the totals as they are now (failed requests included) as the ones to persist.
+    pub fn stamp(&mut self, log_time_ms: i64) {
         self.totals.log_time = Some(log_time_ms);
         self.saved = self.totals.clone();
     }

@@ -3,7 +3,7 @@
 from aiohttp import web
 
 from . import data, jobs, metrics, results, root, security
-from .routes import Routes
+from .routes import Routes, check_every_route
 
 
 def setup_routes(app: web.Application) -> None:
@@ -17,3 +17,4 @@ def setup_routes(app: web.Application) -> None:
     metrics.setup(routes)
     security.setup(routes)
     routes.add_route_miss()
+    app.on_startup.append(check_every_route)

@@ -20,7 +20,7 @@ from .._native import DocumentTooLargeError, MalformedInputError
 from ..errors import EsError, json_response
 from ..keys import REGISTRY, SETTINGS
 from .params import as_bool, as_str, check_content_type, date_param, merged_params, reject_unknown_query
-from .routes import Routes
+from .routes import PRODUCT_HEADER, Routes
 
 BASE = "/_ml/anomaly_detectors"
 DATA_PARAMS = frozenset({"reset_start", "reset_end"})
@@ -142,7 +142,8 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
         return None
     length = request.content_length
     if length is not None and length > request.app[SETTINGS].max_content_length:
-        return web.Response(status=417)
+        # Answered before any handler (and so before the route envelope): stamped here.
+        return web.Response(status=417, headers={PRODUCT_HEADER: "Elasticsearch"})
     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     return None
 

@@ -25,6 +25,9 @@ from ..privileges import Action, action_for
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PRODUCT_HEADER = "X-Elastic-Product"
+#: The catch-all route's path, and its canonical form (how aiohttp and the tests name it).
+MISS_ROUTE = "/{tail:.*}"
+MISS_PATH = "/{tail}"
 
 
 def _endpoint(handler: Handler, by_status: dict[int, int], auth: tuple[Authenticator, Action] | None) -> Handler:
@@ -39,6 +42,7 @@ def _endpoint(handler: Handler, by_status: dict[int, int], auth: tuple[Authentic
         by_status[response.status] += 1
         return response
 
+    endpoint.enveloped = True  # type: ignore[attr-defined]  # see check_every_route
     return endpoint
 
 
@@ -53,7 +57,13 @@ async def route_miss(request: web.Request) -> web.StreamResponse:
     raise web.HTTPNotFound()
 
 
-MISS_PATH = "/{tail}"
+async def check_every_route(app: web.Application) -> None:
+    """At start-up: refuse to serve a route added without the envelope, which would answer
+    without authorization, in aiohttp's error format and uncounted."""
+    bare = [f"{r.method} {r.resource.canonical if r.resource else '?'}" for r in app.router.routes()
+            if not getattr(r.handler, "enveloped", False)]
+    if bare:
+        raise RuntimeError(f"routes registered without anomalyd.api.routes.Routes: {', '.join(bare)}")
 
 
 class Routes:
@@ -71,4 +81,4 @@ class Routes:
     def add_route_miss(self) -> None:
         """The catch-all; registered last, so any real route is found before it."""
         auth = None if self._authenticator is None else (self._authenticator, action_for("*", None))
-        self.app.router.add_route("*", "/{tail:.*}", _endpoint(route_miss, self._by_status, auth))
+        self.app.router.add_route("*", MISS_ROUTE, _endpoint(route_miss, self._by_status, auth))
