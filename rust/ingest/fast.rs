@@ -10,19 +10,21 @@
 //! general path would decide differently; it only decides it sooner.
 //!
 //! Why it is fast:
-//! - records of one stream share their shape: a top-level key found at the same place as in
-//!   the previous record is recognised, with its closing quote and colon, by two masked 8-byte
-//!   compares ([`KnownKey`]), which also settle its wanted-field slot and its duplicate check;
-//!   while a record follows the shape, a lean loop of its own reads it ([`known_keys`]), and
-//!   the general loop below takes over where it leaves the shape;
+//! - records of one stream share their shape, and their layout: a top-level key found at the
+//!   same place as in the previous record is recognised, with the separator before it, its
+//!   colon and the spacing up to its value exactly as they were (`,"kpi":` or `, "kpi": `),
+//!   by two masked 8-byte compares ([`KnownKey`]), which also settle its wanted-field slot and
+//!   its duplicate check; while a record follows the shape, a lean loop of its own reads it
+//!   from value to value ([`known_keys`]), and the general loop below takes over where it
+//!   leaves the shape;
 //! - other keys: strings are searched with [`StopFinder`], monomorphised per SIMD level and
 //!   inlined (one 16-byte probe settles most keys and values), a key's first 8 bytes are one
 //!   masked load, and the wanted-field lookup is one probe of a per-job table
 //!   ([`FieldSet::lookup_hashed`]) whose hash is also the key's per-object Bloom bit; only a
 //!   Bloom collision re-reads the object's keys to compare (nothing is stored per key);
 //! - a number is usually settled by one digit mask of its 16 bytes (see [`number`]);
-//! - a value is usually followed by `,"`: one 2-byte compare finds the next key;
-//! - whitespace inside records is rare, so skipping it is out of line.
+//! - off the shape, a value is usually followed by `,"`: one 2-byte compare finds the next
+//!   key; whitespace there is skipped out of line (a spaced layout is read by the known keys).
 //!
 //! The level is chosen once per buffer ([`for_level`]); `ANOMALYD_SIMD=scalar` gives the
 //! portable [`Swar`] instance.
@@ -38,16 +40,26 @@ const MAX_DEPTH: usize = 16;
 /// A top-level key of the previous record, to recognise the same key at the same place in
 /// the next one with two masked 8-byte compares (records of one stream usually share their
 /// shape) instead of a search, a hash, a table probe and a look for the colon.
+///
+/// The compare usually covers everything between the previous value (or the record's `{`)
+/// and this key's value, exactly as the previous record had it: `,"kpi":`, `, "kpi": ` or
+/// ` , "kpi" : `. So one match proves the separator, the key, its colon and the spacing
+/// whatever the layout, and the walk over known keys ([`known_keys`]) reads from one value to
+/// the next with no look at what lies between. When that span is longer than 16 bytes, the
+/// compare covers the key from its first byte up to its colon instead (`from_quote`), as
+/// found by the general loop only.
 #[derive(Clone, Copy)]
 struct KnownKey {
-    /// The key's bytes, its closing quote and the bytes up to and including the colon after
-    /// it, with masks covering exactly those bytes.
+    /// The bytes compared, with masks covering exactly those bytes.
     lo: u64,
     hi: u64,
     mask_lo: u64,
     mask_hi: u64,
-    /// From the key's first byte to its colon.
-    colon: usize,
+    /// How many bytes are compared: the compare's start plus this is the value's first byte
+    /// (or, `from_quote`, the byte after the colon).
+    end: usize,
+    /// Compared from the key's first byte rather than from the end of the previous value.
+    from_quote: bool,
     /// The Bloom filter of the record's keys up to this one: a known key comes after the
     /// shape's keys before it (see [`known_keys`]), so this is the filter there too.
     bloom: u64,
@@ -72,30 +84,34 @@ fn low_bytes(n: usize) -> u64 {
 }
 
 impl KnownKey {
-    /// The key starting at `start` whose colon is at `colon`, if they are close enough.
-    fn new(buf: &[u8], start: usize, colon: usize, bloom: u64, slot: Option<usize>) -> Option<KnownKey> {
-        let covered = colon + 1 - start;
+    /// The key starting at `start` whose colon is at `colon` and value at `value`, after the
+    /// previous value's end (or the record's `{`) at `after`: compared from `after` if that
+    /// span is short enough, else from `start` if the key is.
+    fn new(buf: &[u8], after: usize, start: usize, colon: usize, value: usize, bloom: u64, slot: Option<usize>) -> Option<KnownKey> {
+        let (from, to) = if value - after <= 16 { (after, value) } else { (start, colon + 1) };
+        let covered = to - from;
         if covered > 16 {
             return None;
         }
         let mut pattern = [0u8; 16];
-        pattern[..covered].copy_from_slice(&buf[start..=colon]);
+        pattern[..covered].copy_from_slice(&buf[from..to]);
         let (lo, hi) = pattern.split_at(8);
         Some(KnownKey {
             lo: u64::from_le_bytes(lo.try_into().expect("8 bytes")),
             hi: u64::from_le_bytes(hi.try_into().expect("8 bytes")),
             mask_lo: low_bytes(covered),
             mask_hi: low_bytes(covered.saturating_sub(8)),
-            colon: colon - start,
+            end: covered,
+            from_quote: from == start,
             bloom,
             slot,
         })
     }
 
-    /// Whether this key, up to its colon, is at `start`.
+    /// Whether this key's compared bytes are at `from`.
     #[inline(always)]
-    fn is_at(&self, buf: &[u8], start: usize) -> bool {
-        let Some(b) = bytes_at::<16>(buf, start) else { return false };
+    fn is_at(&self, buf: &[u8], from: usize) -> bool {
+        let Some(b) = bytes_at::<16>(buf, from) else { return false };
         let (lo, hi) = b.split_at(8);
         let lo = u64::from_le_bytes(lo.try_into().expect("8 bytes"));
         let hi = u64::from_le_bytes(hi.try_into().expect("8 bytes"));
@@ -112,6 +128,9 @@ pub struct Scratch {
     /// consistent prefix of them after a shorter record or one the fast path gave up on (see
     /// [`KnownKey`]).
     shape: Vec<KnownKey>,
+    /// How many of `shape`'s first keys are compared from the end of the value before them
+    /// (not `from_quote`): those [`known_keys`] reads.
+    lean: usize,
 }
 
 /// The fast path for one record of one SIMD level.
@@ -419,12 +438,14 @@ fn scalar_array<F: StopFinder>(buf: &[u8], open: usize) -> Option<usize> {
     }
 }
 
-/// Whether `key` repeats a key of its object, whose keys run from the quote at `p` up to the
-/// quote at `until` (the key's own). The fast path read all of that already, so it is
-/// well-formed: keys without escapes, values it accepted. Only a Bloom bit collision gets here.
+/// Whether `key` repeats a key of its object, whose keys run from the quote at `p` (or
+/// whitespace before it) up to the quote at `until` (the key's own). The fast path read all
+/// of that already, so it is well-formed: keys without escapes, values it accepted. Only a
+/// Bloom bit collision gets here.
 #[cold]
 #[inline(never)]
-fn repeats_a_key<F: StopFinder>(buf: &[u8], mut p: usize, until: usize, key: &[u8]) -> bool {
+fn repeats_a_key<F: StopFinder>(buf: &[u8], p: usize, until: usize, key: &[u8]) -> bool {
+    let mut p = skip_ws(buf, p);
     while p < until {
         let end = F::find(buf, p + 1);
         if buf.get(p + 1..end) == Some(key) {
@@ -516,27 +537,27 @@ fn scalar<F: StopFinder>(buf: &[u8], p: usize, b: u8, slot: Option<usize>, rec: 
 enum Known {
     /// The record ended, here.
     End(usize),
-    /// Before the top-level key whose quote is at `quote`, the `ordinal`-th, with `n` leaves
-    /// read before it.
-    Key { quote: usize, ordinal: usize, n: u32 },
+    /// Before the `ordinal`-th top-level key, the first not read, with `n` leaves read before
+    /// it: `at` is the end of the value before it (or, for the first, the byte after the `{`).
+    Key { at: usize, ordinal: usize, n: u32 },
 }
 
-/// The record's top-level keys from the first (its quote at `quote`) for as long as they are
-/// the shape's, in order, each with a value other than an object, followed by `,"` or by the
-/// record's `}`: most records whole. The shape's keys are distinct and carry their slots, so
-/// this loop keeps no Bloom filter and looks nothing up, and few enough variables to stay in
-/// registers. Anything else stops it before that key, for the general loop to read as if
-/// from the start (so a value read and not followed as expected is read again there).
+/// The record's top-level keys from the first (`at` after the record's `{`) for as long as
+/// they are the shape's, in order, each with a value other than an object and followed by the
+/// bytes the shape has between it and the next key (which that key's compare proves), the
+/// last followed by the record's `}`: most records whole. The shape's keys are distinct and
+/// carry their slots, so this loop keeps no Bloom filter and looks nothing up, and few
+/// enough variables to stay in registers. Anything else stops it at the end of the value
+/// before that key, for the general loop to go on from as if it had read that far.
 #[inline(always)]
-fn known_keys<F: StopFinder>(buf: &[u8], mut quote: usize, shape: &[KnownKey], rec: &mut Record) -> Option<Known> {
+fn known_keys<F: StopFinder>(buf: &[u8], mut at: usize, shape: &[KnownKey], rec: &mut Record) -> Option<Known> {
     let mut n = 0;
     let mut rest = shape;
     while let Some((k, tail)) = rest.split_first() {
-        let start = quote + 1;
-        if !k.is_at(buf, start) {
+        if !k.is_at(buf, at) {
             break;
         }
-        let p = start + k.colon + 1;
+        let p = at + k.end;
         let b = *buf.get(p)?;
         // A string or a number, the usual values, first, each with `scalar` settled on its arm
         // by a constant first byte (its number arm reads the number from `buf` itself).
@@ -549,18 +570,16 @@ fn known_keys<F: StopFinder>(buf: &[u8], mut quote: usize, shape: &[KnownKey], r
         } else {
             scalar::<F>(buf, p, b, k.slot, rec)?
         };
-        if buf.get(end..end + 2) == Some(b",\"") {
-            n += leaves;
-            quote = end + 1;
-        } else if buf.get(end) == Some(&b'}') {
-            rec.n = n + leaves;
-            return Some(Known::End(end + 1));
-        } else {
-            break;
-        }
+        n += leaves;
+        at = end;
         rest = tail;
     }
-    Some(Known::Key { quote, ordinal: shape.len() - rest.len(), n })
+    // The record's `}` right after its last value (or its `{`), or the general loop goes on.
+    if buf.get(at) == Some(&b'}') {
+        rec.n = n;
+        return Some(Known::End(at + 1));
+    }
+    Some(Known::Key { at, ordinal: shape.len() - rest.len(), n })
 }
 
 /// Read the record whose `{` is at `open`; the position after its `}`.
@@ -573,26 +592,41 @@ fn flat_record<F: StopFinder>(
     scratch: &mut Scratch,
 ) -> Option<usize> {
     rec.clear();
-    let Scratch { outer, shape } = scratch;
+    let Scratch { outer, shape, lean } = scratch;
     outer.clear();
-    let (mut p, b) = peek(buf, open + 1)?;
-    if b == b'}' {
-        return Some(p + 1);
-    }
-    if b != b'"' {
+    // `n`: leaves, stored into `rec` at the end; `ordinal`: top-level keys read so far;
+    // `after`: the end of the last top-level value read (or the byte after the `{`), where
+    // the next top-level key's compare starts.
+    let (mut n, mut ordinal, mut after) = match known_keys::<F>(buf, open + 1, &shape[..*lean], rec)? {
+        Known::End(end) => return Some(end),
+        Known::Key { at, ordinal, n } => (n, ordinal, at),
+    };
+    // `p`: at the next key's opening quote.
+    let mut p = if ordinal == 0 {
+        let (p, b) = peek(buf, open + 1)?;
+        if b == b'}' {
+            return Some(p + 1);
+        }
+        p
+    } else {
+        // After a top-level value: the record's end, or the next key.
+        let (q, b) = peek(buf, after)?;
+        if b == b'}' {
+            rec.n = n;
+            return Some(q + 1);
+        }
+        if b != b',' {
+            return None;
+        }
+        peek(buf, q + 1)?.0
+    };
+    if buf[p] != b'"' {
         return None;
     }
-    let mut first_key = p;
-    // `n`: leaves, stored into `rec` at the end; `ordinal`: top-level keys read so far.
-    let (mut n, mut ordinal) = match known_keys::<F>(buf, p, shape, rec)? {
-        Known::End(end) => return Some(end),
-        Known::Key { quote, ordinal, n } => {
-            p = quote;
-            (n, ordinal)
-        }
-    };
-    // The innermost open object's Bloom filter of keys and the position of its first key;
-    // `outer` keeps those of the enclosing objects.
+    // The position of the innermost open object's first key (top level: anything before it
+    // that is whitespace); `outer` keeps those of the enclosing objects with their filters.
+    let mut first_key = open + 1;
+    // The innermost open object's Bloom filter of keys.
     let mut bloom = match ordinal {
         0 => 0,
         k => shape[k - 1].bloom,
@@ -601,14 +635,21 @@ fn flat_record<F: StopFinder>(
         // A key; `p` is at its opening quote.
         let start = p + 1;
         let top = outer.is_empty();
-        let known = if top { shape.get(ordinal).filter(|k| k.is_at(buf, start)) } else { None };
-        let (colon, slot) = match known {
+        let known = if top {
+            shape.get(ordinal).filter(|k| k.is_at(buf, if k.from_quote { start } else { after }))
+        } else {
+            None
+        };
+        // `past`: past the colon, and maybe whitespace after it.
+        let (past, slot, remember) = match known {
             Some(k) => {
                 // The same key as the last record's at this place, and so were all the
                 // record's top-level keys before it (a miss forgets the rest of the shape).
                 // Those keys were found distinct when remembered, so this one repeats none.
+                // The bytes compared are the ones before, the same as the last record's, so
+                // they read the same: the key's quote is at `p` here too.
                 bloom = k.bloom;
-                (start + k.colon, k.slot)
+                (if k.from_quote { start } else { after } + k.end, k.slot, None)
             }
             None => {
                 let key_end = F::find(buf, start);
@@ -629,18 +670,28 @@ fn flat_record<F: StopFinder>(
                     return None;
                 }
                 let mut slot = None;
+                let mut remember = None;
                 if top {
                     slot = fields.lookup_hashed(&buf[start..key_end], word, hash);
                     shape.truncate(ordinal);
+                    *lean = (*lean).min(ordinal);
                     if shape.len() == ordinal {
-                        shape.extend(KnownKey::new(buf, start, colon, bloom, slot));
+                        remember = Some(colon);
                     }
                 }
-                (colon, slot)
+                (colon + 1, slot, remember)
             }
         };
+        let (q, b) = peek(buf, past)?;
+        if let Some(colon) = remember {
+            if let Some(k) = KnownKey::new(buf, after, start, colon, q, bloom, slot) {
+                if *lean == ordinal && !k.from_quote {
+                    *lean += 1;
+                }
+                shape.push(k);
+            }
+        }
         ordinal += usize::from(top);
-        let (q, b) = peek(buf, colon + 1)?;
         p = q;
         // Its value.
         if b == b'{' {
@@ -667,6 +718,7 @@ fn flat_record<F: StopFinder>(
         }
         // After a value: the next key, or the end of one or more objects.
         if buf.get(p..p + 2) == Some(b",\"") {
+            after = p;
             p += 1;
             continue;
         }
@@ -674,6 +726,7 @@ fn flat_record<F: StopFinder>(
             let (q, b) = peek(buf, p)?;
             match b {
                 b',' => {
+                    after = p;
                     let (q, b) = peek(buf, q + 1)?;
                     if b != b'"' {
                         return None;
@@ -764,7 +817,7 @@ mod tests {
     /// not been seen.
     #[test]
     fn known_shapes_are_judged_as_if_unseen() {
-        let records: [&[u8]; 23] = [
+        let records: [&[u8]; 41] = [
             br#"{"time":1,"kpi":2}"#,
             br#"{"time" :1,"kpi" : 2}"#,
             b"{\"time\"\t: 1 ,\"kpi\":2 , \"host\":\"h\"}",
@@ -788,6 +841,24 @@ mod tests {
             br#"{"time":1,"kpi":2,"host":"h","note":null,}"#,
             br#"{"time":1,"kpi":2,"host":"h","note":null"#,
             br#"{"time":1,"kpi":2,"host":"h","note":null}}"#,
+            br#"{"time": 1, "kpi": 2, "host": "h", "note": null}"#,
+            br#"{"time": 1, "kpi": 2, "host": "h", "note":null}"#,
+            br#"{"time": 1, "kpi": 2, "host": "h", "note": null, "time": 2}"#,
+            br#"{"time": 1, "kpi":  2, "host": "h"}"#,
+            br#"{"time": 1, "kpi": {"a": 1}, "host": "h"}"#,
+            br#"{ "time" : 1 , "kpi" : 2 , "host" : "h" }"#,
+            br#"{ "time" : 1 , "kpi" : 2 , "host" : "h" , "note" : "n" }"#,
+            br#"{ "time" : 1 , "kpi" : 2 , "host" : "h" , }"#,
+            br#"{ "time" : 1 , "kpi" : 2 , "host" : "h" "#,
+            br#"{ "time" : 1 , "kpi" : 2 ,"host" : "h" }"#,
+            br#"{"time": 1, "12345678901": 2, "123456789012": 3, "1234567890123456": 4}"#,
+            br#"{"time": 1, "12345678901": 2, "123456789012": 3, "1234567890123456": 4, "kpi": 5}"#,
+            br#"{"time": 1, "12345678901": 2, "123456789012": 3, "123456789012345": 4, "kpi": 5}"#,
+            br#"{"time":1,"12345678901234":2,"12345678901234": 3}"#,
+            b"{\"time\":\t1,\n\"kpi\" :\r2}",
+            br#"{"time": 1, "kpi": 2, "host": "h", "note": null }"#,
+            br#"{}"#,
+            br#"{ }"#,
         ];
         for a in records {
             for b in records {
@@ -799,6 +870,11 @@ mod tests {
         assert!(read(records[2]).is_some() && read(records[8]).is_none());
         assert_eq!(read(records[15]).map(|r| r.1), Some(4));
         assert_eq!(read(records[17]).map(|r| r.1), Some(4));
+        // Spaced layouts are read, before and after their shape is known.
+        for i in [23, 28, 29, 34, 35, 37, 38, 39, 40] {
+            let got = read_all(&[records[i], records[i]]);
+            assert!(got[0].is_some() && got[1] == got[0], "{}", String::from_utf8_lossy(records[i]));
+        }
     }
 
     #[test]
@@ -969,18 +1045,24 @@ mod tests {
                 if i > 0 {
                     out.push(b',');
                 }
-                if ws == 0 {
-                    out.extend_from_slice(b" \n\t");
+                // Some whitespace before the key, around the colon or after the value
+                // (`json.dumps` puts one space after `,` and `:`).
+                match ws {
+                    0 => out.extend_from_slice(b" \n\t"),
+                    4 | 5 => out.push(b' '),
+                    _ => {}
                 }
                 out.push(b'"');
                 out.extend_from_slice(k);
                 out.extend_from_slice(if ws == 3 { b"\" :" } else { b"\":" });
-                if ws == 1 {
+                if ws == 1 || ws == 5 {
                     out.push(b' ');
                 }
                 out.extend_from_slice(v);
-                if ws == 2 {
-                    out.extend_from_slice(atom);
+                match ws {
+                    2 => out.extend_from_slice(atom),
+                    6 => out.push(b' '),
+                    _ => {}
                 }
             }
             out.extend_from_slice(b"} ");
