@@ -182,6 +182,8 @@ class GroupCommit(Generic[T]):
         self._pending: list[tuple[str, T]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: Writes under way: they run to the end even if the loop is cancelled mid-write.
+        self._writes: set[asyncio.Future[None]] = set()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
@@ -208,7 +210,12 @@ class GroupCommit(Generic[T]):
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        await self._write_batch(batch)
+        # Shielded: a batch once taken is written even if this caller is cancelled (`stop`),
+        # instead of being dropped with a queued store job.
+        write = asyncio.ensure_future(self._write_batch(batch))
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
+        await asyncio.shield(write)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -217,6 +224,8 @@ class GroupCommit(Generic[T]):
                 await self._task
             except asyncio.CancelledError:
                 pass
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
         await self.flush()
 
 

@@ -1,0 +1,45 @@
+"""Group commit (anomalyd.store.GroupCommit): batching, and nothing lost at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+
+from anomalyd.store import GroupCommit
+
+
+async def test_a_batch_being_written_when_stop_comes_is_written_once() -> None:
+    written: list[list[tuple[str, int]]] = []
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def write(batch: list[tuple[str, int]]) -> None:
+        started.set()
+        await release.wait()  # a slow store
+        written.append(batch)
+
+    gc: GroupCommit[int] = GroupCommit(0.01, write)
+    gc.start()
+    gc.add("a", 1)
+    await started.wait()
+    gc.add("b", 2)  # arrives while the first batch is being written
+    stopping = asyncio.ensure_future(gc.stop())
+    await asyncio.sleep(0.01)
+    release.set()
+    await stopping
+    assert written == [[("a", 1)], [("b", 2)]]
+
+
+async def test_adds_between_commits_share_one_write() -> None:
+    written: list[list[tuple[str, int]]] = []
+
+    async def write(batch: list[tuple[str, int]]) -> None:
+        written.append(batch)
+
+    gc: GroupCommit[int] = GroupCommit(0.05, write)
+    gc.start()
+    gc.add("a", 1)
+    await asyncio.sleep(0.01)  # the first commit goes at once, then the writer rests
+    for i in range(100):
+        gc.add("a", i)
+    await asyncio.sleep(0.1)
+    await gc.stop()
+    assert [len(b) for b in written] == [1, 100]
