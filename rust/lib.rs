@@ -214,6 +214,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyIngestEngine>()?;
     m.add("MalformedInputError", m.py().get_type::<MalformedInputError>())?;
     m.add("DocumentTooLargeError", m.py().get_type::<DocumentTooLargeError>())?;
+    // What a Rust panic becomes in Python: a BaseException, so the route envelope names it.
+    m.add("PanicException", m.py().get_type::<pyo3::panic::PanicException>())?;
     m.add_function(wrap_pyfunction!(validate_time_format, m)?)?;
     m.add_function(wrap_pyfunction!(parse_date_param, m)?)?;
     m.add_function(wrap_pyfunction!(parse_time, m)?)?;

@@ -435,3 +435,23 @@ async def test_a_route_added_without_the_envelope_stops_start_up(aiohttp_client,
     app.router.add_route("GET", "/_naked", naked)
     with pytest.raises(RuntimeError, match="GET /_naked"):
         await aiohttp_client(app)
+
+
+async def test_a_panic_in_the_core_leaves_in_the_envelope(aiohttp_client, settings) -> None:
+    # PyO3 raises a Rust panic as a BaseException; it must still get a 500 in Elasticsearch's form.
+    from aiohttp import web
+
+    from anomalyd._native import PanicException
+    from anomalyd.api.routes import Routes
+    from anomalyd.app import create_app
+
+    app = create_app(settings)
+
+    async def boom(request: web.Request) -> web.Response:
+        raise PanicException("index out of bounds")
+
+    Routes(app).add_route("GET", "/_boom", boom)
+    client = await aiohttp_client(app)
+    r = await client.get("/_boom")
+    assert r.status == 500 and r.headers["X-Elastic-Product"] == "Elasticsearch"
+    assert (await r.json())["error"]["type"] == "exception"

@@ -12,6 +12,9 @@ ResultRow = tuple[str, int, float, bool, str]
 class MalformedInputError(ValueError):
     """Too many parse errors, or the body ended inside a document."""
 
+class PanicException(BaseException):
+    """A Rust panic in the core (a bug): PyO3 raises it as a BaseException."""
+
 class DocumentTooLargeError(ValueError):
     """One JSON document exceeds the configured size limit."""
 

@@ -87,7 +87,7 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return web.Response(body=data, status=status, content_type="application/json", headers=headers)
 
 
-def failure_response(request: web.Request, exc: Exception) -> web.Response:
+def failure_response(request: web.Request, exc: BaseException) -> web.Response:
     """The response for any exception raised while handling `request`."""
     from .jobconfig import ConfigError  # the validation module has its own error type
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .._native import PanicException
 from ..auth import AUTHENTICATOR, Authenticator, authorize
 from ..errors import failure_response
 from ..keys import REQUEST_STATS, SETTINGS
@@ -36,7 +37,7 @@ def _endpoint(handler: Handler, by_status: dict[int, int], auth: tuple[Authentic
             if auth is not None:
                 await authorize(request, *auth)
             response = await handler(request)
-        except Exception as e:  # noqa: BLE001 - every failure leaves in the envelope
+        except (Exception, PanicException) as e:  # noqa: BLE001 - every failure leaves in the envelope
             response = failure_response(request, e)
         response.headers[PRODUCT_HEADER] = "Elasticsearch"
         by_status[response.status] += 1
