@@ -810,9 +810,9 @@ mod tests {
         }
     }
 
-    /// A known key is recognised with its bytes up to the colon, and the walk over the known
-    /// keys stops cleanly wherever a record leaves the shape: other spacing, no colon, keys
-    /// that only begin alike, a value followed by anything but `,"` or `}`, an object value,
+    /// A known key is recognised with the bytes from the previous value (or the `{`) through
+    /// its colon and spacing, and the walk over the known keys stops cleanly wherever a record
+    /// leaves the shape: other spacing, no colon, keys that only begin alike, an object value,
     /// more or fewer keys, repeats, errors. Every pair of shapes is judged as if the first had
     /// not been seen.
     #[test]
