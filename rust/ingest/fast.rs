@@ -582,6 +582,35 @@ fn known_keys<F: StopFinder>(buf: &[u8], mut at: usize, shape: &[KnownKey], rec:
     Some(Known::Key { at, ordinal: shape.len() - rest.len(), n })
 }
 
+/// The known key `shape[ordinal]`, found compared from `after` (not `from_quote`) and
+/// followed by whitespace: remembered again from this record's bytes, its span now running up
+/// to its value, with the same filter and slot (the key and the keys before it are the same).
+/// A span grown past 16 bytes is compared from the key's quote instead, and the lean loop
+/// stops before it.
+#[cold]
+#[inline(never)]
+fn relearn(buf: &[u8], after: usize, shape: &mut [KnownKey], lean: &mut usize, ordinal: usize) {
+    let k = shape[ordinal];
+    // The span is whitespace, maybe a `,`, whitespace, the key's quoted name (no escapes),
+    // whitespace, its colon and whitespace.
+    let past = after + k.end;
+    let value = skip_ws(buf, past);
+    if value == past {
+        return; // a control character, no whitespace: the value's reading rejects it
+    }
+    let Some(quote) = buf[after..past].iter().position(|&b| b == b'"') else { return };
+    let mut colon = past - 1;
+    while is_ws(buf[colon]) {
+        colon -= 1;
+    }
+    if let Some(k) = KnownKey::new(buf, after, after + quote + 1, colon, value, k.bloom, k.slot) {
+        if k.from_quote {
+            *lean = (*lean).min(ordinal);
+        }
+        shape[ordinal] = k;
+    }
+}
+
 /// Read the record whose `{` is at `open`; the position after its `}`.
 #[inline(always)]
 fn flat_record<F: StopFinder>(
@@ -649,7 +678,19 @@ fn flat_record<F: StopFinder>(
                 // The bytes compared are the ones before, the same as the last record's, so
                 // they read the same: the key's quote is at `p` here too.
                 bloom = k.bloom;
-                (if k.from_quote { start } else { after } + k.end, k.slot, None)
+                let slot = k.slot;
+                if k.from_quote {
+                    (start + k.end, slot, None)
+                } else {
+                    let past = after + k.end;
+                    // Whitespace after the span: the record has this key in a layout of its
+                    // own (`, "kpi": ` where the last had `,"kpi":`), which [`known_keys`]
+                    // stops at; remembered, later records in that layout pass it.
+                    if buf.get(past).is_some_and(|&b| b <= b' ') {
+                        relearn(buf, after, shape, lean, ordinal);
+                    }
+                    (past, slot, None)
+                }
             }
             None => {
                 let key_end = F::find(buf, start);
@@ -883,6 +924,59 @@ mod tests {
                 let got = read_all(&[a, a, b, b]);
                 assert_eq!(got[2], read(b), "{} after {}", String::from_utf8_lossy(b), String::from_utf8_lossy(a));
                 assert_eq!(got[3], got[2]);
+            }
+        }
+    }
+
+    /// A known key found with whitespace after its remembered span (the last record had
+    /// `,"kpi":`, this one `, "kpi": `) is remembered again in the new layout, so the next
+    /// record in that layout is read wholly by the lean loop; a span grown past 16 bytes is
+    /// compared from the key's quote, and the lean loop stops before it.
+    #[test]
+    fn known_keys_relearn_a_spaced_layout() {
+        // Padded as in a body, where the compares' 16 bytes are there to load.
+        let pad = |s: &[u8]| [s, &[b'\n'; 16][..]].concat();
+        let (compact, spaced) = (pad(br#"{"time":1,"kpi":2,"host":"h"}"#), pad(br#"{"time": 1, "kpi": 2, "host": "h"}"#));
+        let wide = pad(b"{\"time\":1,\"kpi\":\t\t\t\t\t\t\t\t\t\t2,\"host\":\"h\"}");
+        let (compact, spaced, wide) = (&compact[..], &spaced[..], &wide[..]);
+        let f = fields();
+        for level in supported_levels() {
+            let mut scratch = Scratch::default();
+            let mut rec = Record::with_fields(f.len());
+            let mut read = |s: &[u8], scratch: &mut Scratch| (for_level(level).record)(s, 0, &f, &mut rec, scratch);
+            let lean = |s: &[u8], scratch: &Scratch| {
+                let mut rec = Record::with_fields(f.len());
+                match known_keys::<Swar>(s, 1, &scratch.shape[..scratch.lean], &mut rec) {
+                    Some(Known::End(end)) => Some(end),
+                    Some(Known::Key { ordinal, .. }) => {
+                        assert!(ordinal < 3);
+                        None
+                    }
+                    None => panic!("known_keys gave up"),
+                }
+            };
+            assert_eq!(read(compact, &mut scratch), Some(compact.len() - 16));
+            assert_eq!(lean(compact, &scratch), Some(compact.len() - 16), "{level:?}");
+            assert_eq!(lean(spaced, &scratch), None, "{level:?}: the compact shape stops before a space");
+            assert_eq!(read(spaced, &mut scratch), Some(spaced.len() - 16));
+            assert_eq!((scratch.shape.len(), scratch.lean), (3, 3), "{level:?}");
+            assert_eq!(lean(spaced, &scratch), Some(spaced.len() - 16), "{level:?}: the spaced layout is learnt");
+            assert_eq!(read(spaced, &mut scratch), Some(spaced.len() - 16));
+            assert_eq!(read(compact, &mut scratch), Some(compact.len() - 16));
+            assert_eq!(lean(compact, &scratch), Some(compact.len() - 16), "{level:?}: and the compact one again");
+            // `,"kpi":` then ten tabs: 17 bytes, compared from the quote.
+            assert_eq!(read(wide, &mut scratch), Some(wide.len() - 16));
+            assert_eq!((scratch.shape.len(), scratch.lean), (3, 1), "{level:?}");
+            assert!(scratch.shape[1].from_quote && !scratch.shape[2].from_quote, "{level:?}");
+            assert_eq!(read(wide, &mut scratch), read(wide, &mut Scratch::default()));
+            assert_eq!(read(compact, &mut scratch), Some(compact.len() - 16));
+        }
+        // Judged as if unseen whatever came before.
+        for a in [compact, spaced, wide] {
+            for b in [compact, spaced, wide] {
+                let got = read_all(&[a, b, b, a]);
+                assert_eq!((&got[1], &got[3]), (&read(b), &read(a)));
+                assert_eq!(got[2], got[1]);
             }
         }
     }
