@@ -1,9 +1,9 @@
 """Elasticsearch's error envelopes, and the exceptions that carry them.
 
 Every failure leaves the server through :func:`failure_response`, called by the envelope every
-route is wrapped in (`api/routes.py`), so clients always see the shapes they expect: the exception envelope
-``{"error":{"root_cause":[...],"type":..,"reason":..},"status":N}`` or, for REST-layer errors
-such as 405 and 406, the simple ``{"error":"...","status":N}``.
+route is wrapped in (`api/routes.py`), so clients always see the shapes they expect: the
+exception envelope ``{"error":{"root_cause":[...],"type":..,"reason":..},"status":N}`` or, for
+REST-layer errors such as 405 and 406, the simple ``{"error":"...","status":N}``.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 A body that has fully arrived by the time the handler runs (small requests) is handed to the
 actor whole, for one native call. Any other body is streamed into the actor as it arrives (never
 the whole body in memory; a Content-Length body piece by piece as received, without copies); the
-actor hands each chunk to the native engine. Oversized bodies are
-refused from their Content-Length before a byte is read, and a client that stops sending for
-longer than the read timeout loses its connection instead of holding the job.
+actor hands each chunk to the native engine. Oversized bodies are refused from their
+Content-Length before a byte is read, and a client that stops sending for longer than the read
+timeout loses its connection instead of holding the job.
 """
 
 from __future__ import annotations
