@@ -43,3 +43,27 @@ async def test_adds_between_commits_share_one_write() -> None:
     await asyncio.sleep(0.1)
     await gc.stop()
     assert [len(b) for b in written] == [1, 100]
+
+
+async def test_adds_after_any_flush_still_reach_a_commit() -> None:
+    """`add` wakes the writer only when the queue was empty: adds that follow a commit, an
+    outside `flush` or a `forget` that emptied the queue must still be written without help."""
+    written: list[list[tuple[str, int]]] = []
+
+    async def write(batch: list[tuple[str, int]]) -> None:
+        written.append(batch)
+
+    gc: GroupCommit[int] = GroupCommit(0.01, write)
+    gc.start()
+    gc.add("a", 1)
+    await asyncio.sleep(0.03)  # committed by the writer
+    gc.add("a", 2)
+    await gc.flush()  # taken by an outside flush while the writer may be resting
+    gc.add("b", 3)
+    gc.forget("b")  # emptied again
+    gc.add("a", 4)
+    gc.add("a", 5)
+    await asyncio.sleep(0.05)
+    assert written == [[("a", 1)], [("a", 2)], [("a", 4), ("a", 5)]]
+    await gc.stop()
+    assert len(written) == 3

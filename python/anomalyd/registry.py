@@ -65,7 +65,7 @@ class JobRegistry:
         for job in self.jobs.values():
             if job.actor is not None:
                 job.actor.engine.stamp(now_ms())  # the totals as they are now, failed requests included
-                self.writer.mark(job.job_id, job.actor.engine)
+                self.writer.add(job.job_id, job.actor.engine)
                 self.results_ready(job.actor)
                 await self._save_model(job.actor)
         await self.results.stop()
@@ -154,8 +154,11 @@ class JobRegistry:
     def request_done(self, actor: JobActor) -> None:
         # One hook for counts and results: this runs for every request. The counts are
         # rendered at commit time, from the totals the engine stamped as the request finished.
-        self.writer.mark(actor.job.job_id, actor.engine)
-        self.results_ready(actor)
+        job_id, engine = actor.job.job_id, actor.engine
+        self.writer.add(job_id, engine)
+        rows = engine.take_results()  # `results_ready`, inline on this per-request path
+        if rows:
+            self.results.add(job_id, rows)
         if time.monotonic() - actor.snapshot_at >= self.snapshot_interval:
             self._log_failure(self._save_model(actor), "model_snapshot_failed", actor)
 

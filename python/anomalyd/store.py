@@ -189,8 +189,12 @@ class GroupCommit(Generic[T]):
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     def add(self, job_id: str, payload: T) -> None:
+        # Runs once per request: wake the writer only when the queue stops being empty. A
+        # non-empty queue has woken it already, since the writer clears the wake-up and takes
+        # the whole queue in one step.
+        if not self._pending:
+            self._wake.set()
         self._pending.append((job_id, payload))
-        self._wake.set()
 
     def forget(self, job_id: str) -> None:
         """Drop what is pending for a job that is gone."""
@@ -237,6 +241,3 @@ class CountsWriter(GroupCommit["IngestEngine"]):
         super().__init__(interval, lambda batch: store.save_counts(
             {job_id: engine.saved_json() for job_id, engine in dict(batch).items()}))
 
-    def mark(self, job_id: str, engine: IngestEngine) -> None:
-        """Queue a job's stamped lifetime counts for the next group commit."""
-        self.add(job_id, engine)

@@ -14,6 +14,7 @@ import asyncio
 from typing import AsyncIterator
 
 from aiohttp import web
+from aiohttp.streams import EmptyStreamReader
 
 from .. import errors
 from .._native import DocumentTooLargeError, MalformedInputError
@@ -97,20 +98,23 @@ async def _body_chunks(request: web.Request, read_timeout: float) -> AsyncIterat
 
 
 async def post_data(request: web.Request) -> web.Response:
+    # Thousands of small posts a second come through here, and each of aiohttp's request
+    # properties is a Python call the first time it is read: the inputs come from what
+    # routing has parsed already (the URL) and from the headers, each read once.
     app = request.app
     settings = app[SETTINGS]
-    has_query = bool(request.query_string)
+    has_query = bool(request.rel_url.raw_query_string)
     if has_query:
         reject_unknown_query(request, DATA_PARAMS)
     job_id = request.match_info["job_id"]
-    if request.body_exists:  # a Content-Length body or a chunked one; an empty body needs no type
+    content = request.content
+    if type(content) is not EmptyStreamReader:  # a body (Content-Length or chunked); an empty one needs no type
         check_content_type(request, streaming=True)
-    length = request.content_length
-    if length is not None and length > settings.max_content_length:
+    length = request.headers.get("Content-Length")  # already validated by the HTTP parser
+    if length is not None and int(length) > settings.max_content_length:
         return web.Response(status=413)
     actor = app[REGISTRY].actor_for_data(job_id)
     reset = reset_range(request) if has_query else None  # validated after the open check
-    content = request.content
     try:
         if reset is None and content.is_eof():
             # The whole body is here already (small requests): one native call, and no turn

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from multidict import istr
 
 from .._native import PanicException
 from ..auth import AUTHENTICATOR, Authenticator, authorize
@@ -25,7 +26,8 @@ from ..keys import REQUEST_STATS, SETTINGS
 from ..privileges import Action, action_for
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PRODUCT_HEADER = "X-Elastic-Product"
+#: An `istr`, so that stamping it on every response skips case-folding the name.
+PRODUCT_HEADER = istr("X-Elastic-Product")
 #: The catch-all route's path, and its canonical form (how aiohttp and the tests name it).
 MISS_ROUTE = "/{tail:.*}"
 MISS_PATH = "/{tail}"
