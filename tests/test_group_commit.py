@@ -7,6 +7,18 @@ import asyncio
 from anomalyd.store import GroupCommit
 
 
+def recording(interval: float) -> tuple[GroupCommit[int], list[list[tuple[str, int]]]]:
+    """A started group commit whose writes are recorded (an instant store)."""
+    written: list[list[tuple[str, int]]] = []
+
+    async def write(batch: list[tuple[str, int]]) -> None:
+        written.append(batch)
+
+    gc: GroupCommit[int] = GroupCommit(interval, write)
+    gc.start()
+    return gc, written
+
+
 async def test_a_batch_being_written_when_stop_comes_is_written_once() -> None:
     written: list[list[tuple[str, int]]] = []
     started, release = asyncio.Event(), asyncio.Event()
@@ -29,13 +41,7 @@ async def test_a_batch_being_written_when_stop_comes_is_written_once() -> None:
 
 
 async def test_adds_between_commits_share_one_write() -> None:
-    written: list[list[tuple[str, int]]] = []
-
-    async def write(batch: list[tuple[str, int]]) -> None:
-        written.append(batch)
-
-    gc: GroupCommit[int] = GroupCommit(0.05, write)
-    gc.start()
+    gc, written = recording(0.05)
     gc.add("a", 1)
     await asyncio.sleep(0.01)  # the first commit goes at once, then the writer rests
     for i in range(100):
@@ -48,13 +54,7 @@ async def test_adds_between_commits_share_one_write() -> None:
 async def test_adds_after_any_flush_still_reach_a_commit() -> None:
     """`add` wakes the writer only when the queue was empty: adds that follow a commit, an
     outside `flush` or a `forget` that emptied the queue must still be written without help."""
-    written: list[list[tuple[str, int]]] = []
-
-    async def write(batch: list[tuple[str, int]]) -> None:
-        written.append(batch)
-
-    gc: GroupCommit[int] = GroupCommit(0.01, write)
-    gc.start()
+    gc, written = recording(0.01)
     gc.add("a", 1)
     await asyncio.sleep(0.03)  # committed by the writer
     gc.add("a", 2)
