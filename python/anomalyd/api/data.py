@@ -11,6 +11,7 @@ timeout loses its connection instead of holding the job.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import AsyncIterator
 
 from aiohttp import web
@@ -20,6 +21,7 @@ from .. import errors
 from .._native import DocumentTooLargeError, MalformedInputError
 from ..errors import EsError, json_response
 from ..keys import REGISTRY, SETTINGS
+from ..settings import Settings
 from .params import as_bool, as_str, check_content_type, date_param, merged_params, reject_unknown_query
 from .routes import PRODUCT_HEADER, Routes
 
@@ -97,12 +99,11 @@ async def _body_chunks(request: web.Request, read_timeout: float) -> AsyncIterat
         watchdog.cancel()
 
 
-async def post_data(request: web.Request) -> web.Response:
+async def post_data(app: web.Application, settings: Settings, request: web.Request) -> web.Response:
     # Thousands of small posts a second come through here, and each of aiohttp's request
-    # properties is a Python call the first time it is read: the inputs come from what
-    # routing has parsed already (the URL) and from the headers, each read once.
-    app = request.app
-    settings = app[SETTINGS]
+    # properties (`request.app` too) is a Python call the first time it is read: the app and
+    # its settings are bound at setup, and the inputs come from what routing has parsed
+    # already (the URL) and from the headers, each read once.
     has_query = bool(request.rel_url.raw_query_string)
     if has_query:
         reject_unknown_query(request, DATA_PARAMS)
@@ -185,5 +186,7 @@ async def flush_job(request: web.Request) -> web.Response:
 
 
 def setup(routes: Routes) -> None:
-    routes.add_route("POST", BASE + "/{job_id}/_data", post_data, expect_handler=expect_continue)
+    app = routes.app
+    data = partial(post_data, app, app[SETTINGS])  # see post_data: no lookups per request
+    routes.add_route("POST", BASE + "/{job_id}/_data", data, expect_handler=expect_continue)
     routes.add_route("POST", BASE + "/{job_id}/_flush", flush_job)
