@@ -154,11 +154,8 @@ class JobRegistry:
     def request_done(self, actor: JobActor) -> None:
         # One hook for counts and results: this runs for every request. The counts are
         # rendered at commit time, from the totals the engine stamped as the request finished.
-        job_id, engine = actor.job.job_id, actor.engine
-        self.writer.add(job_id, engine)
-        rows = engine.take_results()  # `results_ready`, inline on this per-request path
-        if rows:
-            self.results.add(job_id, rows)
+        self.writer.add(actor.job.job_id, actor.engine)
+        self.results_ready(actor)
         if time.monotonic() - actor.snapshot_at >= self.snapshot_interval:
             self._log_failure(self._save_model(actor), "model_snapshot_failed", actor)
 
