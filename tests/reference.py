@@ -97,7 +97,7 @@ def parse_time_ms(value, fmt: str) -> int | None:
     if d is None:
         return None
     scale = 1000 if fmt == "epoch" else 1
-    return max(I64_MIN, min(I64_MAX, java_long(d) * scale))
+    return (java_long(d) * scale - I64_MIN) % 2**64 + I64_MIN  # Java's long multiply wraps
 
 
 # ---------------------------------------------------------------- job config

@@ -8,6 +8,7 @@ import gzip
 import json
 import sqlite3
 import time
+import zlib
 
 import aiohttp
 import pytest
@@ -760,3 +761,70 @@ async def test_force_close_interrupts_the_holder_and_refuses_waiters(client):
     assert (await client.post(f"{BASE}/{J}/_open")).status == 200
     status, counts = await post(client, rec(1403481603))
     assert status == 202 and counts["processed_record_count"] == 1
+
+
+# -- bodies that cannot be decoded, and human-readable counts --------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_undecodable_body_is_400_and_the_job_stays_usable(client, encoding):
+    """Bad gzip or deflate data is the client's fault: a 400 in the envelope (a 500 would make
+    log shippers resend the batch forever), the connection closes, nothing is counted."""
+    await setup_job(client)
+    r = await client.post(DATA, data=b"not compressed" + BODY, headers={**NDJSON, "Content-Encoding": encoding})
+    assert r.status == 400
+    assert r.headers["X-Elastic-Product"] == "Elasticsearch" and r.headers["Connection"] == "close"
+    assert await r.json() == es_error(400, "parse_exception", f"Failed to read the request body: Can not decode content-encoding: {encoding}")
+    status, counts = await post(client, BODY)
+    assert status == 202 and counts["processed_record_count"] == 2
+    assert (await job_stats(client))["data_counts"]["processed_record_count"] == 2
+    r = await client.put(f"{BASE}/other", data=b"not compressed", headers={**JSON, "Content-Encoding": encoding})
+    assert r.status == 400 and (await r.json())["error"]["type"] == "parse_exception"
+
+
+async def test_stream_that_turns_undecodable_keeps_what_was_read(client):
+    """Corrupt gzip data after good records: 400, and the records before it stay counted."""
+    await setup_job(client)
+    packer = zlib.compressobj(wbits=31)  # gzip framing
+    good = packer.compress(b"\n".join(rec(1403481600 + k) for k in range(20)) + b"\n") + packer.flush(zlib.Z_SYNC_FLUSH)
+    wire = good + b"\xff" * 64
+    head = (f"POST {DATA} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Encoding: gzip\r\n"
+            f"Content-Length: {len(wire) + 1000}\r\n\r\n").encode()
+    reader, writer = await raw_post(client, head, [good, b"\xff" * 64], pause=0.1)
+    status, error = await response_json(reader)
+    writer.close()
+    assert status == 400 and error["error"]["type"] == "parse_exception"
+    assert (await job_stats(client))["data_counts"]["processed_record_count"] == 20
+    status, counts = await post(client, rec(1403481700))
+    assert status == 202 and counts["processed_record_count"] == 1
+
+
+async def test_human_adds_timestamp_strings(client):
+    """`?human=true` writes `<name>_string` (ISO-8601 UTC, ms) before every timestamp present."""
+    await setup_job(client)
+    status, counts = await post(client, b'{"time":"1403481600"}{"time":"1403481700"}', human="true")
+    assert status == 202
+    keys = list(counts)
+    assert counts["earliest_record_timestamp_string"] == "2014-06-23T00:00:00.000Z"
+    assert counts["latest_record_timestamp_string"] == "2014-06-23T00:01:40.000Z"
+    for name in ("earliest_record_timestamp", "latest_record_timestamp", "last_data_time"):
+        assert keys.index(name + "_string") == keys.index(name) - 1
+    assert_order({k: v for k, v in counts.items() if not k.endswith("_string")})
+    r = await client.get(f"{BASE}/{J}/_stats", params={"human": ""})
+    dc = (await r.json())["jobs"][0]["data_counts"]
+    assert dc["latest_record_timestamp_string"] == "2014-06-23T00:01:40.000Z"
+    status, plain = await post(client, b'{"time":"1403481800"}')
+    assert not any(k.endswith("_string") for k in plain)
+    status, error = await post(client, b'{"time":"1403481900"}', human="yes")
+    assert status == 400 and error["error"]["reason"] == "Failed to parse value [yes] as only [true] or [false] are allowed."
+    assert (await job_stats(client))["data_counts"]["processed_record_count"] == 3  # the refused body was not read
+
+
+def test_iso_millis_any_64_bit_value():
+    from anomalyd.api.human import iso_millis
+    assert iso_millis(0) == "1970-01-01T00:00:00.000Z"
+    assert iso_millis(-1) == "1969-12-31T23:59:59.999Z"
+    assert iso_millis(951_782_400_000) == "2000-02-29T00:00:00.000Z"
+    assert iso_millis(2**63 - 1) == "+292278994-08-17T07:12:55.807Z"
+    assert iso_millis(-(2**63)) == "-292275055-05-16T16:47:04.192Z"
+    assert iso_millis(-62_167_219_200_001) == "-0001-12-31T23:59:59.999Z"

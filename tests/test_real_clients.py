@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -314,6 +315,32 @@ def test_lifetime_bucket_count_is_sum_of_responses(server: Server) -> None:
     total = job_stats(server, "bc")["data_counts"]["bucket_count"]
     assert (a["bucket_count"], b["bucket_count"]) == (0, 1000)
     assert total == a["bucket_count"] + b["bucket_count"]
+
+
+def test_disconnects_and_bad_encodings_are_not_server_errors(server: Server) -> None:
+    """Under `anomalyd serve` (no handler cancellation, unlike the test server): a client that
+    drops mid-body, or sends gzip that is not gzip, is logged as what it is, never as an error,
+    and keeps its counts true."""
+    put_open(server, "drop")
+    lines = b"".join(b'{"time":%d}\n' % (1403481600 + k) for k in range(10))
+    for framing, piece in ((b"Content-Length: 100000", lines), (b"Transfer-Encoding: chunked", b"%x\r\n%s\r\n" % (len(lines), lines))):
+        with socket.create_connection(("127.0.0.1", server.port)) as s:
+            s.sendall(b"POST " + f"{BASE}/drop/_data".encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: application/x-ndjson\r\n" + framing + b"\r\n\r\n" + piece)
+            time.sleep(0.3)
+            s.shutdown(socket.SHUT_WR)
+            assert s.recv(1000) == b""  # no answer owed to a request that never ended
+    status, body = http_json(f"{server.url}{BASE}/drop/_data", "POST", gzip.compress(lines)[3:],
+                             {**NDJSON, "Content-Encoding": "gzip"})
+    assert (status, body["error"]["type"]) == (400, "parse_exception")
+    assert post(server, "drop", b'{"time":1403481700}')["processed_record_count"] == 1
+    assert job_stats(server, "drop")["data_counts"]["processed_record_count"] == 21
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGTERM)
+    _, err = server.proc.communicate(timeout=30)
+    events = [json.loads(line) for line in err.splitlines() if line.startswith(b"{")]
+    assert [e["event"] for e in events if e["event"] == "client_disconnected"] == ["client_disconnected"] * 2
+    assert [e for e in events if e["level"] in ("error", "critical")] == []
 
 
 def test_kill_9_mid_traffic_leaves_a_clean_store(tmp_path: Path) -> None:

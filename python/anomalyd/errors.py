@@ -9,12 +9,17 @@ REST-layer errors such as 405 and 406, the simple ``{"error":"...","status":N}``
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 log = structlog.get_logger("anomalyd")
+
+#: aiohttp's HTTP errors read "400, message:\n  <what went wrong>".
+_AIOHTTP_PREFIX = re.compile(r"^\d{3}, message:")
 
 
 class EsError(Exception):
@@ -102,6 +107,23 @@ def failure_response(request: web.Request, exc: BaseException) -> web.Response:
         return web.Response(status=413)
     elif isinstance(exc, web.HTTPException):
         exc = SimpleError(exc.status, exc.reason)
+    elif isinstance(exc, RequestPayloadError):
+        # A body aiohttp cannot decode (bad gzip or deflate data, broken chunked framing): the
+        # client's fault, so a 4xx that says so (a 500 would make shippers resend it forever).
+        detail = _AIOHTTP_PREFIX.sub("", str(exc)).strip()
+        error = EsError(400, "parse_exception", f"Failed to read the request body: {detail}")
+        # The rest of the body cannot be read: end it here, so that aiohttp does not try to
+        # drain it after the answer (raising the same error again), and close the connection.
+        request.content.feed_eof()
+        response = json_response(error.body(), 400)
+        response.force_close()
+        return response
+    elif isinstance(exc, ConnectionResetError):
+        # The client went away mid-request (or was dropped for stalling): an ordinary event, and
+        # nobody is left to read the answer. 499 (nginx's "client closed request") keeps it
+        # apart in /metrics.
+        log.info("client_disconnected", path=request.path)
+        return web.Response(status=499)
     if isinstance(exc, EsError):
         return json_response(exc.body(), exc.status, exc.headers)
     if isinstance(exc, ConfigError):

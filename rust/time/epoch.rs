@@ -23,8 +23,9 @@ pub(super) fn epoch_to_ms(text: &[u8], scale: i64) -> Option<i64> {
 #[inline(never)]
 fn epoch_to_ms_general(text: &[u8], scale: i64) -> Option<i64> {
     let value = fast_decimal(text).or_else(|| java_parse_double(text))?;
-    // `as` truncates, saturates and maps NaN to 0, exactly like Java's (long) cast.
-    Some((value as i64).saturating_mul(scale))
+    // `as` truncates, saturates and maps NaN to 0, exactly like Java's (long) cast; the scaling
+    // is Java's long multiplication, which wraps (`Infinity` seconds is -1000 ms).
+    Some((value as i64).wrapping_mul(scale))
 }
 
 /// `text` as an integer if it is 8 to 15 ASCII digits: the first 8 and the last 8 bytes as two
@@ -387,9 +388,11 @@ mod tests {
         // 18 digits round to 1403481601.0 as a double before truncation, as in Java.
         assert_eq!(secs("1403481600.99999999"), Some(1_403_481_601_000));
         assert_eq!(secs("NaN"), Some(0));
-        assert_eq!(secs("Infinity"), Some(i64::MAX));
-        assert_eq!(secs("-1e30"), Some(i64::MIN));
-        assert_eq!(secs("9999999999999999"), Some(i64::MAX));
+        // Java's (long) cast saturates, then its long multiplication wraps.
+        assert_eq!(secs("Infinity"), Some(-1000));
+        assert_eq!(secs("-1e30"), Some(0));
+        assert_eq!(secs("9999999999999999"), Some(-8_446_744_073_709_551_616));
+        assert_eq!(ms("Infinity"), Some(i64::MAX));
         assert_eq!(ms("1403481600000"), Some(1_403_481_600_000));
         assert_eq!(ms("1403481600000.9"), Some(1_403_481_600_000));
         assert_eq!(ms("123456789012345678"), Some(123_456_789_012_345_680));
@@ -475,7 +478,7 @@ mod tests {
             for c in cases {
                 assert_eq!(plain_integer(&c).is_some(), (8..=15).contains(&n) && c.iter().all(u8::is_ascii_digit));
                 for scale in [1, 1000] {
-                    let want = java_parse_double(&c).map(|v| (v as i64).saturating_mul(scale));
+                    let want = java_parse_double(&c).map(|v| (v as i64).wrapping_mul(scale));
                     assert_eq!(epoch_to_ms(&c, scale), want, "{:?}", String::from_utf8_lossy(&c));
                 }
             }
@@ -516,7 +519,7 @@ mod tests {
                 prop_assert_eq!(Some(fast.to_bits()), general.map(f64::to_bits));
             }
             for scale in [1, 1000] {
-                let reference = general.map(|v| (v as i64).saturating_mul(scale));
+                let reference = general.map(|v| (v as i64).wrapping_mul(scale));
                 prop_assert_eq!(epoch_to_ms(text.as_bytes(), scale), reference);
             }
         }

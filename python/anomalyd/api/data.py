@@ -14,6 +14,7 @@ import asyncio
 from functools import partial
 from typing import AsyncIterator
 
+import structlog
 from aiohttp import web
 from aiohttp.streams import EmptyStreamReader
 
@@ -22,10 +23,13 @@ from .._native import DocumentTooLargeError, MalformedInputError
 from ..errors import EsError, json_response
 from ..keys import REGISTRY, SETTINGS
 from ..settings import Settings
+from .human import counts_body, wants_human
 from .params import as_bool, as_str, check_content_type, date_param, merged_params, reject_unknown_query
 from .routes import PRODUCT_HEADER, Routes
 
 BASE = "/_ml/anomaly_detectors"
+log = structlog.get_logger("anomalyd")
+
 DATA_PARAMS = frozenset({"reset_start", "reset_end"})
 DEPRECATION = (
     '299 Elasticsearch-8.19.3 "Posting data directly to anomaly detection jobs is deprecated, '
@@ -70,6 +74,7 @@ class _Watchdog:
             self.seen = self.progress
             self.handle = asyncio.get_running_loop().call_later(self.timeout, self._check)
         elif self.request.transport is not None:
+            log.warning("client_stalled", path=self.request.path, read_timeout_s=self.timeout)
             self.request.transport.close()
 
     def cancel(self) -> None:
@@ -116,6 +121,7 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
         return web.Response(status=413)
     actor = app[REGISTRY].actor_for_data(job_id)
     reset = reset_range(request) if has_query else None  # validated after the open check
+    human = has_query and wants_human(request)
     try:
         if reset is None and content.is_eof():
             # The whole body is here already (small requests): one native call, and no turn
@@ -134,6 +140,8 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
         raise EsError(400, "status_exception", reason, caused_by=EsError(400, "parse_exception", reason)) from None
     except DocumentTooLargeError as e:
         raise EsError(400, "status_exception", str(e), caused_by=EsError(400, "parse_exception", str(e))) from None
+    if human:
+        body = counts_body(body)
     headers = {"Warning": DEPRECATION} if settings.deprecation_warning else None
     return web.Response(status=202, body=body, content_type="application/json", headers=headers)
 

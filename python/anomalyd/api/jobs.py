@@ -10,6 +10,7 @@ from ..errors import json_response
 from ..keys import NODE, REGISTRY
 from ..registry import Job, JobRegistry, open_seconds
 from ..settings import parse_size
+from .human import wants_human, with_time_strings
 from .params import as_bool, json_body, merged_params, reject_unknown_query
 from .routes import Routes
 
@@ -95,6 +96,9 @@ def job_stats(request: web.Request, registry: JobRegistry, job: Job) -> dict[str
         "forecasts_stats": {"total": 0, "forecasted_jobs": 0},
         "state": job.state,
     }
+    if wants_human(request):
+        out["data_counts"] = with_time_strings(counts)
+        out["model_size_stats"] = with_time_strings(out["model_size_stats"])
     if job.actor is not None:
         out["node"] = _node_json(request)
         out["assignment_explanation"] = ""
