@@ -2,7 +2,8 @@
 //!
 //! Python hands over body chunks (zero-copy for `bytes` and read-only buffers) and gets back
 //! finished JSON; it never sees an individual record. Scanning releases the GIL for chunks big
-//! enough to be worth it, so two jobs can use two cores.
+//! enough to be worth it, and the actor feeds those on worker threads, so two jobs can use two
+//! cores.
 
 // Negated float comparisons (`!(x > 0.0)`) are deliberate throughout: they are true for NaN.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
@@ -12,6 +13,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 pub mod analysis;
 pub mod arch;
@@ -37,12 +39,88 @@ fn stream_error(e: StreamError) -> PyErr {
     }
 }
 
-/// One open job's ingest state. Not thread-safe by design: the job's actor serialises calls.
-#[pyclass(module = "anomalyd._native", name = "IngestEngine")]
+/// One open job's ingest state.
+///
+/// Large chunks of a body are fed on worker threads with the GIL released (see the actor), so
+/// that several jobs use several cores, while the event loop may read the job's totals at the
+/// same time (`_stats`, `/metrics`, the group commit). The engine therefore sits behind a
+/// mutex rather than PyO3's borrow flag, which would make such a read fail: a read that meets
+/// a chunk in progress waits for it (with the GIL released). The job's actor still serialises
+/// every call that changes the engine, so the mutex is almost never contended.
+#[pyclass(module = "anomalyd._native", name = "IngestEngine", frozen)]
 struct PyIngestEngine {
+    state: Mutex<EngineState>,
+    job_id: String,
+    bucket_span_ms: i64,
+}
+
+struct EngineState {
     inner: ingest::IngestEngine,
     /// The last response, kept so that its buffer is reused (no allocation per request).
     response: String,
+}
+
+/// A body chunk the engine can read without the GIL: `bytes` and read-only buffers in place,
+/// anything writable copied (it could change once the GIL is released).
+enum Chunk<'py> {
+    Bytes(Bound<'py, PyBytes>),
+    Buffer(PyBuffer<u8>),
+    Copy(Vec<u8>),
+}
+
+impl<'py> Chunk<'py> {
+    fn of(data: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if let Ok(b) = data.cast::<PyBytes>() {
+            return Ok(Chunk::Bytes(b.clone()));
+        }
+        let buf = PyBuffer::<u8>::get(data)?;
+        if buf.readonly() && buf.is_c_contiguous() {
+            return Ok(Chunk::Buffer(buf));
+        }
+        Ok(Chunk::Copy(buf.to_vec(data.py())?))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Bytes(b) => b.as_bytes(),
+            // SAFETY: a read-only, C-contiguous buffer of `len_bytes()` bytes, kept alive (and
+            // unchangeable through the buffer protocol) by `buf` for as long as `self` lives.
+            Chunk::Buffer(buf) => unsafe { std::slice::from_raw_parts(buf.buf_ptr() as *const u8, buf.len_bytes()) },
+            Chunk::Copy(v) => v,
+        }
+    }
+}
+
+impl PyIngestEngine {
+    /// The engine, for a call holding the GIL. Uncontended (every call but a read that meets a
+    /// worker's chunk): one atomic operation. Otherwise wait with the GIL released, so that the
+    /// worker, which needs the GIL to return, can finish.
+    fn engine(&self, py: Python<'_>) -> MutexGuard<'_, EngineState> {
+        loop {
+            match self.state.try_lock() {
+                Ok(guard) => return guard,
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => py.detach(|| drop(self.state.lock())),
+            }
+        }
+    }
+
+    /// The engine, for a call that has released the GIL.
+    fn engine_detached(&self) -> MutexGuard<'_, EngineState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Feed chunks in order; the GIL is released when they are large enough to be worth it.
+    fn feed_chunks(&self, py: Python<'_>, chunks: &[Chunk<'_>]) -> PyResult<()> {
+        let slices: Vec<&[u8]> = chunks.iter().map(Chunk::bytes).collect();
+        let feed = |state: &mut EngineState| slices.iter().try_for_each(|s| state.inner.feed(s));
+        let r = if slices.iter().map(|s| s.len()).sum::<usize>() >= DETACH_MIN_BYTES {
+            py.detach(|| feed(&mut self.engine_detached()))
+        } else {
+            feed(&mut self.engine(py))
+        };
+        r.map_err(stream_error)
+    }
 }
 
 #[pymethods]
@@ -55,126 +133,133 @@ impl PyIngestEngine {
             Some(t) => Some(ingest::counts::DataCounts::from_json(t).map_err(PyValueError::new_err)?),
             None => None,
         };
-        Ok(PyIngestEngine { inner: ingest::IngestEngine::open(spec, totals, max_document_bytes.max(1)), response: String::new() })
+        let inner = ingest::IngestEngine::open(spec, totals, max_document_bytes.max(1));
+        let (job_id, bucket_span_ms) = (inner.job_id.clone(), inner.bucket_span_ms());
+        Ok(PyIngestEngine { state: Mutex::new(EngineState { inner, response: String::new() }), job_id, bucket_span_ms })
     }
 
-    fn start_request(&mut self) {
-        self.inner.start_request();
+    fn start_request(&self, py: Python<'_>) {
+        self.engine(py).inner.start_request();
     }
 
     /// Feed the next chunk of the body.
-    fn feed(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        if let Ok(b) = data.cast::<PyBytes>() {
-            return self.feed_slice(py, b.as_bytes());
-        }
-        let buf = PyBuffer::<u8>::get(data)?;
-        if buf.readonly() && buf.is_c_contiguous() {
-            // SAFETY: a read-only, C-contiguous buffer of `len_bytes()` bytes, kept alive (and
-            // unchangeable through the buffer protocol) by `buf` for the whole call.
-            let slice = unsafe { std::slice::from_raw_parts(buf.buf_ptr() as *const u8, buf.len_bytes()) };
-            return self.feed_slice(py, slice);
-        }
-        // A writable buffer may change under us once the GIL is released: copy it.
-        let copy = buf.to_vec(py)?;
-        self.feed_slice(py, &copy)
+    fn feed(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.feed_chunks(py, &[Chunk::of(data)?])
+    }
+
+    /// Feed the next chunks of the body, in order, in one call (one hand-off to a worker
+    /// thread for all the chunks that arrived while the previous ones were being read).
+    fn feed_many(&self, py: Python<'_>, chunks: Vec<Bound<'_, PyAny>>) -> PyResult<()> {
+        let chunks = chunks.iter().map(Chunk::of).collect::<PyResult<Vec<_>>>()?;
+        self.feed_chunks(py, &chunks)
     }
 
     /// A body that has fully arrived, in one call: start, feed, finish. Returns the
     /// per-request DataCounts as JSON; on a malformed body the request is aborted (what was
     /// read stays in the totals) and the error raised, as `finish_request` does.
-    fn ingest_body<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>, now_ms: i64) -> PyResult<Bound<'py, PyBytes>> {
-        self.inner.start_request();
-        if let Err(e) = self.feed(py, data) {
-            self.inner.abort_request();
-            return Err(e);
+    fn ingest_body<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>, now_ms: i64) -> PyResult<Bound<'py, PyBytes>> {
+        let chunk = Chunk::of(data)?;
+        let body = chunk.bytes();
+        let run = |state: &mut EngineState| {
+            let EngineState { inner, response } = state;
+            inner.start_request();
+            let fed = inner.feed(body);
+            if fed.is_err() {
+                inner.abort_request();
+            }
+            fed.and_then(|()| inner.finish_request_into(now_ms, response))
+        };
+        if body.len() >= DETACH_MIN_BYTES {
+            let answer = py.detach(|| {
+                let mut state = self.engine_detached();
+                run(&mut state).map(|()| state.response.as_bytes().to_vec())
+            });
+            return Ok(PyBytes::new(py, &answer.map_err(stream_error)?));
         }
-        self.finish_request(py, now_ms)
+        let mut state = self.engine(py);
+        run(&mut state).map_err(stream_error)?;
+        Ok(PyBytes::new(py, state.response.as_bytes()))
     }
 
     /// End of body: the per-request DataCounts as JSON.
-    fn finish_request<'py>(&mut self, py: Python<'py>, now_ms: i64) -> PyResult<Bound<'py, PyBytes>> {
-        self.inner.finish_request_into(now_ms, &mut self.response).map_err(stream_error)?;
-        Ok(PyBytes::new(py, self.response.as_bytes()))
+    fn finish_request<'py>(&self, py: Python<'py>, now_ms: i64) -> PyResult<Bound<'py, PyBytes>> {
+        let mut state = self.engine(py);
+        let EngineState { inner, response } = &mut *state;
+        inner.finish_request_into(now_ms, response).map_err(stream_error)?;
+        Ok(PyBytes::new(py, response.as_bytes()))
     }
 
-    fn abort_request(&mut self) {
-        self.inner.abort_request();
+    fn abort_request(&self, py: Python<'_>) {
+        self.engine(py).inner.abort_request();
     }
 
     /// Live lifetime totals as `_stats` shows them for an open job.
     fn stats_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, self.inner.stats_json().as_bytes())
+        PyBytes::new(py, self.engine(py).inner.stats_json().as_bytes())
     }
 
     /// Lifetime totals to persist now, stamped with `log_time`.
-    fn persist_json<'py>(&mut self, py: Python<'py>, log_time_ms: i64) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, self.inner.persist_json(log_time_ms).as_bytes())
+    fn persist_json<'py>(&self, py: Python<'py>, log_time_ms: i64) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.engine(py).inner.persist_json(log_time_ms).as_bytes())
     }
 
     /// Stamp the totals as they are now (failed requests included) as the ones to persist.
-    fn stamp(&mut self, log_time_ms: i64) {
-        self.inner.stamp(log_time_ms);
+    fn stamp(&self, py: Python<'_>, log_time_ms: i64) {
+        self.engine(py).inner.stamp(log_time_ms);
     }
 
     /// The totals stamped at the end of the last successful request (or the last `stamp` or
     /// `persist_json`): what the group commit writes.
     fn saved_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, self.inner.saved_json().as_bytes())
+        PyBytes::new(py, self.engine(py).inner.saved_json().as_bytes())
     }
 
     /// `_flush`: skip, advance, interim results; the new `last_finalized_bucket_end` (ms).
     #[pyo3(signature = (calc_interim=false, start=None, end=None, advance_time=None, skip_time=None))]
-    fn flush(&mut self, calc_interim: bool, start: Option<i64>, end: Option<i64>, advance_time: Option<i64>, skip_time: Option<i64>) -> Option<i64> {
+    fn flush(&self, py: Python<'_>, calc_interim: bool, start: Option<i64>, end: Option<i64>, advance_time: Option<i64>, skip_time: Option<i64>) -> Option<i64> {
         let r = analysis::FlushRequest { calc_interim, start_ms: start, end_ms: end, advance_time_ms: advance_time, skip_time_ms: skip_time };
-        self.inner.analysis_mut().flush(r)
+        self.engine(py).inner.analysis_mut().flush(r)
     }
 
     /// Forget what the open buckets in [start, end) gathered (`reset_start`/`reset_end`).
-    fn reset_buckets(&mut self, start: i64, end: i64) {
-        self.inner.analysis_mut().reset_buckets(start, end);
+    fn reset_buckets(&self, py: Python<'_>, start: i64, end: i64) {
+        self.engine(py).inner.analysis_mut().reset_buckets(start, end);
     }
 
     /// Results made since the last call: (result_type, timestamp, score, is_interim, JSON).
-    fn take_results(&mut self) -> Vec<(&'static str, i64, f64, bool, String)> {
-        self.inner.analysis_mut().take_results().into_iter().map(|r| (r.result_type, r.timestamp, r.score, r.is_interim, r.doc)).collect()
+    fn take_results(&self, py: Python<'_>) -> Vec<(&'static str, i64, f64, bool, String)> {
+        let rows = self.engine(py).inner.analysis_mut().take_results();
+        rows.into_iter().map(|r| (r.result_type, r.timestamp, r.score, r.is_interim, r.doc)).collect()
     }
 
     /// The analysis state (models, open buckets, normalisers) as an opaque snapshot.
     fn model_snapshot<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.inner.analysis().snapshot())
+        PyBytes::new(py, &self.engine(py).inner.analysis().snapshot())
     }
 
     /// Continue from a snapshot of this job; ValueError if it does not fit the configuration.
-    fn restore_model(&mut self, snapshot: &[u8]) -> PyResult<()> {
-        self.inner.analysis_mut().restore(snapshot).map_err(PyValueError::new_err)
+    fn restore_model(&self, py: Python<'_>, snapshot: &[u8]) -> PyResult<()> {
+        self.engine(py).inner.analysis_mut().restore(snapshot).map_err(PyValueError::new_err)
     }
 
     /// Model size and timing figures for `_stats`, as JSON.
     fn analysis_stats_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, self.inner.analysis().stats_json().as_bytes())
+        PyBytes::new(py, self.engine(py).inner.analysis().stats_json().as_bytes())
     }
 
     #[getter]
     fn job_id(&self) -> &str {
-        &self.inner.job_id
+        &self.job_id
     }
 
     #[getter]
-    fn latest_record_timestamp(&self) -> Option<i64> {
-        self.inner.latest_record_ms()
+    fn latest_record_timestamp(&self, py: Python<'_>) -> Option<i64> {
+        self.engine(py).inner.latest_record_ms()
     }
 
     #[getter]
     fn bucket_span_ms(&self) -> i64 {
-        self.inner.bucket_span_ms()
-    }
-}
-
-impl PyIngestEngine {
-    fn feed_slice(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
-        let inner = &mut self.inner;
-        let r = if data.len() >= DETACH_MIN_BYTES { py.detach(|| inner.feed(data)) } else { inner.feed(data) };
-        r.map_err(stream_error)
+        self.bucket_span_ms
     }
 }
 

@@ -7,6 +7,7 @@ import asyncio
 import gzip
 import json
 import sqlite3
+import threading
 import time
 import zlib
 
@@ -828,3 +829,60 @@ def test_iso_millis_any_64_bit_value():
     assert iso_millis(2**63 - 1) == "+292278994-08-17T07:12:55.807Z"
     assert iso_millis(-(2**63)) == "-292275055-05-16T16:47:04.192Z"
     assert iso_millis(-62_167_219_200_001) == "-0001-12-31T23:59:59.999Z"
+
+
+# -- large bodies are read on worker threads ---------------------------------------------------------
+
+
+def _pieces(body: bytes, size: int = 256 << 10):
+    async def gen():
+        for i in range(0, len(body), size):
+            yield body[i:i + size]
+            await asyncio.sleep(0)
+    return gen()
+
+
+async def test_large_bodies_of_two_jobs_are_read_on_worker_threads(client):
+    """Large pieces are read on the feed pool's threads with the GIL released, so that two jobs'
+    bodies are read on two cores; counts stay exact, and `_stats` and `/metrics` (which read the
+    engines) answer while the bodies are being read."""
+    second = {**POST_DATA_JOB, "job_id": "second"}
+    await setup_job(client)
+    await setup_job(client, second)
+    n = 60_000
+    body = b"\n".join(rec(1403481600 + k) for k in range(n)) + b"\n"
+    posts = [asyncio.ensure_future(client.post(f"{BASE}/{j}/_data", data=_pieces(body), headers=NDJSON))
+             for j in (J, "second")]
+    polls = 0
+    while not all(p.done() for p in posts):
+        for path in (f"{BASE}/_stats", "/metrics"):
+            r = await client.get(path)
+            assert r.status == 200, await r.text()
+            await r.read()
+        polls += 1
+    for p in posts:
+        r = p.result()
+        assert r.status == 202, await r.text()
+        counts = await r.json()
+        assert (counts["processed_record_count"], counts["input_bytes"]) == (n, len(body))
+    assert polls > 0
+    assert any(t.name.startswith("anomalyd-feed") for t in threading.enumerate())
+    for j in (J, "second"):
+        assert (await job_stats(client, j))["data_counts"]["processed_record_count"] == n
+
+
+async def test_malformed_large_body_keeps_what_was_read_on_a_worker(client):
+    """A body that fails inside a piece read on a worker thread: 400, the records before the
+    failure stay counted, nothing after it is read, and the job stays usable."""
+    await setup_job(client)
+    good = b"\n".join(rec(1403481600 + k) for k in range(20_000)) + b"\n"
+    bad = b'{"time":"1403500000" "airline" ' + b"@" * 150 + b"}\n"
+    after = b"\n".join(rec(1403500001 + k) for k in range(20_000)) + b"\n"
+    r = await client.post(DATA, data=_pieces(good + bad + after, 1 << 20), headers=NDJSON)
+    assert r.status == 400
+    assert await r.json() == wrapped(400, "parse_exception", "The input JSON data is malformed.")
+    dc = (await job_stats(client))["data_counts"]
+    assert dc["processed_record_count"] == 20_000
+    assert dc["latest_record_timestamp"] == (1403481600 + 19_999) * 1000
+    status, counts = await post(client, rec(1403500002))
+    assert status == 202 and counts["processed_record_count"] == 1

@@ -1,12 +1,13 @@
 """HTTP ingest benchmark (`make bench-http`), loopback only.
 
-Four servers run side by side, each pinned to CPU 1 (`taskset`); every load generator (curl, wrk,
-hey) and this script run on CPU 0:
+Five servers run side by side, the first four pinned to CPU 1 (`taskset`); every load generator
+(curl, wrk, hey) and this script run on CPU 0 (but in (4)):
 
 * anomalyd (`anomalyd serve`, a fresh data dir under build/),
 * bare_server.py: aiohttp + uvloop discarding the body with ``readany()`` (and, for the large
   bodies only, the same with anomalyd's malloc settings: ``bare_tuned``),
-* python_server.py: aiohttp + uvloop + orjson per line doing anomalyd's DataCounts accounting.
+* python_server.py: aiohttp + uvloop + orjson per line doing anomalyd's DataCounts accounting,
+* a second anomalyd allowed on both CPUs, for (4).
 
 (1) Large bodies: a deterministic 100 MB it_ops-like NDJSON file (corpus.py) posted by curl
     (``--data-binary @file -H 'Expect:'``, several URLs per curl over one keep-alive connection).
@@ -23,6 +24,11 @@ hey) and this script run on CPU 0:
 (3) Latency: hey at a fixed total rate (default 1,000 req/s for 10 s) with a static 10-record body
     whose timestamps lie in one 5-minute bucket: re-posting it never makes a record out of order
     (anomalyd drops only records before the start of the latest bucket), checked from _stats.
+
+(4) Jobs in parallel: a second anomalyd allowed on both CPUs gets the 100 MB body for one fresh
+    mean job, then for two jobs at once (two curls, also on both CPUs); wall GB/s of each and the
+    speed-up (median of back-to-back pairs), and the cores the server used: bodies for different
+    jobs are read on different cores.
 
 A run during which other processes used more than --max-foreign cores is repeated (bounded).
 Prints a table, then one JSON line.  Its per-core ratios (``*_vs_*``) are medians of the ratios of
@@ -53,7 +59,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 BUILD = corpus.BUILD_DIR
 LUA = HERE / "per_conn_job.lua"
-SERVER_CPU, CLIENT_CPU = "1", "0"
+SERVER_CPU, CLIENT_CPU, BOTH_CPUS = "1", "0", "0,1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 JOB_BODY = {
@@ -129,14 +135,14 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, name: str, argv: list[str], port: int, log: Path) -> None:
-        self.name, self.argv, self.port, self.log = name, argv, port, log
+    def __init__(self, name: str, argv: list[str], port: int, log: Path, cpus: str = SERVER_CPU) -> None:
+        self.name, self.argv, self.port, self.log, self.cpus = name, argv, port, log, cpus
         self.proc: subprocess.Popen | None = None
         self.base = f"http://127.0.0.1:{port}"
 
     def start(self) -> None:
         with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, *self.argv], stdout=out,
+            self.proc = subprocess.Popen(["taskset", "-c", self.cpus, *self.argv], stdout=out,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True, cwd=ROOT)
 
@@ -238,6 +244,31 @@ def large_round(srv: Server, body: Path, paths: list[str], tmp: Path, timeout: f
             "gbps_wall": sent / wall / 1e9 if wall else 0.0,
             "gbps_core": sent / w.server_cpu / 1e9 if w.server_cpu else float("nan"),
             "util": w.server_cpu / wall if wall else 0.0, "responses": responses}
+
+
+def parallel_round(srv: Server, body: Path, jobs: list[str], tmp: Path) -> dict:
+    """One curl per job, all at once, each posting `body` to its own fresh job; every process
+    may use both CPUs."""
+    for j in jobs:
+        srv.create_job(j)
+    try:
+        cmds = [["taskset", "-c", BOTH_CPUS, "curl", "-sS", "--max-time", "120", "-H", "Expect:",
+                 "-H", "Content-Type: application/x-ndjson", "--data-binary", f"@{body}",
+                 "-o", str(tmp / f"par-{j}.json"), "-w", "%{http_code}", f"{srv.base}/_ml/anomaly_detectors/{j}/_data"]
+                for j in jobs]
+        srv.check_alive()
+        with Window(srv) as w:
+            procs = [subprocess.Popen(c, stdout=subprocess.PIPE, text=True) for c in cmds]
+            codes = [p.communicate(timeout=150)[0].strip() for p in procs]
+        size = body.stat().st_size
+        for j, code in zip(jobs, codes):
+            counts = json.loads((tmp / f"par-{j}.json").read_text() or "{}") if code.startswith("2") else {}
+            if counts.get("input_bytes") != size:
+                fail(f"{srv.name}: parallel post to {j} answered {code}, input_bytes {counts.get('input_bytes')}")
+    finally:
+        for j in jobs:
+            srv.delete_job(j)
+    return {"gbps_wall": len(jobs) * size / w.wall / 1e9, "cores": w.server_cpu / w.wall, "foreign": w.foreign}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -352,6 +383,7 @@ def main() -> int:
     ap.add_argument("--small-runs", type=int, default=5)
     ap.add_argument("--small-seconds", type=int, default=6)
     ap.add_argument("--conns", type=int, default=2, help="wrk -tN -cN (one job per connection)")
+    ap.add_argument("--parallel-rounds", type=int, default=3, help="rounds of 1 then 2 jobs at once (both CPUs)")
     ap.add_argument("--rate", type=int, default=1000, help="total req/s for the latency test")
     ap.add_argument("--rate-workers", type=int, default=4)
     ap.add_argument("--rate-seconds", type=int, default=10)
@@ -380,7 +412,7 @@ def main() -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     bindir = Path(sys.executable).parent
     anomalyd_cmd = [str(bindir / "anomalyd")] if (bindir / "anomalyd").exists() else [sys.executable, "-m", "anomalyd"]
-    ports = [free_port() for _ in range(4)]
+    ports = [free_port() for _ in range(5)]
     servers = {
         "anomalyd": Server("anomalyd", [*anomalyd_cmd, "serve", "--host", "127.0.0.1", "--port", str(ports[0]),
                                         "--data-dir", str(run_dir / "data"), "--log-level", "warning",
@@ -391,6 +423,10 @@ def main() -> int:
                                             "--tuned-malloc"], ports[3], run_dir / "bare_tuned.log"),
         "python": Server("python", [sys.executable, str(HERE / "python_server.py"), "--port", str(ports[2])],
                          ports[2], run_dir / "python.log"),
+        "anomalyd_2cpu": Server("anomalyd_2cpu", [*anomalyd_cmd, "serve", "--host", "127.0.0.1", "--port", str(ports[4]),
+                                                  "--data-dir", str(run_dir / "data-2cpu"), "--log-level", "warning",
+                                                  "--shutdown-timeout", "2s"], ports[4], run_dir / "anomalyd_2cpu.log",
+                                cpus=BOTH_CPUS),
     }
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -503,6 +539,18 @@ def main() -> int:
         lat_counts = ad.counts("lat1")
         if lat_counts["out_of_order_timestamp_count"]:
             fail(f"latency job dropped {lat_counts['out_of_order_timestamp_count']} records as out of order")
+
+        # ---- (4) jobs in parallel, server and clients on both CPUs
+        print(f"(4) jobs in parallel: 100 MB into 1 job, then into 2 jobs at once, x {args.parallel_rounds} ...", flush=True)
+        ad2 = servers["anomalyd_2cpu"]
+        par: dict[int, list[dict]] = {1: [], 2: []}
+        for rnd_ in range(args.parallel_rounds):
+            for n in (1, 2):
+                r = guarded(lambda n=n: parallel_round(ad2, large, [f"par-r{rnd_}-{n}-{i}" for i in range(n)], run_dir),
+                            f"parallel {n}")
+                par[n].append(r)
+                print(f"  round {rnd_ + 1} {n} job(s)  {r['gbps_wall']:6.3f} GB/s wall  server {r['cores']:.2f} cores  "
+                      f"foreign {r['foreign']:.2f}", flush=True)
     finally:
         for s in servers.values():
             s.stop()
@@ -540,6 +588,9 @@ def main() -> int:
           f"{args.max_foreign} even after a repeat)")
     print(f"  static body: 10 records in one 5m bucket -> re-posting drops none: "
           f"{lat_counts['processed_record_count']:,} processed, {lat_counts['out_of_order_timestamp_count']} out of order")
+    print(f"\n{'(4) 100 MB per job, both CPUs':34s} {'GB/s wall':>10s} {'srv cores':>10s}")
+    for n in (1, 2):
+        print(f"{f'{n} job(s) at once':34s} {med(par[n], 'gbps_wall'):10.3f} {med(par[n], 'cores'):10.2f}")
 
     def rnd(x: float, n: int = 3) -> float | None:
         return round(x, n) if x == x else None
@@ -566,6 +617,10 @@ def main() -> int:
         "bare_tuned_gbps_per_core": rnd(L["bare_tuned"]["gbps_core"]),
         "python_gbps_per_core": rnd(L["python"]["gbps_core"]),
         "python_gbps_wall": rnd(L["python"]["gbps_wall"]),
+        "parallel_one_job_gbps_wall": rnd(med(par[1], "gbps_wall")),
+        "parallel_two_jobs_gbps_wall": rnd(med(par[2], "gbps_wall")),
+        "parallel_speedup": rnd(paired(par[2], par[1], "gbps_wall"), 2),
+        "parallel_two_jobs_server_cores": rnd(med(par[2], "cores"), 2),
         "bare_small_rps": rnd(S["bare"]["rps"], 0),
         "bare_small_rps_per_core": rnd(S["bare"]["rps_core"], 0),
         "bare_p50_ms": rnd(lat["bare"]["p50_ms"]),
@@ -573,7 +628,7 @@ def main() -> int:
         "latency_rate": args.rate,
         "wrk_conns": args.conns,
         "body_bytes": size,
-        "noisy_runs": sum(r["noisy"] for rows in (*res.values(), *wrk_res.values()) for r in rows)
+        "noisy_runs": sum(r["noisy"] for rows in (*res.values(), *wrk_res.values(), *par.values()) for r in rows)
                       + sum(r["noisy"] for r in lat.values()),
         "failures": len(FAILURES),
         "seconds": round(time.monotonic() - t_start, 1),

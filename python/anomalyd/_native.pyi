@@ -19,13 +19,17 @@ class DocumentTooLargeError(ValueError):
     """One JSON document exceeds the configured size limit."""
 
 class IngestEngine:
-    """One open job's ingest state: body chunks in, Elasticsearch-exact DataCounts out."""
+    """One open job's ingest state: body chunks in, Elasticsearch-exact DataCounts out.
+    Thread-safe (a mutex inside): the actor feeds large chunks from worker threads."""
 
     def __init__(self, config: str, data_counts: str | None = None, max_document_bytes: int = ...) -> None:
         """`config`: the job's JSON; `data_counts`: its persisted lifetime totals (JSON)."""
     def start_request(self) -> None: ...
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Feed the next chunk of the body (zero-copy; the GIL is released for large chunks)."""
+    def feed_many(self, chunks: list[bytes | bytearray | memoryview]) -> None:
+        """Feed the next chunks of the body, in order, in one call (for a worker thread: the
+        GIL is released while they are read, and reads of the totals meanwhile wait)."""
     def ingest_body(self, data: bytes | bytearray | memoryview, now_ms: int) -> bytes:
         """A whole body in one call: the request's DataCounts as JSON. Raises MalformedInputError
         or DocumentTooLargeError after aborting the request (what was read stays in the totals)."""

@@ -6,13 +6,19 @@ refused with Elasticsearch's 429. An uncontended turn is taken without yielding 
 loop, so small requests pay almost nothing for the ordering guarantee. A body that has fully
 arrived while the job is free (`ingest_now`) needs no turn at all: it is ingested in one native
 call with no await, so nothing can come between.
+
+A streamed body's large chunks are read by the engine on a worker thread (:class:`_Feeder`),
+with the GIL released: the event loop goes on receiving this body and serving other requests
+meanwhile, and bodies for different jobs are read on different cores.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections import deque
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, AsyncIterator, Protocol
 
 from . import errors
@@ -23,6 +29,12 @@ if TYPE_CHECKING:
 
 #: Requests that may wait for a job at once (Elasticsearch's per-job queue size).
 QUEUE_CAPACITY = 100
+#: A body's pieces smaller than this (with nothing in progress) are fed on the event loop: the
+#: hand-off to a worker thread would cost more than it frees.
+OFFLOAD_MIN_BYTES = 64 << 10
+#: Pieces that arrive while the engine reads earlier ones are handed over together, up to this
+#: many bytes; then receiving waits for the engine (and the socket's flow control takes over).
+FEED_AHEAD_BYTES = 8 << 20
 
 
 def now_ms() -> int:
@@ -58,11 +70,71 @@ class Turn:
         self._actor._release()
 
 
+class _Feeder:
+    """Feeds one body's pieces to the engine, in order: large ones (and whatever arrives while
+    they are read) on a worker thread, small ones at once on the event loop."""
+
+    __slots__ = ("_engine", "_pool", "_batch", "_ahead", "_job", "_reading")
+
+    def __init__(self, engine: IngestEngine, pool: Executor | None) -> None:
+        self._engine = engine
+        self._pool = pool
+        self._batch: list[bytes] = []
+        self._ahead = 0
+        self._job: concurrent.futures.Future[None] | None = None
+        self._reading: asyncio.Future[None] | None = None
+
+    async def add(self, chunk: bytes) -> None:
+        self._batch.append(chunk)
+        self._ahead += len(chunk)
+        if self._reading is not None:
+            if not self._reading.done() and self._ahead < FEED_AHEAD_BYTES:
+                return
+            await self._reading  # raises what the engine raised
+            self._job = self._reading = None
+        self._hand_over()
+
+    async def finish(self) -> None:
+        """Wait until every piece added has been read."""
+        while self._reading is not None or self._batch:
+            if self._reading is not None:
+                await self._reading
+                self._job = self._reading = None
+            if self._batch:
+                self._hand_over()
+
+    def settle(self) -> None:
+        """The request failed: a batch not started yet is dropped and one in progress is waited
+        for (blocking, at most one batch), so that nothing is read after the request ends."""
+        job, reading = self._job, self._reading
+        self._job = self._reading = None
+        if reading is not None:
+            reading.add_done_callback(_outcome_unwanted)
+        if job is not None and not job.cancel():
+            concurrent.futures.wait([job])
+
+    def _hand_over(self) -> None:
+        batch, self._batch = self._batch, []
+        size, self._ahead = self._ahead, 0
+        if self._pool is None or size < OFFLOAD_MIN_BYTES:
+            self._engine.feed(batch[0]) if len(batch) == 1 else self._engine.feed_many(batch)
+        else:
+            self._job = self._pool.submit(self._engine.feed_many, batch)
+            self._reading = asyncio.wrap_future(self._job)
+
+
+def _outcome_unwanted(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled():
+        fut.exception()  # retrieved, so that asyncio does not report it
+
+
 class JobActor:
-    def __init__(self, job: Job, engine: IngestEngine, hooks: ActorHooks) -> None:
+    def __init__(self, job: Job, engine: IngestEngine, hooks: ActorHooks, feed_pool: Executor | None = None) -> None:
         self.job = job
         self.engine = engine
         self._hooks = hooks
+        #: Where large body pieces are read (None: on the event loop).
+        self._feed_pool = feed_pool
         self._busy = False
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._holder: asyncio.Task[object] | None = None
@@ -126,11 +198,14 @@ class JobActor:
         engine.start_request()
         if reset is not None:
             engine.reset_buckets(*reset)
+        feeder = _Feeder(engine, self._feed_pool)
         try:
             async for chunk in chunks:
-                engine.feed(chunk)
+                await feeder.add(chunk)
+            await feeder.finish()
             body: bytes = engine.finish_request(now_ms())
         except BaseException:
+            feeder.settle()
             engine.abort_request()  # what was read stays in the in-memory totals, not yet persisted
             self._hooks.results_ready(self)  # buckets finished before the failure are final
             raise

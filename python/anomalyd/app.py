@@ -12,6 +12,7 @@ import json
 import os
 import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator
 
 import structlog
@@ -57,7 +58,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     writer.start()
     results_writer = ResultsWriter(store, settings.commit_interval)
     results_writer.start()
-    registry = JobRegistry(store, writer, results_writer, settings.max_document_bytes, settings.snapshot_interval)
+    # Large body pieces are read on these threads, with the GIL released: one per core, so
+    # that bodies for different jobs are read in parallel (see actor.py).
+    feed_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="anomalyd-feed")
+    registry = JobRegistry(store, writer, results_writer, settings.max_document_bytes, settings.snapshot_interval,
+                           feed_pool)
     await registry.start()
     app[NODE] = await _node(store, settings)
     app[REGISTRY] = registry
@@ -66,6 +71,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await registry.stop()
+        feed_pool.shutdown(wait=True)
         await store.close()
         log.info("stopped")
 

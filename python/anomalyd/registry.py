@@ -13,6 +13,7 @@ import asyncio
 import fnmatch
 import json
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,8 +43,10 @@ class Job:
 
 class JobRegistry:
     def __init__(self, store: Store, writer: CountsWriter, results_writer: results.ResultsWriter,
-                 max_document_bytes: int, snapshot_interval: float = 300.0) -> None:
+                 max_document_bytes: int, snapshot_interval: float = 300.0, feed_pool: Executor | None = None) -> None:
         self.store = store
+        #: Worker threads that read large body pieces (see actor.py).
+        self.feed_pool = feed_pool
         self.writer = writer
         self.results = results_writer
         self.max_document_bytes = max_document_bytes
@@ -146,7 +149,7 @@ class JobRegistry:
                 engine.restore_model(model[0])
             except ValueError as e:
                 log.warning("model_snapshot_discarded", job_id=job.job_id, reason=str(e))
-        job.actor = JobActor(job, engine, self)
+        job.actor = JobActor(job, engine, self, self.feed_pool)
         job.state = "opened"
 
     # -- what actors report (ActorHooks) ------------------------------------------------------
