@@ -1,6 +1,6 @@
 //! `anomalyd._native`: the Python binding of the native core.
 //!
-//! Python hands over body chunks (zero-copy for `bytes` and read-only buffers) and gets back
+//! Python hands over body chunks (zero-copy for `bytes`) and gets back
 //! finished JSON; it never sees an individual record. Scanning releases the GIL for chunks big
 //! enough to be worth it, and the actor feeds those on worker threads, so two jobs can use two
 //! cores.
@@ -60,32 +60,25 @@ struct EngineState {
     response: String,
 }
 
-/// A body chunk the engine can read without the GIL: `bytes` and read-only buffers in place,
-/// anything writable copied (it could change once the GIL is released).
+/// A body chunk the engine can read without the GIL: `bytes` in place (immutable), anything
+/// else copied (a buffer's owner may change it while the GIL is released, even through a
+/// read-only view). aiohttp hands over `bytes`.
 enum Chunk<'py> {
     Bytes(Bound<'py, PyBytes>),
-    Buffer(PyBuffer<u8>),
     Copy(Vec<u8>),
 }
 
 impl<'py> Chunk<'py> {
     fn of(data: &Bound<'py, PyAny>) -> PyResult<Self> {
-        if let Ok(b) = data.cast::<PyBytes>() {
-            return Ok(Chunk::Bytes(b.clone()));
+        match data.cast::<PyBytes>() {
+            Ok(b) => Ok(Chunk::Bytes(b.clone())),
+            Err(_) => Ok(Chunk::Copy(PyBuffer::<u8>::get(data)?.to_vec(data.py())?)),
         }
-        let buf = PyBuffer::<u8>::get(data)?;
-        if buf.readonly() && buf.is_c_contiguous() {
-            return Ok(Chunk::Buffer(buf));
-        }
-        Ok(Chunk::Copy(buf.to_vec(data.py())?))
     }
 
     fn bytes(&self) -> &[u8] {
         match self {
             Chunk::Bytes(b) => b.as_bytes(),
-            // SAFETY: a read-only, C-contiguous buffer of `len_bytes()` bytes, kept alive (and
-            // unchangeable through the buffer protocol) by `buf` for as long as `self` lives.
-            Chunk::Buffer(buf) => unsafe { std::slice::from_raw_parts(buf.buf_ptr() as *const u8, buf.len_bytes()) },
             Chunk::Copy(v) => v,
         }
     }
@@ -111,13 +104,15 @@ impl PyIngestEngine {
     }
 
     /// Feed chunks in order; the GIL is released when they are large enough to be worth it.
+    /// The engine is locked per chunk, so that a read of the totals meanwhile waits for one
+    /// chunk at most (the actor lets no other change in between).
     fn feed_chunks(&self, py: Python<'_>, chunks: &[Chunk<'_>]) -> PyResult<()> {
         let slices: Vec<&[u8]> = chunks.iter().map(Chunk::bytes).collect();
-        let feed = |state: &mut EngineState| slices.iter().try_for_each(|s| state.inner.feed(s));
         let r = if slices.iter().map(|s| s.len()).sum::<usize>() >= DETACH_MIN_BYTES {
-            py.detach(|| feed(&mut self.engine_detached()))
+            py.detach(|| slices.iter().try_for_each(|s| self.engine_detached().inner.feed(s)))
         } else {
-            feed(&mut self.engine(py))
+            let mut state = self.engine(py);
+            slices.iter().try_for_each(|s| state.inner.feed(s))
         };
         r.map_err(stream_error)
     }

@@ -819,6 +819,9 @@ async def test_human_adds_timestamp_strings(client):
     status, error = await post(client, b'{"time":"1403481900"}', human="yes")
     assert status == 400 and error["error"]["reason"] == "Failed to parse value [yes] as only [true] or [false] are allowed."
     assert (await job_stats(client))["data_counts"]["processed_record_count"] == 3  # the refused body was not read
+    # the parameter is checked before anything else
+    assert (await post(client, b"{}", path=f"{BASE}/no-such-job/_data", human="yes"))[0] == 400
+    assert (await client.get(f"{BASE}/nothing-*/_stats", params={"human": "yes"})).status == 400
 
 
 def test_iso_millis_any_64_bit_value():

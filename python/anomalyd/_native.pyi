@@ -26,7 +26,8 @@ class IngestEngine:
         """`config`: the job's JSON; `data_counts`: its persisted lifetime totals (JSON)."""
     def start_request(self) -> None: ...
     def feed(self, data: bytes | bytearray | memoryview) -> None:
-        """Feed the next chunk of the body (zero-copy; the GIL is released for large chunks)."""
+        """Feed the next chunk of the body (`bytes` zero-copy, other buffers copied; the GIL is
+        released for large chunks)."""
     def feed_many(self, chunks: list[bytes | bytearray | memoryview]) -> None:
         """Feed the next chunks of the body, in order, in one call (for a worker thread: the
         GIL is released while they are read, and reads of the totals meanwhile wait)."""

@@ -34,7 +34,8 @@ QUEUE_CAPACITY = 100
 OFFLOAD_MIN_BYTES = 64 << 10
 #: Pieces that arrive while the engine reads earlier ones are handed over together, up to this
 #: many bytes; then receiving waits for the engine (and the socket's flow control takes over).
-FEED_AHEAD_BYTES = 8 << 20
+#: Also bounds what a failing request waits for on the loop (`_Feeder.settle`).
+FEED_AHEAD_BYTES = 2 << 20
 
 
 def now_ms() -> int:

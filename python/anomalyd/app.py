@@ -50,6 +50,14 @@ async def _node(store: Store, settings: Settings) -> NodeInfo:
     )
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, e.g. under `taskset`), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = Store(settings.data_dir)
@@ -60,7 +68,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     results_writer.start()
     # Large body pieces are read on these threads, with the GIL released: one per core, so
     # that bodies for different jobs are read in parallel (see actor.py).
-    feed_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="anomalyd-feed")
+    feed_pool = ThreadPoolExecutor(max_workers=_usable_cpus(), thread_name_prefix="anomalyd-feed")
     registry = JobRegistry(store, writer, results_writer, settings.max_document_bytes, settings.snapshot_interval,
                            feed_pool)
     await registry.start()
@@ -70,9 +78,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await registry.stop()
-        feed_pool.shutdown(wait=True)
-        await store.close()
+        try:
+            await registry.stop()
+        finally:
+            feed_pool.shutdown(wait=True)
+            await store.close()
         log.info("stopped")
 
 

@@ -60,17 +60,19 @@ class _Watchdog:
     timeout around every read.
     """
 
-    __slots__ = ("request", "timeout", "progress", "seen", "handle")
+    __slots__ = ("request", "timeout", "progress", "seen", "busy", "handle")
 
     def __init__(self, request: web.Request, timeout: float) -> None:
         self.request = request
         self.timeout = timeout
         self.progress = 0
         self.seen = -1
+        #: The body's reader is busy with a piece (waiting for the engine is not the client's fault).
+        self.busy = False
         self.handle = asyncio.get_running_loop().call_later(timeout, self._check)
 
     def _check(self) -> None:
-        if self.progress != self.seen:
+        if self.progress != self.seen or self.busy:
             self.seen = self.progress
             self.handle = asyncio.get_running_loop().call_later(self.timeout, self._check)
         elif self.request.transport is not None:
@@ -99,7 +101,9 @@ async def _body_chunks(request: web.Request, read_timeout: float) -> AsyncIterat
             if not chunk:
                 return
             watchdog.progress += 1
+            watchdog.busy = True
             yield chunk
+            watchdog.busy = False
     finally:
         watchdog.cancel()
 
@@ -119,9 +123,9 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
     length = request.headers.get("Content-Length")  # already validated by the HTTP parser
     if length is not None and int(length) > settings.max_content_length:
         return web.Response(status=413)
+    human = has_query and wants_human(request)
     actor = app[REGISTRY].actor_for_data(job_id)
     reset = reset_range(request) if has_query else None  # validated after the open check
-    human = has_query and wants_human(request)
     try:
         if reset is None and content.is_eof():
             # The whole body is here already (small requests): one native call, and no turn

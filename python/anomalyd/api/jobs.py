@@ -73,7 +73,7 @@ def _node_json(request: web.Request) -> dict[str, Any]:
     }
 
 
-def job_stats(request: web.Request, registry: JobRegistry, job: Job) -> dict[str, Any]:
+def job_stats(request: web.Request, registry: JobRegistry, job: Job, human: bool = False) -> dict[str, Any]:
     from ..actor import now_ms
 
     counts = registry.data_counts(job)
@@ -96,7 +96,7 @@ def job_stats(request: web.Request, registry: JobRegistry, job: Job) -> dict[str
         "forecasts_stats": {"total": 0, "forecasted_jobs": 0},
         "state": job.state,
     }
-    if wants_human(request):
+    if human:
         out["data_counts"] = with_time_strings(counts)
         out["model_size_stats"] = with_time_strings(out["model_size_stats"])
     if job.actor is not None:
@@ -112,9 +112,10 @@ async def get_stats(request: web.Request) -> web.Response:
     reject_unknown_query(request, frozenset({"allow_no_match", "allow_no_jobs"}))
     q = dict(request.query)
     allow = as_bool(q, "allow_no_match", as_bool(q, "allow_no_jobs", True))
+    human = wants_human(request)
     registry = _registry(request)
     jobs = registry.select(request.match_info.get("job_id"), allow)
-    return json_response({"count": len(jobs), "jobs": [job_stats(request, registry, j) for j in jobs]})
+    return json_response({"count": len(jobs), "jobs": [job_stats(request, registry, j, human) for j in jobs]})
 
 
 async def reset_features(request: web.Request) -> web.Response:
