@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -869,7 +870,8 @@ async def test_large_bodies_of_two_jobs_are_read_on_worker_threads(client):
         counts = await r.json()
         assert (counts["processed_record_count"], counts["input_bytes"]) == (n, len(body))
     assert polls > 0
-    assert any(t.name.startswith("anomalyd-feed") for t in threading.enumerate())
+    if len(os.sched_getaffinity(0)) > 1:  # with one CPU there is no feed pool
+        assert any(t.name.startswith("anomalyd-feed") for t in threading.enumerate())
     for j in (J, "second"):
         assert (await job_stats(client, j))["data_counts"]["processed_record_count"] == n
 

@@ -67,8 +67,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     results_writer = ResultsWriter(store, settings.commit_interval)
     results_writer.start()
     # Large body pieces are read on these threads, with the GIL released: one per core, so
-    # that bodies for different jobs are read in parallel (see actor.py).
-    feed_pool = ThreadPoolExecutor(max_workers=_usable_cpus(), thread_name_prefix="anomalyd-feed")
+    # that bodies for different jobs are read in parallel (see actor.py). With one usable CPU
+    # there is nothing to run in parallel, and the hand-offs would only cost: none.
+    cpus = _usable_cpus()
+    feed_pool = ThreadPoolExecutor(max_workers=cpus, thread_name_prefix="anomalyd-feed") if cpus > 1 else None
     registry = JobRegistry(store, writer, results_writer, settings.max_document_bytes, settings.snapshot_interval,
                            feed_pool)
     await registry.start()
@@ -81,7 +83,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         try:
             await registry.stop()
         finally:
-            feed_pool.shutdown(wait=True)
+            if feed_pool is not None:
+                feed_pool.shutdown(wait=True)
             await store.close()
         log.info("stopped")
 
