@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -419,6 +420,25 @@ async def test_unknown_query_parameter(client):
         assert body["error"]["reason"] == f"request [{path}] contains unrecognized parameter: [bogus]"
     # common parameters are fine
     assert (await client.get(f"{BASE}/j", params={"pretty": "true"})).status == 200
+
+
+async def test_pretty_lays_out_json_as_elasticsearch_does(client):
+    """`?pretty` (as curl users add to every call): Jackson's layout, errors included."""
+    await put(client, "j")
+    r = await client.get(f"{BASE}/j/_stats", params={"pretty": ""})
+    text = await r.text()
+    assert r.status == 200 and text.endswith("}\n")
+    assert text.startswith('{\n  "count" : 1,\n  "jobs" : [ {\n    "job_id" : "j",\n    "data_counts" : {\n')
+    compact = await (await client.get(f"{BASE}/j/_stats")).json()
+    assert json.loads(text)["jobs"][0]["data_counts"] == compact["jobs"][0]["data_counts"]
+    r = await client.post(f"{BASE}/nope/_data", params={"pretty": "true"}, data=b"{}", headers=NDJSON)
+    assert r.status == 409
+    assert (await r.text()).startswith('{\n  "error" : {\n    "root_cause" : [ {\n      "type" : "status_exception",')
+    from anomalyd.api.pretty import render
+    assert render('{"a":[],"b":{},"c":[1,"\u00e9",{"d":null}],"e":1.5}'.encode()) == (
+        '{\n  "a" : [ ],\n  "b" : { },\n  "c" : [ 1, "\u00e9", {\n    "d" : null\n  } ],\n  "e" : 1.5\n}\n').encode()
+    compact = await (await client.get(f"{BASE}/j", params={"pretty": "false"})).text()
+    assert "\n" not in compact
 
 
 async def test_a_route_added_without_the_envelope_stops_start_up(aiohttp_client, settings) -> None:

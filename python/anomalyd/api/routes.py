@@ -2,8 +2,8 @@
 
 Each handler is registered through :class:`Routes`, which wraps it in :func:`_endpoint`: with
 security on it authorizes first, it renders any failure in Elasticsearch's envelope
-(:func:`anomalyd.errors.failure_response`), stamps ``X-Elastic-Product`` and counts the status
-for /metrics. A request no route takes reaches :func:`route_miss` (a catch-all registered last),
+(:func:`anomalyd.errors.failure_response`), lays the JSON out for ``?pretty``, stamps
+``X-Elastic-Product`` and counts the status for /metrics. A request no route takes reaches :func:`route_miss` (a catch-all registered last),
 which answers Elasticsearch's 405 or 400 through the same wrapper.
 
 Why a wrapper per route rather than an aiohttp middleware: as soon as an application has one
@@ -24,6 +24,7 @@ from ..auth import AUTHENTICATOR, Authenticator, authorize
 from ..errors import failure_response
 from ..keys import REQUEST_STATS, SETTINGS
 from ..privileges import Action, action_for
+from .pretty import prettify, wants_pretty
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: An `istr`, so that stamping it on every response skips case-folding the name.
@@ -41,6 +42,8 @@ def _endpoint(handler: Handler, by_status: dict[int, int], auth: tuple[Authentic
             response = await handler(request)
         except (Exception, PanicException) as e:  # noqa: BLE001 - every failure leaves in the envelope
             response = failure_response(request, e)
+        if request.rel_url.raw_query_string and wants_pretty(request):
+            prettify(response)
         response.headers[PRODUCT_HEADER] = "Elasticsearch"
         by_status[response.status] += 1
         return response
