@@ -441,6 +441,25 @@ async def test_pretty_lays_out_json_as_elasticsearch_does(client):
     assert "\n" not in compact
 
 
+async def test_filter_path(client):
+    """`?filter_path`: dotted paths with `*` and `**`, `-` to remove; arrays transparent; errors
+    unfiltered; with `pretty` the filtered answer is laid out."""
+    await put(client, "j")
+    await put(client, "k")
+    r = await client.get(f"{BASE}/_stats", params={"filter_path": "count,jobs.job_id,jobs.data_counts.input_bytes"})
+    assert await r.json() == {"count": 2, "jobs": [{"job_id": "j", "data_counts": {"input_bytes": 0}},
+                                                   {"job_id": "k", "data_counts": {"input_bytes": 0}}]}
+    r = await client.get(f"{BASE}/j/_stats", params={"filter_path": "**.processed_*"})
+    assert await r.json() == {"jobs": [{"data_counts": {"processed_record_count": 0, "processed_field_count": 0}}]}
+    r = await client.get(f"{BASE}/j/_stats", params={"filter_path": "-jobs,-nothing"})
+    assert await r.json() == {"count": 1}
+    assert await (await client.get(f"{BASE}/j", params={"filter_path": "nothing"})).json() == {}
+    r = await client.get(f"{BASE}/nope", params={"filter_path": "count"})
+    assert r.status == 404 and (await r.json())["error"]["type"] == "resource_not_found_exception"
+    r = await client.get(f"{BASE}/j/_stats", params={"filter_path": "count", "pretty": ""})
+    assert await r.text() == '{\n  "count" : 1\n}\n'
+
+
 async def test_a_route_added_without_the_envelope_stops_start_up(aiohttp_client, settings) -> None:
     # It would answer without authorization, outside the error envelope and uncounted.
     from aiohttp import web

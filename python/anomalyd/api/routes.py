@@ -2,7 +2,7 @@
 
 Each handler is registered through :class:`Routes`, which wraps it in :func:`_endpoint`: with
 security on it authorizes first, it renders any failure in Elasticsearch's envelope
-(:func:`anomalyd.errors.failure_response`), lays the JSON out for ``?pretty``, stamps
+(:func:`anomalyd.errors.failure_response`), applies ``?filter_path`` and ``?pretty``, stamps
 ``X-Elastic-Product`` and counts the status for /metrics. A request no route takes reaches :func:`route_miss` (a catch-all registered last),
 which answers Elasticsearch's 405 or 400 through the same wrapper.
 
@@ -24,6 +24,7 @@ from ..auth import AUTHENTICATOR, Authenticator, authorize
 from ..errors import failure_response
 from ..keys import REQUEST_STATS, SETTINGS
 from ..privileges import Action, action_for
+from .filter_path import filter_response
 from .pretty import prettify, wants_pretty
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -42,8 +43,10 @@ def _endpoint(handler: Handler, by_status: dict[int, int], auth: tuple[Authentic
             response = await handler(request)
         except (Exception, PanicException) as e:  # noqa: BLE001 - every failure leaves in the envelope
             response = failure_response(request, e)
-        if request.rel_url.raw_query_string and wants_pretty(request):
-            prettify(response)
+        if request.rel_url.raw_query_string:  # the common parameters that shape the answer
+            filter_response(request, response)
+            if wants_pretty(request):
+                prettify(response)
         response.headers[PRODUCT_HEADER] = "Elasticsearch"
         by_status[response.status] += 1
         return response
