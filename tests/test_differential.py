@@ -213,13 +213,19 @@ def chunks_of(body: bytes, how, rnd):
     return [body[a:b] for a, b in zip([0] + cuts, cuts + [len(body)])]
 
 
-def run_engine(eng, chunks, now):
+def run_engine(eng, chunks, now, fed_on_failure=None):
+    """One request; `fed_on_failure` given: all chunks in one `feed_many` call (as a worker
+    thread reads them), and on failure the bytes fed are those of the same chunks fed one by one."""
     fed = 0
     eng.start_request()
     try:
-        for c in chunks:
-            fed += len(c)
-            eng.feed(c)
+        if fed_on_failure is not None:
+            fed = fed_on_failure
+            eng.feed_many(chunks)
+        else:
+            for c in chunks:
+                fed += len(c)
+                eng.feed(c)
         return True, json.loads(eng.finish_request(now)), fed
     except _native.MalformedInputError:
         eng.abort_request()
@@ -228,7 +234,7 @@ def run_engine(eng, chunks, now):
 
 def check(cfg, bodies, rnd):
     ref = ReferenceJob(cfg)
-    hows = ["whole", "random", "bytes"]
+    hows = ["whole", "random", "many", "bytes"]  # "many": the random chunks in one feed_many call
     engines = [_native.IngestEngine(cfg.to_json(), None, 1 << 24) for _ in hows]
     byte_offset = [0] * len(hows)
     for i, b in enumerate(bodies):
@@ -238,8 +244,15 @@ def check(cfg, bodies, rnd):
         except OutsideWindow:
             assume(False)  # unspecified case, see the report
         stats = ref.stats()
+        random_chunks, random_fed = None, 0
         for k, (eng, how) in enumerate(zip(engines, hows)):
-            e_ok, e_resp, fed = run_engine(eng, chunks_of(b, how, rnd), now)
+            if how == "many":
+                e_ok, e_resp, fed = run_engine(eng, random_chunks, now, fed_on_failure=random_fed)
+            else:
+                chunks = chunks_of(b, how, rnd)
+                e_ok, e_resp, fed = run_engine(eng, chunks, now)
+                if how == "random":
+                    random_chunks, random_fed = chunks, fed
             ctx = f"request {i} ({how}) body={b!r}"
             assert e_ok == ok, f"{ctx}: engine {'succeeded' if e_ok else 'failed'}, reference {'succeeded' if ok else 'failed'}: {e_resp}"
             if ok:
