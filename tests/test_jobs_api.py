@@ -494,3 +494,49 @@ async def test_a_panic_in_the_core_leaves_in_the_envelope(aiohttp_client, settin
     r = await client.get("/_boom")
     assert r.status == 500 and r.headers["X-Elastic-Product"] == "Elasticsearch"
     assert (await r.json())["error"]["type"] == "exception"
+
+
+async def test_update_job(client):
+    """`_update`: merged into the config and returned whole; limits only while closed; strict."""
+    await put(client, "u")
+    r = await client.post(f"{BASE}/u/_update", json={
+        "description": "new", "groups": ["g1"], "analysis_limits": {"model_memory_limit": "20mb"},
+        "detectors": [{"detector_index": 0, "description": "renamed"}], "custom_settings": {"a": 1},
+        "model_snapshot_retention_days": 5, "allow_lazy_open": True})
+    assert r.status == 200, await r.text()
+    config = await r.json()
+    assert (config["description"], config["groups"], config["analysis_limits"]["model_memory_limit"]) == ("new", ["g1"], "20mb")
+    assert config["analysis_config"]["detectors"][0]["detector_description"] == "renamed"
+    assert (config["custom_settings"], config["model_snapshot_retention_days"], config["allow_lazy_open"]) == ({"a": 1}, 5, True)
+    assert (await (await client.get(f"{BASE}/u")).json())["jobs"][0] == config
+    assert (await (await client.get(f"{BASE}/g1")).json())["count"] == 1  # the new group selects it
+    await open_job(client, "u")
+    r = await client.post(f"{BASE}/u/_update", json={"analysis_limits": {"model_memory_limit": "30mb"}})
+    assert (r.status, await r.json()) == (400, es_error(400, "status_exception", "Cannot update analysis_limits while the job is open"))
+    r = await client.post(f"{BASE}/u/_update", json={"description": "while open"})
+    assert r.status == 200 and (await r.json())["description"] == "while open"
+    r = await client.post(f"{BASE}/u/_update", json={"bogus": 1})
+    assert r.status == 400 and (await r.json())["error"]["reason"] == "[job_update] unknown field [bogus]"
+    r = await client.post(f"{BASE}/u/_update", json={"detectors": [{"detector_index": 3}]})
+    assert r.status == 400 and (await r.json())["error"]["reason"] == "Invalid detector_index [3]; must be less than [1]"
+    r = await client.post(f"{BASE}/u/_update", json={"groups": ["u"]})
+    assert r.status == 400 and (await r.json())["error"]["type"] == "resource_already_exists_exception"
+    r = await client.post(f"{BASE}/nope/_update", json={"description": "x"})
+    assert r.status == 404 and (await r.json())["error"]["type"] == "resource_not_found_exception"
+
+
+async def test_data_counts_document(client):
+    """`GET .ml-anomalies-<job>/_doc/<job>_data_counts`: the persisted counts in `get`'s shape."""
+    await put(client, "dc")
+    r = await client.get("/.ml-anomalies-dc/_doc/dc_data_counts")
+    assert (r.status, await r.json()) == (404, {"_index": ".ml-anomalies-dc", "_id": "dc_data_counts", "found": False})
+    await open_job(client, "dc")
+    r = await client.post(f"{BASE}/dc/_data", data=b'{"time":1403481600000}', headers=NDJSON)
+    assert r.status == 202
+    assert (await client.post(f"{BASE}/dc/_close")).status == 200
+    doc = await (await client.get("/.ml-anomalies-shared/_doc/dc_data_counts")).json()
+    assert (doc["found"], doc["_index"], doc["_source"]["processed_record_count"]) == (True, ".ml-anomalies-shared", 1)
+    assert "log_time" in doc["_source"]
+    assert (await client.get("/.ml-anomalies-dc/_doc/other_data_counts")).status == 404
+    r = await client.get("/.ml-anomalies-nojob/_doc/nojob_data_counts")
+    assert r.status == 404 and (await r.json())["error"]["type"] == "index_not_found_exception"

@@ -11,7 +11,8 @@ prefixes parse errors with the JSON position ("[3:5] "); we see a decoded dict, 
 out. Checks made after parsing (ids, retention, duplicate detectors, time field) are top-level
 ``illegal_argument_exception`` errors, as in Elasticsearch.
 
-Also here: ``validate_job_id``, ``parse_time_value`` and config accessors for the server.
+Also here: ``validate_job_id``, ``validate_groups``, ``parse_time_value``, config accessors for the
+server, and the parsing pieces ``jobupdate`` (the ``_update`` API) shares.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from typing import Any, Callable
 
 from ._native import SUPPORTED_FUNCTIONS
 
-__all__ = ["ConfigError", "validate_job_id", "build_job_config", "analysis_fields", "bucket_span_seconds",
-           "latency_seconds", "parse_time_value"]
+__all__ = ["ConfigError", "validate_job_id", "validate_groups", "build_job_config", "analysis_fields",
+           "bucket_span_seconds", "latency_seconds", "parse_time_value"]
 
 X, IAE, STATUS = "x_content_parse_exception", "illegal_argument_exception", "status_exception"
 _ES_TYPES = {STATUS, "parse_exception", "resource_already_exists_exception"}  # ElasticsearchException subclasses
@@ -609,6 +610,18 @@ def validate_job_id(job_id: str) -> None:
         raise ConfigError(f"The job id cannot contain more than {MAX_ID_LENGTH} characters.")
 
 
+def validate_groups(job_id: str, groups: list[str]) -> None:
+    """Group ids follow the job id rule and differ from the job's own id."""
+    for group in groups:
+        if not _ID_RE.fullmatch(group):
+            raise ConfigError(f"Invalid group id '{group}'; must be non-empty string and may contain lowercase "
+                              f"alphanumeric (a-z and 0-9), hyphens or underscores; must start and end with "
+                              f"alphanumeric")
+        if group == job_id:
+            raise ConfigError(f"job and group names must be unique but job [{group}] and group [{group}] have the "
+                              f"same name", type="resource_already_exists_exception")
+
+
 def _not_less(value: int | None, minimum: int, field: str) -> None:
     if value is not None and value < minimum:
         raise ConfigError(f"{field} cannot be less than {_num(minimum)}. Value = {_num(value)}")
@@ -636,14 +649,7 @@ def _validate_job(job_id: str, j: dict) -> None:
     if daily is not None and daily > retention:
         raise ConfigError(f"The value of daily_model_snapshot_retention_after_days [{_num(daily)}] cannot be greater "
                           f"than model_snapshot_retention_days [{_num(retention)}]")
-    for group in j.get("groups", []):
-        if not _ID_RE.fullmatch(group):
-            raise ConfigError(f"Invalid group id '{group}'; must be non-empty string and may contain lowercase "
-                              f"alphanumeric (a-z and 0-9), hyphens or underscores; must start and end with "
-                              f"alphanumeric")
-        if group == job_id:
-            raise ConfigError(f"job and group names must be unique but job [{group}] and group [{group}] have the "
-                              f"same name", type="resource_already_exists_exception")
+    validate_groups(job_id, j.get("groups", []))
     if (index := j.get("results_index_name")) and not _ID_RE.fullmatch(index):
         raise ConfigError(f"Invalid results_index_name; '{index}' {_ID_RULE}")
     seen: list[dict] = []

@@ -56,6 +56,7 @@ ACTIONS: dict[tuple[str, str], Action] = {
     ("GET", JOBS + "/{job_id}/_stats"): Action("cluster:monitor/xpack/ml/job/stats/get", MONITOR_ML),
     ("PUT", JOBS + "/{job_id}"): Action("cluster:admin/xpack/ml/job/put", MANAGE_ML),
     ("DELETE", JOBS + "/{job_id}"): Action("cluster:admin/xpack/ml/job/delete", MANAGE_ML),
+    ("POST", JOBS + "/{job_id}/_update"): Action("cluster:admin/xpack/ml/job/update", MANAGE_ML),
     ("POST", JOBS + "/{job_id}/_open"): Action("cluster:admin/xpack/ml/job/open", MANAGE_ML),
     ("POST", JOBS + "/{job_id}/_close"): Action("cluster:admin/xpack/ml/job/close", MANAGE_ML),
     ("POST", JOBS + "/{job_id}/_flush"): Action("cluster:admin/xpack/ml/job/flush", MANAGE_ML),
@@ -66,6 +67,9 @@ ACTIONS: dict[tuple[str, str], Action] = {
     ("PUT", "/_security/api_key"): Action("cluster:admin/xpack/security/api_key/create", SECURITY),
     ("DELETE", "/_security/api_key"): Action("cluster:admin/xpack/security/api_key/invalidate", SECURITY),
     ("GET", "/_security/_authenticate"): Action("cluster:admin/xpack/security/user/authenticate", AUTHENTICATED),
+    # The data-counts document in the results index (Elasticsearch: `read` on `.ml-anomalies-*`,
+    # which the ML roles hold).
+    ("GET", "/.ml-anomalies-{name}/_doc/{doc_id}"): Action("indices:data/read/get", MONITOR_ML),
     # Results endpoints, authorized ahead of their handlers (GET and POST, as in Elasticsearch).
     **{
         (method, JOBS + "/{job_id}/results/" + path): Action(f"cluster:monitor/xpack/ml/job/results/{kind}/get", MONITOR_ML)

@@ -23,6 +23,7 @@ from . import errors, results
 from ._native import IngestEngine, validate_time_format
 from .actor import JobActor, now_ms
 from .jobconfig import build_job_config, check_supported, validate_job_id
+from .jobupdate import apply_update
 from .store import CountsWriter, Store
 
 ES_VERSION = "8.19.3"
@@ -130,6 +131,14 @@ class JobRegistry:
         except BaseException:
             self.jobs.pop(job_id, None)
             raise
+        return config
+
+    async def update(self, job_id: str, body: Any) -> dict[str, Any]:
+        """`_update`: the job's config with the update applied, stored."""
+        job = self.get(job_id)
+        config = apply_update(job.config, body, job_open=job.actor is not None)
+        await self.store.update_job(job_id, state=job.state, config=config)
+        job.config = config
         return config
 
     async def open(self, job_id: str) -> None:

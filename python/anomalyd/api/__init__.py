@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from . import data, jobs, metrics, results, root, security
+from . import data, documents, jobs, metrics, results, root, security
 from .routes import Routes, check_every_route
 
 
@@ -16,5 +16,6 @@ def setup_routes(app: web.Application) -> None:
     results.setup(routes)
     metrics.setup(routes)
     security.setup(routes)
+    documents.setup(routes)
     routes.add_route_miss()
     app.on_startup.append(check_every_route)

@@ -1,4 +1,4 @@
-"""The job API: create, get, delete, open, close, stats, and the feature reset."""
+"""The job API: create, get, update, delete, open, close, stats, and the feature reset."""
 
 from __future__ import annotations
 
@@ -40,6 +40,12 @@ async def delete_job(request: web.Request) -> web.Response:
     force = as_bool(dict(request.query), "force", False)
     await _registry(request).delete(request.match_info["job_id"], force)
     return json_response({"acknowledged": True})
+
+
+async def update_job(request: web.Request) -> web.Response:
+    reject_unknown_query(request, frozenset())
+    body = await json_body(request, required=True)
+    return json_response(await _registry(request).update(request.match_info["job_id"], body))
 
 
 async def open_job(request: web.Request) -> web.Response:
@@ -132,6 +138,7 @@ def setup(routes: Routes) -> None:
     r.add_route("PUT", BASE + "/{job_id}", put_job)
     r.add_route("GET", BASE + "/{job_id}", get_jobs)
     r.add_route("DELETE", BASE + "/{job_id}", delete_job)
+    r.add_route("POST", BASE + "/{job_id}/_update", update_job)
     r.add_route("POST", BASE + "/{job_id}/_open", open_job)
     r.add_route("POST", BASE + "/{job_id}/_close", close_job)
     r.add_route("POST", "/_features/_reset", reset_features)

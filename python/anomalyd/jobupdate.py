@@ -1,0 +1,96 @@
+"""``POST _ml/anomaly_detectors/<job_id>/_update``: Elasticsearch's ``JobUpdate``, for the settings
+anomalyd has.
+
+The body is parsed strictly (``[job_update] unknown field [...]``), checked as Elasticsearch checks
+an update, and merged into the job's config, which is returned whole. Analysis limits change only
+while the job is closed. Settings that would change what the analysis does and that anomalyd does
+not analyse (custom rules, categorization) are refused with a clear 400 rather than stored unused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .jobconfig import (BOOL, NUM, OBJ, OBJ_ARRAY, STATUS, STR, STR_ARRAY, STR_OR_NULL, ConfigError, _analysis_limits,
+                        _long, _model_plot_config, _not_less, _num, _objects, _parse_object, _strings, _time_value,
+                        validate_groups)
+
+
+def _detector_update(raw: dict) -> dict:
+    fields = {"detector_index": (NUM, _long), "description": (STR, str), "custom_rules": (OBJ_ARRAY, _objects)}
+    d = _parse_object("detector_update", raw, fields, required=("detector_index",))
+    if d.get("custom_rules"):
+        raise ConfigError("custom_rules are not supported by anomalyd yet")
+    return d
+
+
+def apply_update(config: dict[str, Any], body: Any, *, job_open: bool) -> dict[str, Any]:
+    """The job's config with `body` applied (a new dict), or ConfigError."""
+    if not isinstance(body, dict):
+        raise ConfigError(f"Expected START_OBJECT but was: {type(body).__name__}", type="x_content_parse_exception")
+    days = (NUM, _long)
+    u = _parse_object("job_update", body, {
+        "job_id": (STR, str), "groups": (STR_ARRAY, _strings), "description": (STR_OR_NULL, lambda v: v),
+        "detectors": (OBJ_ARRAY, lambda v: [_detector_update(d) for d in _objects(v)]),
+        "model_plot_config": (OBJ, _model_plot_config), "analysis_limits": (OBJ, _analysis_limits),
+        "renormalization_window_days": days,
+        "background_persist_interval": (STR, lambda v: _time_value(v, "background_persist_interval")),
+        "results_retention_days": days, "model_snapshot_retention_days": days,
+        "daily_model_snapshot_retention_after_days": days, "custom_settings": (OBJ, lambda v: v),
+        "allow_lazy_open": (BOOL, lambda v: v if isinstance(v, bool) else v == "true"),
+        "model_prune_window": (STR, lambda v: _time_value(v, "model_prune_window")),
+        "categorization_filters": (STR_ARRAY, _strings), "per_partition_categorization": (OBJ, lambda v: v),
+    })
+    job_id = config["job_id"]
+    if u.get("job_id", job_id) != job_id:
+        raise ConfigError(f"Inconsistent job_id; '{u['job_id']}' specified in the body differs from '{job_id}' "
+                          "specified as a URL argument")
+    if "categorization_filters" in u or "per_partition_categorization" in u:
+        raise ConfigError("categorization is not supported by anomalyd yet")
+    if "analysis_limits" in u and job_open:
+        raise ConfigError("Cannot update analysis_limits while the job is open", type=STATUS)
+    out = dict(config)
+    if "groups" in u:
+        validate_groups(job_id, u["groups"])
+        if u["groups"]:
+            out["groups"] = u["groups"]
+        else:
+            out.pop("groups", None)
+    if "description" in u:
+        if u["description"] is None:
+            out.pop("description", None)
+        else:
+            out["description"] = u["description"]
+    if "detectors" in u:
+        detectors = [dict(d) for d in config["analysis_config"]["detectors"]]
+        for d in u["detectors"]:
+            index = d["detector_index"]
+            if not 0 <= index < len(detectors):
+                raise ConfigError(f"Invalid detector_index [{index}]; must be less than [{len(detectors)}]")
+            if "description" in d:
+                detectors[index]["detector_description"] = d["description"]
+        out["analysis_config"] = {**config["analysis_config"], "detectors": detectors}
+    if "analysis_limits" in u:
+        limits = dict(config["analysis_limits"])
+        if (mml := u["analysis_limits"].get("model_memory_limit")) is not None:
+            limits["model_memory_limit"] = f"{mml}mb"
+        if (cel := u["analysis_limits"].get("categorization_examples_limit")) is not None:
+            limits["categorization_examples_limit"] = cel
+        out["analysis_limits"] = limits
+    if "model_prune_window" in u:
+        out["analysis_config"] = {**out["analysis_config"], "model_prune_window": u["model_prune_window"].string_rep()}
+    if "background_persist_interval" in u:
+        out["background_persist_interval"] = u["background_persist_interval"].string_rep()
+    for key in ("model_plot_config", "renormalization_window_days", "results_retention_days",
+                "model_snapshot_retention_days", "daily_model_snapshot_retention_after_days", "custom_settings",
+                "allow_lazy_open"):
+        if key in u:
+            out[key] = u[key]
+    for key in ("renormalization_window_days", "results_retention_days", "model_snapshot_retention_days",
+                "daily_model_snapshot_retention_after_days"):
+        _not_less(out.get(key), 0, key)
+    retention, daily = out.get("model_snapshot_retention_days", 10), out.get("daily_model_snapshot_retention_after_days")
+    if daily is not None and daily > retention:
+        raise ConfigError(f"The value of daily_model_snapshot_retention_after_days [{_num(daily)}] cannot be greater "
+                          f"than model_snapshot_retention_days [{_num(retention)}]")
+    return out
