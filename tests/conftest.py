@@ -81,6 +81,25 @@ class Server:
                 self.proc.stderr.close()
 
 
+ES8_DIR = ROOT / ".venv" / "es8"
+ES8_PINS = ("elasticsearch==8.19.3", "elastic-transport==8.19.0")
+
+
+def es8_path() -> Path:
+    """elasticsearch 8.x in a separate target dir under .venv, installed once and reused (the
+    9.x client is the one installed in the venv): put it first on PYTHONPATH of a subprocess."""
+    marker = ES8_DIR / "elasticsearch-8.19.3.dist-info"
+    if not marker.exists():
+        import shutil
+
+        shutil.rmtree(ES8_DIR, ignore_errors=True)
+        r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                            "--target", str(ES8_DIR), *ES8_PINS], capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            pytest.skip(f"could not install {' '.join(ES8_PINS)}: {r.stderr.strip()[-500:]}")
+    return ES8_DIR
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     srv = Server(tmp_path / "data").start()

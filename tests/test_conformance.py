@@ -7,7 +7,10 @@ in between with `POST _features/_reset`, `do` mapped onto the client's API metho
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ import pytest
 import yaml
 from elasticsearch import ApiError, Elasticsearch
 
-from conftest import Server
+from conftest import Server, es8_path
 
 HERE = Path(__file__).resolve().parent / "conformance"
 #: `catch:` names and the statuses they stand for (`request`: any other error status).
@@ -149,10 +152,9 @@ class Runner:
 CASES = [(name, test) for name in ("post_data.yml", "jobs_crud.yml") for test in load(name)[2]]
 
 
-@pytest.mark.parametrize("name,test", CASES, ids=[f"{n}::{t}" for n, t in CASES])
-def test_elasticsearch_rest_test(server: Server, name: str, test: str) -> None:
+def run_case(url: str, name: str, test: str) -> None:
     setup, teardown, tests = load(name)
-    es = Elasticsearch(server.url, request_timeout=30)
+    es = Elasticsearch(url, request_timeout=30)
     es.perform_request("POST", "/_features/_reset", headers={"accept": "application/json"})
     runner = Runner(es)
     runner.run(setup)
@@ -160,3 +162,24 @@ def test_elasticsearch_rest_test(server: Server, name: str, test: str) -> None:
         runner.run(tests[test])
     finally:
         runner.run(teardown)
+
+
+@pytest.mark.parametrize("name,test", CASES, ids=[f"{n}::{t}" for n, t in CASES])
+def test_elasticsearch_rest_test(server: Server, name: str, test: str) -> None:
+    run_case(server.url, name, test)
+
+
+def test_elasticsearch_rest_tests_with_client_8x(server: Server) -> None:
+    """The same files driven by the previous major of the client (in a subprocess)."""
+    env = {**os.environ, "PYTHONPATH": str(es8_path())}
+    r = subprocess.run([sys.executable, __file__, server.url], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split() == ["8.19.3", str(len(CASES))]
+
+
+if __name__ == "__main__":  # python test_conformance.py URL: every case, with whichever client imports
+    import elasticsearch
+
+    for case in CASES:
+        run_case(sys.argv[1], *case)
+    print(elasticsearch.__versionstr__, len(CASES))

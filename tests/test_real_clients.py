@@ -19,11 +19,9 @@ from pathlib import Path
 import pytest
 
 import es_driver
-from conftest import POST_DATA_JOB, ROOT, Server, http_json, job_stats
+from conftest import POST_DATA_JOB, Server, es8_path, http_json, job_stats
 
 BASE = "/_ml/anomaly_detectors"
-ES8_DIR = ROOT / ".venv" / "es8"
-ES8_PINS = ("elasticsearch==8.19.3", "elastic-transport==8.19.0")
 
 # MlBasicMultiNodeIT.testMiniFarequote: 2 lines, 177 bytes, no trailing newline.
 MINI_FAREQUOTE = (
@@ -113,18 +111,6 @@ def test_python_client_9x(server: Server) -> None:
     report = es_driver.run(server.url)
     assert report["client_version"][0] == "9"
     check_client_report(report)
-
-
-def es8_path() -> Path:
-    """elasticsearch 8.x in a separate target dir under .venv, installed once and reused."""
-    marker = ES8_DIR / "elasticsearch-8.19.3.dist-info"
-    if not marker.exists():
-        shutil.rmtree(ES8_DIR, ignore_errors=True)
-        r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                            "--target", str(ES8_DIR), *ES8_PINS], capture_output=True, text=True, timeout=300)
-        if r.returncode != 0:
-            pytest.skip(f"could not install {' '.join(ES8_PINS)}: {r.stderr.strip()[-500:]}")
-    return ES8_DIR
 
 
 def test_python_client_8x(server: Server) -> None:
