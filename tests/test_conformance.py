@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +70,36 @@ def lookup(value: Any, path: str) -> Any:
     return value
 
 
-def matches(actual: Any, expected: Any) -> bool:
-    if isinstance(expected, str) and len(expected) > 1 and expected.startswith("/") and expected.endswith("/"):
-        return re.search(expected.strip("/").strip(), str(actual), re.X) is not None
-    if isinstance(expected, (int, float)) and not isinstance(expected, bool) and isinstance(actual, (int, float)):
+def is_regex(expected: Any) -> bool:
+    return isinstance(expected, str) and len(expected) > 1 and expected.startswith("/") and expected.endswith("/")
+
+
+def java_str(value: Any) -> str:
+    """How the Java runner sees a value as text (`is_true`, `is_false`, regex matches)."""
+    return "true" if value is True else "false" if value is False else str(value)
+
+
+def same(actual: Any, expected: Any) -> bool:
+    """`match` equality: numbers compare by value, booleans only with booleans, containers deep."""
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return type(actual) is type(expected) and actual == expected
+    if isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
         return float(actual) == float(expected)
-    return actual == expected
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return actual.keys() == expected.keys() and all(same(actual[k], v) for k, v in expected.items())
+    if isinstance(expected, list) and isinstance(actual, list):
+        return len(actual) == len(expected) and all(same(a, e) for a, e in zip(actual, expected))
+    return type(actual) is type(expected) and actual == expected
+
+
+def matches(actual: Any, expected: Any) -> bool:
+    if is_regex(expected):  # compiled with COMMENTS, as the Java runner's `match` does
+        return actual is not None and re.search(expected[1:-1], java_str(actual), re.X) is not None
+    return same(actual, expected)
+
+
+#: `skip: features` this runner supports (wire-compat.md §7.9).
+FEATURES = {"headers", "warnings", "allowed_warnings", "contains", "gtelte"}
 
 
 class Runner:
@@ -88,13 +113,16 @@ class Runner:
             if kind == "do":
                 self.do(dict(arg))
             elif kind == "skip":
-                continue
+                features = arg.get("features", [])
+                missing = set([features] if isinstance(features, str) else features) - FEATURES
+                if missing:
+                    pytest.skip(f"needs runner features {sorted(missing)}")
             else:
                 self.check(kind, arg)
 
     def do(self, spec: dict) -> None:
         catch = spec.pop("catch", None)
-        spec.pop("warnings", None)
+        expected_warnings = spec.pop("warnings", [])
         spec.pop("allowed_warnings", None)
         headers = spec.pop("headers", None)
         ((api, params),) = spec.items()
@@ -116,25 +144,29 @@ class Runner:
         for part in api.split("."):
             target = getattr(target, part)
         try:
-            response = target(**params)
+            with warnings.catch_warnings(record=True) as received:
+                warnings.simplefilter("always")
+                response = target(**params)
         except ApiError as e:
             assert catch is not None, f"{api} failed: {e.meta.status} {e.body}"
             status = CATCH.get(catch)
             if status is not None:
                 assert e.meta.status == status, f"{api}: {e.meta.status} instead of {status}: {e.body}"
-            elif catch.startswith("/"):
-                assert matches(json.dumps(e.body), catch), f"{api}: {e.body} does not match {catch}"
+            elif is_regex(catch):  # no COMMENTS flag here, as in the Java runner
+                assert re.search(catch[1:-1], json.dumps(e.body)), f"{api}: {e.body} does not match {catch}"
             else:
                 assert catch == "request" and e.meta.status >= 400
             self.last = e.body
             return
         assert catch is None, f"{api} succeeded, expected {catch}: {response.body}"
+        got = {str(w.message) for w in received}
+        assert set(expected_warnings) <= got, f"{api}: warnings {sorted(got)}, expected {expected_warnings}"
         self.last = response.body
 
     def check(self, kind: str, arg: Any) -> None:
         if kind in ("is_true", "is_false"):
             value = lookup(self.last, arg)
-            truthy = value not in (None, False, 0, "", [], {})
+            truthy = value is not None and java_str(value) not in ("", "false", "0")
             assert truthy == (kind == "is_true"), f"{kind} {arg}: {value!r}"
             return
         ((path, expected),) = arg.items()

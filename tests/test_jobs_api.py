@@ -518,7 +518,12 @@ async def test_update_job(client):
     r = await client.post(f"{BASE}/u/_update", json={"bogus": 1})
     assert r.status == 400 and (await r.json())["error"]["reason"] == "[job_update] unknown field [bogus]"
     r = await client.post(f"{BASE}/u/_update", json={"detectors": [{"detector_index": 3}]})
-    assert r.status == 400 and (await r.json())["error"]["reason"] == "Invalid detector_index [3]; must be less than [1]"
+    assert r.status == 400 and (await r.json())["error"]["reason"] == "Supplied detector_index [3] is >= the number of detectors [1]"
+    for bad, reason in (({"background_persist_interval": "1s"}, "background_persist_interval cannot be less than 3,600. Value = 1"),
+                        ({"model_prune_window": "1s"}, "model_prune_window [1s] must be a multiple of bucket_span [5m]"),
+                        ({"allow_lazy_open": "yes"}, "Failed to parse value [yes] as only [true] or [false] are allowed.")):
+        r = await client.post(f"{BASE}/u/_update", json=bad)
+        assert r.status == 400 and reason in json.dumps(await r.json()), (bad, await r.text())
     r = await client.post(f"{BASE}/u/_update", json={"groups": ["u"]})
     assert r.status == 400 and (await r.json())["error"]["type"] == "resource_already_exists_exception"
     r = await client.post(f"{BASE}/nope/_update", json={"description": "x"})

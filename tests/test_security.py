@@ -46,6 +46,8 @@ ENDPOINTS = [
     ("GET", JOB + "/_stats", None, MONITOR, "cluster:monitor/xpack/ml/job/stats/get"),
     ("PUT", JOB, {}, MANAGE, "cluster:admin/xpack/ml/job/put"),
     ("DELETE", JOB, None, MANAGE, "cluster:admin/xpack/ml/job/delete"),
+    ("POST", JOB + "/_update", {}, MANAGE, "cluster:admin/xpack/ml/job/update"),
+    ("GET", "/.ml-anomalies-j/_doc/j_data_counts", None, MONITOR, "indices:data/read/get"),
     ("POST", JOB + "/_open", None, MANAGE, "cluster:admin/xpack/ml/job/open"),
     ("POST", JOB + "/_close", None, MANAGE, "cluster:admin/xpack/ml/job/close"),
     ("POST", JOB + "/_flush", None, MANAGE, "cluster:admin/xpack/ml/job/flush"),

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from .jobconfig import (BOOL, NUM, OBJ, OBJ_ARRAY, STATUS, STR, STR_ARRAY, STR_OR_NULL, ConfigError, _analysis_limits,
-                        _long, _model_plot_config, _not_less, _num, _objects, _parse_object, _strings, _time_value,
-                        validate_groups)
+                        _bool, _long, _model_plot_config, _not_less, _num, _objects, _parse_object, _strings,
+                        _time_value, validate_groups)
 
 
 def _detector_update(raw: dict) -> dict:
@@ -37,14 +37,11 @@ def apply_update(config: dict[str, Any], body: Any, *, job_open: bool) -> dict[s
         "background_persist_interval": (STR, lambda v: _time_value(v, "background_persist_interval")),
         "results_retention_days": days, "model_snapshot_retention_days": days,
         "daily_model_snapshot_retention_after_days": days, "custom_settings": (OBJ, lambda v: v),
-        "allow_lazy_open": (BOOL, lambda v: v if isinstance(v, bool) else v == "true"),
+        "allow_lazy_open": (BOOL, _bool),
         "model_prune_window": (STR, lambda v: _time_value(v, "model_prune_window")),
         "categorization_filters": (STR_ARRAY, _strings), "per_partition_categorization": (OBJ, lambda v: v),
     })
-    job_id = config["job_id"]
-    if u.get("job_id", job_id) != job_id:
-        raise ConfigError(f"Inconsistent job_id; '{u['job_id']}' specified in the body differs from '{job_id}' "
-                          "specified as a URL argument")
+    job_id = config["job_id"]  # a job_id in the body is overridden by the URL's, as in Elasticsearch
     if "categorization_filters" in u or "per_partition_categorization" in u:
         raise ConfigError("categorization is not supported by anomalyd yet")
     if "analysis_limits" in u and job_open:
@@ -56,17 +53,16 @@ def apply_update(config: dict[str, Any], body: Any, *, job_open: bool) -> dict[s
             out["groups"] = u["groups"]
         else:
             out.pop("groups", None)
-    if "description" in u:
-        if u["description"] is None:
-            out.pop("description", None)
-        else:
-            out["description"] = u["description"]
+    if u.get("description") is not None:  # null leaves it as it is
+        out["description"] = u["description"]
     if "detectors" in u:
         detectors = [dict(d) for d in config["analysis_config"]["detectors"]]
         for d in u["detectors"]:
             index = d["detector_index"]
             if not 0 <= index < len(detectors):
-                raise ConfigError(f"Invalid detector_index [{index}]; must be less than [{len(detectors)}]")
+                raise ConfigError(f"Supplied detector_index [{index}] is >= the number of detectors "
+                                  f"[{len(detectors)}]" if index >= 0 else f"Supplied detector_index [{index}] is < 0",
+                                  type=STATUS)
             if "description" in d:
                 detectors[index]["detector_description"] = d["description"]
         out["analysis_config"] = {**config["analysis_config"], "detectors": detectors}
@@ -77,10 +73,18 @@ def apply_update(config: dict[str, Any], body: Any, *, job_open: bool) -> dict[s
         if (cel := u["analysis_limits"].get("categorization_examples_limit")) is not None:
             limits["categorization_examples_limit"] = cel
         out["analysis_limits"] = limits
-    if "model_prune_window" in u:
-        out["analysis_config"] = {**out["analysis_config"], "model_prune_window": u["model_prune_window"].string_rep()}
-    if "background_persist_interval" in u:
-        out["background_persist_interval"] = u["background_persist_interval"].string_rep()
+    if (window := u.get("model_prune_window")) is not None:
+        # The checks creation makes (Elasticsearch rebuilds the merged job).
+        span = _time_value(config["analysis_config"]["bucket_span"], "bucket_span")
+        if window.seconds % span.seconds or window.seconds // span.seconds < 2:
+            how = "a multiple of" if window.seconds % span.seconds else "at least 2 times greater than"
+            raise ConfigError(f"model_prune_window [{window}] must be {how} bucket_span [{span}]", type=STATUS)
+        out["analysis_config"] = {**out["analysis_config"], "model_prune_window": window.string_rep()}
+    if (interval := u.get("background_persist_interval")) is not None:
+        if interval.nanos % 10**9:
+            raise ConfigError(f"background_persist_interval has to be a multiple of 1s; actual was '{interval}'")
+        _not_less(interval.seconds, 3600, "background_persist_interval")
+        out["background_persist_interval"] = interval.string_rep()
     for key in ("model_plot_config", "renormalization_window_days", "results_retention_days",
                 "model_snapshot_retention_days", "daily_model_snapshot_retention_after_days", "custom_settings",
                 "allow_lazy_open"):

@@ -136,16 +136,24 @@ class JobRegistry:
     async def update(self, job_id: str, body: Any) -> dict[str, Any]:
         """`_update`: the job's config with the update applied, stored."""
         job = self.get(job_id)
-        config = apply_update(job.config, body, job_open=job.actor is not None)
-        await self.store.update_job(job_id, state=job.state, config=config)
+        config = apply_update(job.config, body, job_open=job.state != "closed")
+        # Taken at once, so that an update, open or close that follows builds on it; the store
+        # writes in submission order, and only the config (a state written here could land
+        # after a close's and bring the job back open at the next start).
         job.config = config
+        await self.store.update_config(job_id, config)
         return config
 
     async def open(self, job_id: str) -> None:
         job = self.get(job_id)
-        if job.actor is not None:
+        if job.actor is not None or job.state == "opening":
             raise errors.EsError(409, "status_exception", f"Cannot open job [{job_id}] because it has already been opened")
-        await self._start_actor(job)
+        job.state = "opening"  # until the actor runs: no second open, no analysis-limit update
+        try:
+            await self._start_actor(job)
+        except BaseException:
+            job.state = "closed"
+            raise
         job.config.pop("finished_time", None)
         await self.store.update_job(job_id, state="opened", config=job.config)
 

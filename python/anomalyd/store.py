@@ -142,6 +142,11 @@ class Store:
         stmt = (f"UPDATE jobs SET {', '.join(sets)} WHERE job_id = ?", (*args, job_id))
         await self.submit(lambda db: _tx(db, [stmt]))
 
+    async def update_config(self, job_id: str, config: dict[str, Any]) -> None:
+        """Replace a job's config (its state and counts unchanged)."""
+        stmt = ("UPDATE jobs SET config = ? WHERE job_id = ?", (json.dumps(config, separators=(",", ":")), job_id))
+        await self.submit(lambda db: _tx(db, [stmt]))
+
     async def save_counts(self, counts: dict[str, bytes]) -> None:
         """Write many jobs' lifetime counts in one transaction."""
         stmts = [("UPDATE jobs SET data_counts = ? WHERE job_id = ?", (c.decode(), j)) for j, c in counts.items()]
