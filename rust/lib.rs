@@ -107,6 +107,7 @@ impl PyIngestEngine {
     /// The engine is locked per chunk, so that a read of the totals meanwhile waits for one
     /// chunk at most (the actor lets no other change in between).
     fn feed_chunks(&self, py: Python<'_>, chunks: &[Chunk<'_>]) -> PyResult<()> {
+        // Plain slices: the Python objects that own them cannot go where the GIL is released.
         let slices: Vec<&[u8]> = chunks.iter().map(Chunk::bytes).collect();
         let r = if slices.iter().map(|s| s.len()).sum::<usize>() >= DETACH_MIN_BYTES {
             py.detach(|| slices.iter().try_for_each(|s| self.engine_detached().inner.feed(s)))

@@ -118,7 +118,7 @@ class _Feeder:
         batch, self._batch = self._batch, []
         size, self._ahead = self._ahead, 0
         if self._pool is None or size < OFFLOAD_MIN_BYTES:
-            self._engine.feed(batch[0]) if len(batch) == 1 else self._engine.feed_many(batch)
+            self._engine.feed_many(batch)
         else:
             self._job = self._pool.submit(self._engine.feed_many, batch)
             self._reading = asyncio.wrap_future(self._job)

@@ -12,7 +12,7 @@ out. Checks made after parsing (ids, retention, duplicate detectors, time field)
 ``illegal_argument_exception`` errors, as in Elasticsearch.
 
 Also here: ``validate_job_id``, ``validate_groups``, ``parse_time_value``, config accessors for the
-server, and the parsing pieces ``jobupdate`` (the ``_update`` API) shares.
+server, and the parsing pieces and ``check_*`` rules ``jobupdate`` (the ``_update`` API) shares.
 """
 from __future__ import annotations
 
@@ -474,14 +474,18 @@ def _split_fields(d: dict) -> set[str]:
     return {d[k] for k in ("by_field_name", "over_field_name", "partition_field_name") if k in d}
 
 
+def check_prune_window(window: _TimeValue, span: _TimeValue) -> None:
+    if window.seconds % span.seconds or window.seconds // span.seconds < 2:
+        how = "a multiple of" if window.seconds % span.seconds else "at least 2 times greater than"
+        raise ConfigError(f"model_prune_window [{window}] must be {how} bucket_span [{span}]", type=STATUS)
+
+
 def _build_analysis_config(c: dict) -> None:
     """AnalysisConfig.Builder.build(): the checks that need the whole object, in Elasticsearch's order."""
     span = c.setdefault("bucket_span", _TimeValue(5, "m"))
     _check_seconds(span, "bucket_span", positive=True)
     if (window := c.get("model_prune_window")) is not None:
-        if window.seconds % span.seconds or window.seconds // span.seconds < 2:
-            how = "a multiple of" if window.seconds % span.seconds else "at least 2 times greater than"
-            raise ConfigError(f"model_prune_window [{window}] must be {how} bucket_span [{span}]", type=STATUS)
+        check_prune_window(window, span)
     if "latency" in c:
         _check_seconds(c["latency"], "latency", positive=False)
     if not (detectors := c["detectors"]):
@@ -627,6 +631,20 @@ def _not_less(value: int | None, minimum: int, field: str) -> None:
         raise ConfigError(f"{field} cannot be less than {_num(minimum)}. Value = {_num(value)}")
 
 
+def check_persist_interval(interval: _TimeValue) -> None:
+    if interval.nanos % 10**9:
+        raise ConfigError(f"background_persist_interval has to be a multiple of 1s; actual was '{interval}'")
+    _not_less(interval.seconds, 3600, "background_persist_interval")
+
+
+def check_snapshot_retention(retention: int, daily: int | None) -> None:
+    _not_less(retention, 0, "model_snapshot_retention_days")
+    _not_less(daily, 0, "daily_model_snapshot_retention_after_days")
+    if daily is not None and daily > retention:
+        raise ConfigError(f"The value of daily_model_snapshot_retention_after_days [{_num(daily)}] cannot be greater "
+                          f"than model_snapshot_retention_days [{_num(retention)}]")
+
+
 def _validate_job(job_id: str, j: dict) -> None:
     """Job.Builder.validateInputFields, validateDetectorsAreUnique, invalidCreateTimeSettings, in order."""
     if "analysis_config" not in j:
@@ -637,18 +655,11 @@ def _validate_job(job_id: str, j: dict) -> None:
     if j["data_description"]["time_field"] in analysis_fields({"analysis_config": ac}, keep_mlcategory=True):
         raise ConfigError("data_description.time_field may not be used in the analysis_config")
     if (interval := j.get("background_persist_interval")) is not None:
-        if interval.nanos % 10**9:
-            raise ConfigError(f"background_persist_interval has to be a multiple of 1s; actual was '{interval}'")
-        _not_less(interval.seconds, 3600, "background_persist_interval")
+        check_persist_interval(interval)
     _not_less(j.get("renormalization_window_days"), 0, "renormalization_window_days")
     _not_less(j.get("results_retention_days"), 0, "results_retention_days")
     validate_job_id(job_id)
-    retention, daily = j.get("model_snapshot_retention_days", 10), j.get("daily_model_snapshot_retention_after_days")
-    _not_less(retention, 0, "model_snapshot_retention_days")
-    _not_less(daily, 0, "daily_model_snapshot_retention_after_days")
-    if daily is not None and daily > retention:
-        raise ConfigError(f"The value of daily_model_snapshot_retention_after_days [{_num(daily)}] cannot be greater "
-                          f"than model_snapshot_retention_days [{_num(retention)}]")
+    check_snapshot_retention(j.get("model_snapshot_retention_days", 10), j.get("daily_model_snapshot_retention_after_days"))
     validate_groups(job_id, j.get("groups", []))
     if (index := j.get("results_index_name")) and not _ID_RE.fullmatch(index):
         raise ConfigError(f"Invalid results_index_name; '{index}' {_ID_RULE}")

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from .jobconfig import (BOOL, NUM, OBJ, OBJ_ARRAY, STATUS, STR, STR_ARRAY, STR_OR_NULL, ConfigError, _analysis_limits,
-                        _bool, _long, _model_plot_config, _not_less, _num, _objects, _parse_object, _strings,
-                        _time_value, validate_groups)
+                        _bool, _long, _model_plot_config, _not_less, _objects, _parse_object, _strings, _time_value,
+                        check_persist_interval, check_prune_window, check_snapshot_retention, validate_groups)
 
 
 def _detector_update(raw: dict) -> dict:
@@ -73,28 +73,19 @@ def apply_update(config: dict[str, Any], body: Any, *, job_open: bool) -> dict[s
         if (cel := u["analysis_limits"].get("categorization_examples_limit")) is not None:
             limits["categorization_examples_limit"] = cel
         out["analysis_limits"] = limits
+    # The checks creation makes, as Elasticsearch rebuilds the merged job.
     if (window := u.get("model_prune_window")) is not None:
-        # The checks creation makes (Elasticsearch rebuilds the merged job).
-        span = _time_value(config["analysis_config"]["bucket_span"], "bucket_span")
-        if window.seconds % span.seconds or window.seconds // span.seconds < 2:
-            how = "a multiple of" if window.seconds % span.seconds else "at least 2 times greater than"
-            raise ConfigError(f"model_prune_window [{window}] must be {how} bucket_span [{span}]", type=STATUS)
+        check_prune_window(window, _time_value(config["analysis_config"]["bucket_span"], "bucket_span"))
         out["analysis_config"] = {**out["analysis_config"], "model_prune_window": window.string_rep()}
     if (interval := u.get("background_persist_interval")) is not None:
-        if interval.nanos % 10**9:
-            raise ConfigError(f"background_persist_interval has to be a multiple of 1s; actual was '{interval}'")
-        _not_less(interval.seconds, 3600, "background_persist_interval")
+        check_persist_interval(interval)
         out["background_persist_interval"] = interval.string_rep()
     for key in ("model_plot_config", "renormalization_window_days", "results_retention_days",
                 "model_snapshot_retention_days", "daily_model_snapshot_retention_after_days", "custom_settings",
                 "allow_lazy_open"):
         if key in u:
             out[key] = u[key]
-    for key in ("renormalization_window_days", "results_retention_days", "model_snapshot_retention_days",
-                "daily_model_snapshot_retention_after_days"):
+    for key in ("renormalization_window_days", "results_retention_days"):
         _not_less(out.get(key), 0, key)
-    retention, daily = out.get("model_snapshot_retention_days", 10), out.get("daily_model_snapshot_retention_after_days")
-    if daily is not None and daily > retention:
-        raise ConfigError(f"The value of daily_model_snapshot_retention_after_days [{_num(daily)}] cannot be greater "
-                          f"than model_snapshot_retention_days [{_num(retention)}]")
+    check_snapshot_retention(out.get("model_snapshot_retention_days", 10), out.get("daily_model_snapshot_retention_after_days"))
     return out

@@ -141,7 +141,7 @@ class JobRegistry:
         # writes in submission order, and only the config (a state written here could land
         # after a close's and bring the job back open at the next start).
         job.config = config
-        await self.store.update_config(job_id, config)
+        await self.store.update_job(job_id, config=config)
         return config
 
     async def open(self, job_id: str) -> None:

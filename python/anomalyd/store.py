@@ -129,10 +129,15 @@ class Store:
         return await self.submit(q)
 
     async def update_job(
-        self, job_id: str, *, state: str, config: dict[str, Any] | None = None, data_counts: bytes | None = None
+        self, job_id: str, *, state: str | None = None, config: dict[str, Any] | None = None,
+        data_counts: bytes | None = None
     ) -> None:
-        """Change a job's state (with its config and counts) in one transaction."""
-        sets, args = ["state = ?"], [state]
+        """Change a job's state, config and counts (those given) in one transaction."""
+        sets: list[str] = []
+        args: list[Any] = []
+        if state is not None:
+            sets.append("state = ?")
+            args.append(state)
         if config is not None:
             sets.append("config = ?")
             args.append(json.dumps(config, separators=(",", ":")))
@@ -140,11 +145,6 @@ class Store:
             sets.append("data_counts = ?")
             args.append(data_counts.decode())
         stmt = (f"UPDATE jobs SET {', '.join(sets)} WHERE job_id = ?", (*args, job_id))
-        await self.submit(lambda db: _tx(db, [stmt]))
-
-    async def update_config(self, job_id: str, config: dict[str, Any]) -> None:
-        """Replace a job's config (its state and counts unchanged)."""
-        stmt = ("UPDATE jobs SET config = ? WHERE job_id = ?", (json.dumps(config, separators=(",", ":")), job_id))
         await self.submit(lambda db: _tx(db, [stmt]))
 
     async def save_counts(self, counts: dict[str, bytes]) -> None:

@@ -15,9 +15,6 @@ from aiohttp import web
 
 
 def wants_pretty(request: web.Request) -> bool:
-    qs = request.rel_url.raw_query_string
-    if not qs or "pretty" not in qs:
-        return False
     value = request.query.get("pretty")
     return value is not None and value != "false"
 

@@ -3,8 +3,9 @@
 Each handler is registered through :class:`Routes`, which wraps it in :func:`_endpoint`: with
 security on it authorizes first, it renders any failure in Elasticsearch's envelope
 (:func:`anomalyd.errors.failure_response`), applies ``?filter_path`` and ``?pretty``, stamps
-``X-Elastic-Product`` and counts the status for /metrics. A request no route takes reaches :func:`route_miss` (a catch-all registered last),
-which answers Elasticsearch's 405 or 400 through the same wrapper.
+``X-Elastic-Product`` and counts the status for /metrics. A request no route takes reaches
+:func:`route_miss` (a catch-all registered last), which answers Elasticsearch's 405 or 400
+through the same wrapper.
 
 Why a wrapper per route rather than an aiohttp middleware: as soon as an application has one
 middleware, aiohttp runs every request through a chain of two (ours and the current-app fixer
