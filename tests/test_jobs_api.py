@@ -545,3 +545,65 @@ async def test_data_counts_document(client):
     assert (await client.get("/.ml-anomalies-dc/_doc/other_data_counts")).status == 404
     r = await client.get("/.ml-anomalies-nojob/_doc/nojob_data_counts")
     assert r.status == 404 and (await r.json())["error"]["type"] == "index_not_found_exception"
+
+
+async def test_data_counts_document_head(client):
+    """HEAD answers whether the document exists, with no body."""
+    await put(client, "dh")
+    assert (await client.head("/.ml-anomalies-dh/_doc/dh_data_counts")).status == 404
+    await open_job(client, "dh")
+    assert (await client.post(f"{BASE}/dh/_data", data=b'{"time":1403481600000}', headers=NDJSON)).status == 202
+    r = await client.head("/.ml-anomalies-dh/_doc/dh_data_counts")
+    assert (r.status, await r.read(), r.headers["X-Elastic-Product"]) == (200, b"", "Elasticsearch")
+    assert (await client.head("/.ml-anomalies-nojob/_doc/nojob_data_counts")).status == 404
+
+
+def clash(name: str) -> dict:
+    return es_error(400, "resource_already_exists_exception",
+                    f"job and group names must be unique but job [{name}] and group [{name}] have the same name")
+
+
+async def test_job_ids_and_groups_share_one_namespace(client):
+    """A job may not be named like a group, nor a group like a job, at creation or update (ES's
+    put and update checks; ids and groups expand in one namespace)."""
+    await put(client, "ns-a", {**MINIMAL, "groups": ["ns-team"]})
+    r = await client.put(f"{BASE}/ns-team", json=MINIMAL)
+    assert (r.status, await r.json()) == (400, clash("ns-team"))
+    r = await client.put(f"{BASE}/ns-b", json={**MINIMAL, "groups": ["ns-other", "ns-a"]})
+    assert (r.status, await r.json()) == (400, clash("ns-a"))
+    await put(client, "ns-b", {**MINIMAL, "groups": ["ns-team"]})  # sharing a group is fine
+    r = await client.post(f"{BASE}/ns-b/_update", json={"groups": ["ns-a"]})
+    assert (r.status, await r.json()) == (400, clash("ns-a"))
+    assert (await client.post(f"{BASE}/ns-b/_update", json={"groups": ["ns-x"]})).status == 200
+    assert [j["job_id"] for j in (await (await client.get(f"{BASE}/ns-team")).json())["jobs"]] == ["ns-a"]
+
+
+async def test_update_may_not_lower_the_memory_limit_below_the_model(client):
+    """`model_memory_limit` below the model's size (whole MB, from its last snapshot) is refused
+    with Elasticsearch's message; down to that size it is accepted."""
+    await put(client, "mml", {"analysis_config": {"bucket_span": "1h", "detectors": [
+        {"function": "mean", "field_name": "v", "by_field_name": "host"}]},
+        "data_description": {"time_field": "t", "time_format": "epoch"}})
+    await open_job(client, "mml")
+    body = "".join(f'{{"t":{1403481600 + h},"v":{h % 7},"host":"h{h}"}}\n' for h in range(800))
+    body += '{"t":1403500000,"v":1,"host":"h0"}\n'  # closes the first bucket: every series is modelled
+    assert (await client.post(f"{BASE}/mml/_data", data=body.encode(), headers=NDJSON)).status == 202
+    assert (await client.post(f"{BASE}/mml/_close")).status == 200
+    model_mb = (await stats(client, "mml"))[1]["jobs"][0]["model_size_stats"]["model_bytes"] >> 20
+    assert model_mb >= 2
+    r = await client.post(f"{BASE}/mml/_update", json={"analysis_limits": {"model_memory_limit": "1mb"}})
+    assert (r.status, await r.json()) == (400, es_error(
+        400, "status_exception", "Invalid update value for analysis_limits: model_memory_limit cannot be decreased "
+        f"below current usage; current usage [{model_mb}mb], update had [1mb]"))
+    r = await client.post(f"{BASE}/mml/_update", json={"analysis_limits": {"model_memory_limit": f"{model_mb}mb"}})
+    assert r.status == 200 and (await r.json())["analysis_limits"]["model_memory_limit"] == f"{model_mb}mb"
+
+
+@pytest.mark.parametrize("n, text", [
+    (0, "0b"), (1023, "1023b"), (1024, "1kb"), (1536, "1.5kb"), (5 << 20, "5mb"), (1 << 30, "1gb"),
+    (1536 << 20, "1.5gb"), (1600 << 20, "1.5gb"), (3000 << 30, "2.9tb"), (2 ** 63 - 1, "8192pb"),
+])
+def test_byte_size_string_renders_as_elasticsearch(n, text):
+    from anomalyd.jobupdate import byte_size_string
+
+    assert byte_size_string(n) == text

@@ -622,8 +622,13 @@ def validate_groups(job_id: str, groups: list[str]) -> None:
                               f"alphanumeric (a-z and 0-9), hyphens or underscores; must start and end with "
                               f"alphanumeric")
         if group == job_id:
-            raise ConfigError(f"job and group names must be unique but job [{group}] and group [{group}] have the "
-                              f"same name", type="resource_already_exists_exception")
+            raise names_clash(group)
+
+
+def names_clash(name: str) -> ConfigError:
+    """A job id that is also a group name (ids and groups share one namespace when expanded)."""
+    return ConfigError(f"job and group names must be unique but job [{name}] and group [{name}] have the same name",
+                       type="resource_already_exists_exception")
 
 
 def _not_less(value: int | None, minimum: int, field: str) -> None:

@@ -9,11 +9,23 @@ not analyse (custom rules, categorization) are refused with a clear 400 rather t
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 from .jobconfig import (BOOL, NUM, OBJ, OBJ_ARRAY, STATUS, STR, STR_ARRAY, STR_OR_NULL, ConfigError, _analysis_limits,
                         _bool, _long, _model_plot_config, _not_less, _objects, _parse_object, _strings, _time_value,
-                        check_persist_interval, check_prune_window, check_snapshot_retention, validate_groups)
+                        check_persist_interval, check_prune_window, check_snapshot_retention, names_clash, validate_groups)
+
+MB = 1 << 20
+
+
+def byte_size_string(n: int) -> str:
+    """Elasticsearch's ByteSizeValue rendering: the largest unit reached, one decimal truncated
+    and dropped when zero (`5mb`, `1.5gb`, `0b`)."""
+    units = ((1 << 50, "pb"), (1 << 40, "tb"), (1 << 30, "gb"), (MB, "mb"), (1 << 10, "kb"))
+    size, suffix = next(((n / u, s) for u, s in units if n >= u), (float(n), "b"))
+    whole, _, tenths = repr(size).partition(".")
+    return f"{whole}{suffix}" if tenths[:1] in ("", "0") else f"{whole}.{tenths[0]}{suffix}"
 
 
 def _detector_update(raw: dict) -> dict:
@@ -24,8 +36,11 @@ def _detector_update(raw: dict) -> dict:
     return d
 
 
-def apply_update(config: dict[str, Any], body: Any, *, job_open: bool) -> dict[str, Any]:
-    """The job's config with `body` applied (a new dict), or ConfigError."""
+def apply_update(config: dict[str, Any], body: Any, *, job_open: bool, job_ids: Container[str] = (),
+                 model_bytes: int | None = None) -> dict[str, Any]:
+    """The job's config with `body` applied (a new dict), or ConfigError. `job_ids` are the
+    existing jobs' ids (no group may take one), `model_bytes` the model's size at its last
+    snapshot (the memory limit may not go below it)."""
     if not isinstance(body, dict):
         raise ConfigError(f"Expected START_OBJECT but was: {type(body).__name__}", type="x_content_parse_exception")
     days = (NUM, _long)
@@ -44,8 +59,15 @@ def apply_update(config: dict[str, Any], body: Any, *, job_open: bool) -> dict[s
     job_id = config["job_id"]  # a job_id in the body is overridden by the URL's, as in Elasticsearch
     if "categorization_filters" in u or "per_partition_categorization" in u:
         raise ConfigError("categorization is not supported by anomalyd yet")
+    if (clash := next((g for g in u.get("groups", ()) if g in job_ids), None)) is not None:
+        raise names_clash(clash)
     if "analysis_limits" in u and job_open:
         raise ConfigError("Cannot update analysis_limits while the job is open", type=STATUS)
+    new_limit_mb = u.get("analysis_limits", {}).get("model_memory_limit")
+    if new_limit_mb is not None and model_bytes is not None and new_limit_mb < model_bytes // MB:
+        raise ConfigError("Invalid update value for analysis_limits: model_memory_limit cannot be decreased below "
+                          f"current usage; current usage [{byte_size_string(model_bytes // MB * MB)}], update had "
+                          f"[{byte_size_string(new_limit_mb * MB)}]", type=STATUS)
     out = dict(config)
     if "groups" in u:
         validate_groups(job_id, u["groups"])

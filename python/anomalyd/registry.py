@@ -22,7 +22,7 @@ import structlog
 from . import errors, results
 from ._native import IngestEngine, validate_time_format
 from .actor import JobActor, now_ms
-from .jobconfig import build_job_config, check_supported, validate_job_id
+from .jobconfig import build_job_config, check_supported, names_clash, validate_job_id
 from .jobupdate import apply_update
 from .store import CountsWriter, Store
 
@@ -125,6 +125,11 @@ class JobRegistry:
                 "resource_already_exists_exception",
                 f"The job cannot be created with the Id '{job_id}'. The Id is already used.",
             )
+        # Ids and groups expand in one namespace: neither may take a name the other has.
+        if any(job_id in j.config.get("groups", ()) for j in self.jobs.values()):
+            raise names_clash(job_id)
+        if (clash := next((g for g in config.get("groups", ()) if g in self.jobs), None)) is not None:
+            raise names_clash(clash)
         self.jobs[job_id] = Job(job_id, config)  # reserve the id before awaiting
         try:
             await self.store.create_job(job_id, config)
@@ -136,7 +141,8 @@ class JobRegistry:
     async def update(self, job_id: str, body: Any) -> dict[str, Any]:
         """`_update`: the job's config with the update applied, stored."""
         job = self.get(job_id)
-        config = apply_update(job.config, body, job_open=job.state != "closed")
+        model_bytes = (job.model_stats or {}).get("model_bytes")
+        config = apply_update(job.config, body, job_open=job.state != "closed", job_ids=self.jobs, model_bytes=model_bytes)
         # Taken at once, so that an update, open or close that follows builds on it; the store
         # writes in submission order, and only the config (a state written here could land
         # after a close's and bring the job back open at the next start).

@@ -3,7 +3,7 @@
 Elasticsearch keeps a job's persisted DataCounts as a document in its results index, and its REST
 tests (clients-tests `post_data.yml`) read it back with the document `get` API after closing the
 job. anomalyd has no document store; this answers that read from the persisted counts (what the
-group commit last wrote for an open job), in `get`'s shape. Nothing else in `.ml-anomalies-*` is
+group commit last wrote for an open job), in `get`'s shape; HEAD answers whether it exists. Nothing else in `.ml-anomalies-*` is
 served: any other id is `found: false`, and an index that names no job is Elasticsearch's 404.
 """
 
@@ -51,4 +51,6 @@ async def get_document(request: web.Request) -> web.Response:
 
 
 def setup(routes: Routes) -> None:
-    routes.add_route("GET", "/" + PREFIX + "{name}/_doc/{doc_id}", get_document)
+    path = "/" + PREFIX + "{name}/_doc/{doc_id}"
+    routes.add_route("GET", path, get_document)
+    routes.add_route("HEAD", path, get_document)  # exists or not: the status alone (aiohttp sends no body)
