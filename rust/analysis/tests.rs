@@ -266,7 +266,7 @@ fn many_series_results_are_pinned() {
     let mut records = 0;
     for b in 0..8 * 288i64 {
         let mut body = String::new();
-        for r in 0..regions.len() {
+        for (r, region) in regions.iter().enumerate() {
             for h in 0..hosts {
                 let series = (r * hosts + h) as f64;
                 if uniform() < 0.05 {
@@ -280,7 +280,7 @@ fn many_series_results_are_pinned() {
                     let t = b * 300 + k * 50 + (series as i64 % 40);
                     body.push_str(&format!(
                         r#"{{"time":{t},"kpi":{v:.2},"host":"host-{h}","region":"{}","note":"{note}"}}"#,
-                        regions[r]
+                        region
                     ));
                 }
             }

@@ -1194,7 +1194,7 @@ mod tests {
                 let mut pos = 0;
                 let mut safe = (0, tok.mark());
                 let got = Reader::default().read(&mut tok, &f, body, &mut pos, false, &mut rec, &mut safe);
-                proptest::prop_assert_eq!(got.map(|r| r.errors), Ok(0), "{}", String::from_utf8_lossy(&body));
+                proptest::prop_assert_eq!(got.map(|r| r.errors), Ok(0), "{}", String::from_utf8_lossy(body));
                 proptest::prop_assert_eq!(pos, end);
                 proptest::prop_assert_eq!(rec.n, n);
                 let general: Vec<Option<Vec<u8>>> = (0..f.len()).map(|i| rec.value(body, i).map(<[u8]>::to_vec)).collect();

@@ -226,6 +226,7 @@ fn fast_path_agrees_with_exact_tails() {
         let weekly = weekly_series(8, 0.5, 31);
         let (mut level, mut taken) = (10.0, 0);
         let n = [30_000, 30_000, 30_000, weekly.len(), 5000][case];
+        #[allow(clippy::needless_range_loop)] // `i` also drives the synthetic series
         for i in 0..n {
             let (t, v) = if case == 3 {
                 weekly[i]
