@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from anomalyd.app import create_app
-from anomalyd.keys import REGISTRY
+from anomalyd.keys import REGISTRY, SETTINGS
 from anomalyd.settings import Settings
 from conftest import POST_DATA_JOB
 
@@ -742,6 +742,8 @@ async def test_post_while_closing_is_refused(client):
 
 
 async def test_force_close_interrupts_the_holder_and_refuses_waiters(client):
+    """The interrupted stream and the waiter each get an answer (409 "not open"), not a dropped
+    connection; what the stream sent before stays counted."""
     await setup_job(client)
     actor = client.server.app[REGISTRY].jobs[J].actor
     release = asyncio.Event()
@@ -754,9 +756,10 @@ async def test_force_close_interrupts_the_holder_and_refuses_waiters(client):
         r = await waiter
         assert r.status == 409
         assert (await r.json())["error"]["type"] == "status_exception"
+        status, body = await asyncio.wait_for(holder, 10)
+        assert (status, body) == (409, es_error(409, "status_exception",
+                                                f"Cannot perform requested action because job [{J}] is not open"))
         release.set()
-        with pytest.raises(aiohttp.ClientError):
-            await holder
     job = await job_stats(client)
     assert job["state"] == "closed"
     assert job["data_counts"]["processed_record_count"] == 1
@@ -891,3 +894,136 @@ async def test_malformed_large_body_keeps_what_was_read_on_a_worker(client):
     assert dc["latest_record_timestamp"] == (1403481600 + 19_999) * 1000
     status, counts = await post(client, rec(1403500002))
     assert status == 202 and counts["processed_record_count"] == 1
+
+
+# -- lifecycle races: closes, deletes and opens meeting each other and data ----------------------
+
+
+NOT_OPEN = es_error(409, "status_exception", f"Cannot perform requested action because job [{J}] is not open")
+
+
+def stored_counts(client) -> dict:
+    """The lifetime counts as the store has them (what a restart would show)."""
+    path = client.server.app[SETTINGS].data_dir / "anomalyd.sqlite3"
+    with sqlite3.connect(path) as db:
+        (counts,) = db.execute("SELECT data_counts FROM jobs WHERE job_id = ?", (J,)).fetchone()
+    return json.loads(counts)
+
+
+async def test_force_close_behind_a_queued_close_loses_no_post(client):
+    """A force-close while a close waits behind a stream, with posters hammering the job: every
+    post answered 202 is in the closed job's counts, live and stored; both closes succeed."""
+    await setup_job(client)
+    actor = client.server.app[REGISTRY].jobs[J].actor
+    release = asyncio.Event()
+    async with aiohttp.ClientSession() as session:
+        holder = await _hold_job(client, release, session)
+        close = asyncio.ensure_future(session.post(client.make_url(f"{BASE}/{J}/_close")))
+        await _wait_depth(actor, 1)
+        accepted, stop = [], asyncio.Event()
+
+        async def poster(k: int) -> None:
+            t = 1403481700 + 1000 * k
+            while not stop.is_set():
+                async with session.post(client.make_url(DATA), data=rec(t), headers=NDJSON) as r:
+                    body = await r.json()
+                    if r.status == 202:
+                        accepted.append(body["processed_record_count"])
+                    else:
+                        assert r.status == 409, body
+                t += 1
+                await asyncio.sleep(0)
+
+        posters = [asyncio.ensure_future(poster(k)) for k in range(2)]
+        await asyncio.sleep(0.05)
+        forced = await session.post(client.make_url(f"{BASE}/{J}/_close"), params={"force": "true"})
+        assert (forced.status, await forced.json()) == (200, {"closed": True})
+        assert ((await close).status, await (await close).json()) == (200, {"closed": True})
+        await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.gather(*posters)
+        assert (await asyncio.wait_for(holder, 10))[0] == 409
+        release.set()
+    dc = (await job_stats(client))["data_counts"]
+    assert (await job_stats(client))["state"] == "closed"
+    assert dc["processed_record_count"] == 1 + sum(accepted)  # the stream's first record, and every 202
+    await client.server.app[REGISTRY].writer.flush()
+    assert stored_counts(client)["processed_record_count"] == dc["processed_record_count"]
+
+
+async def test_concurrent_force_closes_and_delete_all_answer(client):
+    """Several force-closes at once all answer closed; a force-delete meeting a force-close
+    deletes the job; nothing is cut off without an answer."""
+    await setup_job(client)
+    answers = await asyncio.gather(*(client.post(f"{BASE}/{J}/_close", params={"force": "true"}) for _ in range(4)))
+    assert [(r.status, await r.json()) for r in answers] == [(200, {"closed": True})] * 4
+    assert (await client.post(f"{BASE}/{J}/_open")).status == 200
+    close, delete = await asyncio.gather(client.post(f"{BASE}/{J}/_close", params={"force": "true"}),
+                                         client.delete(f"{BASE}/{J}", params={"force": "true"}))
+    assert (close.status, await close.json()) == (200, {"closed": True})
+    assert (delete.status, await delete.json()) == (200, {"acknowledged": True})
+    assert (await client.get(f"{BASE}/{J}")).status == 404
+
+
+async def test_opening_job(client, monkeypatch):
+    """While a job is opening: data and flush get the "no process" 409, a delete without force
+    is refused, a close waits for the open and then closes, a force-delete deletes."""
+    await setup_job(client, open_=False)
+    registry = client.server.app[REGISTRY]
+    gate = asyncio.Event()
+    load_model = registry.store.load_model
+
+    async def slow_load(job_id):
+        await gate.wait()
+        return await load_model(job_id)
+
+    monkeypatch.setattr(registry.store, "load_model", slow_load)
+    opening = asyncio.ensure_future(client.post(f"{BASE}/{J}/_open"))
+    for _ in range(200):
+        if (await job_stats(client))["state"] == "opening":
+            break
+        await asyncio.sleep(0.01)
+    reason = f"Cannot process data because job [{J}] does not have a corresponding autodetect process"
+    for path, data in ((DATA, rec(1403481600)), (FLUSH, None)):
+        r = await client.post(path, data=data, headers=NDJSON)
+        assert (r.status, (await r.json())["error"]["reason"]) == (409, reason)
+    r = await client.delete(f"{BASE}/{J}")
+    assert (r.status, await r.json()) == (409, es_error(409, "status_exception", f"Cannot delete job [{J}] because the job is opening"))
+    close = asyncio.ensure_future(client.post(f"{BASE}/{J}/_close"))
+    await asyncio.sleep(0.05)
+    assert not close.done()
+    gate.set()
+    assert (await opening).status == 200
+    assert ((await close).status, (await job_stats(client))["state"]) == (200, "closed")
+    gate.clear()
+    opening = asyncio.ensure_future(client.post(f"{BASE}/{J}/_open"))
+    await asyncio.sleep(0.05)
+    delete = asyncio.ensure_future(client.delete(f"{BASE}/{J}", params={"force": "true"}))
+    await asyncio.sleep(0.05)
+    gate.set()
+    assert ((await opening).status, (await delete).status) == (200, 200)
+    assert (await client.get(f"{BASE}/{J}")).status == 404
+
+
+async def test_waiters_whose_clients_left_do_not_fill_the_queue(client):
+    """100 queued posts whose clients disconnect give their places up: the next post queues
+    instead of getting 429."""
+    await setup_job(client)
+    actor = client.server.app[REGISTRY].jobs[J].actor
+    release = asyncio.Event()
+    body = rec(1403481602) + b"\n"
+    head = (f"POST {DATA} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    async with aiohttp.ClientSession() as session:
+        holder = await _hold_job(client, release, session)
+        sockets = [await raw_post(client, head, [body], pause=0) for _ in range(100)]
+        await _wait_depth(actor, 100)
+        for _, writer in sockets:
+            writer.close()
+        await asyncio.sleep(0.1)
+        queued = asyncio.ensure_future(session.post(client.make_url(DATA), data=rec(1403481603), headers=NDJSON))
+        await _wait_depth(actor, 1)
+        release.set()
+        assert (await holder)[0] == 202
+        assert (await queued).status == 202
+    assert actor.queue_depth == 0

@@ -293,6 +293,49 @@ def test_sigterm_restart_keeps_jobs_states_and_counts(tmp_path: Path) -> None:
         assert srv.stop(signal.SIGTERM) == 0
 
 
+def test_sigterm_mid_stream_answers_at_once_and_keeps_what_was_read(tmp_path: Path) -> None:
+    """A chunked stream in progress when SIGTERM comes cannot go on (aiohttp reads no more body
+    bytes once shutdown begins): it gets a 503 at once, not after the shutdown timeout, and the
+    records read before are persisted."""
+    data_dir = tmp_path / "data"
+    srv = Server(data_dir).start()
+    try:
+        put_open(srv, "cut")
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+        sock.sendall(f"POST {BASE}/cut/_data HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n".encode())
+        line = b'{"airline":"AAL","responsetime":"1.5","time":"1403481600"}\n'
+        sock.sendall(b"%x\r\n%s\r\n" % (len(line), line))
+        deadline = time.monotonic() + 10
+        while job_stats(srv, "cut")["data_counts"]["processed_record_count"] != 1:
+            assert time.monotonic() < deadline, "the first record was never read"
+            time.sleep(0.05)
+        started = time.monotonic()
+        assert srv.proc is not None
+        srv.proc.send_signal(signal.SIGTERM)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            piece = sock.recv(65536)
+            if not piece:
+                break
+            answer += piece
+        sock.close()
+        assert time.monotonic() - started < 10, "the stream waited for the shutdown timeout"
+        assert answer.startswith(b"HTTP/1.1 503"), answer
+        body = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+        assert body["error"]["type"] == "status_exception" and "shutting down" in body["error"]["reason"]
+        assert srv.proc.wait(timeout=30) == 0
+    finally:
+        if srv.proc and srv.proc.poll() is None:
+            srv.stop()
+    srv = Server(data_dir).start()
+    try:
+        stats = job_stats(srv, "cut")
+        assert (stats["state"], stats["data_counts"]["processed_record_count"]) == ("opened", 1)
+    finally:
+        assert srv.stop(signal.SIGTERM) == 0
+
+
 def test_lifetime_bucket_count_is_sum_of_responses(server: Server) -> None:
     """_stats' lifetime bucket_count is the sum of the per-request bucket counts (it was once counted twice)."""
     put_open(server, "bc")

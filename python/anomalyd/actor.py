@@ -2,10 +2,14 @@
 
 Everything that touches a job's data (post, flush, close) takes a *turn*: turns are granted one
 at a time in arrival order, at most :data:`QUEUE_CAPACITY` requests wait, and the next one is
-refused with Elasticsearch's 429. An uncontended turn is taken without yielding to the event
-loop, so small requests pay almost nothing for the ordering guarantee. A body that has fully
-arrived while the job is free (`ingest_now`) needs no turn at all: it is ingested in one native
-call with no await, so nothing can come between.
+refused with Elasticsearch's 429 (after dropping waiters whose clients have gone). An uncontended
+turn is taken without yielding to the event loop, so small requests pay almost nothing for the
+ordering guarantee. A body that has fully arrived while the job is free (`ingest_now`) needs no
+turn at all: it is ingested in one native call with no await, so nothing can come between.
+
+The close takes a turn of its own kind: a force-close (or shutdown) interrupts the data
+operation holding the job and refuses the ones waiting, each with an answer (:meth:`interrupt`),
+but never the close itself; once closed, the actor is retired and refuses everyone.
 
 A streamed body's large chunks are read by the engine on a worker thread (:class:`_Feeder`),
 with the GIL released: the event loop goes on receiving this body and serving other requests
@@ -59,16 +63,20 @@ class ActorHooks(Protocol):
 class Turn:
     """``async with actor.turn():`` — hold the job for one operation."""
 
-    __slots__ = ("_actor",)
+    __slots__ = ("_actor", "_transport", "_closer")
 
-    def __init__(self, actor: JobActor) -> None:
+    def __init__(self, actor: JobActor, transport: asyncio.BaseTransport | None, closer: bool) -> None:
         self._actor = actor
+        self._transport = transport
+        self._closer = closer
 
     async def __aenter__(self) -> None:
-        await self._actor._acquire()
+        await self._actor._acquire(self._transport, self._closer)
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self._actor._release()
+        if exc_type is asyncio.CancelledError:
+            self._actor._raise_interruption()
 
 
 class _Feeder:
@@ -124,6 +132,23 @@ class _Feeder:
             self._reading = asyncio.wrap_future(self._job)
 
 
+class _Waiter:
+    """A request waiting for its turn: granted through `granted`; `transport` is its client's
+    connection (None: kept even if it goes)."""
+
+    __slots__ = ("granted", "transport", "task")
+
+    def __init__(self, granted: asyncio.Future[None], transport: asyncio.BaseTransport | None,
+                 task: asyncio.Task[object] | None) -> None:
+        self.granted = granted
+        self.transport = transport
+        self.task = task
+
+    def refuse(self, error: BaseException) -> None:
+        if not self.granted.done():
+            self.granted.set_exception(error)
+
+
 def _outcome_unwanted(fut: asyncio.Future[None]) -> None:
     if not fut.cancelled():
         fut.exception()  # retrieved, so that asyncio does not report it
@@ -137,8 +162,16 @@ class JobActor:
         #: Where large body pieces are read (None: on the event loop).
         self._feed_pool = feed_pool
         self._busy = False
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: deque[_Waiter] = deque()
         self._holder: asyncio.Task[object] | None = None
+        #: The task holding or waiting for the close's turn: never interrupted.
+        self._closer: asyncio.Task[object] | None = None
+        #: The holder interrupted by `interrupt`, and what it answers instead.
+        self._interrupted: tuple[asyncio.Task[object], Exception] | None = None
+        #: Closed: every turn is refused with this.
+        self._retired: Exception | None = None
+        #: The close in progress, which every later close joins.
+        self.closing: asyncio.Future[None] | None = None
         self.opened_at = time.monotonic()
         #: When the model state was last snapshotted (monotonic seconds).
         self.snapshot_at = self.opened_at
@@ -147,47 +180,88 @@ class JobActor:
 
     @property
     def queue_depth(self) -> int:
+        """Requests waiting (those whose clients have gone are dropped first)."""
+        self._drop_gone_waiters()
         return len(self._waiters)
 
-    def turn(self) -> Turn:
-        return Turn(self)
+    def turn(self, transport: asyncio.BaseTransport | None = None, *, closer: bool = False) -> Turn:
+        """A turn for one operation; `transport` is its client's connection, so that a waiter
+        whose client has gone can be dropped; `closer` marks the close's own turn."""
+        return Turn(self, transport, closer)
 
-    async def _acquire(self) -> None:
+    async def _acquire(self, transport: asyncio.BaseTransport | None, closer: bool) -> None:
+        if self._retired is not None:
+            raise self._retired
+        task = asyncio.current_task()
+        if closer:
+            self._closer = task
         if not self._busy and not self._waiters:
             self._busy = True
-            self._holder = asyncio.current_task()
+            self._holder = task
             return
-        if len(self._waiters) >= QUEUE_CAPACITY:
-            raise errors.queue_full()
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        if len(self._waiters) >= QUEUE_CAPACITY and not closer:
+            self._drop_gone_waiters()
+            if len(self._waiters) >= QUEUE_CAPACITY:
+                raise errors.queue_full()
+        waiter = _Waiter(asyncio.get_running_loop().create_future(), transport, task)
+        self._waiters.append(waiter)
         try:
-            await fut
+            await waiter.granted
         except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
+            if waiter.granted.done() and not waiter.granted.cancelled():
                 self._release()  # the turn was ours already: pass it on
-            else:
-                self._waiters.remove(fut)
+                self._raise_interruption()  # interrupted as it was granted: answer, not vanish
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
             raise
-        self._holder = asyncio.current_task()
+
+    def _drop_gone_waiters(self) -> None:
+        """Refuse the waiters whose clients have disconnected (aiohttp lets their handlers run
+        on), so that they do not hold places in the queue."""
+        for waiter in [w for w in self._waiters if w.transport is not None and w.transport.is_closing()]:
+            self._waiters.remove(waiter)
+            waiter.refuse(ConnectionResetError("the client disconnected while waiting for the job"))
 
     def _release(self) -> None:
+        if self._holder is not None and self._holder is self._closer:
+            self._closer = None
         self._holder = None
         while self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
+            waiter = self._waiters.popleft()
+            if not waiter.granted.done():
+                waiter.granted.set_result(None)
+                self._holder = waiter.task  # holds it from now, before it even resumes
                 return
         self._busy = False
 
-    def cancel_all(self) -> None:
-        """Force-close: interrupt the holder and refuse everyone waiting."""
-        if self._holder is not None and self._holder is not asyncio.current_task():
-            self._holder.cancel()
-        while self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_exception(errors.not_open(self.job.job_id))
+    def interrupt(self, error: Exception) -> None:
+        """Force-close or shutdown: the data operation holding the job is cancelled and answers
+        `error` (what it read stays counted), and every waiter but the close is refused with it."""
+        holder = self._holder
+        if holder is not None and holder is not self._closer and holder is not asyncio.current_task():
+            self._interrupted = (holder, error)
+            holder.cancel()
+        waiting, self._waiters = self._waiters, deque()
+        for waiter in waiting:
+            if waiter.task is self._closer:
+                self._waiters.append(waiter)
+            else:
+                waiter.refuse(error)
+
+    def retire(self) -> None:
+        """The job is closed: every turn from now on is refused."""
+        self._retired = errors.not_open(self.job.job_id)
+        self.interrupt(self._retired)
+
+    def _raise_interruption(self) -> None:
+        """In the interrupted holder, on its way out: its answer instead of the cancellation."""
+        task = asyncio.current_task()
+        if self._interrupted is None or self._interrupted[0] is not task:
+            return
+        error, self._interrupted = self._interrupted[1], None
+        if hasattr(task, "uncancel"):  # Python 3.11+: the cancellation is consumed here
+            task.uncancel()
+        raise error
 
     # -- operations (called while holding a turn) -------------------------------------------
 
@@ -217,7 +291,7 @@ class JobActor:
         """A body that has fully arrived (most small requests), ingested at once if the job is
         free: one native call and no await, so nothing can come between and no turn is needed.
         None when others hold or wait for the job; then the caller queues for a turn."""
-        if self._busy or self._waiters:
+        if self._busy or self._waiters or self._retired is not None:
             return None
         return self.ingest_whole(body)
 

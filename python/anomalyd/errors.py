@@ -74,6 +74,11 @@ def no_process(job_id: str) -> EsError:
     return EsError(409, "status_exception", reason, caused_by=EsError(409, "status_exception", reason))
 
 
+def shutting_down() -> EsError:
+    return EsError(503, "status_exception",
+                   "The request was cut short because anomalyd is shutting down; the records read before stay counted")
+
+
 def unknown_job(job_id: str) -> EsError:
     return EsError(404, "resource_not_found_exception", f"No known job with id '{job_id}'")
 

@@ -40,6 +40,8 @@ class Job:
     actor: JobActor | None = field(default=None, repr=False)
     #: Model size and timing figures of the last snapshot (the source of `_stats` while closed).
     model_stats: dict[str, Any] | None = None
+    #: Done when the open in progress (state `opening`) has finished, either way.
+    opened: asyncio.Future[None] | None = field(default=None, repr=False)
 
 
 class JobRegistry:
@@ -64,8 +66,18 @@ class JobRegistry:
                 model = await self.store.load_model(job.job_id)
                 job.model_stats = model[1] if model else None
 
+    def interrupt_all(self) -> None:
+        """Shutdown has begun (aiohttp reads no more body bytes): every data operation holding
+        a job answers 503 at once, keeping what it read, and those waiting are refused, instead
+        of hanging until the shutdown timeout."""
+        for job in self.jobs.values():
+            if job.actor is not None:
+                job.actor.interrupt(errors.shutting_down())
+
     async def stop(self) -> None:
         """Shutdown: persist every open job's counts and model; open jobs stay open across the restart."""
+        closing = [job.actor.closing for job in self.jobs.values() if job.actor is not None and job.actor.closing]
+        await asyncio.gather(*closing, return_exceptions=True)  # closes under way finish first
         for job in self.jobs.values():
             if job.actor is not None:
                 job.actor.engine.stamp(now_ms())  # the totals as they are now, failed requests included
@@ -103,11 +115,12 @@ class JobRegistry:
         return job
 
     def actor_for_data(self, job_id: str) -> JobActor:
-        """The actor that takes data for `job_id`, or Elasticsearch's 409s."""
+        """The actor that takes data for `job_id`, or Elasticsearch's 409s: "not open" for an
+        unknown or closed job, "no process" while it is opening or closing."""
         job = self.jobs.get(job_id)
-        if job is None or job.actor is None:
+        if job is None or job.state == "closed":
             raise errors.not_open(job_id)
-        if job.state != "opened":
+        if job.state != "opened" or job.actor is None:
             raise errors.no_process(job_id)
         return job.actor
 
@@ -155,13 +168,18 @@ class JobRegistry:
         if job.actor is not None or job.state == "opening":
             raise errors.EsError(409, "status_exception", f"Cannot open job [{job_id}] because it has already been opened")
         job.state = "opening"  # until the actor runs: no second open, no analysis-limit update
+        job.opened = asyncio.get_running_loop().create_future()  # what a close or delete meanwhile awaits
         try:
             await self._start_actor(job)
+            job.config.pop("finished_time", None)
+            await self.store.update_job(job_id, state="opened", config=job.config)
         except BaseException:
-            job.state = "closed"
+            if job.actor is None:
+                job.state = "closed"
             raise
-        job.config.pop("finished_time", None)
-        await self.store.update_job(job_id, state="opened", config=job.config)
+        finally:
+            job.opened.set_result(None)
+            job.opened = None
 
     async def _start_actor(self, job: Job) -> None:
         counts = json.dumps(job.data_counts) if job.data_counts else None
@@ -210,14 +228,25 @@ class JobRegistry:
         return self.store.save_model(actor.job.job_id, actor.engine.model_snapshot(), stats)
 
     async def close(self, job: Job, force: bool) -> None:
+        """Close `job` (a job being opened, once it is open). The close runs as a task of its own,
+        which every close meanwhile joins, so that no caller, disconnect or force-close can cut
+        it short; `force` interrupts the data operation holding the job and refuses those
+        waiting."""
+        if job.opened is not None:
+            await asyncio.shield(job.opened)
         actor = job.actor
         if actor is None:
             return
-        job.state = "closing"
+        job.state = "closing"  # from now on, posts and flushes are refused
         if force:
-            actor.cancel_all()
+            actor.interrupt(errors.not_open(job.job_id))
+        if actor.closing is None:
+            actor.closing = asyncio.ensure_future(self._close(job, actor))
+        await asyncio.shield(actor.closing)
+
+    async def _close(self, job: Job, actor: JobActor) -> None:
         try:
-            async with actor.turn():
+            async with actor.turn(closer=True):
                 self.results_ready(actor)
                 await self.results.flush()
                 await self._save_model(actor)
@@ -226,16 +255,18 @@ class JobRegistry:
                 self.writer.forget(job.job_id)
                 await self.store.update_job(job.job_id, state="closed", config=job.config, data_counts=counts)
                 job.data_counts = json.loads(counts)
+                actor.retire()
                 job.actor = None
                 job.state = "closed"
         except BaseException:
-            if job.actor is not None:
+            actor.closing = None  # the job stays open; a later close tries again
+            if job.actor is actor:
                 job.state = "opened"
             raise
 
     async def delete(self, job_id: str, force: bool) -> None:
         job = self.get(job_id)
-        if job.actor is not None:
+        if job.state != "closed":
             if not force:
                 raise errors.EsError(409, "status_exception", f"Cannot delete job [{job_id}] because the job is {job.state}")
             await self.close(job, force=True)
@@ -247,14 +278,15 @@ class JobRegistry:
     async def reset(self) -> None:
         """`POST _features/_reset`: every job goes, open or not."""
         for job in list(self.jobs.values()):
-            if job.actor is not None:
+            if job.state != "closed":
                 await self.close(job, force=True)
         ids = list(self.jobs)
         for j in ids:
             self.writer.forget(j)
             self.results.forget(j)
         await self.store.delete_jobs(ids)
-        self.jobs.clear()
+        for j in ids:  # a job created meanwhile stays
+            self.jobs.pop(j, None)
 
     # -- reporting ------------------------------------------------------------------------------
 

@@ -56,25 +56,28 @@ def reset_range(request: web.Request) -> tuple[int, int] | None:
 class _Watchdog:
     """Drops the connection of a client that sends nothing for `timeout` seconds.
 
-    One timer per request, re-armed only when it fires after progress: far cheaper than a
-    timeout around every read.
+    One timer per request, re-armed only when it fires: far cheaper than a timeout around every
+    read. It fires at most `timeout` after the client was last waited for, re-armed to that
+    moment while the client keeps up.
     """
 
-    __slots__ = ("request", "timeout", "progress", "seen", "busy", "handle")
+    __slots__ = ("request", "timeout", "loop", "waiting_since", "busy", "handle")
 
     def __init__(self, request: web.Request, timeout: float) -> None:
         self.request = request
         self.timeout = timeout
-        self.progress = 0
-        self.seen = -1
+        self.loop = asyncio.get_running_loop()
+        #: When the reader last began waiting for the client (loop time).
+        self.waiting_since = self.loop.time()
         #: The body's reader is busy with a piece (waiting for the engine is not the client's fault).
         self.busy = False
-        self.handle = asyncio.get_running_loop().call_later(timeout, self._check)
+        self.handle = self.loop.call_at(self.waiting_since + timeout, self._check)
 
     def _check(self) -> None:
-        if self.progress != self.seen or self.busy:
-            self.seen = self.progress
-            self.handle = asyncio.get_running_loop().call_later(self.timeout, self._check)
+        now = self.loop.time()
+        due = now + self.timeout if self.busy else self.waiting_since + self.timeout
+        if due > now:
+            self.handle = self.loop.call_at(due, self._check)
         elif self.request.transport is not None:
             log.warning("client_stalled", path=self.request.path, read_timeout_s=self.timeout)
             self.request.transport.close()
@@ -92,6 +95,7 @@ async def _body_chunks(request: web.Request, read_timeout: float) -> AsyncIterat
     # chunks (log shippers send many) that `readchunk` would hand over one call each.
     by_piece = not request.headers.get("Transfer-Encoding")
     watchdog = _Watchdog(request, read_timeout)
+    loop_time = watchdog.loop.time
     try:
         while True:
             if by_piece:
@@ -100,10 +104,10 @@ async def _body_chunks(request: web.Request, read_timeout: float) -> AsyncIterat
                 chunk = await content.readany()
             if not chunk:
                 return
-            watchdog.progress += 1
             watchdog.busy = True
             yield chunk
             watchdog.busy = False
+            watchdog.waiting_since = loop_time()
     finally:
         watchdog.cancel()
 
@@ -133,10 +137,10 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
             whole = content.read_nowait()
             body = actor.ingest_now(whole)
             if body is None:
-                async with actor.turn():
+                async with actor.turn(request.transport):
                     body = actor.ingest_whole(whole)
         else:
-            async with actor.turn():
+            async with actor.turn(request.transport):
                 body = await actor.ingest(_body_chunks(request, settings.read_timeout),
                                           None if reset is None else (reset[0] * 1000, reset[1] * 1000))
     except MalformedInputError:
@@ -188,7 +192,7 @@ async def flush_job(request: web.Request) -> web.Response:
         raise errors.bad_request(
             f"advance_time [{as_str(params, 'advance_time')}] must be later than skip_time [{as_str(params, 'skip_time')}]"
         )
-    async with actor.turn():
+    async with actor.turn(request.transport):
         finalized = await actor.flush(calc_interim=calc_interim, start=start_ms, end=end_ms,
                                       advance_time=advance, skip_time=skip)
     out: dict[str, object] = {"flushed": True}
