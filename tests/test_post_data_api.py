@@ -771,6 +771,28 @@ async def test_force_close_interrupts_the_holder_and_refuses_waiters(client):
 # -- bodies that cannot be decoded, and human-readable counts --------------------------------------
 
 
+async def test_bodies_are_inflated_by_isal(client):
+    """gzip and deflate bodies are inflated by ISA-L (about three times zlib's speed), and every
+    framing aiohttp accepts still reads the same: gzip, concatenated gzip members, zlib deflate
+    and raw deflate."""
+    from aiohttp.compression_utils import ZLibBackend
+
+    assert ZLibBackend._zlib_backend.__name__ == "isal.isal_zlib"
+    await setup_job(client)
+    lines = [rec(1403481600 + k) + b"\n" for k in range(40)]
+    raw = zlib.compressobj(wbits=-15)
+    framings = {
+        "gzip": gzip.compress(b"".join(lines[:10])),
+        "gzip members": gzip.compress(b"".join(lines[10:15])) + gzip.compress(b"".join(lines[15:20])),
+        "deflate": zlib.compress(b"".join(lines[20:30])),
+        "raw deflate": raw.compress(b"".join(lines[30:])) + raw.flush(),
+    }
+    for name, wire in framings.items():
+        encoding = "gzip" if name.startswith("gzip") else "deflate"
+        status, counts = await post(client, wire, headers={**NDJSON, "Content-Encoding": encoding})
+        assert (status, counts["processed_record_count"]) == (202, 10), name
+
+
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 async def test_undecodable_body_is_400_and_the_job_stays_usable(client, encoding):
     """Bad gzip or deflate data is the client's fault: a 400 in the envelope (a 500 would make

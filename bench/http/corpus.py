@@ -6,6 +6,8 @@ Large body: one line per record, ``{"time":<epoch ms>,"kpi":<number>,"host":"srv
 jitter, so the few records just behind a bucket boundary are out of order; 0.2 % of the records lack
 ``host`` and 0.1 % have a null ``kpi``, so that missing_field_count is not trivially zero.
 
+The gzip variant (level 6, about 14 MB) is what a shipper with compression on sends.
+
 Small static body (for the fixed-rate latency test): 10 records whose timestamps all lie in one
 5-minute bucket, so posting it again and again never makes a record out of order (anomalyd only drops
 records older than the start of the latest bucket minus the latency).
@@ -64,6 +66,19 @@ def large_body(max_bytes: int = 100_000_000, seed: int = 20160128) -> Path:
             out.write(data)
             written += len(data)
     os.replace(tmp, path)
+    return path
+
+
+def large_body_gzip(level: int = 6) -> Path:
+    """The large body gzip-compressed (as log shippers send it with compression on)."""
+    import gzip
+
+    plain = large_body()
+    path = BUILD_DIR / f"{plain.stem}-gzip{level}.ndjson.gz"
+    if not path.exists():
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(gzip.compress(plain.read_bytes(), compresslevel=level, mtime=0))
+        os.replace(tmp, path)
     return path
 
 

@@ -14,8 +14,9 @@ Five servers run side by side, the first four pinned to CPU 1 (`taskset`); every
     anomalyd gets a fresh job per URL (mean(kpi) by host partition region, 5m, epoch_ms), so no
     record is dropped for being late; the jobs are created before and deleted after each round,
     outside the measured window.  The same rounds also post into `count` jobs (one series): the
-    ingest path without the cost of modelling 1,200 series (``large_count_*``).  Rounds are
-    interleaved across the servers.  Wall = sum of curl's
+    ingest path without the cost of modelling 1,200 series (``large_count_*``), and the body
+    gzip-compressed (14 MB on the wire) into mean jobs and into the bare server (``*_gzip_*``, GB/s of
+    the decompressed body).  Rounds are interleaved across the servers.  Wall = sum of curl's
     time_total; per server core = bytes / server CPU seconds (utime + stime from /proc/<pid>/stat).
 (2) Small requests: wrk -tN -cN (one job per connection, 10 records ~850 B, increasing timestamps,
     per_conn_job.lua), 5 runs of 6 s, interleaved between anomalyd and the bare server.  Each run's
@@ -215,10 +216,13 @@ class Server:
 # (1) large bodies
 
 
-def large_round(srv: Server, body: Path, paths: list[str], tmp: Path, timeout: float) -> dict:
+def large_round(srv: Server, body: Path, paths: list[str], tmp: Path, timeout: float, gzip_of: int = 0) -> dict:
+    """`gzip_of`: the body is gzip-compressed and this many bytes decompressed (the bytes counted)."""
     cmd = ["taskset", "-c", CLIENT_CPU, "curl", "-sS", "--max-time", str(int(timeout)), "-H", "Expect:",
            "-H", "Content-Type: application/x-ndjson", "--data-binary", f"@{body}",
            "-w", "%{http_code} %{time_total} %{size_upload}\\n"]
+    if gzip_of:
+        cmd += ["-H", "Content-Encoding: gzip"]
     outs = []
     for i, p in enumerate(paths):
         out = tmp / f"resp-{srv.name}-{i}.json"
@@ -229,6 +233,8 @@ def large_round(srv: Server, body: Path, paths: list[str], tmp: Path, timeout: f
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30)
     lines = r.stdout.split()
     codes, wall, sent = lines[0::3], sum(map(float, lines[1::3])), sum(int(float(x)) for x in lines[2::3])
+    if gzip_of:
+        sent = sent // body.stat().st_size * gzip_of
     responses = []
     for out, code in zip(outs, codes):
         text = out.read_text(errors="replace") if out.exists() else ""
@@ -406,6 +412,7 @@ def main() -> int:
     deadline = t_start + args.budget
 
     large = corpus.large_body()
+    gzipped = corpus.large_body_gzip()
     small = corpus.small_static_body()
     size = large.stat().st_size
     run_dir = BUILD / f"run-{os.getpid()}"
@@ -448,22 +455,27 @@ def main() -> int:
 
         # ---- (1) large bodies, rounds interleaved across servers
         print("(1) large bodies ...", flush=True)
-        res: dict[str, list[dict]] = {"anomalyd": [], "anomalyd_count": [], "bare": [], "bare_tuned": [], "python": []}
+        res: dict[str, list[dict]] = {"anomalyd": [], "anomalyd_count": [], "anomalyd_gzip": [], "bare": [],
+                                      "bare_tuned": [], "bare_gzip": [], "python": []}
         reference: dict | None = None
         for rnd in range(max(args.rounds, args.python_rounds)):
             if rnd < args.rounds:
-                def ad_round(kind: str, body: dict) -> dict:
+                def ad_round(kind: str, body: dict, wire: Path = large) -> dict:
                     jobs = [f"large-{kind}-r{rnd}-{i}" for i in range(args.urls)]
                     for j in jobs:
                         ad.create_job(j, body)
                     try:
-                        return large_round(ad, large, [f"/_ml/anomaly_detectors/{j}/_data" for j in jobs], run_dir, 60)
+                        return large_round(ad, wire, [f"/_ml/anomaly_detectors/{j}/_data" for j in jobs], run_dir, 60,
+                                           gzip_of=size if wire != large else 0)
                     finally:
                         for j in jobs:
                             ad.delete_job(j)
 
                 res["anomalyd"].append(guarded(lambda: ad_round("mean", JOB_BODY), "anomalyd large"))
                 res["anomalyd_count"].append(guarded(lambda: ad_round("count", COUNT_JOB_BODY), "anomalyd count large"))
+                res["anomalyd_gzip"].append(guarded(lambda: ad_round("mean", JOB_BODY, gzipped), "anomalyd gzip large"))
+                res["bare_gzip"].append(guarded(
+                    lambda: large_round(bare, gzipped, ["/x"] * args.bare_urls, run_dir, 60, gzip_of=size), "bare gzip large"))
                 res["bare"].append(guarded(lambda: large_round(bare, large, ["/x"] * args.bare_urls, run_dir, 60),
                                            "bare large"))
                 res["bare_tuned"].append(guarded(
@@ -483,7 +495,7 @@ def main() -> int:
                 if r["bytes"] != size * len(r["responses"]):
                     fail(f"{name}: sent {r['bytes']} bytes, expected {size * len(r['responses'])}")
         reference = res["python"][0]["responses"][0] if res["python"] else None
-        for name, counters in (("anomalyd", COUNTERS),
+        for name, counters in (("anomalyd", COUNTERS), ("anomalyd_gzip", COUNTERS),
                                ("anomalyd_count", [k for k in COUNTERS if k != "missing_field_count"])):
             for r in res[name]:
                 for resp in r["responses"]:
@@ -491,7 +503,7 @@ def main() -> int:
                         fail(f"{name} counts differ from the Python reference: "
                              f"{ {k: (resp.get(k), reference.get(k)) for k in counters} }")
                         break
-        for r in res["bare"] + res["bare_tuned"]:
+        for r in res["bare"] + res["bare_tuned"] + res["bare_gzip"]:
             if any(resp.get("bytes") != size for resp in r["responses"]):
                 fail("bare server did not read the whole body")
 
@@ -565,8 +577,10 @@ def main() -> int:
     print(f"{'(1) 100 MB bodies, curl':34s} {'GB/s wall':>10s} {'GB/s/core':>10s} {'M rec/s/core':>13s} "
           f"{'srv util':>9s} {'runs':>5s} {'noisy':>6s} {'foreign':>8s}")
     for n, label in (("anomalyd", "anomalyd, mean by host (1,200)"), ("anomalyd_count", "anomalyd, count (1 series)"),
+                     ("anomalyd_gzip", "anomalyd, mean, gzip body"),
                      ("bare", "bare aiohttp readany, discard"),
                      ("bare_tuned", "bare, anomalyd's malloc settings"),
+                     ("bare_gzip", "bare, gzip body (stdlib zlib)"),
                      ("python", "pure Python orjson per line")):
         rows = res[n]
         print(f"{label:34s} {L[n]['gbps_wall']:10.3f} {L[n]['gbps_core']:10.3f} "
@@ -606,6 +620,9 @@ def main() -> int:
         "large_count_vs_bare": rnd(paired(res["anomalyd_count"], res["bare"], "gbps_core")),
         "large_vs_bare_tuned": rnd(paired(res["anomalyd"], res["bare_tuned"], "gbps_core")),
         "large_count_vs_bare_tuned": rnd(paired(res["anomalyd_count"], res["bare_tuned"], "gbps_core")),
+        "large_gzip_gbps_per_core": rnd(L["anomalyd_gzip"]["gbps_core"]),
+        "large_gzip_vs_bare_gzip": rnd(paired(res["anomalyd_gzip"], res["bare_gzip"], "gbps_core")),
+        "bare_gzip_gbps_per_core": rnd(L["bare_gzip"]["gbps_core"]),
         "small_rps": rnd(S["anomalyd"]["rps"], 0),
         "small_rps_per_core": rnd(S["anomalyd"]["rps_core"], 0),
         "small_vs_bare": rnd(paired(wrk_res["anomalyd"], wrk_res["bare"], "rps")),
