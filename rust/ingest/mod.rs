@@ -131,6 +131,7 @@ impl IngestEngine {
     }
 
     fn fold_request(&mut self) {
+        self.stream.trim();
         let r = std::mem::take(&mut self.pipeline.request);
         self.totals.add_counters(&r);
         if r.latest_empty_bucket_timestamp.is_some() {

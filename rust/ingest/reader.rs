@@ -45,6 +45,22 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// Bytes its buffers hold on to.
+    #[cfg(test)]
+    pub fn retained_bytes(&self) -> usize {
+        self.path.capacity() + self.key.capacity() + self.value.capacity() + 8 * self.prefix_lens.capacity()
+    }
+
+    /// Give back what a deeply nested or long-keyed body made the buffers grow to.
+    pub fn trim(&mut self, keep: usize) {
+        for buffer in [&mut self.path, &mut self.key, &mut self.value] {
+            buffer.clear();
+            buffer.shrink_to(keep);
+        }
+        self.prefix_lens.clear();
+        self.prefix_lens.shrink_to(keep);
+    }
+
     /// Read the next record of `buf` from `*pos` into `rec`.
     ///
     /// `safe` is updated to every position (with the tokenizer state there) where reading may

@@ -51,6 +51,11 @@ pub trait OnRecord {
     fn on_record(&mut self, rec: &Record, buf: &[u8]);
 }
 
+/// Capacity of the carry buffer kept between bodies.
+const CARRY_KEEP: usize = 1 << 20;
+/// Capacity of the reader's buffers kept between bodies.
+const KEEP_CAPACITY: usize = 1 << 12;
+
 pub struct BodyStream {
     tok: Tokenizer,
     reader: Reader,
@@ -88,9 +93,19 @@ impl BodyStream {
     }
 
     /// Forget any partial state: a new body starts.
+    /// The end of a body: what a pathological one made the buffers grow to is given back now,
+    /// not at the job's next request (a body nested millions deep takes ~100 MB).
+    pub fn trim(&mut self) {
+        self.tok.reset();
+        self.reader.trim(KEEP_CAPACITY);
+        self.carry.shrink_to(CARRY_KEEP);
+    }
+
     pub fn reset(&mut self) {
         self.tok.reset();
         self.carry.clear();
+        // A document up to the size limit may have passed through: keep a usual chunk's worth.
+        self.carry.shrink_to(CARRY_KEEP);
         self.scanner = UnitScanner::default();
         self.top_recovery = false;
         self.errors = 0;
@@ -314,7 +329,33 @@ impl BodyStream {
 
 #[cfg(test)]
 mod tests {
-    use super::FAST_PATH;
+    use super::{BodyStream, OnRecord, FAST_PATH};
+    use crate::ingest::fields::{FieldSet, Record};
+
+    /// A body nested two million deep or with a 4 MB key grows the buffers by tens of MB; they
+    /// are given back when the body ends, not kept per job until its next request.
+    #[test]
+    fn a_pathological_body_leaves_no_large_buffers_behind() {
+        struct Ignore;
+        impl OnRecord for Ignore {
+            fn on_record(&mut self, _: &Record, _: &[u8]) {}
+        }
+        let fields = FieldSet::new(&["value".to_string()], "time");
+        let depth = 2_000_000;
+        let deep = [&b"{\"time\":1,\"x\":"[..], &b"{\"a\":".repeat(depth), b"1", &b"}".repeat(depth + 1)].concat();
+        let long_key = [&b"{\"time\":1,\""[..], &b"k".repeat(4 << 20), b"\":1}"].concat();
+        for body in [deep, long_key] {
+            let mut stream = BodyStream::new(&fields, 16 << 20);
+            stream.reset();
+            for chunk in body.chunks(1 << 16) {
+                stream.feed(&fields, chunk, &mut Ignore).unwrap();
+            }
+            stream.finish(&fields, &mut Ignore).unwrap();
+            stream.trim();
+            let kept = stream.tok.retained_bytes() + stream.reader.retained_bytes() + stream.carry.capacity();
+            assert!(kept <= 2 << 20, "{kept} bytes kept");
+        }
+    }
     use crate::config::JobSpec;
     use crate::ingest::fuzz::post_in_pieces;
     use crate::ingest::IngestEngine;

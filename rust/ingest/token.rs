@@ -13,6 +13,8 @@
 //! The tokenizer never reads past the buffer: when a token is cut by the end of the buffer it
 //! answers [`Stop::Eof`] and the caller re-feeds the whole unit once more bytes have arrived.
 
+use std::collections::HashSet;
+
 use crate::arch;
 
 /// A string token's contents (between the quotes) as byte offsets into the buffer.
@@ -86,6 +88,11 @@ pub struct Tokenizer {
     /// For each open object: where its keys start in `seen`, and a 64-bit Bloom filter of
     /// them, so that the usual all-distinct keys skip the comparisons.
     seen_marks: Vec<(usize, u64)>,
+    /// The unescaped keys of each open object that has more than [`EXACT_KEYS_FROM`] keys,
+    /// innermost last, tagged with the object's `seen_marks` index: past that many keys the
+    /// Bloom filter is saturated, and comparing each key with all the others would make an
+    /// object of n keys cost n² (a few hundred KB of keys could stall the server).
+    exact: Vec<(usize, HashSet<Box<[u8]>>)>,
     scratch_a: Vec<u8>,
     scratch_b: Vec<u8>,
 }
@@ -141,6 +148,13 @@ pub fn key_hash(len: usize, word: u64, mult: u64, bits: u32) -> usize {
     ((word ^ (len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).wrapping_mul(mult) >> (64 - bits)) as usize
 }
 
+/// Keys an object may have before its duplicates are found with a hash set (see `exact`).
+const EXACT_KEYS_FROM: usize = 32;
+
+/// Buffer capacity kept between bodies; a pathological body (millions of nested objects or
+/// keys) leaves no more than this behind per job.
+const KEEP_CAPACITY: usize = 1 << 12;
+
 /// A key's bit in a per-object 64-bit Bloom filter (duplicate detection).
 #[inline(always)]
 pub fn key_bloom_bit(len: usize, word: u64) -> u64 {
@@ -184,12 +198,26 @@ impl Tokenizer {
         Mark { frames: self.frames.len(), top: self.frames.last().copied() }
     }
 
-    /// The state of [`Tokenizer::new`] (a new body), keeping the buffers' capacity.
+    /// Bytes its buffers hold on to.
+    #[cfg(test)]
+    pub fn retained_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.frames.capacity() * size_of::<Frame>() + self.seen.capacity() * size_of::<SeenKey>()
+            + self.seen_marks.capacity() * 16 + self.exact.capacity() * 64
+            + self.scratch_a.capacity() + self.scratch_b.capacity()
+    }
+
+    /// The state of [`Tokenizer::new`] (a new body), keeping the buffers' usual capacity.
     pub fn reset(&mut self) {
         self.frames.clear();
         self.objects = 0;
         self.seen.clear();
         self.seen_marks.clear();
+        self.exact.clear();
+        self.frames.shrink_to(KEEP_CAPACITY);
+        self.seen.shrink_to(KEEP_CAPACITY);
+        self.seen_marks.shrink_to(KEEP_CAPACITY);
+        self.exact.shrink_to(KEEP_CAPACITY);
     }
 
     pub fn rewind(&mut self, mark: Mark) {
@@ -200,6 +228,7 @@ impl Tokenizer {
         self.objects = 0;
         self.seen.clear();
         self.seen_marks.clear();
+        self.exact.clear();
     }
 
     /// After error recovery skipped the rest of a record: drop the record's containers and
@@ -210,6 +239,7 @@ impl Tokenizer {
         self.objects = 0;
         self.seen.clear();
         self.seen_marks.clear();
+        self.exact.clear();
         self.after_value();
     }
 
@@ -338,6 +368,9 @@ impl Tokenizer {
             self.objects -= 1;
             let mark = self.seen_marks.pop().map_or(0, |m| m.0);
             self.seen.truncate(mark);
+            if self.exact.last().is_some_and(|e| e.0 == self.seen_marks.len()) {
+                self.exact.pop();
+            }
         }
         self.after_value();
         if object {
@@ -402,7 +435,11 @@ impl Tokenizer {
     fn is_duplicate(&mut self, buf: &[u8], text: Text) -> bool {
         let raw = &buf[text.start..text.end];
         let (len, word) = (raw.len() as u32, key_word(raw));
+        let object = self.seen_marks.len();
         let Some(&mut (mark, ref mut bloom)) = self.seen_marks.last_mut() else { return false };
+        if self.exact.last().is_some_and(|e| e.0 + 1 == object) {
+            return self.is_duplicate_exact(raw, text.escaped);
+        }
         let bit = key_bloom_bit(len as usize, word);
         let maybe = *bloom & bit != 0 || text.escaped;
         // An escaped key's raw bytes say nothing about its value: compare every later key.
@@ -411,7 +448,30 @@ impl Tokenizer {
             return true;
         }
         self.seen.push(SeenKey { len, word, text });
+        if self.seen.len() - mark == EXACT_KEYS_FROM {
+            self.index_keys(buf, mark, object - 1);
+        }
         false
+    }
+
+    /// The object's keys so far into a hash set, which decides for its later keys.
+    #[cold]
+    #[inline(never)]
+    fn index_keys(&mut self, buf: &[u8], mark: usize, object: usize) {
+        let mut keys = HashSet::with_capacity(2 * EXACT_KEYS_FROM);
+        for k in &self.seen[mark..] {
+            unescape_into(&buf[k.text.start..k.text.end], k.text.escaped, &mut self.scratch_a);
+            keys.insert(Box::from(&self.scratch_a[..]));
+        }
+        self.exact.push((object, keys));
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn is_duplicate_exact(&mut self, raw: &[u8], escaped: bool) -> bool {
+        unescape_into(raw, escaped, &mut self.scratch_a);
+        let keys = &mut self.exact.last_mut().expect("an indexed object").1;
+        !keys.insert(Box::from(&self.scratch_a[..]))
     }
 
     #[cold]
@@ -714,6 +774,37 @@ mod tests {
         assert!(matches!(toks.last(), Some(Err(Stop::Error { .. }))));
         let toks = tokens(r#"{"a":{"a":1},"b":{"a":1}}"#);
         assert_eq!(toks.last(), Some(&Err(Stop::Eof)));
+    }
+
+    /// Objects of many keys: past EXACT_KEYS_FROM the hash set decides, with the same answers
+    /// (a repeat anywhere, escaped or not, is an error at the repeat; distinct keys are not),
+    /// nested objects keep sets of their own, and a closed object's set goes with it.
+    #[test]
+    fn duplicates_among_many_keys_are_found_exactly() {
+        let object = |keys: &[String]| {
+            let body: Vec<String> = keys.iter().map(|k| format!("\"{k}\":1")).collect();
+            format!("{{{}}}", body.join(","))
+        };
+        let many: Vec<String> = (0..500).map(|i| format!("k{i}")).collect();
+        for n in [EXACT_KEYS_FROM - 1, EXACT_KEYS_FROM, EXACT_KEYS_FROM + 1, 500] {
+            let toks = tokens(&object(&many[..n]));
+            assert_eq!(toks.last(), Some(&Err(Stop::Eof)), "{n} distinct keys");
+            for (first, repeat) in [(0, n - 1), (n / 2, n - 1), (n - 2, n - 1)] {
+                let mut keys = many[..n].to_vec();
+                keys[repeat] = keys[first].clone();
+                let text = object(&keys);
+                let at = text.find(&format!(",\"{}\":1}}", keys[repeat])).expect("the repeat") + keys[repeat].len() + 3;
+                assert_eq!(tokens(&text).last(), Some(&Err(Stop::Error { resume: at })), "{n} keys, {first} at {repeat}");
+                keys[repeat] = format!("\\u006b{}", &keys[first][1..]); // the same key, escaped
+                assert!(matches!(tokens(&object(&keys)).last(), Some(Err(Stop::Error { .. }))), "{n} keys, escaped");
+            }
+        }
+        // A nested object of many keys, then more keys of the outer object: each its own set.
+        let inner = object(&many[..100]);
+        let text = format!("{{\"a\":1,\"x\":{inner},{}}}", &object(&many[..100])[1..object(&many[..100]).len() - 1]);
+        assert_eq!(tokens(&text).last(), Some(&Err(Stop::Eof)));
+        let text = format!("{{\"k5\":1,\"x\":{inner},{}}}", &object(&many[..100])[1..object(&many[..100]).len() - 1]);
+        assert!(matches!(tokens(&text).last(), Some(Err(Stop::Error { .. }))), "k5 repeats after the inner object");
     }
 
     #[test]
