@@ -81,7 +81,10 @@ impl JobSpec {
         for k in ["categorization_field_name", "summary_count_field_name"] {
             add(ac.get(k).and_then(|x| x.as_str()));
         }
-        let analysis = AnalysisSpec::from_config(ac, &analysis_fields)?;
+        let mut analysis = AnalysisSpec::from_config(ac, &analysis_fields)?;
+        let limits = v.get("analysis_limits");
+        analysis.model_memory_limit =
+            crate::analysis::memory::parse_limit(limits.and_then(|l| l.get("model_memory_limit")))?;
         Ok(JobSpec {
             analysis,
             job_id: v.get("job_id").and_then(|x| x.as_str()).unwrap_or("").to_owned(),

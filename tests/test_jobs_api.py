@@ -607,3 +607,27 @@ def test_byte_size_string_renders_as_elasticsearch(n, text):
     from anomalyd.jobupdate import byte_size_string
 
     assert byte_size_string(n) == text
+
+
+async def test_model_memory_limit_refuses_new_series(client):
+    """At `model_memory_limit` new series are refused (Elasticsearch's hard limit): their records
+    are counted but not modelled, the memory stays within the limit, the status is hard_limit and
+    each bucket with a refusal counts once; series made before go on being modelled."""
+    await put(client, "mem", {"analysis_config": {"bucket_span": "1h", "detectors": [
+        {"function": "mean", "field_name": "v", "by_field_name": "host"}]},
+        "analysis_limits": {"model_memory_limit": "1mb"},
+        "data_description": {"time_field": "t", "time_format": "epoch"}})
+    await open_job(client, "mem")
+    hosts = 2000  # about 4 KB each: far more than 1 MB
+    body = "".join(f'{{"t":{1403481600 + h},"v":{h % 7},"host":"h{h}"}}\n' for h in range(hosts))
+    body += "".join(f'{{"t":{1403485200 + h},"v":1,"host":"n{h}"}}\n' for h in range(10))  # new hosts, next bucket
+    r = await client.post(f"{BASE}/mem/_data", data=body.encode(), headers=NDJSON)
+    assert r.status == 202 and (await r.json())["processed_record_count"] == hosts + 10
+    m = (await stats(client, "mem"))[1]["jobs"][0]["model_size_stats"]
+    assert m["memory_status"] == "hard_limit" and m["bucket_allocation_failures_count"] == 2
+    assert m["model_bytes_memory_limit"] == 1 << 20 and 0 < m["model_bytes_exceeded"] < 8192
+    assert m["model_bytes"] <= (1 << 20) + 65536  # the series, plus open buckets and normalisers
+    assert 100 < m["total_by_field_count"] < hosts
+    assert (await client.post(f"{BASE}/mem/_close")).status == 200
+    closed = (await stats(client, "mem"))[1]["jobs"][0]["model_size_stats"]
+    assert (closed["memory_status"], closed["bucket_allocation_failures_count"]) == ("hard_limit", 2)

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bucket::OpenBucket;
 use super::detector::{Detector, FeatureValue};
+use super::memory::{MemoryBudget, INDEX_BYTES_PER_SERIES};
 use super::model::{ModelConfig, Observation, ProfileBins, SeriesModel};
 use super::results::{self, finite, ResultRow};
 use super::score::{raw_score, Normalizer, RECORD_PROBABILITY_THRESHOLD};
@@ -165,6 +166,10 @@ pub struct AnalysisEngine {
     out: Vec<ResultRow>,
     scratch: Vec<u32>,
     hot: Hot,
+    /// The model memory limit; counted from the job's open (not part of the snapshot).
+    memory: MemoryBudget,
+    /// Bytes of a new series of each detector, before its split values.
+    series_bytes: Vec<usize>,
 }
 
 /// A field value as a number, as Elasticsearch reads it (Java's `Double.parseDouble`), with a
@@ -235,12 +240,23 @@ impl AnalysisEngine {
             influencer_normalizers: spec.influencers.iter().map(|_| Normalizer::new(span_s)).collect(),
             timing: Timing::default(),
         };
+        let series_bytes = spec
+            .detectors
+            .iter()
+            .zip(&model_configs)
+            .map(|(d, cfg)| {
+                let models: usize = models_for(d.feature, || SeriesModel::new(cfg)).iter().map(SeriesModel::memory_bytes).sum();
+                std::mem::size_of::<Series>() + models + INDEX_BYTES_PER_SERIES
+            })
+            .collect();
         AnalysisEngine {
             job_id: job_id.to_owned(),
             span_ms,
             latency_ms,
             series: SeriesSet::new(spec.detectors.len()),
             plans: spec.detectors.iter().map(|d| Plan::new(d, &spec.influencers)).collect(),
+            memory: MemoryBudget::new(spec.model_memory_limit),
+            series_bytes,
             spec,
             model_configs,
             state,
@@ -306,7 +322,13 @@ impl AnalysisEngine {
             }
             let sid = match self.series.find(plan.detector, plan.split, partition, by) {
                 Some(sid) => sid,
-                None => Self::new_series(&mut self.series, &self.spec.detectors[plan.detector], &self.model_configs[plan.detector], partition, by),
+                None => {
+                    let bytes = self.series_bytes[plan.detector] + partition.len() + by.len();
+                    if !self.memory.admit(bytes, bucket.start_ms) {
+                        continue; // over the model memory limit: counted, not modelled
+                    }
+                    Self::new_series(&mut self.series, &self.spec.detectors[plan.detector], &self.model_configs[plan.detector], partition, by)
+                }
             };
             bucket.aggregate_mut(sid).add(count, v);
             for &(f, idx) in plan.influencers.iter() {
@@ -668,6 +690,7 @@ impl AnalysisEngine {
             return Err("model snapshot: made for another configuration".into());
         }
         self.series = SeriesSet::from_series(detectors, s.series);
+        self.memory.set_used(self.series.series.iter().map(|x| x.memory_bytes() + INDEX_BYTES_PER_SERIES).sum());
         self.state = s.state;
         self.hot = Hot::NONE;
         Ok(())
@@ -700,6 +723,10 @@ impl AnalysisEngine {
         }
         serde_json::json!({
             "model_bytes": self.model_bytes(),
+            "model_bytes_memory_limit": self.memory.limit(),
+            "model_bytes_exceeded": self.memory.bytes_exceeded(),
+            "bucket_allocation_failures_count": self.memory.allocation_failures(),
+            "memory_status": self.memory.status(),
             "total_by_field_count": by,
             "total_partition_field_count": partition,
             "series_count": self.series.len(),

@@ -12,6 +12,7 @@
 
 pub mod bucket;
 pub mod detector;
+pub mod memory;
 pub mod model;
 pub mod results;
 pub mod score;
@@ -32,6 +33,8 @@ pub struct AnalysisSpec {
     /// Each influencer field's name and index among the analysis values.
     pub influencers: Vec<(String, usize)>,
     pub summary_count: Option<usize>,
+    /// `analysis_limits.model_memory_limit` in bytes (see [`memory`]).
+    pub model_memory_limit: usize,
 }
 
 impl AnalysisSpec {
@@ -55,6 +58,6 @@ impl AnalysisSpec {
             .collect();
         let summary_count =
             analysis_config.get("summary_count_field_name").and_then(|v| v.as_str()).and_then(position);
-        Ok(AnalysisSpec { detectors, influencers, summary_count })
+        Ok(AnalysisSpec { detectors, influencers, summary_count, model_memory_limit: memory::DEFAULT_LIMIT_BYTES })
     }
 }

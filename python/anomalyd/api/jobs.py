@@ -90,11 +90,13 @@ def job_stats(request: web.Request, registry: JobRegistry, job: Job, human: bool
         "data_counts": counts,
         "model_size_stats": {
             "job_id": job.job_id, "result_type": "model_size_stats", "model_bytes": model.get("model_bytes", 0),
-            "peak_model_bytes": model.get("model_bytes", 0), "model_bytes_exceeded": 0,
+            "peak_model_bytes": model.get("model_bytes", 0), "model_bytes_exceeded": model.get("model_bytes_exceeded", 0),
             "model_bytes_memory_limit": limit, "total_by_field_count": model.get("total_by_field_count", 0),
             "total_over_field_count": 0, "total_partition_field_count": model.get("total_partition_field_count", 0),
-            "bucket_allocation_failures_count": 0,
-            "memory_status": "ok" if model.get("model_bytes", 0) <= limit else "hard_limit",
+            "bucket_allocation_failures_count": model.get("bucket_allocation_failures_count", 0),
+            # the engine's status since the job opened (series refused at the limit); older
+            # snapshots' figures lack it
+            "memory_status": model.get("memory_status", "ok" if model.get("model_bytes", 0) <= limit else "hard_limit"),
             "assignment_memory_basis": "current_model_bytes", "categorized_doc_count": 0, "total_category_count": 0,
             "frequent_category_count": 0, "rare_category_count": 0, "dead_category_count": 0,
             "failed_category_count": 0, "categorization_status": "ok", "log_time": now_ms(),
