@@ -47,11 +47,33 @@ fn stream_error(e: StreamError) -> PyErr {
 /// mutex rather than PyO3's borrow flag, which would make such a read fail: a read that meets
 /// a chunk in progress waits for it (with the GIL released). The job's actor still serialises
 /// every call that changes the engine, so the mutex is almost never contended.
+///
+/// A model snapshot holds the engine for as long as serialising the models takes (about a
+/// second per 200k series), on a worker thread while the actor holds the job: the reads from
+/// the event loop are then answered from figures rendered as the snapshot began (`frozen`),
+/// which are exact, since nothing changes the job meanwhile, so the loop never waits for it.
 #[pyclass(module = "anomalyd._native", name = "IngestEngine", frozen)]
 struct PyIngestEngine {
     state: Mutex<EngineState>,
+    frozen: Mutex<Option<Frozen>>,
     job_id: String,
     bucket_span_ms: i64,
+}
+
+/// Ends a snapshot's frozen figures when dropped.
+struct Thaw<'a>(&'a PyIngestEngine);
+
+impl Drop for Thaw<'_> {
+    fn drop(&mut self) {
+        *self.0.frozen() = None;
+    }
+}
+
+/// The figures the event loop reads, as they were when a snapshot began.
+struct Frozen {
+    stats: String,
+    saved: String,
+    analysis_stats: String,
 }
 
 struct EngineState {
@@ -98,6 +120,11 @@ impl PyIngestEngine {
         }
     }
 
+    /// The figures frozen while a snapshot is taken (None otherwise).
+    fn frozen(&self) -> MutexGuard<'_, Option<Frozen>> {
+        self.frozen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The engine, for a call that has released the GIL.
     fn engine_detached(&self) -> MutexGuard<'_, EngineState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -131,7 +158,8 @@ impl PyIngestEngine {
         };
         let inner = ingest::IngestEngine::open(spec, totals, max_document_bytes.max(1));
         let (job_id, bucket_span_ms) = (inner.job_id.clone(), inner.bucket_span_ms());
-        Ok(PyIngestEngine { state: Mutex::new(EngineState { inner, response: String::new() }), job_id, bucket_span_ms })
+        let state = Mutex::new(EngineState { inner, response: String::new() });
+        Ok(PyIngestEngine { state, frozen: Mutex::new(None), job_id, bucket_span_ms })
     }
 
     fn start_request(&self, py: Python<'_>) {
@@ -191,6 +219,9 @@ impl PyIngestEngine {
 
     /// Live lifetime totals as `_stats` shows them for an open job.
     fn stats_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        if let Some(f) = self.frozen().as_ref() {
+            return PyBytes::new(py, f.stats.as_bytes());
+        }
         PyBytes::new(py, self.engine(py).inner.stats_json().as_bytes())
     }
 
@@ -207,6 +238,9 @@ impl PyIngestEngine {
     /// The totals stamped at the end of the last successful request (or the last `stamp` or
     /// `persist_json`): what the group commit writes.
     fn saved_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        if let Some(f) = self.frozen().as_ref() {
+            return PyBytes::new(py, f.saved.as_bytes());
+        }
         PyBytes::new(py, self.engine(py).inner.saved_json().as_bytes())
     }
 
@@ -230,16 +264,28 @@ impl PyIngestEngine {
 
     /// The analysis state (models, open buckets, normalisers) as an opaque snapshot.
     fn model_snapshot<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.engine(py).inner.analysis().snapshot())
+        let state = self.engine(py);
+        let i = &state.inner;
+        let figures = Frozen { stats: i.stats_json(), saved: i.saved_json(), analysis_stats: i.analysis().stats_json() };
+        *self.frozen() = Some(figures);
+        drop(state);
+        let thaw = Thaw(self); // even if serialising panics
+        let bytes = py.detach(|| self.engine_detached().inner.analysis().snapshot());
+        drop(thaw);
+        PyBytes::new(py, &bytes)
     }
 
     /// Continue from a snapshot of this job; ValueError if it does not fit the configuration.
+    /// The GIL is released meanwhile (a large model takes seconds to read).
     fn restore_model(&self, py: Python<'_>, snapshot: &[u8]) -> PyResult<()> {
-        self.engine(py).inner.analysis_mut().restore(snapshot).map_err(PyValueError::new_err)
+        py.detach(|| self.engine_detached().inner.analysis_mut().restore(snapshot)).map_err(PyValueError::new_err)
     }
 
     /// Model size and timing figures for `_stats`, as JSON.
     fn analysis_stats_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        if let Some(f) = self.frozen().as_ref() {
+            return PyBytes::new(py, f.analysis_stats.as_bytes());
+        }
         PyBytes::new(py, self.engine(py).inner.analysis().stats_json().as_bytes())
     }
 

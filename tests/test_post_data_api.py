@@ -223,10 +223,17 @@ def small_limits() -> None:
 
 
 @pytest.fixture
+def snapshot_every_request() -> None:
+    """Asked for by a test, it makes every request due for a periodic model snapshot."""
+
+
+@pytest.fixture
 def settings(tmp_path, request):
     """The default test settings, or tiny limits for tests that ask for `small_limits`."""
     if "small_limits" in request.fixturenames:
         return Settings(data_dir=tmp_path / "data", commit_interval=0.0, max_content_length=1000, max_document_bytes=500)
+    if "snapshot_every_request" in request.fixturenames:
+        return Settings(data_dir=tmp_path / "data", commit_interval=0.0, snapshot_interval=0.0)
     return Settings(data_dir=tmp_path / "data", commit_interval=0.0)
 
 
@@ -1049,3 +1056,39 @@ async def test_waiters_whose_clients_left_do_not_fill_the_queue(client):
         assert (await holder)[0] == 202
         assert (await queued).status == 202
     assert actor.queue_depth == 0
+
+
+async def test_periodic_snapshots_leave_the_loop_serving(snapshot_every_request, client):
+    """A periodic model snapshot is serialised on a thread while it holds the job: meanwhile
+    `_stats` and /metrics answer with the exact figures, other jobs take data, the job's own
+    posts wait their turn; every count adds up and the snapshot is stored."""
+    await setup_job(client)
+    r = await client.put(f"{BASE}/other", json={"analysis_config": {"detectors": [{"function": "count"}]},
+                                                 "data_description": {"time_field": "time", "time_format": "epoch"}})
+    assert r.status == 200 and (await client.post(f"{BASE}/other/_open")).status == 200
+    registry = client.server.app[REGISTRY]
+    actor = registry.jobs[J].actor
+    airlines = 5000  # a model of about 20 MB: its snapshot takes a while
+    body = b"".join(rec(1403481600 + k % 3600, airline=f"A{k}") + b"\n" for k in range(airlines))
+    status, counts = await post(client, body)  # due for a snapshot as it ends
+    assert status == 202 and counts["processed_record_count"] == airlines
+    snapshot = actor.snapshotting
+    assert snapshot is not None
+    own = asyncio.ensure_future(post(client, rec(1403485200, airline="A1")))  # waits for the snapshot
+    other_posted = 0
+    while not snapshot.done() and other_posted < 1000:
+        processed = (await job_stats(client))["data_counts"]["processed_record_count"]
+        # The job's own post goes only after the snapshot (which may have ended meanwhile).
+        assert processed == airlines or (snapshot.done() and processed == airlines + 1)
+        assert (await client.get("/metrics")).status == 200
+        status, _ = await post(client, rec(1403485200 + other_posted), path=f"{BASE}/other/_data")
+        assert status == 202
+        other_posted += 1
+    assert other_posted > 0
+    assert (await own)[0] == 202  # and its end starts the next snapshot
+    while actor.snapshotting is not None:
+        await asyncio.sleep(0.01)
+    assert (await job_stats(client))["data_counts"]["processed_record_count"] == airlines + 1
+    assert (await job_stats(client, "other"))["data_counts"]["processed_record_count"] == other_posted
+    stored = await registry.store.load_model(J)
+    assert stored is not None and stored[1]["series_count"] == airlines

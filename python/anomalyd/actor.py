@@ -172,6 +172,8 @@ class JobActor:
         self._retired: Exception | None = None
         #: The close in progress, which every later close joins.
         self.closing: asyncio.Future[None] | None = None
+        #: The periodic model snapshot in progress (see JobRegistry.request_done).
+        self.snapshotting: asyncio.Future[None] | None = None
         self.opened_at = time.monotonic()
         #: When the model state was last snapshotted (monotonic seconds).
         self.snapshot_at = self.opened_at

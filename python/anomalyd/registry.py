@@ -76,8 +76,9 @@ class JobRegistry:
 
     async def stop(self) -> None:
         """Shutdown: persist every open job's counts and model; open jobs stay open across the restart."""
-        closing = [job.actor.closing for job in self.jobs.values() if job.actor is not None and job.actor.closing]
-        await asyncio.gather(*closing, return_exceptions=True)  # closes under way finish first
+        under_way = [task for job in self.jobs.values() if job.actor is not None
+                     for task in (job.actor.closing, job.actor.snapshotting) if task is not None]
+        await asyncio.gather(*under_way, return_exceptions=True)  # closes and snapshots under way finish first
         for job in self.jobs.values():
             if job.actor is not None:
                 job.actor.engine.stamp(now_ms())  # the totals as they are now, failed requests included
@@ -186,8 +187,8 @@ class JobRegistry:
         engine = IngestEngine(json.dumps(job.config), counts, self.max_document_bytes)
         model = await self.store.load_model(job.job_id)
         if model is not None:
-            try:
-                engine.restore_model(model[0])
+            try:  # on a thread: a large model takes seconds to read, and the loop serves meanwhile
+                await asyncio.get_running_loop().run_in_executor(None, engine.restore_model, model[0])
             except ValueError as e:
                 log.warning("model_snapshot_discarded", job_id=job.job_id, reason=str(e))
         job.actor = JobActor(job, engine, self, self.feed_pool)
@@ -200,8 +201,22 @@ class JobRegistry:
         # rendered at commit time, from the totals the engine stamped as the request finished.
         self.writer.add(actor.job.job_id, actor.engine)
         self.results_ready(actor)
-        if time.monotonic() - actor.snapshot_at >= self.snapshot_interval:
-            self._log_failure(self._save_model(actor), "model_snapshot_failed", actor)
+        if time.monotonic() - actor.snapshot_at >= self.snapshot_interval and actor.snapshotting is None:
+            actor.snapshot_at = time.monotonic()
+            actor.snapshotting = asyncio.ensure_future(self._periodic_snapshot(actor))
+
+    async def _periodic_snapshot(self, actor: JobActor) -> None:
+        """The periodic snapshot takes a turn like a request, so that nothing changes the model
+        while a worker thread serialises it."""
+        try:
+            async with actor.turn():
+                await self._save_model(actor)
+        except errors.EsError:
+            pass  # the job closed first (its close took a snapshot) or the server is stopping
+        except Exception as e:  # noqa: BLE001 - logged; the next interval tries again
+            log.error("model_snapshot_failed", job_id=actor.job.job_id, error=repr(e))
+        finally:
+            actor.snapshotting = None
 
     def results_ready(self, actor: JobActor) -> None:
         rows = actor.engine.take_results()
@@ -211,21 +226,14 @@ class JobRegistry:
     async def flush_results(self) -> None:
         await self.results.flush()
 
-    @staticmethod
-    def _log_failure(fut: asyncio.Future[None], event: str, actor: JobActor) -> asyncio.Future[None]:
-        def check(f: asyncio.Future[None]) -> None:
-            if not f.cancelled() and f.exception() is not None:
-                log.error(event, job_id=actor.job.job_id, error=repr(f.exception()))
-
-        fut.add_done_callback(check)
-        return fut
-
-    def _save_model(self, actor: JobActor) -> asyncio.Future[None]:
-        """Snapshot the model now and queue it for the store (ahead of any later read)."""
+    async def _save_model(self, actor: JobActor) -> None:
+        """Snapshot the model (on a thread, with the GIL released: a large model takes seconds)
+        and store it. The caller holds the job, so nothing changes the model meanwhile."""
         actor.snapshot_at = time.monotonic()
         stats = actor.engine.analysis_stats_json()
         actor.job.model_stats = json.loads(stats)
-        return self.store.save_model(actor.job.job_id, actor.engine.model_snapshot(), stats)
+        snapshot = await asyncio.get_running_loop().run_in_executor(None, actor.engine.model_snapshot)
+        await self.store.save_model(actor.job.job_id, snapshot, stats)
 
     async def close(self, job: Job, force: bool) -> None:
         """Close `job` (a job being opened, once it is open). The close runs as a task of its own,
