@@ -1,8 +1,8 @@
 """The embedded store: SQLite under the data directory.
 
 One table holds every job: its configuration, its state and its persisted lifetime counts;
-``results`` holds the jobs' result documents (see :mod:`anomalyd.results`) and ``models`` each
-job's latest analysis snapshot.
+``results`` holds the jobs' result documents (see :mod:`anomalyd.results`) and ``models`` (with
+``model_parts``) each job's latest analysis snapshot.
 Each create, delete and state change is one transaction, so a ``kill -9`` at any moment leaves
 either the whole job or none of it. SQLite runs on a single dedicated thread: the event loop
 never waits on disk, and writes are serialised without locks. WAL mode keeps commits cheap;
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from ._native import IngestEngine
 
 T = TypeVar("T")
+#: Model snapshots are stored in pieces of at most this size (SQLite's limit is 1 GB per value).
+MODEL_PIECE_BYTES = 256 << 20
 log = structlog.get_logger("anomalyd.store")
 
 _SCHEMA = """
@@ -51,6 +53,14 @@ CREATE TABLE IF NOT EXISTS models (
     job_id   TEXT PRIMARY KEY,
     snapshot BLOB NOT NULL,
     stats    TEXT NOT NULL
+);
+-- A snapshot is stored in pieces (the first in `models`, the rest here in order): SQLite refuses
+-- values over 1 GB, and a job's model may be larger.
+CREATE TABLE IF NOT EXISTS model_parts (
+    job_id TEXT NOT NULL,
+    part   INTEGER NOT NULL,
+    data   BLOB NOT NULL,
+    PRIMARY KEY (job_id, part)
 );
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -113,18 +123,26 @@ class Store:
 
     async def delete_jobs(self, job_ids: list[str]) -> None:
         """A job goes with its results and model state, in one transaction."""
-        stmts = [(f"DELETE FROM {table} WHERE job_id = ?", (j,)) for j in job_ids for table in ("jobs", "results", "models")]
+        tables = ("jobs", "results", "models", "model_parts")
+        stmts = [(f"DELETE FROM {table} WHERE job_id = ?", (j,)) for j in job_ids for table in tables]
         await self.submit(lambda db: _tx(db, stmts))
 
     def save_model(self, job_id: str, snapshot: bytes, stats: bytes) -> asyncio.Future[None]:
         """Queued at once: a read submitted later sees it."""
-        stmt = ("INSERT OR REPLACE INTO models VALUES (?, ?, ?)", (job_id, snapshot, stats.decode()))
-        return self.submit(lambda db: _tx(db, [stmt]))
+        view = memoryview(snapshot)
+        pieces = [view[i:i + MODEL_PIECE_BYTES] for i in range(0, len(view), MODEL_PIECE_BYTES)] or [view]
+        stmts = [("INSERT OR REPLACE INTO models VALUES (?, ?, ?)", (job_id, pieces[0], stats.decode())),
+                 ("DELETE FROM model_parts WHERE job_id = ?", (job_id,))]
+        stmts += [("INSERT INTO model_parts VALUES (?, ?, ?)", (job_id, k, piece)) for k, piece in enumerate(pieces[1:], 1)]
+        return self.submit(lambda db: _tx(db, stmts))
 
     async def load_model(self, job_id: str) -> tuple[bytes, dict[str, Any]] | None:
         def q(db: sqlite3.Connection) -> tuple[bytes, dict[str, Any]] | None:
             row = db.execute("SELECT snapshot, stats FROM models WHERE job_id = ?", (job_id,)).fetchone()
-            return (bytes(row[0]), json.loads(row[1])) if row else None
+            if row is None:
+                return None
+            rest = db.execute("SELECT data FROM model_parts WHERE job_id = ? ORDER BY part", (job_id,)).fetchall()
+            return b"".join([row[0], *(r[0] for r in rest)]), json.loads(row[1])
 
         return await self.submit(q)
 
