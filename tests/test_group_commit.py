@@ -67,3 +67,27 @@ async def test_adds_after_any_flush_still_reach_a_commit() -> None:
     assert written == [[("a", 1)], [("a", 2)], [("a", 4), ("a", 5)]]
     await gc.stop()
     assert len(written) == 3
+
+
+async def test_flush_waits_for_the_write_under_way() -> None:
+    """A flush returns only once everything added before it is written, including a batch the
+    writer took just before (the flusher finds nothing pending then)."""
+    started, release = asyncio.Event(), asyncio.Event()
+    written: list[list[tuple[str, int]]] = []
+
+    async def slow_write(batch: list[tuple[str, int]]) -> None:
+        started.set()
+        await release.wait()
+        written.append(batch)
+
+    gc: GroupCommit[int] = GroupCommit(0.0, slow_write)
+    gc.start()
+    gc.add("j", 1)
+    await started.wait()  # the writer has taken the batch
+    flush = asyncio.ensure_future(gc.flush())
+    await asyncio.sleep(0.01)
+    assert not flush.done()
+    release.set()
+    await flush
+    assert written == [[("j", 1)]]
+    await gc.stop()

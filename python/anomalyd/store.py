@@ -234,15 +234,19 @@ class GroupCommit(Generic[T]):
             await asyncio.sleep(self._interval)
 
     async def flush(self) -> None:
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        # Shielded: a batch once taken is written even if this caller is cancelled (`stop`),
-        # instead of being dropped with a queued store job.
-        write = asyncio.ensure_future(self._write_batch(batch))
-        self._writes.add(write)
-        write.add_done_callback(self._writes.discard)
-        await asyncio.shield(write)
+        """Everything added so far is on disk when this returns: what is pending is written
+        now, and a write already under way (the writer's own) is waited for."""
+        under_way = list(self._writes)
+        if self._pending:
+            batch, self._pending = self._pending, []
+            # Shielded: a batch once taken is written even if this caller is cancelled (`stop`),
+            # instead of being dropped with a queued store job.
+            write = asyncio.ensure_future(self._write_batch(batch))
+            self._writes.add(write)
+            write.add_done_callback(self._writes.discard)
+            await asyncio.shield(write)
+        if under_way:  # their failures are the writer's to report
+            await asyncio.shield(asyncio.gather(*under_way, return_exceptions=True))
 
     async def stop(self) -> None:
         if self._task is not None:

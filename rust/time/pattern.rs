@@ -106,7 +106,7 @@ impl DatePattern {
         let mut sample = Fields::default();
         fill_sample(&items, &mut sample);
         let has_offset = sample.offset.is_some();
-        resolve(&sample, 1970, has_offset)?;
+        resolve(&sample, 1970, has_offset, Resolver::Smart)?;
         Some(Self {
             items,
             default_year: current_utc_year(),
@@ -120,7 +120,7 @@ impl DatePattern {
         if parse_seq(&self.items, text, 0, &mut fields)? != text.len() {
             return None;
         }
-        resolve(&fields, self.default_year, self.has_offset)
+        resolve(&fields, self.default_year, self.has_offset, Resolver::Smart)
     }
 }
 
@@ -187,8 +187,10 @@ fn letters(c: u8, n: usize) -> Option<Item> {
     let one_or_two = |field| Item::number(field, n, if n == 2 { 2 } else { 18 });
     let colon = n == 3 || n == 5;
     Some(match (c, n) {
-        (b'y' | b'u', 2) => Item::number(Year2, 2, 2),
-        (b'y' | b'u', 1..=18) => Item::number(Year, n, 18),
+        // `u` (proleptic year) is refused: Elasticsearch defaults the year-of-era, which then
+        // conflicts with it, so no timestamp can be derived from such a pattern.
+        (b'y', 2) => Item::number(Year2, 2, 2),
+        (b'y', 1..=18) => Item::number(Year, n, 18),
         (b'M', 1 | 2) => one_or_two(Month),
         (b'M', 3..=5) => Item::Name(Month),
         (b'd', 1 | 2) => one_or_two(Day),
@@ -394,10 +396,9 @@ fn parse_name(field: Field, s: &[u8]) -> Option<(i64, usize)> {
     let short = names
         .iter()
         .map(|name| &name.as_bytes()[..3.min(name.len())]);
+    // Case-sensitive, as java.time parses unless told otherwise (Elasticsearch does not).
     for (i, name) in full.chain(short).enumerate() {
-        if s.get(..name.len())
-            .is_some_and(|head| head.eq_ignore_ascii_case(name))
-        {
+        if s.get(..name.len()) == Some(name) {
             return Some((first + (i % names.len()) as i64, name.len()));
         }
     }
@@ -438,17 +439,32 @@ fn parse_offset(s: &[u8], colon: bool, z: bool) -> Option<(i64, usize)> {
     (secs <= 18 * 3600).then_some((sign * secs, len))
 }
 
+/// How java.time resolves the fields: `time_format` patterns with its default (SMART),
+/// Elasticsearch's `strict_date_optional_time` parameters strictly.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Resolver {
+    Smart,
+    Strict,
+}
+
 /// Validates the parsed fields and turns them into epoch milliseconds.
-fn resolve(f: &Fields, default_year: i64, has_offset: bool) -> Option<i64> {
+fn resolve(f: &Fields, default_year: i64, has_offset: bool, resolver: Resolver) -> Option<i64> {
+    let smart = resolver == Resolver::Smart;
     let year = f.year.unwrap_or(default_year);
     let (month, day) = (f.month?, f.day?);
-    // java.time's year range; it also keeps the arithmetic below far from overflow.
-    if !(-999_999_999..=999_999_999).contains(&year)
-        || !(1..=12).contains(&month)
-        || !(1..=days_in_month(year, month)).contains(&day)
-    {
+    // java.time's year range (a pattern's `yyyy` is the year of the era: 0 is not one); it
+    // also keeps the arithmetic below far from overflow.
+    let first_year = if smart { 1 } else { -999_999_999 };
+    if !(first_year..=999_999_999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return None;
     }
+    // The SMART resolver clips a day past the month's end to its last day (Feb 30 is Feb 28).
+    let last = days_in_month(year, month);
+    let day = match day > last {
+        true if smart => last,
+        true => return None,
+        false => day,
+    };
     let from_12h = match (f.hour12, f.ampm) {
         (Some(h), Some(ampm)) if (0..=12).contains(&h) && (0..=1).contains(&ampm) => {
             Some(ampm * 12 + h % 12)
@@ -467,6 +483,9 @@ fn resolve(f: &Fields, default_year: i64, has_offset: bool) -> Option<i64> {
         return None;
     }
     let (minute, second) = (f.minute.unwrap_or(0), f.second.unwrap_or(0));
+    // The SMART resolver reads 24:00:00 (and nothing else at hour 24) as the next day's midnight.
+    let end_of_day = smart && hour == 24 && minute == 0 && second == 0 && f.nano.unwrap_or(0) == 0 && f.ampm.is_none();
+    let hour = if end_of_day { 0 } else { hour };
     if !(0..24).contains(&hour)
         || !(0..60).contains(&minute)
         || !(0..60).contains(&second)
@@ -476,7 +495,7 @@ fn resolve(f: &Fields, default_year: i64, has_offset: bool) -> Option<i64> {
     }
     let offset = if has_offset { f.offset? } else { 0 };
     let secs_of_day = hour * 3600 + minute * 60 + second - offset;
-    days_from_civil(year, month, day)
+    (days_from_civil(year, month, day) + i64::from(end_of_day))
         .checked_mul(86_400_000)?
         .checked_add(secs_of_day * 1000 + f.nano.unwrap_or(0) / 1_000_000)
 }
@@ -539,7 +558,7 @@ pub(super) fn parse_iso_ms(s: &[u8]) -> Option<i64> {
     if pos != s.len() {
         return None;
     }
-    resolve(&f, 0, true)
+    resolve(&f, 0, true, Resolver::Strict)
 }
 
 fn is_leap(year: i64) -> bool {
@@ -609,10 +628,10 @@ mod tests {
             ("yyyy-MM-dd'T'HH:mm:ssX", "2014-06-23T00:00:00Z", Some(T)),
             ("yyyy-MM-dd HH:mm:ss", "2016-01-01 12:00:00", Some(1_451_649_600_000)),
             ("dd/MMM/yyyy:HH:mm:ss Z", "10/Oct/2000:13:55:36 -0700", Some(971_211_336_000)),
-            ("dd/MMM/yyyy:HH:mm:ss Z", "10/OCT/2000:13:55:36 -0700", Some(971_211_336_000)),
-            ("uuuu-MM-dd'T'HH:mm:ss.SSSXXX", "2014-06-23T02:00:00.250+02:00", Some(T + 250)),
+            ("dd/MMM/yyyy:HH:mm:ss Z", "10/OCT/2000:13:55:36 -0700", None), // names are case-sensitive
+            ("yyyy-MM-dd'T'HH:mm:ss.SSSXXX", "2014-06-23T02:00:00.250+02:00", Some(T + 250)),
             ("EEE, dd MMM yyyy HH:mm:ss Z", "Mon, 23 Jun 2014 00:00:00 +0000", Some(T)),
-            ("EEEE, MMMM d, yyyy h:mm a", "monday, June 23, 2014 12:00 AM", Some(T)),
+            ("EEEE, MMMM d, yyyy h:mm a", "Monday, June 23, 2014 12:00 AM", Some(T)),
             ("yyyyMMddHHmmss", "20140623000000", Some(T)),
             ("ddMMyyyy HH", "23062014 00", Some(T)),
             ("yyyy-MM-dd HH", "2014-06-23 00", Some(T)),
@@ -658,7 +677,8 @@ mod tests {
         check(&[
             (p, "2016-01-01 12:00:00 AM", Some(jan_1_2016)),
             (p, "2016-01-01 12:30:00 PM", Some(jan_1_2016 + 45_000_000)),
-            (p, "2016-01-01 01:00:00 pm", Some(jan_1_2016 + 46_800_000)),
+            (p, "2016-01-01 01:00:00 PM", Some(jan_1_2016 + 46_800_000)),
+            (p, "2016-01-01 01:00:00 pm", None), // names are case-sensitive
             (p, "2016-01-01 13:00:00 PM", None),
             ("yyyy-MM-dd HH a", "2016-01-01 13 PM", Some(jan_1_2016 + 46_800_000)),
             ("yyyy-MM-dd HH a", "2016-01-01 13 AM", None),
@@ -706,10 +726,21 @@ mod tests {
             // A year too large for epoch milliseconds is invalid, not a panic.
             (p, "999999999-01-01 00:00:00", None),
         ]);
+        // java.time's SMART resolver: a day past the month's end is its last day, and 24:00:00
+        // is the next day's midnight (checked against a JDK).
+        let day = |y, m, d| Some(days_from_civil(y, m, d) * 86_400_000);
+        check(&[
+            (p, "2015-02-29 00:00:00", day(2015, 2, 28)),
+            (p, "1900-02-29 00:00:00", day(1900, 2, 28)),
+            (p, "2016-02-31 00:00:00", day(2016, 2, 29)),
+            (p, "2014-06-31 00:00:00", day(2014, 6, 30)),
+            (p, "2014-01-01 24:00:00", day(2014, 1, 2)),
+            (p, "2014-12-31 24:00:00", day(2015, 1, 1)),
+        ]);
         for bad in [
-            "2015-02-29 00:00:00", "1900-02-29 00:00:00", "2014-06-31 00:00:00",
-            "2014-13-01 00:00:00", "2014-00-01 00:00:00", "2014-01-00 00:00:00",
-            "2014-01-32 00:00:00", "2014-01-01 24:00:00", "2014-01-01 00:60:00",
+            "2014-13-01 00:00:00", "2014-00-01 00:00:00", "2014-01-00 00:00:00", "0000-01-01 00:00:00",
+            "2014-01-32 00:00:00", "2014-01-01 24:00:01", "2014-01-01 24:01:00", "2014-01-01 25:00:00",
+            "2014-01-01 00:60:00",
             "2014-01-01 00:00:60", "2014-01-01 00:00:0x", "2014-01-01 00:00:00 ",
             " 2014-01-01 00:00:00", "2014-01-01T00:00:00", "2014-01-01 00:00", "",
         ] {
@@ -718,12 +749,15 @@ mod tests {
     }
 
     #[test]
-    fn names_are_matched_fully_and_case_insensitively() {
+    fn names_are_matched_fully_and_case_sensitively() {
         check(&[
             ("d MMM yyyy HH", "23 June 2014 00", Some(T)),
-            ("d MMM yyyy HH", "23 jun 2014 00", Some(T)),
+            ("d MMM yyyy HH", "23 jun 2014 00", None),
+            ("d MMM yyyy HH", "23 JUN 2014 00", None),
             ("d MMM yyyy HH", "23 Juni 2014 00", None),
-            ("d MMMM yyyy HH", "1 sep 2014 00", Some(1_409_529_600_000)),
+            ("d MMMM yyyy HH", "1 Sep 2014 00", Some(1_409_529_600_000)),
+            ("d MMMM yyyy HH", "1 sep 2014 00", None),
+            ("yyyy-MM-dd h a", "2014-09-01 12 am", None),
             ("EEE d MMM yyyy HH", "Frid 1 Sep 2014 00", None),
         ]);
     }
@@ -747,7 +781,7 @@ mod tests {
             "yyyy-MM-dd'T'HH:mm:ssq", "yyyy-MM-dd HHH", "ddd-MM-yyyy HH", "MMMMMM dd yyyy HH",
             "yyyy-MM-dd HH:mm:ss.SSSSSSSSSS", "yyyy-MM-dd HH aa", "yyyy-MM-dd HH ZZZZ",
             "yyyy-MM-dd HH z", "yyyy-MM-dd HH VV", "yyyy-MM-dd HH XXXXXX", "yyyy-MM-dd HH 'T",
-            "yyyy-MM-dd HH]", "yyyy-MM-dd HH {", "yyyy-MM-dd HH #",
+            "yyyy-MM-dd HH]", "yyyy-MM-dd HH {", "yyyy-MM-dd HH #", "uuuu-MM-dd HH:mm:ss",
             "[[[[[[[[[yyyy-MM-dd HH]]]]]]]]]",
         ] {
             assert!(DatePattern::compile(pattern).is_none(), "{pattern:?}");
