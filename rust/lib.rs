@@ -263,7 +263,7 @@ impl PyIngestEngine {
     }
 
     /// The analysis state (models, open buckets, normalisers) as an opaque snapshot.
-    fn model_snapshot<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+    fn model_snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let state = self.engine(py);
         let i = &state.inner;
         let figures = Frozen { stats: i.stats_json(), saved: i.saved_json(), analysis_stats: i.analysis().stats_json() };
@@ -272,7 +272,12 @@ impl PyIngestEngine {
         let thaw = Thaw(self); // even if serialising panics
         let bytes = py.detach(|| self.engine_detached().inner.analysis().snapshot());
         drop(thaw);
-        PyBytes::new(py, &bytes)
+        // A new bytes object is private to this call until it returns: it is filled with the
+        // GIL released (a model of a GB would otherwise hold the GIL for its copy).
+        PyBytes::new_with(py, bytes.len(), |out| {
+            py.detach(|| out.copy_from_slice(&bytes));
+            Ok(())
+        })
     }
 
     /// Continue from a snapshot of this job; ValueError if it does not fit the configuration.

@@ -928,9 +928,6 @@ async def test_malformed_large_body_keeps_what_was_read_on_a_worker(client):
 # -- lifecycle races: closes, deletes and opens meeting each other and data ----------------------
 
 
-NOT_OPEN = es_error(409, "status_exception", f"Cannot perform requested action because job [{J}] is not open")
-
-
 def stored_counts(client) -> dict:
     """The lifetime counts as the store has them (what a restart would show)."""
     path = client.server.app[SETTINGS].data_dir / "anomalyd.sqlite3"
@@ -939,20 +936,17 @@ def stored_counts(client) -> dict:
     return json.loads(counts)
 
 
-async def test_force_close_behind_a_queued_close_loses_no_post(client):
-    """A force-close while a close waits behind a stream, with posters hammering the job: every
-    post answered 202 is in the closed job's counts, live and stored; both closes succeed."""
+async def test_closes_meeting_posters_lose_no_post(client):
+    """Posters hammer a job while a close and a force-close arrive together: each post gets 202
+    or 409, both closes answer closed, and every 202 is in the closed job's counts, live and
+    stored (an interrupted close once let posts into a dying job, answered 202 and lost)."""
     await setup_job(client)
-    actor = client.server.app[REGISTRY].jobs[J].actor
-    release = asyncio.Event()
+    accepted: list[int] = []
+    stop = asyncio.Event()
     async with aiohttp.ClientSession() as session:
-        holder = await _hold_job(client, release, session)
-        close = asyncio.ensure_future(session.post(client.make_url(f"{BASE}/{J}/_close")))
-        await _wait_depth(actor, 1)
-        accepted, stop = [], asyncio.Event()
 
         async def poster(k: int) -> None:
-            t = 1403481700 + 1000 * k
+            t = 1403481700 + 100_000 * k
             while not stop.is_set():
                 async with session.post(client.make_url(DATA), data=rec(t), headers=NDJSON) as r:
                     body = await r.json()
@@ -961,23 +955,21 @@ async def test_force_close_behind_a_queued_close_loses_no_post(client):
                     else:
                         assert r.status == 409, body
                 t += 1
-                await asyncio.sleep(0)
 
-        posters = [asyncio.ensure_future(poster(k)) for k in range(2)]
-        await asyncio.sleep(0.05)
-        forced = await session.post(client.make_url(f"{BASE}/{J}/_close"), params={"force": "true"})
-        assert (forced.status, await forced.json()) == (200, {"closed": True})
-        assert ((await close).status, await (await close).json()) == (200, {"closed": True})
+        posters = [asyncio.ensure_future(poster(k)) for k in range(3)]
+        while len(accepted) < 20:
+            await asyncio.sleep(0.005)
+        closes = await asyncio.gather(session.post(client.make_url(f"{BASE}/{J}/_close")),
+                                      session.post(client.make_url(f"{BASE}/{J}/_close"), params={"force": "true"}))
+        assert [(r.status, await r.json()) for r in closes] == [(200, {"closed": True})] * 2
         await asyncio.sleep(0.05)
         stop.set()
         await asyncio.gather(*posters)
-        assert (await asyncio.wait_for(holder, 10))[0] == 409
-        release.set()
-    dc = (await job_stats(client))["data_counts"]
-    assert (await job_stats(client))["state"] == "closed"
-    assert dc["processed_record_count"] == 1 + sum(accepted)  # the stream's first record, and every 202
+    stats = await job_stats(client)
+    assert stats["state"] == "closed"
+    assert stats["data_counts"]["processed_record_count"] == sum(accepted)
     await client.server.app[REGISTRY].writer.flush()
-    assert stored_counts(client)["processed_record_count"] == dc["processed_record_count"]
+    assert stored_counts(client)["processed_record_count"] == sum(accepted)
 
 
 async def test_concurrent_force_closes_and_delete_all_answer(client):
@@ -1034,30 +1026,6 @@ async def test_opening_job(client, monkeypatch):
     assert (await client.get(f"{BASE}/{J}")).status == 404
 
 
-async def test_waiters_whose_clients_left_do_not_fill_the_queue(client):
-    """100 queued posts whose clients disconnect give their places up: the next post queues
-    instead of getting 429."""
-    await setup_job(client)
-    actor = client.server.app[REGISTRY].jobs[J].actor
-    release = asyncio.Event()
-    body = rec(1403481602) + b"\n"
-    head = (f"POST {DATA} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
-    async with aiohttp.ClientSession() as session:
-        holder = await _hold_job(client, release, session)
-        sockets = [await raw_post(client, head, [body], pause=0) for _ in range(100)]
-        await _wait_depth(actor, 100)
-        for _, writer in sockets:
-            writer.close()
-        await asyncio.sleep(0.1)
-        queued = asyncio.ensure_future(session.post(client.make_url(DATA), data=rec(1403481603), headers=NDJSON))
-        await _wait_depth(actor, 1)
-        release.set()
-        assert (await holder)[0] == 202
-        assert (await queued).status == 202
-    assert actor.queue_depth == 0
-
-
 async def test_periodic_snapshots_leave_the_loop_serving(snapshot_every_request, client):
     """A periodic model snapshot is serialised on a thread while it holds the job: meanwhile
     `_stats` and /metrics answer with the exact figures, other jobs take data, the job's own
@@ -1068,7 +1036,7 @@ async def test_periodic_snapshots_leave_the_loop_serving(snapshot_every_request,
     assert r.status == 200 and (await client.post(f"{BASE}/other/_open")).status == 200
     registry = client.server.app[REGISTRY]
     actor = registry.jobs[J].actor
-    airlines = 5000  # a model of about 20 MB: its snapshot takes a while
+    airlines = 20_000  # a model of about 90 MB: serialising it takes long enough to watch
     body = b"".join(rec(1403481600 + k % 3600, airline=f"A{k}") + b"\n" for k in range(airlines))
     status, counts = await post(client, body)  # due for a snapshot as it ends
     assert status == 202 and counts["processed_record_count"] == airlines
@@ -1084,7 +1052,7 @@ async def test_periodic_snapshots_leave_the_loop_serving(snapshot_every_request,
         status, _ = await post(client, rec(1403485200 + other_posted), path=f"{BASE}/other/_data")
         assert status == 202
         other_posted += 1
-    assert other_posted > 0
+    assert other_posted >= 2, "the loop served nothing while the snapshot was taken"
     assert (await own)[0] == 202  # and its end starts the next snapshot
     while actor.snapshotting is not None:
         await asyncio.sleep(0.01)
@@ -1092,3 +1060,41 @@ async def test_periodic_snapshots_leave_the_loop_serving(snapshot_every_request,
     assert (await job_stats(client, "other"))["data_counts"]["processed_record_count"] == other_posted
     stored = await registry.store.load_model(J)
     assert stored is not None and stored[1]["series_count"] == airlines
+
+
+async def test_force_close_waits_for_a_periodic_snapshot(snapshot_every_request, client):
+    """A force-close meeting a periodic snapshot does not cancel it (its thread cannot stop
+    halfway): the close waits its turn, answers closed, and the job reopens with its model."""
+    await setup_job(client)
+    actor = client.server.app[REGISTRY].jobs[J].actor
+    body = b"".join(rec(1403481600 + k % 3600, airline=f"A{k}") + b"\n" for k in range(5000))
+    assert (await post(client, body))[0] == 202
+    snapshot = actor.snapshotting
+    assert snapshot is not None
+    r = await client.post(f"{BASE}/{J}/_close", params={"force": "true"})
+    assert (r.status, await r.json()) == (200, {"closed": True})
+    assert snapshot.done() and not snapshot.cancelled()
+    assert (await client.post(f"{BASE}/{J}/_open")).status == 200
+    model = (await job_stats(client))["model_size_stats"]
+    assert model["total_by_field_count"] == 5000
+
+
+async def test_open_while_deleting_is_refused(client, monkeypatch):
+    """A job being deleted cannot be opened (Elasticsearch's 409), so no actor outlives it."""
+    await setup_job(client, open_=False)
+    registry = client.server.app[REGISTRY]
+    gate = asyncio.Event()
+    delete_jobs = registry.store.delete_jobs
+
+    async def slow_delete(ids):
+        await gate.wait()
+        return await delete_jobs(ids)
+
+    monkeypatch.setattr(registry.store, "delete_jobs", slow_delete)
+    deleting = asyncio.ensure_future(client.delete(f"{BASE}/{J}"))
+    await asyncio.sleep(0.05)
+    r = await client.post(f"{BASE}/{J}/_open")
+    assert (r.status, await r.json()) == (409, es_error(409, "status_exception", f"Cannot open job [{J}] because it is being deleted"))
+    gate.set()
+    assert (await deleting).status == 200
+    assert (await client.get(f"{BASE}/{J}")).status == 404

@@ -336,6 +336,48 @@ def test_sigterm_mid_stream_answers_at_once_and_keeps_what_was_read(tmp_path: Pa
         assert srv.stop(signal.SIGTERM) == 0
 
 
+def test_waiters_whose_clients_left_do_not_fill_the_queue(server: Server) -> None:
+    """100 queued posts whose clients disconnect give their places up: the next post queues
+    instead of getting 429. (Over `anomalyd serve`, where aiohttp does not cancel a handler
+    whose client goes, unlike its test server.)"""
+    put_open(server, "q")
+    path = f"{BASE}/q/_data"
+    holder = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+    holder.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n".encode())
+    line = b'{"airline":"AAL","responsetime":"1.5","time":"1403481600"}\n'
+    holder.sendall(b"%x\r\n%s\r\n" % (len(line), line))
+    deadline = time.monotonic() + 10
+    while job_stats(server, "q")["data_counts"]["processed_record_count"] != 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+    def raw_post(body: bytes, timeout: float) -> socket.socket:
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+                  f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        return s
+
+    body = b'{"airline":"AAL","responsetime":"1.5","time":"1403481700"}\n'
+    gone = [raw_post(body, 20) for _ in range(100)]
+    time.sleep(0.5)
+    full = raw_post(body, 20)
+    assert full.recv(65536).startswith(b"HTTP/1.1 429"), "the queue is full while they wait"
+    full.close()
+    for s in gone:
+        s.close()
+    time.sleep(0.3)
+    queued = raw_post(body, 0.5)
+    with pytest.raises(socket.timeout):
+        queued.recv(65536)  # no 429: it waits for the job
+    queued.settimeout(20)
+    holder.sendall(b"0\r\n\r\n")
+    assert holder.recv(65536).startswith(b"HTTP/1.1 202")
+    assert queued.recv(65536).startswith(b"HTTP/1.1 202")
+    holder.close()
+    queued.close()
+
+
 def test_lifetime_bucket_count_is_sum_of_responses(server: Server) -> None:
     """_stats' lifetime bucket_count is the sum of the per-request bucket counts (it was once counted twice)."""
     put_open(server, "bc")

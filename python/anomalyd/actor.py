@@ -7,9 +7,12 @@ turn is taken without yielding to the event loop, so small requests pay almost n
 ordering guarantee. A body that has fully arrived while the job is free (`ingest_now`) needs no
 turn at all: it is ingested in one native call with no await, so nothing can come between.
 
-The close takes a turn of its own kind: a force-close (or shutdown) interrupts the data
-operation holding the job and refuses the ones waiting, each with an answer (:meth:`interrupt`),
-but never the close itself; once closed, the actor is retired and refuses everyone.
+The close and the periodic model snapshot take *protected* turns: a force-close (or shutdown)
+interrupts the data operation holding the job and refuses the ones waiting, each with an answer
+(:meth:`interrupt`), but never a protected turn (a snapshot's thread cannot be stopped halfway,
+and a close must finish). Protected turns never get the 429, and requests arriving while a
+snapshot holds the job wait without counting against the queue limit (a background persist
+must not refuse data). Once closed (or stopping), the actor refuses every new turn.
 
 A streamed body's large chunks are read by the engine on a worker thread (:class:`_Feeder`),
 with the GIL released: the event loop goes on receiving this body and serving other requests
@@ -63,15 +66,15 @@ class ActorHooks(Protocol):
 class Turn:
     """``async with actor.turn():`` — hold the job for one operation."""
 
-    __slots__ = ("_actor", "_transport", "_closer")
+    __slots__ = ("_actor", "_transport", "_protected")
 
-    def __init__(self, actor: JobActor, transport: asyncio.BaseTransport | None, closer: bool) -> None:
+    def __init__(self, actor: JobActor, transport: asyncio.BaseTransport | None, protected: bool) -> None:
         self._actor = actor
         self._transport = transport
-        self._closer = closer
+        self._protected = protected
 
     async def __aenter__(self) -> None:
-        await self._actor._acquire(self._transport, self._closer)
+        await self._actor._acquire(self._transport, self._protected)
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self._actor._release()
@@ -164,11 +167,11 @@ class JobActor:
         self._busy = False
         self._waiters: deque[_Waiter] = deque()
         self._holder: asyncio.Task[object] | None = None
-        #: The task holding or waiting for the close's turn: never interrupted.
-        self._closer: asyncio.Task[object] | None = None
+        #: Tasks holding or waiting for a protected turn (the close, a snapshot): never interrupted.
+        self._protected: set[asyncio.Task[object]] = set()
         #: The holder interrupted by `interrupt`, and what it answers instead.
         self._interrupted: tuple[asyncio.Task[object], Exception] | None = None
-        #: Closed: every turn is refused with this.
+        #: Closed or stopping: every new turn is refused with this.
         self._retired: Exception | None = None
         #: The close in progress, which every later close joins.
         self.closing: asyncio.Future[None] | None = None
@@ -186,22 +189,22 @@ class JobActor:
         self._drop_gone_waiters()
         return len(self._waiters)
 
-    def turn(self, transport: asyncio.BaseTransport | None = None, *, closer: bool = False) -> Turn:
+    def turn(self, transport: asyncio.BaseTransport | None = None, *, protected: bool = False) -> Turn:
         """A turn for one operation; `transport` is its client's connection, so that a waiter
-        whose client has gone can be dropped; `closer` marks the close's own turn."""
-        return Turn(self, transport, closer)
+        whose client has gone can be dropped; `protected`: the close's or a snapshot's turn."""
+        return Turn(self, transport, protected)
 
-    async def _acquire(self, transport: asyncio.BaseTransport | None, closer: bool) -> None:
-        if self._retired is not None:
+    async def _acquire(self, transport: asyncio.BaseTransport | None, protected: bool) -> None:
+        if self._retired is not None and not protected:
             raise self._retired
         task = asyncio.current_task()
-        if closer:
-            self._closer = task
+        if protected and task is not None:
+            self._protected.add(task)
         if not self._busy and not self._waiters:
             self._busy = True
             self._holder = task
             return
-        if len(self._waiters) >= QUEUE_CAPACITY and not closer:
+        if len(self._waiters) >= QUEUE_CAPACITY and not protected and self._holder not in self._protected:
             self._drop_gone_waiters()
             if len(self._waiters) >= QUEUE_CAPACITY:
                 raise errors.queue_full()
@@ -210,11 +213,13 @@ class JobActor:
         try:
             await waiter.granted
         except asyncio.CancelledError:
-            if waiter.granted.done() and not waiter.granted.cancelled():
+            granted = waiter.granted
+            if granted.done() and not granted.cancelled() and granted.exception() is None:
                 self._release()  # the turn was ours already: pass it on
                 self._raise_interruption()  # interrupted as it was granted: answer, not vanish
             elif waiter in self._waiters:
                 self._waiters.remove(waiter)
+            self._protected.discard(task)
             raise
 
     def _drop_gone_waiters(self) -> None:
@@ -225,8 +230,8 @@ class JobActor:
             waiter.refuse(ConnectionResetError("the client disconnected while waiting for the job"))
 
     def _release(self) -> None:
-        if self._holder is not None and self._holder is self._closer:
-            self._closer = None
+        if self._holder is not None:
+            self._protected.discard(self._holder)
         self._holder = None
         while self._waiters:
             waiter = self._waiters.popleft()
@@ -240,19 +245,21 @@ class JobActor:
         """Force-close or shutdown: the data operation holding the job is cancelled and answers
         `error` (what it read stays counted), and every waiter but the close is refused with it."""
         holder = self._holder
-        if holder is not None and holder is not self._closer and holder is not asyncio.current_task():
+        if (holder is not None and holder not in self._protected and holder is not asyncio.current_task()
+                and (self._interrupted is None or self._interrupted[0] is not holder)):  # once
             self._interrupted = (holder, error)
             holder.cancel()
         waiting, self._waiters = self._waiters, deque()
         for waiter in waiting:
-            if waiter.task is self._closer:
+            if waiter.task in self._protected:
                 self._waiters.append(waiter)
             else:
                 waiter.refuse(error)
 
-    def retire(self) -> None:
-        """The job is closed: every turn from now on is refused."""
-        self._retired = errors.not_open(self.job.job_id)
+    def retire(self, error: Exception | None = None) -> None:
+        """The job is closed (or the server stopping, `error`): every new turn but a protected
+        one is refused, and the operations under way are interrupted."""
+        self._retired = error if error is not None else errors.not_open(self.job.job_id)
         self.interrupt(self._retired)
 
     def _raise_interruption(self) -> None:

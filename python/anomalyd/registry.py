@@ -42,6 +42,8 @@ class Job:
     model_stats: dict[str, Any] | None = None
     #: Done when the open in progress (state `opening`) has finished, either way.
     opened: asyncio.Future[None] | None = field(default=None, repr=False)
+    #: A delete (or reset) has begun: no open from now on.
+    deleting: bool = False
 
 
 class JobRegistry:
@@ -72,7 +74,7 @@ class JobRegistry:
         of hanging until the shutdown timeout."""
         for job in self.jobs.values():
             if job.actor is not None:
-                job.actor.interrupt(errors.shutting_down())
+                job.actor.retire(errors.shutting_down())
 
     async def stop(self) -> None:
         """Shutdown: persist every open job's counts and model; open jobs stay open across the restart."""
@@ -166,6 +168,8 @@ class JobRegistry:
 
     async def open(self, job_id: str) -> None:
         job = self.get(job_id)
+        if job.deleting:
+            raise errors.EsError(409, "status_exception", f"Cannot open job [{job_id}] because it is being deleted")
         if job.actor is not None or job.state == "opening":
             raise errors.EsError(409, "status_exception", f"Cannot open job [{job_id}] because it has already been opened")
         job.state = "opening"  # until the actor runs: no second open, no analysis-limit update
@@ -209,10 +213,9 @@ class JobRegistry:
         """The periodic snapshot takes a turn like a request, so that nothing changes the model
         while a worker thread serialises it."""
         try:
-            async with actor.turn():
-                await self._save_model(actor)
-        except errors.EsError:
-            pass  # the job closed first (its close took a snapshot) or the server is stopping
+            async with actor.turn(protected=True):
+                if actor.job.actor is actor:  # not closed while it waited (the close took one)
+                    await self._save_model(actor)
         except Exception as e:  # noqa: BLE001 - logged; the next interval tries again
             log.error("model_snapshot_failed", job_id=actor.job.job_id, error=repr(e))
         finally:
@@ -254,7 +257,7 @@ class JobRegistry:
 
     async def _close(self, job: Job, actor: JobActor) -> None:
         try:
-            async with actor.turn(closer=True):
+            async with actor.turn(protected=True):
                 self.results_ready(actor)
                 await self.results.flush()
                 await self._save_model(actor)
@@ -277,18 +280,27 @@ class JobRegistry:
         if job.state != "closed":
             if not force:
                 raise errors.EsError(409, "status_exception", f"Cannot delete job [{job_id}] because the job is {job.state}")
-            await self.close(job, force=True)
-        self.writer.forget(job_id)
-        self.results.forget(job_id)
-        await self.store.delete_jobs([job_id])
+        job.deleting = True
+        try:
+            if job.state != "closed":
+                await self.close(job, force=True)
+            self.writer.forget(job_id)
+            self.results.forget(job_id)
+            await self.store.delete_jobs([job_id])
+        except BaseException:
+            job.deleting = False
+            raise
         self.jobs.pop(job_id, None)
 
     async def reset(self) -> None:
         """`POST _features/_reset`: every job goes, open or not."""
-        for job in list(self.jobs.values()):
+        doomed = list(self.jobs.values())
+        for job in doomed:
+            job.deleting = True
+        for job in doomed:
             if job.state != "closed":
                 await self.close(job, force=True)
-        ids = list(self.jobs)
+        ids = [job.job_id for job in doomed]
         for j in ids:
             self.writer.forget(j)
             self.results.forget(j)

@@ -696,14 +696,15 @@ impl AnalysisEngine {
         Ok(())
     }
 
+    /// The models' size: the series (kept by the memory budget as they are made, so that this
+    /// costs nothing per series), the open buckets and the normalisers.
     pub fn model_bytes(&self) -> usize {
-        let series: usize = self.series.series.iter().map(Series::memory_bytes).sum();
-        let index = self.series.len() * 48;
+        let series_and_index = self.memory.used();
         let open: usize = self.state.open.iter().map(|b| 64 + b.touched().len() * 48).sum();
         let st = &self.state;
         let norms = st.bucket_normalizer.memory_bytes()
             + st.record_normalizers.iter().chain(&st.influencer_normalizers).map(Normalizer::memory_bytes).sum::<usize>();
-        series + index + open + norms
+        series_and_index + open + norms
     }
 
     /// `model_size_stats` and `timing_stats` figures, as JSON for the Python front.

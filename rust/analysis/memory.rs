@@ -10,6 +10,9 @@
 /// What the series index costs per series, counted with it (as in `model_bytes`).
 pub const INDEX_BYTES_PER_SERIES: usize = 48;
 
+/// Refused buckets remembered; more than the buckets a job keeps open at once.
+const RECENT_FAILED_BUCKETS: usize = 64;
+
 /// Elasticsearch's default `model_memory_limit`, 1024 MB.
 pub const DEFAULT_LIMIT_BYTES: usize = 1024 << 20;
 
@@ -20,15 +23,16 @@ pub struct MemoryBudget {
     used: usize,
     /// Buckets in which a new series was refused (`bucket_allocation_failures_count`).
     failures: u64,
-    /// The bucket of the last refusal, so that a bucket counts once.
-    failed_bucket: Option<i64>,
+    /// The buckets (starts) of recent refusals, so that a bucket counts once even when records
+    /// alternate between open buckets (latency keeps several open).
+    failed_buckets: Vec<i64>,
     /// How far over the limit the last refused series would have gone (`model_bytes_exceeded`).
     exceeded: usize,
 }
 
 impl MemoryBudget {
     pub fn new(limit: usize) -> Self {
-        MemoryBudget { limit, used: 0, failures: 0, failed_bucket: None, exceeded: 0 }
+        MemoryBudget { limit, used: 0, failures: 0, failed_buckets: Vec::new(), exceeded: 0 }
     }
 
     /// Whether a series of `bytes` may be made for a record of the bucket starting at
@@ -39,8 +43,11 @@ impl MemoryBudget {
             self.used = after;
             return true;
         }
-        if self.failed_bucket != Some(bucket_ms) {
-            self.failed_bucket = Some(bucket_ms);
+        if !self.failed_buckets.contains(&bucket_ms) {
+            if self.failed_buckets.len() == RECENT_FAILED_BUCKETS {
+                self.failed_buckets.remove(0); // long final: records no longer reach it
+            }
+            self.failed_buckets.push(bucket_ms);
             self.failures += 1;
         }
         self.exceeded = after - self.limit;
@@ -50,6 +57,10 @@ impl MemoryBudget {
     /// The series restored from a snapshot take this much.
     pub fn set_used(&mut self, used: usize) {
         self.used = used;
+    }
+
+    pub fn used(&self) -> usize {
+        self.used
     }
 
     pub fn limit(&self) -> usize {
@@ -111,6 +122,8 @@ mod tests {
         assert!(b.admit(2_000, 60_000), "a series that still fits is made");
         assert!(!b.admit(100, 60_000));
         assert!(!b.admit(100, 120_000));
+        assert_eq!(b.allocation_failures(), 3);
+        assert!(!b.admit(100, 60_000), "records alternating between open buckets count each once");
         assert_eq!(b.allocation_failures(), 3);
     }
 

@@ -128,6 +128,10 @@ pub struct SeriesSet {
     keys: Vec<(Key, usize)>,
     /// Every series' partition value then by value, as raw bytes.
     key_bytes: Vec<u8>,
+    /// The distinct (detector, by value) pairs and partition values so far, kept as series are
+    /// made so that `_stats` does not walk every series.
+    by_values: std::collections::HashSet<(usize, Box<str>)>,
+    partition_values: std::collections::HashSet<Box<str>>,
 }
 
 impl SeriesSet {
@@ -142,9 +146,19 @@ impl SeriesSet {
                 v.map_or(b"", str::as_bytes)
             }
             set.add_key(s.detector, bytes(s.partition.as_deref()), bytes(s.by.as_deref()));
+            set.count_values(s);
         }
         set.series = series;
         set
+    }
+
+    fn count_values(&mut self, s: &Series) {
+        if let Some(b) = &s.by {
+            self.by_values.insert((s.detector, b.as_str().into()));
+        }
+        if let Some(p) = &s.partition {
+            self.partition_values.insert(p.as_str().into());
+        }
     }
 
     /// The series of detector `d` with these split values, if it exists. `split` says whether
@@ -187,7 +201,9 @@ impl SeriesSet {
     #[inline(never)]
     pub fn create(&mut self, d: usize, partition: Option<&[u8]>, by: Option<&[u8]>, models: Vec<SeriesModel>) -> u32 {
         let text = |v: Option<&[u8]>| v.map(|b| String::from_utf8_lossy(b).into_owned());
-        self.series.push(Series { detector: d, partition: text(partition), by: text(by), models });
+        let series = Series { detector: d, partition: text(partition), by: text(by), models };
+        self.count_values(&series);
+        self.series.push(series);
         self.add_key(d, partition.unwrap_or_default(), by.unwrap_or_default())
     }
 
@@ -212,17 +228,7 @@ impl SeriesSet {
     /// Distinct by and partition values over all series: `total_by_field_count` and
     /// `total_partition_field_count`.
     pub fn field_counts(&self) -> (usize, usize) {
-        let mut by = std::collections::HashSet::new();
-        let mut partition = std::collections::HashSet::new();
-        for s in &self.series {
-            if let Some(b) = &s.by {
-                by.insert((s.detector, b.as_str()));
-            }
-            if let Some(p) = &s.partition {
-                partition.insert(p.as_str());
-            }
-        }
-        (by.len(), partition.len())
+        (self.by_values.len(), self.partition_values.len())
     }
 }
 

@@ -805,6 +805,14 @@ mod tests {
         assert_eq!(tokens(&text).last(), Some(&Err(Stop::Eof)));
         let text = format!("{{\"k5\":1,\"x\":{inner},{}}}", &object(&many[..100])[1..object(&many[..100]).len() - 1]);
         assert!(matches!(tokens(&text).last(), Some(Err(Stop::Error { .. }))), "k5 repeats after the inner object");
+        // The outer object's set is open while the inner one builds its own: a key of the inner
+        // object is new to the outer one, a key of the outer object's first 100 repeats.
+        let outer: Vec<String> = (0..100).map(|i| format!("\"o{i}\":1")).collect();
+        for (last, repeats) in [("k5", false), ("o77", true), ("\\u006f77", true), ("o100", false)] {
+            let text = format!("{{{},\"x\":{inner},\"{last}\":1}}", outer.join(","));
+            let end = tokens(&text).last().cloned();
+            assert_eq!(matches!(end, Some(Err(Stop::Error { .. }))), repeats, "{last}: {end:?}");
+        }
     }
 
     #[test]

@@ -52,7 +52,7 @@ enum Item {
         max: usize,
         reserve: usize,
     },
-    /// English month or weekday names (full or abbreviated) or AM/PM, any case.
+    /// English month or weekday names (full or abbreviated) or AM/PM, case-sensitive as in java.time.
     Name(Field),
     /// `±HH[[:]MM[[:]SS]]`; colons exactly when the pattern has them. `Z` too when `z`.
     Offset {
