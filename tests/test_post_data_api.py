@@ -1098,3 +1098,18 @@ async def test_open_while_deleting_is_refused(client, monkeypatch):
     gate.set()
     assert (await deleting).status == 200
     assert (await client.get(f"{BASE}/{J}")).status == 404
+
+
+async def test_force_delete_takes_no_model_snapshot(client, monkeypatch):
+    """Deleting an open job does not first snapshot the model it is about to throw away."""
+    await setup_job(client)
+    assert (await post(client, rec(1403481600)))[0] == 202
+    registry = client.server.app[REGISTRY]
+
+    async def no_snapshot(actor):
+        raise AssertionError("a snapshot for a job being deleted")
+
+    monkeypatch.setattr(registry, "_save_model", no_snapshot)
+    r = await client.delete(f"{BASE}/{J}", params={"force": "true"})
+    assert (r.status, await r.json()) == (200, {"acknowledged": True})
+    assert (await client.get(f"{BASE}/{J}")).status == 404

@@ -238,11 +238,12 @@ class JobRegistry:
         snapshot = await asyncio.get_running_loop().run_in_executor(None, actor.engine.model_snapshot)
         await self.store.save_model(actor.job.job_id, snapshot, stats)
 
-    async def close(self, job: Job, force: bool) -> None:
+    async def close(self, job: Job, force: bool, *, for_delete: bool = False) -> None:
         """Close `job` (a job being opened, once it is open). The close runs as a task of its own,
         which every close meanwhile joins, so that no caller, disconnect or force-close can cut
         it short; `force` interrupts the data operation holding the job and refuses those
-        waiting."""
+        waiting. `for_delete` skips the model snapshot (seconds for a large model) that the
+        delete would throw away at once."""
         if job.opened is not None:
             await asyncio.shield(job.opened)
         actor = job.actor
@@ -252,15 +253,16 @@ class JobRegistry:
         if force:
             actor.interrupt(errors.not_open(job.job_id))
         if actor.closing is None:
-            actor.closing = asyncio.ensure_future(self._close(job, actor))
+            actor.closing = asyncio.ensure_future(self._close(job, actor, keep_model=not for_delete))
         await asyncio.shield(actor.closing)
 
-    async def _close(self, job: Job, actor: JobActor) -> None:
+    async def _close(self, job: Job, actor: JobActor, keep_model: bool) -> None:
         try:
             async with actor.turn(protected=True):
                 self.results_ready(actor)
                 await self.results.flush()
-                await self._save_model(actor)
+                if keep_model:
+                    await self._save_model(actor)
                 counts = actor.engine.persist_json(now_ms())
                 job.config["finished_time"] = now_ms()
                 self.writer.forget(job.job_id)
@@ -283,7 +285,7 @@ class JobRegistry:
         job.deleting = True
         try:
             if job.state != "closed":
-                await self.close(job, force=True)
+                await self.close(job, force=True, for_delete=True)
             self.writer.forget(job_id)
             self.results.forget(job_id)
             await self.store.delete_jobs([job_id])
@@ -299,7 +301,7 @@ class JobRegistry:
             job.deleting = True
         for job in doomed:
             if job.state != "closed":
-                await self.close(job, force=True)
+                await self.close(job, force=True, for_delete=True)
         ids = [job.job_id for job in doomed]
         for j in ids:
             self.writer.forget(j)
