@@ -986,19 +986,24 @@ async def test_concurrent_force_closes_and_delete_all_answer(client):
     assert (await client.get(f"{BASE}/{J}")).status == 404
 
 
+def gate(monkeypatch, store, method: str) -> asyncio.Event:
+    """Hold the store's `method` until the returned event is set (a lifecycle step in flight)."""
+    opened = asyncio.Event()
+    original = getattr(store, method)
+
+    async def gated(*args):
+        await opened.wait()
+        return await original(*args)
+
+    monkeypatch.setattr(store, method, gated)
+    return opened
+
+
 async def test_opening_job(client, monkeypatch):
     """While a job is opening: data and flush get the "no process" 409, a delete without force
     is refused, a close waits for the open and then closes, a force-delete deletes."""
     await setup_job(client, open_=False)
-    registry = client.server.app[REGISTRY]
-    gate = asyncio.Event()
-    load_model = registry.store.load_model
-
-    async def slow_load(job_id):
-        await gate.wait()
-        return await load_model(job_id)
-
-    monkeypatch.setattr(registry.store, "load_model", slow_load)
+    loaded = gate(monkeypatch, client.server.app[REGISTRY].store, "load_model")
     opening = asyncio.ensure_future(client.post(f"{BASE}/{J}/_open"))
     for _ in range(200):
         if (await job_stats(client))["state"] == "opening":
@@ -1013,15 +1018,15 @@ async def test_opening_job(client, monkeypatch):
     close = asyncio.ensure_future(client.post(f"{BASE}/{J}/_close"))
     await asyncio.sleep(0.05)
     assert not close.done()
-    gate.set()
+    loaded.set()
     assert (await opening).status == 200
     assert ((await close).status, (await job_stats(client))["state"]) == (200, "closed")
-    gate.clear()
+    loaded.clear()
     opening = asyncio.ensure_future(client.post(f"{BASE}/{J}/_open"))
     await asyncio.sleep(0.05)
     delete = asyncio.ensure_future(client.delete(f"{BASE}/{J}", params={"force": "true"}))
     await asyncio.sleep(0.05)
-    gate.set()
+    loaded.set()
     assert ((await opening).status, (await delete).status) == (200, 200)
     assert (await client.get(f"{BASE}/{J}")).status == 404
 
@@ -1082,20 +1087,12 @@ async def test_force_close_waits_for_a_periodic_snapshot(snapshot_every_request,
 async def test_open_while_deleting_is_refused(client, monkeypatch):
     """A job being deleted cannot be opened (Elasticsearch's 409), so no actor outlives it."""
     await setup_job(client, open_=False)
-    registry = client.server.app[REGISTRY]
-    gate = asyncio.Event()
-    delete_jobs = registry.store.delete_jobs
-
-    async def slow_delete(ids):
-        await gate.wait()
-        return await delete_jobs(ids)
-
-    monkeypatch.setattr(registry.store, "delete_jobs", slow_delete)
+    deleted = gate(monkeypatch, client.server.app[REGISTRY].store, "delete_jobs")
     deleting = asyncio.ensure_future(client.delete(f"{BASE}/{J}"))
     await asyncio.sleep(0.05)
     r = await client.post(f"{BASE}/{J}/_open")
     assert (r.status, await r.json()) == (409, es_error(409, "status_exception", f"Cannot open job [{J}] because it is being deleted"))
-    gate.set()
+    deleted.set()
     assert (await deleting).status == 200
     assert (await client.get(f"{BASE}/{J}")).status == 404
 

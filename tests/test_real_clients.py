@@ -293,6 +293,20 @@ def test_sigterm_restart_keeps_jobs_states_and_counts(tmp_path: Path) -> None:
         assert srv.stop(signal.SIGTERM) == 0
 
 
+def open_stream(server: Server, job_id: str) -> socket.socket:
+    """A chunked `_data` post that has sent one record, read by the job, and goes on holding it."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+    sock.sendall(f"POST {BASE}/{job_id}/_data HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n".encode())
+    line = b'{"airline":"AAL","responsetime":"1.5","time":"1403481600"}\n'
+    sock.sendall(b"%x\r\n%s\r\n" % (len(line), line))
+    deadline = time.monotonic() + 10
+    while job_stats(server, job_id)["data_counts"]["processed_record_count"] != 1:
+        assert time.monotonic() < deadline, "the first record was never read"
+        time.sleep(0.02)
+    return sock
+
+
 def test_sigterm_mid_stream_answers_at_once_and_keeps_what_was_read(tmp_path: Path) -> None:
     """A chunked stream in progress when SIGTERM comes cannot go on (aiohttp reads no more body
     bytes once shutdown begins): it gets a 503 at once, not after the shutdown timeout, and the
@@ -301,15 +315,7 @@ def test_sigterm_mid_stream_answers_at_once_and_keeps_what_was_read(tmp_path: Pa
     srv = Server(data_dir).start()
     try:
         put_open(srv, "cut")
-        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
-        sock.sendall(f"POST {BASE}/cut/_data HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
-                     "Transfer-Encoding: chunked\r\n\r\n".encode())
-        line = b'{"airline":"AAL","responsetime":"1.5","time":"1403481600"}\n'
-        sock.sendall(b"%x\r\n%s\r\n" % (len(line), line))
-        deadline = time.monotonic() + 10
-        while job_stats(srv, "cut")["data_counts"]["processed_record_count"] != 1:
-            assert time.monotonic() < deadline, "the first record was never read"
-            time.sleep(0.05)
+        sock = open_stream(srv, "cut")
         started = time.monotonic()
         assert srv.proc is not None
         srv.proc.send_signal(signal.SIGTERM)
@@ -342,15 +348,7 @@ def test_waiters_whose_clients_left_do_not_fill_the_queue(server: Server) -> Non
     whose client goes, unlike its test server.)"""
     put_open(server, "q")
     path = f"{BASE}/q/_data"
-    holder = socket.create_connection(("127.0.0.1", server.port), timeout=20)
-    holder.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
-                   "Transfer-Encoding: chunked\r\n\r\n".encode())
-    line = b'{"airline":"AAL","responsetime":"1.5","time":"1403481600"}\n'
-    holder.sendall(b"%x\r\n%s\r\n" % (len(line), line))
-    deadline = time.monotonic() + 10
-    while job_stats(server, "q")["data_counts"]["processed_record_count"] != 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    holder = open_stream(server, "q")
 
     def raw_post(body: bytes, timeout: float) -> socket.socket:
         s = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)

@@ -243,7 +243,8 @@ class JobActor:
 
     def interrupt(self, error: Exception) -> None:
         """Force-close or shutdown: the data operation holding the job is cancelled and answers
-        `error` (what it read stays counted), and every waiter but the close is refused with it."""
+        `error` (what it read stays counted), and every waiter but a protected one is refused
+        with it."""
         holder = self._holder
         if (holder is not None and holder not in self._protected and holder is not asyncio.current_task()
                 and (self._interrupted is None or self._interrupted[0] is not holder)):  # once

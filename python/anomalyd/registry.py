@@ -206,7 +206,6 @@ class JobRegistry:
         self.writer.add(actor.job.job_id, actor.engine)
         self.results_ready(actor)
         if time.monotonic() - actor.snapshot_at >= self.snapshot_interval and actor.snapshotting is None:
-            actor.snapshot_at = time.monotonic()
             actor.snapshotting = asyncio.ensure_future(self._periodic_snapshot(actor))
 
     async def _periodic_snapshot(self, actor: JobActor) -> None:

@@ -17,7 +17,7 @@ use super::fast;
 use super::fields::{FieldSet, Record};
 use super::reader::{Pause, Reader};
 use super::scanner::{self, TopStep, UnitScanner};
-use super::token::{is_ws, Tokenizer};
+use super::token::{is_ws, Tokenizer, KEEP_CAPACITY};
 
 /// Parse errors allowed per request before it fails (Elasticsearch's `PARSE_ERRORS_LIMIT`).
 pub const PARSE_ERRORS_LIMIT: u32 = 100;
@@ -53,8 +53,6 @@ pub trait OnRecord {
 
 /// Capacity of the carry buffer kept between bodies.
 const CARRY_KEEP: usize = 1 << 20;
-/// Capacity of the reader's buffers kept between bodies.
-const KEEP_CAPACITY: usize = 1 << 12;
 
 pub struct BodyStream {
     tok: Tokenizer,
@@ -92,20 +90,19 @@ impl BodyStream {
         }
     }
 
-    /// Forget any partial state: a new body starts.
     /// The end of a body: what a pathological one made the buffers grow to is given back now,
     /// not at the job's next request (a body nested millions deep takes ~100 MB).
     pub fn trim(&mut self) {
         self.tok.reset();
         self.reader.trim(KEEP_CAPACITY);
+        // A document up to the size limit may have passed through: keep a usual chunk's worth.
         self.carry.shrink_to(CARRY_KEEP);
     }
 
+    /// Forget any partial state: a new body starts (the last one's end trimmed the buffers).
     pub fn reset(&mut self) {
         self.tok.reset();
         self.carry.clear();
-        // A document up to the size limit may have passed through: keep a usual chunk's worth.
-        self.carry.shrink_to(CARRY_KEEP);
         self.scanner = UnitScanner::default();
         self.top_recovery = false;
         self.errors = 0;

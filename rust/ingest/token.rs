@@ -153,7 +153,7 @@ const EXACT_KEYS_FROM: usize = 32;
 
 /// Buffer capacity kept between bodies; a pathological body (millions of nested objects or
 /// keys) leaves no more than this behind per job.
-const KEEP_CAPACITY: usize = 1 << 12;
+pub(super) const KEEP_CAPACITY: usize = 1 << 12;
 
 /// A key's bit in a per-object 64-bit Bloom filter (duplicate detection).
 #[inline(always)]
