@@ -1110,3 +1110,23 @@ async def test_force_delete_takes_no_model_snapshot(client, monkeypatch):
     r = await client.delete(f"{BASE}/{J}", params={"force": "true"})
     assert (r.status, await r.json()) == (200, {"acknowledged": True})
     assert (await client.get(f"{BASE}/{J}")).status == 404
+
+
+async def test_a_closed_job_frees_its_model_and_reopens_from_pieces(client, monkeypatch):
+    """Closing stores the model in pieces and frees it at once (on a thread, not wherever the
+    engine's last reference goes); reopening reads the pieces back into the same model."""
+    from anomalyd import registry as registry_module
+
+    monkeypatch.setattr(registry_module, "MODEL_PIECE_BYTES", 4096)
+    await setup_job(client)
+    body = b"".join(rec(1403481600 + k % 3600, airline=f"A{k}") + b"\n" for k in range(300))
+    assert (await post(client, body))[0] == 202
+    before = (await job_stats(client))["model_size_stats"]
+    engine = client.server.app[REGISTRY].jobs[J].actor.engine
+    assert (await client.post(f"{BASE}/{J}/_close")).status == 200
+    assert json.loads(engine.analysis_stats_json())["series_count"] == 0
+    pieces, _ = await client.server.app[REGISTRY].store.load_model(J)
+    assert len(pieces) > 1 and all(len(p) <= 4096 for p in pieces)
+    assert (await client.post(f"{BASE}/{J}/_open")).status == 200
+    after = (await job_stats(client))["model_size_stats"]
+    assert (after["total_by_field_count"], after["model_bytes"]) == (300, before["model_bytes"])

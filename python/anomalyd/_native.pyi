@@ -1,5 +1,6 @@
 """Type stub of the native core (`rust/lib.rs`)."""
 
+from collections.abc import Sequence
 from typing import Final
 
 DEFAULT_MAX_DOCUMENT_BYTES: Final[int]
@@ -54,10 +55,13 @@ class IngestEngine:
         """Forget what the open buckets in [start, end) gathered."""
     def take_results(self) -> list[ResultRow]:
         """Results made since the last call, oldest first."""
-    def model_snapshot(self) -> bytes:
-        """The analysis state as an opaque snapshot."""
-    def restore_model(self, snapshot: bytes) -> None:
-        """Continue from a snapshot; ValueError if it does not fit the configuration."""
+    def model_snapshot(self, piece_bytes: int) -> list[bytes]:
+        """The analysis state as an opaque snapshot, in pieces of at most `piece_bytes`."""
+    def discard_model(self) -> None:
+        """Free the models and open buckets (the job has closed), with the GIL released."""
+    def restore_model(self, pieces: Sequence[bytes]) -> None:
+        """Continue from a snapshot stored as consecutive pieces; ValueError if it does not fit
+        the configuration."""
     def analysis_stats_json(self) -> bytes:
         """model_bytes, total_by_field_count, total_partition_field_count, series_count, timing_stats."""
     @property

@@ -24,7 +24,7 @@ from ._native import IngestEngine, validate_time_format
 from .actor import JobActor, now_ms
 from .jobconfig import build_job_config, check_supported, names_clash, validate_job_id
 from .jobupdate import apply_update
-from .store import CountsWriter, Store
+from .store import MODEL_PIECE_BYTES, CountsWriter, Store
 
 ES_VERSION = "8.19.3"
 log = structlog.get_logger("anomalyd.registry")
@@ -65,8 +65,7 @@ class JobRegistry:
             if stored.state in ("opened", "opening", "closing"):
                 await self._start_actor(job)
             else:
-                model = await self.store.load_model(job.job_id)
-                job.model_stats = model[1] if model else None
+                job.model_stats = await self.store.load_model_stats(job.job_id)
 
     def interrupt_all(self) -> None:
         """Shutdown has begun (aiohttp reads no more body bytes): every data operation holding
@@ -234,8 +233,8 @@ class JobRegistry:
         actor.snapshot_at = time.monotonic()
         stats = actor.engine.analysis_stats_json()
         actor.job.model_stats = json.loads(stats)
-        snapshot = await asyncio.get_running_loop().run_in_executor(None, actor.engine.model_snapshot)
-        await self.store.save_model(actor.job.job_id, snapshot, stats)
+        pieces = await asyncio.get_running_loop().run_in_executor(None, actor.engine.model_snapshot, MODEL_PIECE_BYTES)
+        await self.store.save_model(actor.job.job_id, pieces, stats)
 
     async def close(self, job: Job, force: bool, *, for_delete: bool = False) -> None:
         """Close `job` (a job being opened, once it is open). The close runs as a task of its own,
@@ -267,6 +266,7 @@ class JobRegistry:
                 self.writer.forget(job.job_id)
                 await self.store.update_job(job.job_id, state="closed", config=job.config, data_counts=counts)
                 job.data_counts = json.loads(counts)
+                await asyncio.get_running_loop().run_in_executor(None, actor.engine.discard_model)
                 actor.retire()
                 job.actor = None
                 job.state = "closed"

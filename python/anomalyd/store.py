@@ -25,8 +25,10 @@ if TYPE_CHECKING:
     from ._native import IngestEngine
 
 T = TypeVar("T")
-#: Model snapshots are stored in pieces of at most this size (SQLite's limit is 1 GB per value).
-MODEL_PIECE_BYTES = 256 << 20
+#: Model snapshots are stored in pieces of at most this size: SQLite takes at most 1 GB per
+#: value, and Python's sqlite3 copies each piece into or out of SQLite holding the GIL, so
+#: the piece size bounds how long the event loop can wait on a large model (16 MB: a few ms).
+MODEL_PIECE_BYTES = 16 << 20
 log = structlog.get_logger("anomalyd.store")
 
 _SCHEMA = """
@@ -127,22 +129,31 @@ class Store:
         stmts = [(f"DELETE FROM {table} WHERE job_id = ?", (j,)) for j in job_ids for table in tables]
         await self.submit(lambda db: _tx(db, stmts))
 
-    def save_model(self, job_id: str, snapshot: bytes, stats: bytes) -> asyncio.Future[None]:
-        """Queued at once: a read submitted later sees it."""
-        view = memoryview(snapshot)
-        pieces = [view[i:i + MODEL_PIECE_BYTES] for i in range(0, len(view), MODEL_PIECE_BYTES)] or [view]
+    def save_model(self, job_id: str, pieces: list[bytes], stats: bytes) -> asyncio.Future[None]:
+        """Store a snapshot cut into pieces of at most MODEL_PIECE_BYTES (at least one piece).
+        Queued at once: a read submitted later sees it."""
         stmts = [("INSERT OR REPLACE INTO models VALUES (?, ?, ?)", (job_id, pieces[0], stats.decode())),
                  ("DELETE FROM model_parts WHERE job_id = ?", (job_id,))]
         stmts += [("INSERT INTO model_parts VALUES (?, ?, ?)", (job_id, k, piece)) for k, piece in enumerate(pieces[1:], 1)]
         return self.submit(lambda db: _tx(db, stmts))
 
-    async def load_model(self, job_id: str) -> tuple[bytes, dict[str, Any]] | None:
-        def q(db: sqlite3.Connection) -> tuple[bytes, dict[str, Any]] | None:
+    async def load_model(self, job_id: str) -> tuple[list[bytes], dict[str, Any]] | None:
+        """The snapshot's pieces, in order (the engine joins them without the GIL), and its stats."""
+        def q(db: sqlite3.Connection) -> tuple[list[bytes], dict[str, Any]] | None:
             row = db.execute("SELECT snapshot, stats FROM models WHERE job_id = ?", (job_id,)).fetchone()
             if row is None:
                 return None
-            rest = db.execute("SELECT data FROM model_parts WHERE job_id = ? ORDER BY part", (job_id,)).fetchall()
-            return b"".join([row[0], *(r[0] for r in rest)]), json.loads(row[1])
+            # Row by row: SQLite steps with the GIL released, so the loop runs between pieces.
+            rest = db.execute("SELECT data FROM model_parts WHERE job_id = ? ORDER BY part", (job_id,))
+            return [row[0], *(r[0] for r in rest)], json.loads(row[1])
+
+        return await self.submit(q)
+
+    async def load_model_stats(self, job_id: str) -> dict[str, Any] | None:
+        """The stats stored with the job's snapshot (a closed job's `model_size_stats`)."""
+        def q(db: sqlite3.Connection) -> dict[str, Any] | None:
+            row = db.execute("SELECT stats FROM models WHERE job_id = ?", (job_id,)).fetchone()
+            return json.loads(row[0]) if row else None
 
         return await self.submit(q)
 

@@ -674,6 +674,16 @@ impl AnalysisEngine {
         postcard::to_allocvec(&s).expect("analysis state serialises")
     }
 
+    /// Forget the models and open buckets (the job has closed, its snapshot stored), so that
+    /// their memory is freed now, by the caller's thread, rather than wherever the engine's
+    /// last reference happens to go.
+    pub fn discard(&mut self) {
+        self.series = SeriesSet::new(self.spec.detectors.len());
+        self.state.open = VecDeque::new();
+        self.memory.set_used(0);
+        self.hot = Hot::NONE;
+    }
+
     /// Continue from a snapshot of the same job configuration.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
         // The version leads the snapshot: check it before reading a layout that may differ.
