@@ -631,3 +631,7 @@ async def test_model_memory_limit_refuses_new_series(client):
     assert (await client.post(f"{BASE}/mem/_close")).status == 200
     closed = (await stats(client, "mem"))[1]["jobs"][0]["model_size_stats"]
     assert (closed["memory_status"], closed["bucket_allocation_failures_count"]) == ("hard_limit", 2)
+    await open_job(client, "mem")  # the refusals are kept with the model, not reset by a reopen
+    reopened = (await stats(client, "mem"))[1]["jobs"][0]["model_size_stats"]
+    assert {k: reopened[k] for k in closed if k.startswith(("memory", "bucket_alloc", "model_bytes"))} == \
+        {k: closed[k] for k in closed if k.startswith(("memory", "bucket_alloc", "model_bytes"))}

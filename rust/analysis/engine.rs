@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bucket::OpenBucket;
 use super::detector::{Detector, FeatureValue};
-use super::memory::{MemoryBudget, INDEX_BYTES_PER_SERIES};
+use super::memory::{MemoryBudget, Refusals, INDEX_BYTES_PER_SERIES};
 use super::model::{ModelConfig, Observation, ProfileBins, SeriesModel};
 use super::results::{self, finite, ResultRow};
 use super::score::{raw_score, Normalizer, RECORD_PROBABILITY_THRESHOLD};
@@ -661,9 +661,12 @@ impl AnalysisEngine {
 
     // -- persistence and stats ---------------------------------------------------------------
 
+    /// The snapshot proper, then the memory limit's refusals: appended rather than part of
+    /// [`State`], so that snapshots from before they were kept still restore (with none).
     pub fn snapshot(&self) -> Vec<u8> {
         let s = SnapshotRef { version: SNAPSHOT_VERSION, series: &self.series.series, state: &self.state };
-        postcard::to_allocvec(&s).expect("analysis state serialises")
+        let bytes = postcard::to_allocvec(&s).expect("analysis state serialises");
+        postcard::to_extend(&self.memory.refused(), bytes).expect("refusals serialise")
     }
 
     /// The snapshot with the measured bucket times zeroed: equal runs give equal bytes.
@@ -691,7 +694,11 @@ impl AnalysisEngine {
         if version != SNAPSHOT_VERSION {
             return Err(format!("model snapshot: format {version}, this build reads {SNAPSHOT_VERSION}"));
         }
-        let s: Snapshot = postcard::from_bytes(bytes).map_err(|e| format!("model snapshot: {e}"))?;
+        let (s, rest) = postcard::take_from_bytes::<Snapshot>(bytes).map_err(|e| format!("model snapshot: {e}"))?;
+        let refused = match rest {
+            [] => Refusals::default(),
+            _ => postcard::from_bytes(rest).map_err(|e| format!("model snapshot: {e}"))?,
+        };
         let detectors = self.spec.detectors.len();
         if s.state.record_normalizers.len() != detectors
             || s.state.influencer_normalizers.len() != self.spec.influencers.len()
@@ -701,6 +708,7 @@ impl AnalysisEngine {
         }
         self.series = SeriesSet::from_series(detectors, s.series);
         self.memory.set_used(self.series.series.iter().map(|x| x.memory_bytes() + INDEX_BYTES_PER_SERIES).sum());
+        self.memory.set_refused(refused);
         self.state = s.state;
         self.hot = Hot::NONE;
         Ok(())
@@ -735,8 +743,8 @@ impl AnalysisEngine {
         serde_json::json!({
             "model_bytes": self.model_bytes(),
             "model_bytes_memory_limit": self.memory.limit(),
-            "model_bytes_exceeded": self.memory.bytes_exceeded(),
-            "bucket_allocation_failures_count": self.memory.allocation_failures(),
+            "model_bytes_exceeded": self.memory.refused().bytes_exceeded,
+            "bucket_allocation_failures_count": self.memory.refused().buckets,
             "memory_status": self.memory.status(),
             "total_by_field_count": by,
             "total_partition_field_count": partition,

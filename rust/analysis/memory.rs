@@ -7,6 +7,18 @@
 //! A series' size is known before it is made (its models are fixed-size), so the check is one
 //! addition and a compare on the cold path that creates series.
 
+use serde::{Deserialize, Serialize};
+
+/// What the budget has refused so far. Kept with the model snapshot, so that a reopened job
+/// reports the `memory_status` and `bucket_allocation_failures_count` it closed with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusals {
+    /// Buckets in which a new series was refused (`bucket_allocation_failures_count`).
+    pub buckets: u64,
+    /// How far over the limit the last refused series would have gone (`model_bytes_exceeded`).
+    pub bytes_exceeded: u64,
+}
+
 /// What the series index costs per series, counted with it (as in `model_bytes`).
 pub const INDEX_BYTES_PER_SERIES: usize = 48;
 
@@ -21,18 +33,15 @@ pub struct MemoryBudget {
     limit: usize,
     /// Bytes of the series created (models, split values, index).
     used: usize,
-    /// Buckets in which a new series was refused (`bucket_allocation_failures_count`).
-    failures: u64,
+    refused: Refusals,
     /// The buckets (starts) of recent refusals, so that a bucket counts once even when records
     /// alternate between open buckets (latency keeps several open).
     failed_buckets: Vec<i64>,
-    /// How far over the limit the last refused series would have gone (`model_bytes_exceeded`).
-    exceeded: usize,
 }
 
 impl MemoryBudget {
     pub fn new(limit: usize) -> Self {
-        MemoryBudget { limit, used: 0, failures: 0, failed_buckets: Vec::new(), exceeded: 0 }
+        MemoryBudget { limit, used: 0, refused: Refusals::default(), failed_buckets: Vec::new() }
     }
 
     /// Whether a series of `bytes` may be made for a record of the bucket starting at
@@ -48,9 +57,9 @@ impl MemoryBudget {
                 self.failed_buckets.remove(0); // long final: records no longer reach it
             }
             self.failed_buckets.push(bucket_ms);
-            self.failures += 1;
+            self.refused.buckets += 1;
         }
-        self.exceeded = after - self.limit;
+        self.refused.bytes_exceeded = (after - self.limit) as u64;
         false
     }
 
@@ -67,16 +76,17 @@ impl MemoryBudget {
         self.limit
     }
 
-    pub fn allocation_failures(&self) -> u64 {
-        self.failures
+    pub fn refused(&self) -> Refusals {
+        self.refused
     }
 
-    pub fn bytes_exceeded(&self) -> usize {
-        self.exceeded
+    /// The refusals a restored snapshot was taken with.
+    pub fn set_refused(&mut self, refused: Refusals) {
+        self.refused = refused;
     }
 
     pub fn status(&self) -> &'static str {
-        if self.failures > 0 {
+        if self.refused.buckets > 0 {
             "hard_limit"
         } else {
             "ok"
@@ -118,13 +128,13 @@ mod tests {
         assert_eq!(b.status(), "ok");
         assert!(!b.admit(4_000, 0));
         assert!(!b.admit(2_500, 0));
-        assert_eq!((b.allocation_failures(), b.bytes_exceeded(), b.status()), (1, 500, "hard_limit"));
+        assert_eq!((b.refused(), b.status()), (Refusals { buckets: 1, bytes_exceeded: 500 }, "hard_limit"));
         assert!(b.admit(2_000, 60_000), "a series that still fits is made");
         assert!(!b.admit(100, 60_000));
         assert!(!b.admit(100, 120_000));
-        assert_eq!(b.allocation_failures(), 3);
+        assert_eq!(b.refused().buckets, 3);
         assert!(!b.admit(100, 60_000), "records alternating between open buckets count each once");
-        assert_eq!(b.allocation_failures(), 3);
+        assert_eq!(b.refused().buckets, 3);
     }
 
     #[test]

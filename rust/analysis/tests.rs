@@ -301,3 +301,33 @@ fn many_series_results_are_pinned() {
     assert_eq!((docs.len(), records), (8852, 1285));
     assert_eq!(format!("{results:016x} {snapshot:016x}"), "9da0f34170f4a24c d026d578a3470c82");
 }
+
+/// The memory limit's refusals travel with the snapshot; a snapshot from before they were
+/// kept (no tail) restores with none.
+#[test]
+fn snapshots_keep_the_memory_refusals() {
+    let mut e = IngestEngine::open(
+        JobSpec::from_json(&format!(
+            r#"{{"job_id":"j","analysis_config":{AIRLINE},"analysis_limits":{{"model_memory_limit":"64kb"}},"data_description":{{"time_field":"time","time_format":"epoch"}}}}"#
+        ))
+        .unwrap(),
+        None,
+        1 << 20,
+    );
+    let body: String = (0..100).map(|k| format!(r#"{{"airline":"A{k}","responsetime":1,"time":{}}}"#, 1403481600 + k)).collect();
+    post(&mut e, &body);
+    let stats = |e: &IngestEngine| {
+        let s: serde_json::Value = serde_json::from_str(&e.analysis().stats_json()).unwrap();
+        (s["memory_status"].clone(), s["bucket_allocation_failures_count"].clone(), s["model_bytes_exceeded"].clone())
+    };
+    let before = stats(&e);
+    assert_eq!((before.0.as_str(), before.1.as_u64()), (Some("hard_limit"), Some(1)));
+    let snapshot = e.analysis().snapshot();
+    let mut restored = engine(AIRLINE);
+    restored.analysis_mut().restore(&snapshot).unwrap();
+    assert_eq!(stats(&restored), before);
+    // The snapshot proper alone, as builds before the refusals were kept wrote it.
+    let mut old = engine(AIRLINE);
+    old.analysis_mut().restore(&e.analysis().snapshot_untimed()).unwrap();
+    assert_eq!((stats(&old).0.as_str(), stats(&old).1.as_u64()), (Some("ok"), Some(0)));
+}
