@@ -36,7 +36,7 @@ enum Field {
     Minute,
     Second,
     Nano,
-    /// Parsed, not checked against the date.
+    /// 1 (Monday) to 7; must be the date's weekday, as java.time's cross-check requires.
     DayOfWeek,
     Offset,
 }
@@ -269,6 +269,7 @@ fn fill_sample(items: &[Item], f: &mut Fields) {
             Field::Year | Field::Year2 => 1970,
             Field::Month | Field::Day => 1,
             Field::Hour12 => 12,
+            Field::DayOfWeek => 4, // the epoch was a Thursday
             _ => 0,
         };
         let _ = f.set(field, value);
@@ -288,6 +289,7 @@ struct Fields {
     second: Option<i64>,
     nano: Option<i64>,
     offset: Option<i64>,
+    weekday: Option<i64>,
 }
 
 impl Fields {
@@ -304,7 +306,7 @@ impl Fields {
             Field::Second => &mut self.second,
             Field::Nano => &mut self.nano,
             Field::Offset => &mut self.offset,
-            Field::DayOfWeek => return Some(()),
+            Field::DayOfWeek => &mut self.weekday,
         };
         if slot.is_some_and(|old| old != value) {
             return None;
@@ -493,9 +495,14 @@ fn resolve(f: &Fields, default_year: i64, has_offset: bool, resolver: Resolver) 
     {
         return None;
     }
+    // java.time cross-checks a parsed weekday against the date (before 24:00 moves it on).
+    let days = days_from_civil(year, month, day);
+    if f.weekday.is_some_and(|w| w != (days + 3).rem_euclid(7) + 1) {
+        return None;
+    }
     let offset = if has_offset { f.offset? } else { 0 };
     let secs_of_day = hour * 3600 + minute * 60 + second - offset;
-    (days_from_civil(year, month, day) + i64::from(end_of_day))
+    (days + i64::from(end_of_day))
         .checked_mul(86_400_000)?
         .checked_add(secs_of_day * 1000 + f.nano.unwrap_or(0) / 1_000_000)
 }
@@ -760,6 +767,43 @@ mod tests {
             ("yyyy-MM-dd h a", "2014-09-01 12 am", None),
             ("EEE d MMM yyyy HH", "Frid 1 Sep 2014 00", None),
         ]);
+    }
+
+    /// A weekday must be the date's (java.time's cross-check, checked against a JDK): after the
+    /// SMART resolver has clipped the day, and before 24:00 moves the date on; a number in its
+    /// place (lenient parsing) is compared as the ISO weekday, 1 = Monday.
+    #[test]
+    fn weekdays_are_checked_against_the_date() {
+        let day = |y, m, d| Some(days_from_civil(y, m, d) * 86_400_000);
+        let p = "EEE yyyy-MM-dd HH:mm";
+        check(&[
+            (p, "Mon 2017-01-02 00:00", day(2017, 1, 2)),
+            (p, "Tue 2017-01-02 00:00", None),
+            ("EEEE yyyy-MM-dd HH:mm", "Sunday 1970-01-04 00:00", day(1970, 1, 4)),
+            ("EEEE yyyy-MM-dd HH:mm", "Thursday 1970-01-04 00:00", None),
+            (p, "Wed 1969-12-31 00:00", day(1969, 12, 31)),
+            (p, "Sat 2015-02-29 00:00", day(2015, 2, 28)),
+            (p, "Sun 2015-02-29 00:00", None),
+            (p, "Mon 2017-01-02 24:00", day(2017, 1, 3)),
+            (p, "Tue 2017-01-02 24:00", None),
+            (p, "1 2017-01-02 00:00", day(2017, 1, 2)),
+            (p, "2 2017-01-02 00:00", None),
+            (p, "8 2017-01-02 00:00", None),
+            ("EEE EEE yyyy-MM-dd HH:mm", "Mon Mon 2017-01-02 00:00", day(2017, 1, 2)),
+            ("EEE EEE yyyy-MM-dd HH:mm", "Mon Tue 2017-01-02 00:00", None),
+        ]);
+        // Every weekday name against days around the epoch and a leap day.
+        let days = [(1969, 12, 18..=31), (1970, 1, 1..=14), (2016, 2, 22..=29), (2016, 3, 1..=7)];
+        for (y, m, range) in days {
+            for dd in range {
+                let d = days_from_civil(y, m, dd);
+                for (w, name) in DAYS.iter().enumerate() {
+                    let text = format!("{} {y:04}-{m:02}-{dd:02} 00:00", &name[..3]);
+                    let ok = (d + 3).rem_euclid(7) == w as i64;
+                    check(&[(p, &text, ok.then_some(d * 86_400_000))]);
+                }
+            }
+        }
     }
 
     #[test]
