@@ -775,6 +775,36 @@ async def test_force_close_interrupts_the_holder_and_refuses_waiters(client):
     assert status == 202 and counts["processed_record_count"] == 1
 
 
+async def test_close_timeout_bounds_the_wait_not_the_close(client):
+    """`_close?timeout` as in Elasticsearch: when a stream still holds the job at the timeout,
+    the close answers 500 illegal_state_exception, and the job goes on closing once the stream
+    ends (nothing it sent is lost). A malformed timeout is a parse_exception."""
+    await setup_job(client)
+    release = asyncio.Event()
+    async with aiohttp.ClientSession() as session:
+        holder = await _hold_job(client, release, session)
+        r = await client.post(f"{BASE}/{J}/_close", params={"timeout": "200ms"})
+        assert (r.status, await r.json()) == (500, es_error(
+            500, "illegal_state_exception", "Timed out when waiting for persistent tasks after 200ms"))
+        assert (await job_stats(client))["state"] == "closing"
+        release.set()
+        assert (await holder)[0] == 202
+    for _ in range(500):
+        if (job := await job_stats(client))["state"] == "closed":
+            break
+        await asyncio.sleep(0.01)
+    assert job["state"] == "closed" and job["data_counts"]["processed_record_count"] == 2
+    assert (await client.post(f"{BASE}/{J}/_open")).status == 200
+    r = await client.post(f"{BASE}/{J}/_close", json={"timeout": "1m"})
+    assert (r.status, await r.json()) == (200, {"closed": True})
+    r = await client.post(f"{BASE}/{J}/_close", params={"timeout": "soon"})
+    assert r.status == 400 and (await r.json())["error"]["type"] == "parse_exception"
+    assert (await r.json())["error"]["reason"] == \
+        "failed to parse setting [timeout] with value [soon] as a time value: unit is missing or unrecognized"
+    r = await client.post(f"{BASE}/{J}/_open", params={"timeout": "soon"})
+    assert r.status == 400 and (await r.json())["error"]["type"] == "parse_exception"
+
+
 # -- bodies that cannot be decoded, and human-readable counts --------------------------------------
 
 

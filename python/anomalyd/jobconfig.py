@@ -11,7 +11,7 @@ prefixes parse errors with the JSON position ("[3:5] "); we see a decoded dict, 
 out. Checks made after parsing (ids, retention, duplicate detectors, time field) are top-level
 ``illegal_argument_exception`` errors, as in Elasticsearch.
 
-Also here: ``validate_job_id``, ``validate_groups``, ``parse_time_value``, config accessors for the
+Also here: ``validate_job_id``, ``validate_groups``, ``parse_time_value``, ``request_time_value``, config accessors for the
 server, and the parsing pieces and ``check_*`` rules ``jobupdate`` (the ``_update`` API) shares.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, Callable
 from ._native import SUPPORTED_FUNCTIONS
 
 __all__ = ["ConfigError", "validate_job_id", "validate_groups", "build_job_config", "analysis_fields",
-           "bucket_span_seconds", "latency_seconds", "parse_time_value"]
+           "bucket_span_seconds", "latency_seconds", "parse_time_value", "request_time_value"]
 
 X, IAE, STATUS = "x_content_parse_exception", "illegal_argument_exception", "status_exception"
 _ES_TYPES = {STATUS, "parse_exception", "resource_already_exists_exception"}  # ElasticsearchException subclasses
@@ -276,6 +276,17 @@ def _time_value(text: str, setting: str) -> _TimeValue:
         return _TimeValue(int(number), unit)
     fractional = ", fractional time values are not supported" if _DOUBLE_RE.fullmatch(number) else ""
     raise ConfigError(f"failed to parse [{text}]{fractional}")
+
+
+def request_time_value(text: str, setting: str) -> tuple[float | None, str]:
+    """A request parameter's time value (`?timeout=30s`): seconds (None for -1, no limit) and
+    its rendering in messages (TimeValue.toString()). A malformed one is the REST layer's
+    parse_exception."""
+    try:
+        tv = _time_value(text, setting)
+    except ConfigError as e:
+        raise ConfigError(e.reason, type="parse_exception") from None
+    return (None if tv.nanos < 0 else tv.nanos / 1e9), str(tv)
 
 
 def parse_time_value(s: str, setting: str) -> int:

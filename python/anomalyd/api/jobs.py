@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
 
-from ..errors import json_response
+from ..errors import EsError, json_response
+from ..jobconfig import request_time_value
 from ..keys import NODE, REGISTRY
 from ..registry import Job, JobRegistry, open_seconds
 from ..settings import parse_size
@@ -15,6 +17,8 @@ from .params import as_bool, json_body, merged_params, reject_unknown_query
 from .routes import Routes
 
 BASE = "/_ml/anomaly_detectors"
+#: Elasticsearch's default `_close` timeout.
+CLOSE_TIMEOUT = "30m"
 
 
 def _registry(request: web.Request) -> JobRegistry:
@@ -49,7 +53,9 @@ async def update_job(request: web.Request) -> web.Response:
 
 
 async def open_job(request: web.Request) -> web.Response:
-    await merged_params(request, frozenset({"timeout", "job_id"}), "open_job_request")
+    params = await merged_params(request, frozenset({"timeout", "job_id"}), "open_job_request")
+    if "timeout" in params:  # checked as Elasticsearch does; an open here takes no longer than a read of its model
+        request_time_value(str(params["timeout"]), "timeout")
     await _registry(request).open(request.match_info["job_id"])
     return json_response({"opened": True, "node": request.app[NODE].id})
 
@@ -58,10 +64,28 @@ async def close_job(request: web.Request) -> web.Response:
     params = await merged_params(request, frozenset({"force", "timeout", "allow_no_match", "allow_no_jobs", "job_id"}), "close_job_request")
     force = as_bool(params, "force", False)
     allow = as_bool(params, "allow_no_match", as_bool(params, "allow_no_jobs", True))
+    timeout, shown = request_time_value(str(params.get("timeout", CLOSE_TIMEOUT)), "timeout")
     registry = _registry(request)
-    for job in registry.select(request.match_info["job_id"], allow):
-        await registry.close(job, force)
+    jobs = registry.select(request.match_info["job_id"], allow)
+
+    async def close_all() -> None:
+        for job in jobs:
+            await registry.close(job, force)
+
+    # As in Elasticsearch, the timeout bounds the wait, not the close: a job still held by a
+    # stream when it expires goes on closing, and the answer is the wait's failure.
+    closing = asyncio.ensure_future(close_all())
+    closing.add_done_callback(_retrieved)
+    try:
+        await asyncio.wait_for(asyncio.shield(closing), timeout)
+    except TimeoutError:
+        raise EsError(500, "illegal_state_exception", f"Timed out when waiting for persistent tasks after {shown}") from None
     return json_response({"closed": True})
+
+
+def _retrieved(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()  # a close failing after its caller stopped waiting is not an unretrieved error
 
 
 def _node_json(request: web.Request) -> dict[str, Any]:
