@@ -1,10 +1,12 @@
-//! In-process probe over a real corpus file: `CORPUS=path [LIMIT=bytes] [ITERS=n]
-//! cargo run --release --example ingest_corpus`. Feeds 1 MiB chunks like `make bench-core` and
+//! In-process probe over a real corpus file: `CORPUS=path [LIMIT=bytes] [ITERS=n] [JOB=count]
+//! cargo run --release --example ingest_corpus` (the bench-http mean job, or a count job). Feeds 1 MiB chunks like `make bench-core` and
 //! prints GB/s, records and the request's counts (so runs can be compared for equality).
 use anomalyd_native::config::JobSpec;
 use anomalyd_native::ingest::IngestEngine;
 fn main() {
-    let spec_json = r#"{"job_id":"bench","analysis_config":{"bucket_span":"5m","detectors":[{"function":"mean","field_name":"kpi","by_field_name":"host","partition_field_name":"region"}],"influencers":["host"]},"data_description":{"time_field":"time","time_format":"epoch_ms"}}"#;
+    let mean = r#"{"job_id":"bench","analysis_config":{"bucket_span":"5m","detectors":[{"function":"mean","field_name":"kpi","by_field_name":"host","partition_field_name":"region"}],"influencers":["host"]},"data_description":{"time_field":"time","time_format":"epoch_ms"}}"#;
+    let count = r#"{"job_id":"bench","analysis_config":{"bucket_span":"5m","detectors":[{"function":"count"}]},"data_description":{"time_field":"time","time_format":"epoch_ms"}}"#;
+    let spec_json = if std::env::var("JOB").as_deref() == Ok("count") { count } else { mean };
     let path = std::env::var("CORPUS").expect("CORPUS=path of an NDJSON corpus");
     let mut body = std::fs::read(path).unwrap();
     if let Some(limit) = std::env::var("LIMIT").ok().and_then(|v| v.parse::<usize>().ok()) {
