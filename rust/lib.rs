@@ -266,6 +266,9 @@ impl PyIngestEngine {
     /// The analysis state (models, open buckets, normalisers) as an opaque snapshot, cut into
     /// pieces of at most `piece_bytes` (as the store keeps it).
     fn model_snapshot<'py>(&self, py: Python<'py>, piece_bytes: usize) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        if piece_bytes == 0 {
+            return Err(PyValueError::new_err("piece_bytes must be positive"));
+        }
         let state = self.engine(py);
         let i = &state.inner;
         let figures = Frozen { stats: i.stats_json(), saved: i.saved_json(), analysis_stats: i.analysis().stats_json() };
@@ -283,10 +286,8 @@ impl PyIngestEngine {
                 Ok(())
             })
         };
-        if bytes.is_empty() {
-            return Ok(vec![piece(&[])?]);
-        }
-        bytes.chunks(piece_bytes.max(1)).map(piece).collect()
+        // Never empty: a snapshot begins with its format version.
+        bytes.chunks(piece_bytes).map(piece).collect()
     }
 
     /// Free the models and open buckets (the job has closed and its snapshot is stored) with

@@ -780,13 +780,15 @@ async def test_close_timeout_bounds_the_wait_not_the_close(client):
     the close answers 500 illegal_state_exception, and the job goes on closing once the stream
     ends (nothing it sent is lost). A malformed timeout is a parse_exception."""
     await setup_job(client)
+    await setup_job(client, {**POST_DATA_JOB, "job_id": "idle"})
     release = asyncio.Event()
     async with aiohttp.ClientSession() as session:
         holder = await _hold_job(client, release, session)
-        r = await client.post(f"{BASE}/{J}/_close", params={"timeout": "200ms"})
+        r = await client.post(f"{BASE}/{J},idle/_close", params={"timeout": "200ms"})
         assert (r.status, await r.json()) == (500, es_error(
             500, "illegal_state_exception", "Timed out when waiting for persistent tasks after 200ms"))
         assert (await job_stats(client))["state"] == "closing"
+        assert (await job_stats(client, "idle"))["state"] == "closed", "the jobs close together"
         release.set()
         assert (await holder)[0] == 202
     for _ in range(500):
@@ -803,6 +805,17 @@ async def test_close_timeout_bounds_the_wait_not_the_close(client):
         "failed to parse setting [timeout] with value [soon] as a time value: unit is missing or unrecognized"
     r = await client.post(f"{BASE}/{J}/_open", params={"timeout": "soon"})
     assert r.status == 400 and (await r.json())["error"]["type"] == "parse_exception"
+
+
+async def test_no_close_starts_once_shutdown_has_begun(client):
+    """Shutdown persists every open job itself: a close arriving after it began is refused
+    with the shutdown's 503 rather than racing it."""
+    await setup_job(client)
+    registry = client.server.app[REGISTRY]
+    registry.interrupt_all()
+    r = await client.post(f"{BASE}/{J}/_close")
+    assert r.status == 503 and (await r.json())["error"]["type"] == "status_exception"
+    assert registry.jobs[J].state == "opened"
 
 
 # -- bodies that cannot be decoded, and human-readable counts --------------------------------------
@@ -1155,6 +1168,8 @@ async def test_a_closed_job_frees_its_model_and_reopens_from_pieces(client, monk
     engine = client.server.app[REGISTRY].jobs[J].actor.engine
     assert (await client.post(f"{BASE}/{J}/_close")).status == 200
     assert json.loads(engine.analysis_stats_json())["series_count"] == 0
+    closed = (await job_stats(client))["model_size_stats"]  # the stored figures, not the freed engine's
+    assert {k: v for k, v in closed.items() if k != "log_time"} == {k: v for k, v in before.items() if k != "log_time"}
     pieces, _ = await client.server.app[REGISTRY].store.load_model(J)
     assert len(pieces) > 1 and all(len(p) <= 4096 for p in pieces)
     assert (await client.post(f"{BASE}/{J}/_open")).status == 200

@@ -56,5 +56,7 @@ def test_a_model_restores_from_its_pieces() -> None:
         assert restored.model_snapshot(1 << 30) == [snapshot] and restored.analysis_stats_json() == stats
     with pytest.raises(ValueError):
         IngestEngine(config, None, DEFAULT_MAX_DOCUMENT_BYTES).restore_model([snapshot[:100], snapshot[200:]])
+    with pytest.raises(ValueError):
+        engine.model_snapshot(0)
     engine.discard_model()
     assert json.loads(engine.analysis_stats_json())["series_count"] == 0

@@ -666,7 +666,7 @@ impl AnalysisEngine {
     pub fn snapshot(&self) -> Vec<u8> {
         let s = SnapshotRef { version: SNAPSHOT_VERSION, series: &self.series.series, state: &self.state };
         let bytes = postcard::to_allocvec(&s).expect("analysis state serialises");
-        postcard::to_extend(&self.memory.refused(), bytes).expect("refusals serialise")
+        postcard::to_extend(self.memory.refused(), bytes).expect("refusals serialise")
     }
 
     /// The snapshot with the measured bucket times zeroed: equal runs give equal bytes.
@@ -695,10 +695,9 @@ impl AnalysisEngine {
             return Err(format!("model snapshot: format {version}, this build reads {SNAPSHOT_VERSION}"));
         }
         let (s, rest) = postcard::take_from_bytes::<Snapshot>(bytes).map_err(|e| format!("model snapshot: {e}"))?;
-        let refused = match rest {
-            [] => Refusals::default(),
-            _ => postcard::from_bytes(rest).map_err(|e| format!("model snapshot: {e}"))?,
-        };
+        // A tail that does not read (none before the refusals were kept) costs the refusals
+        // only, not the model.
+        let refused = postcard::from_bytes::<Refusals>(rest).unwrap_or_default();
         let detectors = self.spec.detectors.len();
         if s.state.record_normalizers.len() != detectors
             || s.state.influencer_normalizers.len() != self.spec.influencers.len()

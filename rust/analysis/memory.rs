@@ -11,12 +11,15 @@ use serde::{Deserialize, Serialize};
 
 /// What the budget has refused so far. Kept with the model snapshot, so that a reopened job
 /// reports the `memory_status` and `bucket_allocation_failures_count` it closed with.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusals {
     /// Buckets in which a new series was refused (`bucket_allocation_failures_count`).
     pub buckets: u64,
     /// How far over the limit the last refused series would have gone (`model_bytes_exceeded`).
     pub bytes_exceeded: u64,
+    /// The buckets (starts) of recent refusals, so that a bucket counts once even when records
+    /// alternate between open buckets (latency keeps several open), or it outlives a reopen.
+    recent: Vec<i64>,
 }
 
 /// What the series index costs per series, counted with it (as in `model_bytes`).
@@ -34,14 +37,11 @@ pub struct MemoryBudget {
     /// Bytes of the series created (models, split values, index).
     used: usize,
     refused: Refusals,
-    /// The buckets (starts) of recent refusals, so that a bucket counts once even when records
-    /// alternate between open buckets (latency keeps several open).
-    failed_buckets: Vec<i64>,
 }
 
 impl MemoryBudget {
     pub fn new(limit: usize) -> Self {
-        MemoryBudget { limit, used: 0, refused: Refusals::default(), failed_buckets: Vec::new() }
+        MemoryBudget { limit, used: 0, refused: Refusals::default() }
     }
 
     /// Whether a series of `bytes` may be made for a record of the bucket starting at
@@ -52,12 +52,13 @@ impl MemoryBudget {
             self.used = after;
             return true;
         }
-        if !self.failed_buckets.contains(&bucket_ms) {
-            if self.failed_buckets.len() == RECENT_FAILED_BUCKETS {
-                self.failed_buckets.remove(0); // long final: records no longer reach it
+        let r = &mut self.refused;
+        if !r.recent.contains(&bucket_ms) {
+            if r.recent.len() == RECENT_FAILED_BUCKETS {
+                r.recent.remove(0); // long final: records no longer reach it
             }
-            self.failed_buckets.push(bucket_ms);
-            self.refused.buckets += 1;
+            r.recent.push(bucket_ms);
+            r.buckets += 1;
         }
         self.refused.bytes_exceeded = (after - self.limit) as u64;
         false
@@ -76,8 +77,8 @@ impl MemoryBudget {
         self.limit
     }
 
-    pub fn refused(&self) -> Refusals {
-        self.refused
+    pub fn refused(&self) -> &Refusals {
+        &self.refused
     }
 
     /// The refusals a restored snapshot was taken with.
@@ -128,7 +129,7 @@ mod tests {
         assert_eq!(b.status(), "ok");
         assert!(!b.admit(4_000, 0));
         assert!(!b.admit(2_500, 0));
-        assert_eq!((b.refused(), b.status()), (Refusals { buckets: 1, bytes_exceeded: 500 }, "hard_limit"));
+        assert_eq!((b.refused().buckets, b.refused().bytes_exceeded, b.status()), (1, 500, "hard_limit"));
         assert!(b.admit(2_000, 60_000), "a series that still fits is made");
         assert!(!b.admit(100, 60_000));
         assert!(!b.admit(100, 120_000));

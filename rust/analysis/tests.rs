@@ -302,18 +302,17 @@ fn many_series_results_are_pinned() {
     assert_eq!(format!("{results:016x} {snapshot:016x}"), "9da0f34170f4a24c d026d578a3470c82");
 }
 
-/// The memory limit's refusals travel with the snapshot; a snapshot from before they were
-/// kept (no tail) restores with none.
+/// The memory limit's refusals travel with the snapshot, with the buckets already counted; a
+/// snapshot from before they were kept (no tail) restores with none.
 #[test]
 fn snapshots_keep_the_memory_refusals() {
-    let mut e = IngestEngine::open(
-        JobSpec::from_json(&format!(
+    let limited = || {
+        let spec = format!(
             r#"{{"job_id":"j","analysis_config":{AIRLINE},"analysis_limits":{{"model_memory_limit":"64kb"}},"data_description":{{"time_field":"time","time_format":"epoch"}}}}"#
-        ))
-        .unwrap(),
-        None,
-        1 << 20,
-    );
+        );
+        IngestEngine::open(JobSpec::from_json(&spec).unwrap(), None, 1 << 20)
+    };
+    let mut e = limited();
     let body: String = (0..100).map(|k| format!(r#"{{"airline":"A{k}","responsetime":1,"time":{}}}"#, 1403481600 + k)).collect();
     post(&mut e, &body);
     let stats = |e: &IngestEngine| {
@@ -323,11 +322,16 @@ fn snapshots_keep_the_memory_refusals() {
     let before = stats(&e);
     assert_eq!((before.0.as_str(), before.1.as_u64()), (Some("hard_limit"), Some(1)));
     let snapshot = e.analysis().snapshot();
-    let mut restored = engine(AIRLINE);
+    let mut restored = limited();
     restored.analysis_mut().restore(&snapshot).unwrap();
     assert_eq!(stats(&restored), before);
+    // A new series refused again in the bucket already counted does not count twice.
+    post(&mut restored, r#"{"airline":"NEW","responsetime":1,"time":1403481700}"#);
+    assert_eq!(stats(&restored).1.as_u64(), Some(1));
+    post(&mut restored, r#"{"airline":"NEW","responsetime":1,"time":1403485300}"#);
+    assert_eq!(stats(&restored).1.as_u64(), Some(2), "a refusal in the next bucket counts");
     // The snapshot proper alone, as builds before the refusals were kept wrote it.
-    let mut old = engine(AIRLINE);
+    let mut old = limited();
     old.analysis_mut().restore(&e.analysis().snapshot_untimed()).unwrap();
     assert_eq!((stats(&old).0.as_str(), stats(&old).1.as_u64()), (Some("ok"), Some(0)));
 }

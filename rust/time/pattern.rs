@@ -100,16 +100,23 @@ const MAX_NESTING: usize = 8;
 impl DatePattern {
     /// None when the pattern is invalid or cannot yield a complete timestamp.
     pub(super) fn compile(pattern: &str) -> Option<Self> {
+        Self::compile_in(pattern, current_utc_year())
+    }
+
+    /// [`Self::compile`] with `default_year` for patterns without a year.
+    fn compile_in(pattern: &str, default_year: i64) -> Option<Self> {
         let mut rest = pattern.as_bytes();
         let items = compile_seq(&mut rest, 0)?;
-        // Java's check: parsing what the pattern prints for the epoch must give a timestamp.
+        // Java's check: parsing what the pattern prints for the epoch must give a timestamp,
+        // the year defaulted as for records. So a yearless pattern with a weekday passes only
+        // in years that begin on a Thursday, as the epoch did (in Elasticsearch too).
         let mut sample = Fields::default();
         fill_sample(&items, &mut sample);
         let has_offset = sample.offset.is_some();
-        resolve(&sample, 1970, has_offset, Resolver::Smart)?;
+        resolve(&sample, default_year, has_offset, Resolver::Smart)?;
         Some(Self {
             items,
-            default_year: current_utc_year(),
+            default_year,
             has_offset,
         })
     }
@@ -792,6 +799,15 @@ mod tests {
             ("EEE EEE yyyy-MM-dd HH:mm", "Mon Mon 2017-01-02 00:00", day(2017, 1, 2)),
             ("EEE EEE yyyy-MM-dd HH:mm", "Mon Tue 2017-01-02 00:00", None),
         ]);
+        // Without a year, the pattern itself is checked in the current year (Elasticsearch
+        // formats the epoch, a Thursday, and parses it back in that year): 2026 began on a
+        // Thursday, 2027 on a Friday.
+        let yearless = "EEE MMM dd HH:mm:ss";
+        let in_2026 = DatePattern::compile_in(yearless, 2026).expect("2026 began on a Thursday");
+        assert_eq!(in_2026.parse_ms(b"Mon Jun 22 00:00:00"), day(2026, 6, 22));
+        assert_eq!(in_2026.parse_ms(b"Tue Jun 22 00:00:00"), None);
+        assert!(DatePattern::compile_in(yearless, 2027).is_none());
+        assert!(DatePattern::compile_in("MMM dd HH:mm:ss", 2027).is_some());
         // Every weekday name against days around the epoch and a leap day.
         let days = [(1969, 12, 18..=31), (1970, 1, 1..=14), (2016, 2, 22..=29), (2016, 3, 1..=7)];
         for (y, m, range) in days {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from ..errors import EsError, json_response
@@ -19,6 +20,7 @@ from .routes import Routes
 BASE = "/_ml/anomaly_detectors"
 #: Elasticsearch's default `_close` timeout.
 CLOSE_TIMEOUT = "30m"
+log = structlog.get_logger("anomalyd.jobs")
 
 
 def _registry(request: web.Request) -> JobRegistry:
@@ -54,7 +56,7 @@ async def update_job(request: web.Request) -> web.Response:
 
 async def open_job(request: web.Request) -> web.Response:
     params = await merged_params(request, frozenset({"timeout", "job_id"}), "open_job_request")
-    if "timeout" in params:  # checked as Elasticsearch does; an open here takes no longer than a read of its model
+    if "timeout" in params:  # validated as Elasticsearch does, then not needed: an open is not queued
         request_time_value(str(params["timeout"]), "timeout")
     await _registry(request).open(request.match_info["job_id"])
     return json_response({"opened": True, "node": request.app[NODE].id})
@@ -68,24 +70,22 @@ async def close_job(request: web.Request) -> web.Response:
     registry = _registry(request)
     jobs = registry.select(request.match_info["job_id"], allow)
 
-    async def close_all() -> None:
-        for job in jobs:
-            await registry.close(job, force)
-
-    # As in Elasticsearch, the timeout bounds the wait, not the close: a job still held by a
-    # stream when it expires goes on closing, and the answer is the wait's failure.
-    closing = asyncio.ensure_future(close_all())
-    closing.add_done_callback(_retrieved)
+    # As in Elasticsearch, the jobs close together, and the timeout bounds the wait, not the
+    # closes: a job still held by a stream when it expires goes on closing, and the answer is
+    # the wait's failure.
+    closing = asyncio.gather(*(registry.close(job, force) for job in jobs))
+    closing.add_done_callback(_log_failure)
     try:
         await asyncio.wait_for(asyncio.shield(closing), timeout)
-    except TimeoutError:
+    except asyncio.TimeoutError:  # TimeoutError itself only from Python 3.11
         raise EsError(500, "illegal_state_exception", f"Timed out when waiting for persistent tasks after {shown}") from None
     return json_response({"closed": True})
 
 
-def _retrieved(task: asyncio.Future[None]) -> None:
-    if not task.cancelled():
-        task.exception()  # a close failing after its caller stopped waiting is not an unretrieved error
+def _log_failure(closing: asyncio.Future[list[None]]) -> None:
+    """A close failing after its caller stopped waiting (the job stays open) is logged."""
+    if not closing.cancelled() and (error := closing.exception()) is not None:
+        log.error("close_failed", error=repr(error))
 
 
 def _node_json(request: web.Request) -> dict[str, Any]:
@@ -118,8 +118,8 @@ def job_stats(request: web.Request, registry: JobRegistry, job: Job, human: bool
             "model_bytes_memory_limit": limit, "total_by_field_count": model.get("total_by_field_count", 0),
             "total_over_field_count": 0, "total_partition_field_count": model.get("total_partition_field_count", 0),
             "bucket_allocation_failures_count": model.get("bucket_allocation_failures_count", 0),
-            # the engine's status since the job opened (series refused at the limit); older
-            # snapshots' figures lack it
+            # refusals at the memory limit, kept across reopens with the model; figures stored
+            # before the limit was enforced lack it
             "memory_status": model.get("memory_status", "ok" if model.get("model_bytes", 0) <= limit else "hard_limit"),
             "assignment_memory_basis": "current_model_bytes", "categorized_doc_count": 0, "total_category_count": 0,
             "frequent_category_count": 0, "rare_category_count": 0, "dead_category_count": 0,
