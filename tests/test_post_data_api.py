@@ -799,6 +799,9 @@ async def test_close_timeout_bounds_the_wait_not_the_close(client):
     assert (await client.post(f"{BASE}/{J}/_open")).status == 200
     r = await client.post(f"{BASE}/{J}/_close", json={"timeout": "1m"})
     assert (r.status, await r.json()) == (200, {"closed": True})
+    assert (await client.post(f"{BASE}/{J}/_open")).status == 200
+    r = await client.post(f"{BASE}/{J}/_close", params={"timeout": "-1"})  # no limit
+    assert (r.status, await r.json()) == (200, {"closed": True})
     r = await client.post(f"{BASE}/{J}/_close", params={"timeout": "soon"})
     assert r.status == 400 and (await r.json())["error"]["type"] == "parse_exception"
     assert (await r.json())["error"]["reason"] == \
