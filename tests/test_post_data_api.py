@@ -808,6 +808,14 @@ async def test_close_timeout_bounds_the_wait_not_the_close(client):
         "failed to parse setting [timeout] with value [soon] as a time value: unit is missing or unrecognized"
     r = await client.post(f"{BASE}/{J}/_open", params={"timeout": "soon"})
     assert r.status == 400 and (await r.json())["error"]["type"] == "parse_exception"
+    # In the body, Elasticsearch's object parser reports it, with the parse error as its cause.
+    r = await client.post(f"{BASE}/{J}/_close", json={"timeout": "soon"})
+    error = (await r.json())["error"]
+    assert (r.status, error["type"], error["reason"]) == (
+        400, "x_content_parse_exception", "[close_job_request] failed to parse field [timeout]")
+    assert error["caused_by"]["type"] == "parse_exception"
+    r = await client.post(f"{BASE}/{J}/_close", json={"timeout": 30})
+    assert (await r.json())["error"]["reason"] == "[close_job_request] timeout doesn't support values of type: VALUE_NUMBER"
 
 
 async def test_no_close_starts_once_shutdown_has_begun(client):

@@ -278,14 +278,20 @@ def _time_value(text: str, setting: str) -> _TimeValue:
     raise ConfigError(f"failed to parse [{text}]{fractional}")
 
 
-def request_time_value(text: str, setting: str) -> tuple[float | None, str]:
-    """A request parameter's time value (`?timeout=30s`): seconds (None for -1, no limit) and
-    its rendering in messages (TimeValue.toString()). A malformed one is the REST layer's
-    parse_exception."""
+def request_time_value(value: Any, setting: str, body_parser: str | None = None) -> tuple[float | None, str]:
+    """A request's time value (`?timeout=30s`): seconds (None for -1, no limit) and its
+    rendering in messages (TimeValue.toString()). A malformed query parameter is the REST
+    layer's parse_exception; a body field (`body_parser` names the request's object parser)
+    must be a string, and a malformed one is an x_content_parse_exception caused by it."""
+    if body_parser is not None and not isinstance(value, str):
+        raise ConfigError(f"[{body_parser}] {setting} doesn't support values of type: {_token(value)}", type=X)
     try:
-        tv = _time_value(text, setting)
+        tv = _time_value(str(value), setting)
     except ConfigError as e:
-        raise ConfigError(e.reason, type="parse_exception") from None
+        cause = ConfigError(e.reason, type="parse_exception")
+        if body_parser is None:
+            raise cause from None
+        raise ConfigError(f"[{body_parser}] failed to parse field [{setting}]", type=X, caused_by=cause) from None
     return (None if tv.nanos < 0 else tv.nanos / 1e9), str(tv)
 
 

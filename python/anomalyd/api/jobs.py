@@ -57,7 +57,7 @@ async def update_job(request: web.Request) -> web.Response:
 async def open_job(request: web.Request) -> web.Response:
     params = await merged_params(request, frozenset({"timeout", "job_id"}), "open_job_request")
     if "timeout" in params:  # validated as Elasticsearch does, then not needed: an open is not queued
-        request_time_value(str(params["timeout"]), "timeout")
+        await _timeout(request, params, "open_job_request")
     await _registry(request).open(request.match_info["job_id"])
     return json_response({"opened": True, "node": request.app[NODE].id})
 
@@ -66,7 +66,7 @@ async def close_job(request: web.Request) -> web.Response:
     params = await merged_params(request, frozenset({"force", "timeout", "allow_no_match", "allow_no_jobs", "job_id"}), "close_job_request")
     force = as_bool(params, "force", False)
     allow = as_bool(params, "allow_no_match", as_bool(params, "allow_no_jobs", True))
-    timeout, shown = request_time_value(str(params.get("timeout", CLOSE_TIMEOUT)), "timeout")
+    timeout, shown = await _timeout(request, params, "close_job_request")
     registry = _registry(request)
     jobs = registry.select(request.match_info["job_id"], allow)
 
@@ -80,6 +80,12 @@ async def close_job(request: web.Request) -> web.Response:
     except asyncio.TimeoutError:  # TimeoutError itself only from Python 3.11
         raise EsError(500, "illegal_state_exception", f"Timed out when waiting for persistent tasks after {shown}") from None
     return json_response({"closed": True})
+
+
+async def _timeout(request: web.Request, params: dict[str, Any], parser: str) -> tuple[float | None, str]:
+    """`timeout` (default 30m), checked as Elasticsearch checks it where it came from."""
+    in_body = "timeout" in (await json_body(request) or {})
+    return request_time_value(params.get("timeout", CLOSE_TIMEOUT), "timeout", parser if in_body else None)
 
 
 def _log_failure(closing: asyncio.Future[list[None]]) -> None:
