@@ -255,6 +255,18 @@ async def test_content_length_above_max_is_413_empty(small_limits, client):
     assert (await r.json())["processed_record_count"] == 30
 
 
+async def test_expect_continue_above_max_is_417_and_counted(small_limits, client):
+    """`Expect: 100-continue` with a Content-Length over the limit: 417 before the body is sent,
+    stamped and counted in /metrics like every other answer."""
+    await setup_job(client)
+    body = b"\n".join(rec(1403481600 + i) for i in range(30))
+    r = await client.post(DATA, data=body, headers=NDJSON, expect100=True)
+    assert (r.status, await r.read(), r.headers["X-Elastic-Product"]) == (417, b"", "Elasticsearch")
+    metrics = await (await client.get("/metrics")).text()
+    assert 'anomalyd_http_requests_total{status="417"} 1.0' in metrics
+    assert (await job_stats(client))["data_counts"]["input_bytes"] == 0
+
+
 async def test_document_over_max_document_bytes(small_limits, client):
     await setup_job(client)
 

@@ -293,15 +293,16 @@ def test_sigterm_restart_keeps_jobs_states_and_counts(tmp_path: Path) -> None:
         assert srv.stop(signal.SIGTERM) == 0
 
 
-def open_stream(server: Server, job_id: str) -> socket.socket:
-    """A chunked `_data` post that has sent one record, read by the job, and goes on holding it."""
+def open_stream(server: Server, job_id: str, processed_after: int = 1) -> socket.socket:
+    """A chunked `_data` post that has sent one record, read by the job (whose processed count
+    is then `processed_after`), and goes on holding it."""
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=20)
     sock.sendall(f"POST {BASE}/{job_id}/_data HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
                  "Transfer-Encoding: chunked\r\n\r\n".encode())
     line = b'{"airline":"AAL","responsetime":"1.5","time":"1403481600"}\n'
     sock.sendall(b"%x\r\n%s\r\n" % (len(line), line))
     deadline = time.monotonic() + 10
-    while job_stats(server, job_id)["data_counts"]["processed_record_count"] != 1:
+    while job_stats(server, job_id)["data_counts"]["processed_record_count"] != processed_after:
         assert time.monotonic() < deadline, "the first record was never read"
         time.sleep(0.02)
     return sock
@@ -340,6 +341,38 @@ def test_sigterm_mid_stream_answers_at_once_and_keeps_what_was_read(tmp_path: Pa
         assert (stats["state"], stats["data_counts"]["processed_record_count"]) == ("opened", 1)
     finally:
         assert srv.stop(signal.SIGTERM) == 0
+
+
+def test_a_stalled_stream_is_cut_and_counted_apart_from_disconnects(tmp_path: Path) -> None:
+    """Over `anomalyd serve` (aiohttp's test server cancels handlers on a disconnect, which
+    production does not): a stream that stalls past `--read-timeout` loses its connection, what
+    it sent stays counted, and /metrics counts it as 408, a client that leaves as 499."""
+    srv = Server(tmp_path / "data", "--read-timeout", "300ms").start()
+    try:
+        put_open(srv, "slow")
+        stalled = open_stream(srv, "slow")
+        assert stalled.recv(65536) == b""  # cut by the server
+        stalled.close()
+        gone = open_stream(srv, "slow", processed_after=2)
+        gone.close()
+        deadline = time.monotonic() + 10
+        while 'status="499"' not in (text := http_get_text(srv, "/metrics")):
+            assert time.monotonic() < deadline, text
+            time.sleep(0.05)
+        assert 'anomalyd_http_requests_total{status="408"} 1.0' in text
+        assert 'anomalyd_http_requests_total{status="499"} 1.0' in text
+        assert job_stats(srv, "slow")["data_counts"]["processed_record_count"] == 2
+    finally:
+        assert srv.stop(signal.SIGTERM) == 0
+
+
+def http_get_text(server: Server, path: str) -> str:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while piece := sock.recv(65536):
+            answer += piece
+    return answer.split(b"\r\n\r\n", 1)[1].decode()
 
 
 def test_waiters_whose_clients_left_do_not_fill_the_queue(server: Server) -> None:

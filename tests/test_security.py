@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -249,6 +250,17 @@ def test_insecure_public_bind_is_refused(tmp_path: Path) -> None:
     assert not is_loopback("0.0.0.0") and not is_loopback("") and not is_loopback("10.1.2.3")
 
 
+def test_bad_flag_values_are_usage_errors(tmp_path: Path) -> None:
+    """A size or duration flag (or its variable) that does not parse is click's usage error,
+    naming the flag, not a traceback."""
+    for args, env, flag in ((["--read-timeout", "1min"], {}, "--read-timeout"),
+                            (["--max-content-length", "100MiB"], {}, "--max-content-length"),
+                            ([], {"ANOMALYD_SNAPSHOT_INTERVAL": "abc"}, "--snapshot-interval")):
+        r = subprocess.run([str(ANOMALYD), "serve", "--data-dir", str(tmp_path), *args], capture_output=True,
+                           text=True, timeout=30, env={**os.environ, **env})
+        assert r.returncode == 2 and f"Invalid value for '{flag}'" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
 def _es_job_flow(es: Elasticsearch) -> dict:
     es.ml.put_job(job_id="post-data-job", **{k: v for k, v in POST_DATA_JOB.items() if k != "job_id"})
     es.ml.open_job(job_id="post-data-job")
@@ -303,3 +315,20 @@ def test_https_with_self_signed_certificate(tmp_path: Path) -> None:
             assert _es_job_flow(es)["processed_record_count"] == 2
     finally:
         srv.stop()
+
+
+def test_the_security_store_is_private(tmp_path: Path) -> None:
+    """Password and API-key hashes are readable by the server's user only, also when the file
+    was created before with looser permissions."""
+    import stat
+
+    from anomalyd.security import FILENAME, SecurityStore
+
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / FILENAME).touch(mode=0o644)
+    for d in (tmp_path / "new", tmp_path / "old"):
+        store = SecurityStore(d)
+        store.add_user("u", "password123", ["superuser"])
+        store.close()
+        for f in d.iterdir():
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600, f.name

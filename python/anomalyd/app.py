@@ -77,7 +77,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await registry.start()
     app[NODE] = await _node(store, settings)
     app[REGISTRY] = registry
-    log.info("ready", jobs=len(registry.jobs), data_dir=str(settings.data_dir))
+    scheme = "https" if settings.tls_cert else "http"
+    log.info("ready", url=f"{scheme}://{settings.host}:{settings.port}", jobs=len(registry.jobs),
+             open_jobs=sum(job.actor is not None for job in registry.jobs.values()), data_dir=str(settings.data_dir),
+             security=settings.security)
     try:
         yield
     finally:

@@ -8,11 +8,30 @@ import socket
 import ssl
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import click
 from aiohttp import web
 
 from .settings import Settings, parse_duration, parse_size
+
+
+class _Parsed(click.ParamType):
+    """A flag value read by one of the settings parsers: a bad one is click's usage error
+    ("Invalid value for '--read-timeout'"), not a traceback."""
+
+    def __init__(self, name: str, parse: Callable[[str], Any], example: str) -> None:
+        self.name, self._parse, self._example = name, parse, example
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return self._parse(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a {self.name} (e.g. {self._example})", param, ctx)
+
+
+SIZE = _Parsed("size", parse_size, "100mb, 16kb, 1gb")
+DURATION = _Parsed("duration", parse_duration, "500ms, 30s, 5m, 1h")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,30 +40,30 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", envvar="ANOMALYD_HOST", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", envvar="ANOMALYD_PORT", default=9200, show_default=True, type=int)
-@click.option("--data-dir", envvar="ANOMALYD_DATA_DIR", default="./data", show_default=True, type=click.Path(path_type=Path))
-@click.option("--log-format", envvar="ANOMALYD_LOG_FORMAT", default="console", show_default=True, type=click.Choice(["json", "console"]))
-@click.option("--log-level", envvar="ANOMALYD_LOG_LEVEL", default="info", show_default=True,
+@click.option("--host", envvar="ANOMALYD_HOST", show_envvar=True, default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", envvar="ANOMALYD_PORT", show_envvar=True, default=9200, show_default=True, type=int)
+@click.option("--data-dir", envvar="ANOMALYD_DATA_DIR", show_envvar=True, default="./data", show_default=True, type=click.Path(path_type=Path))
+@click.option("--log-format", envvar="ANOMALYD_LOG_FORMAT", show_envvar=True, default="console", show_default=True, type=click.Choice(["json", "console"]))
+@click.option("--log-level", envvar="ANOMALYD_LOG_LEVEL", show_envvar=True, default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
-@click.option("--max-content-length", envvar="ANOMALYD_MAX_CONTENT_LENGTH", default="100mb", show_default=True, help="Largest Content-Length accepted.")
-@click.option("--shutdown-timeout", envvar="ANOMALYD_SHUTDOWN_TIMEOUT", default="30s", show_default=True, help="Grace period for in-flight requests.")
-@click.option("--read-timeout", envvar="ANOMALYD_READ_TIMEOUT", default="60s", show_default=True, help="Drop clients that send nothing this long.")
-@click.option("--max-document-length", envvar="ANOMALYD_MAX_DOCUMENT_LENGTH", default="16mb", show_default=True, help="Largest single JSON document.")
-@click.option("--snapshot-interval", envvar="ANOMALYD_SNAPSHOT_INTERVAL", default="5m", show_default=True,
+@click.option("--max-content-length", envvar="ANOMALYD_MAX_CONTENT_LENGTH", show_envvar=True, default="100mb", show_default=True, type=SIZE, help="Largest Content-Length accepted.")
+@click.option("--shutdown-timeout", envvar="ANOMALYD_SHUTDOWN_TIMEOUT", show_envvar=True, default="30s", show_default=True, type=DURATION, help="Grace period for in-flight requests.")
+@click.option("--read-timeout", envvar="ANOMALYD_READ_TIMEOUT", show_envvar=True, default="60s", show_default=True, type=DURATION, help="Drop clients that send nothing this long.")
+@click.option("--max-document-length", envvar="ANOMALYD_MAX_DOCUMENT_LENGTH", show_envvar=True, default="16mb", show_default=True, type=SIZE, help="Largest single JSON document.")
+@click.option("--snapshot-interval", envvar="ANOMALYD_SNAPSHOT_INTERVAL", show_envvar=True, default="5m", show_default=True, type=DURATION,
               help="How often an open job's model state is snapshotted (also on close and shutdown).")
-@click.option("--deprecation-warning/--no-deprecation-warning", envvar="ANOMALYD_DEPRECATION_WARNING", default=False,
+@click.option("--deprecation-warning/--no-deprecation-warning", envvar="ANOMALYD_DEPRECATION_WARNING", show_envvar=True, default=False,
               help="Send Elasticsearch's deprecation Warning header on _data.")
-@click.option("--security/--no-security", envvar="ANOMALYD_SECURITY", default=False,
+@click.option("--security/--no-security", envvar="ANOMALYD_SECURITY", show_envvar=True, default=False,
               help="Require credentials (see `anomalyd users`) and check privileges.")
-@click.option("--allow-insecure", envvar="ANOMALYD_ALLOW_INSECURE", is_flag=True, default=False,
+@click.option("--allow-insecure", envvar="ANOMALYD_ALLOW_INSECURE", show_envvar=True, is_flag=True, default=False,
               help="Serve a non-loopback address without --security.")
-@click.option("--tls-cert", envvar="ANOMALYD_TLS_CERT", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--tls-cert", envvar="ANOMALYD_TLS_CERT", show_envvar=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="PEM certificate chain; with --tls-key, serve HTTPS.")
-@click.option("--tls-key", envvar="ANOMALYD_TLS_KEY", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--tls-key", envvar="ANOMALYD_TLS_KEY", show_envvar=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="PEM private key for --tls-cert.")
-def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str, max_content_length: str,
-          shutdown_timeout: str, read_timeout: str, max_document_length: str, snapshot_interval: str, deprecation_warning: bool,
+def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str, max_content_length: int,
+          shutdown_timeout: float, read_timeout: float, max_document_length: int, snapshot_interval: float, deprecation_warning: bool,
           security: bool, allow_insecure: bool, tls_cert: Path | None, tls_key: Path | None) -> None:
     """Serve the API (embedded store under --data-dir)."""
     import structlog
@@ -54,9 +73,9 @@ def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str,
 
     settings = Settings(
         host=host, port=port, data_dir=data_dir, log_format=log_format, log_level=log_level,
-        max_content_length=parse_size(max_content_length), shutdown_timeout=parse_duration(shutdown_timeout),
-        read_timeout=parse_duration(read_timeout), max_document_bytes=parse_size(max_document_length),
-        snapshot_interval=parse_duration(snapshot_interval),
+        max_content_length=max_content_length, shutdown_timeout=shutdown_timeout,
+        read_timeout=read_timeout, max_document_bytes=max_document_length,
+        snapshot_interval=snapshot_interval,
         deprecation_warning=deprecation_warning, security=security, allow_insecure=allow_insecure,
         tls_cert=tls_cert, tls_key=tls_key,
     )
@@ -74,8 +93,10 @@ def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str,
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported OS
         uvloop = None
     loop = uvloop.new_event_loop() if uvloop else asyncio.new_event_loop()
+    # Headers up to 16 KB, as Elasticsearch's http.max_header_size (aiohttp's default is 8 KB).
     web.run_app(create_app(settings), host=host, port=port, shutdown_timeout=settings.shutdown_timeout,
-                access_log=None, print=None, loop=loop, handle_signals=True, ssl_context=ssl_context)
+                access_log=None, print=None, loop=loop, handle_signals=True, ssl_context=ssl_context,
+                max_field_size=16 << 10)
 
 
 def is_loopback(host: str) -> bool:

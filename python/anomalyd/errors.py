@@ -17,6 +17,8 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 log = structlog.get_logger("anomalyd")
+#: Set on a request whose client the server cut off for sending nothing (`--read-timeout`).
+STALLED = web.RequestKey("stalled", bool)
 
 #: aiohttp's HTTP errors read "400, message:\n  <what went wrong>".
 _AIOHTTP_PREFIX = re.compile(r"^\d{3}, message:")
@@ -124,10 +126,12 @@ def failure_response(request: web.Request, exc: BaseException) -> web.Response:
         response.force_close()
         return response
     elif isinstance(exc, ConnectionResetError):
-        # The client went away mid-request (or was dropped for stalling): an ordinary event, and
-        # nobody is left to read the answer. 499 (nginx's "client closed request") keeps it
-        # apart in /metrics.
-        log.info("client_disconnected", path=request.path)
+        # Nobody is left to read the answer; the status only tells the two cases apart in
+        # /metrics. Cut off for stalling: 408, as nginx's client_body_timeout (logged when
+        # cut); gone by itself, an ordinary event: 499, nginx's "client closed request".
+        if request.get(STALLED, False):
+            return web.Response(status=408)
+        log.info("client_disconnected", path=request.path, remote=request.remote)
         return web.Response(status=499)
     if isinstance(exc, EsError):
         return json_response(exc.body(), exc.status, exc.headers)

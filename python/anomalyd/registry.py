@@ -181,6 +181,7 @@ class JobRegistry:
             await self._start_actor(job)
             job.config.pop("finished_time", None)
             await self.store.update_job(job_id, state="opened", config=job.config)
+            log.info("job_opened", job_id=job_id, processed_record_count=(job.data_counts or {}).get("processed_record_count", 0))
         except BaseException:
             if job.actor is None:
                 job.state = "closed"
@@ -275,6 +276,8 @@ class JobRegistry:
                 actor.retire()
                 job.actor = None
                 job.state = "closed"
+                log.info("job_closed", job_id=job.job_id, processed_record_count=job.data_counts.get("processed_record_count", 0),
+                         model_kept=keep_model)
         except BaseException:
             actor.closing = None  # the job stays open; a later close tries again
             if job.actor is actor:

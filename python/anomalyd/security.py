@@ -14,6 +14,7 @@ import functools
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import sqlite3
 import time
@@ -169,6 +170,10 @@ class SecurityStore:
     def __init__(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / FILENAME
+        # Password and API-key hashes: readable by the server's user only. SQLite gives its WAL
+        # and shared-memory files the database file's permissions.
+        os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.chmod(self.path, 0o600)
         self._reader: sqlite3.Connection | None = None
         self._version: int | None = None
 

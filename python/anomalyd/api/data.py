@@ -20,8 +20,8 @@ from aiohttp.streams import EmptyStreamReader
 
 from .. import errors
 from .._native import DocumentTooLargeError, MalformedInputError
-from ..errors import EsError, json_response
-from ..keys import REGISTRY, SETTINGS
+from ..errors import STALLED, EsError, json_response
+from ..keys import REGISTRY, REQUEST_STATS, SETTINGS
 from ..settings import Settings
 from .human import counts_body, wants_human
 from .params import as_bool, as_str, check_content_type, date_param, merged_params, reject_unknown_query
@@ -79,7 +79,8 @@ class _Watchdog:
         if due > now:
             self.handle = self.loop.call_at(due, self._check)
         elif self.request.transport is not None:
-            log.warning("client_stalled", path=self.request.path, read_timeout_s=self.timeout)
+            log.warning("client_stalled", path=self.request.path, remote=self.request.remote, read_timeout_s=self.timeout)
+            self.request[STALLED] = True
             self.request.transport.close()
 
     def cancel(self) -> None:
@@ -163,7 +164,8 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
         return None
     length = request.content_length
     if length is not None and length > request.app[SETTINGS].max_content_length:
-        # Answered before any handler (and so before the route envelope): stamped here.
+        # Answered before any handler (and so before the route envelope): stamped and counted here.
+        request.app[REQUEST_STATS].by_status[417] += 1
         return web.Response(status=417, headers={PRODUCT_HEADER: "Elasticsearch"})
     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     return None

@@ -29,9 +29,11 @@ class AnomalydCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         registry = self.app[REGISTRY]
-        bytes_in = CounterMetricFamily("anomalyd_input_bytes", "Body bytes posted to jobs", labels=["job_id"])
+        bytes_in = CounterMetricFamily("anomalyd_input_bytes", "Body bytes posted to jobs (after gzip/deflate decoding)",
+                                       labels=["job_id"])
         records = CounterMetricFamily("anomalyd_records", "Records by outcome", labels=["job_id", "outcome"])
-        missing = CounterMetricFamily("anomalyd_missing_fields", "Missing required fields", labels=["job_id"])
+        missing = CounterMetricFamily("anomalyd_missing_fields", "Analysis fields missing from records (a record may miss several)",
+                                      labels=["job_id"])
         depth = GaugeMetricFamily("anomalyd_job_queue_depth", "Requests waiting for the job", labels=["job_id"])
         open_jobs = 0
         for job in registry.jobs.values():
@@ -44,7 +46,7 @@ class AnomalydCollector(Collector):
                 open_jobs += 1
                 depth.add_metric([job.job_id], job.actor.queue_depth)
         yield from (bytes_in, records, missing, depth)
-        yield GaugeMetricFamily("anomalyd_open_jobs", "Open jobs", value=open_jobs)
+        yield GaugeMetricFamily("anomalyd_open_jobs", "Jobs with a running engine (opened or closing)", value=open_jobs)
         requests = CounterMetricFamily("anomalyd_http_requests", "HTTP requests by status", labels=["status"])
         for status, n in sorted(self.app[REQUEST_STATS].by_status.items()):
             requests.add_metric([str(status)], n)
