@@ -366,6 +366,15 @@ def test_a_stalled_stream_is_cut_and_counted_apart_from_disconnects(tmp_path: Pa
         assert srv.stop(signal.SIGTERM) == 0
 
 
+def test_headers_up_to_16kb_as_elasticsearch(server: Server) -> None:
+    """A 16,000-byte header is accepted (Elasticsearch's http.max_header_size is 16 KB; aiohttp's
+    default would refuse anything over 8 KB); a larger one is refused with 400."""
+    for size, status in ((16_000, b"200"), (17_000, b"400")):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(f"GET / HTTP/1.1\r\nHost: x\r\nX-Big: {'a' * size}\r\nConnection: close\r\n\r\n".encode())
+            assert sock.recv(65536).split(b" ")[1] == status, size
+
+
 def http_get_text(server: Server, path: str) -> str:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())

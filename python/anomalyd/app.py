@@ -77,8 +77,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await registry.start()
     app[NODE] = await _node(store, settings)
     app[REGISTRY] = registry
-    scheme = "https" if settings.tls_cert else "http"
-    log.info("ready", url=f"{scheme}://{settings.host}:{settings.port}", jobs=len(registry.jobs),
+    scheme, host = "https" if settings.tls_cert else "http", settings.host
+    log.info("ready", url=f"{scheme}://{f'[{host}]' if ':' in host else host}:{settings.port}", jobs=len(registry.jobs),
              open_jobs=sum(job.actor is not None for job in registry.jobs.values()), data_dir=str(settings.data_dir),
              security=settings.security)
     try:

@@ -26,7 +26,7 @@ class _Parsed(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         try:
             return self._parse(value)
-        except ValueError:
+        except (ValueError, OverflowError):
             self.fail(f"{value!r} is not a {self.name} (e.g. {self._example})", param, ctx)
 
 
@@ -93,7 +93,8 @@ def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str,
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported OS
         uvloop = None
     loop = uvloop.new_event_loop() if uvloop else asyncio.new_event_loop()
-    # Headers up to 16 KB, as Elasticsearch's http.max_header_size (aiohttp's default is 8 KB).
+    # A header may take 16 KB, Elasticsearch's http.max_header_size (aiohttp's default is 8 KB;
+    # aiohttp limits each header, Elasticsearch all of them together).
     web.run_app(create_app(settings), host=host, port=port, shutdown_timeout=settings.shutdown_timeout,
                 access_log=None, print=None, loop=loop, handle_signals=True, ssl_context=ssl_context,
                 max_field_size=16 << 10)

@@ -37,13 +37,15 @@ def configure(fmt: str, level: str) -> None:
 def _bad_http_is_one_line(record: logging.LogRecord) -> bool:
     """aiohttp logs every request it cannot parse (broken framing, an unknown content encoding,
     an oversized header) as an error with a traceback: any client could flood the log. Those
-    are the client's fault, answered 400 by aiohttp: one info line each instead."""
+    are the client's fault, answered 400 by aiohttp: one info line each instead (a level is
+    only ever lowered)."""
     from aiohttp.http_exceptions import BadHttpMessage
 
     error = record.exc_info[1] if record.exc_info else None
-    if isinstance(error, BadHttpMessage):
-        record.msg, record.args = "bad_http_request from %s: %s", (*record.args[:1], error.message)
-        record.exc_info, record.exc_text = None, None
-        record.levelno, record.levelname = logging.INFO, "INFO"
-        return logging.getLogger().isEnabledFor(logging.INFO)
-    return True
+    if not isinstance(error, BadHttpMessage) or record.levelno <= logging.INFO:
+        return True
+    remote = record.args[0] if isinstance(record.args, tuple) and record.args else "-"
+    record.msg, record.args = "bad_http_request remote=%s error=%r", (remote, error.message)
+    record.exc_info, record.exc_text = None, None
+    record.levelno, record.levelname = logging.INFO, "INFO"
+    return logging.getLogger(record.name).isEnabledFor(logging.INFO)

@@ -171,9 +171,14 @@ class SecurityStore:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / FILENAME
         # Password and API-key hashes: readable by the server's user only. SQLite gives its WAL
-        # and shared-memory files the database file's permissions.
-        os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        os.chmod(self.path, 0o600)
+        # and shared-memory files the database file's permissions. A file made before with
+        # looser ones is tightened if it is ours (someone else's is left as its owner set it).
+        try:
+            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            st = self.path.stat()
+            if st.st_uid == os.getuid() and st.st_mode & 0o077:
+                os.chmod(self.path, 0o600)
         self._reader: sqlite3.Connection | None = None
         self._version: int | None = None
 
