@@ -32,6 +32,12 @@ enum Field {
     Hour,
     /// `h`: 1-12 (0 is tolerated, as by java.time's default resolver).
     Hour12,
+    /// `k`: 1-24, where 24 is midnight (0 is tolerated, as by java.time's default resolver).
+    ClockHour,
+    /// `K`: 0-11, with AM/PM.
+    HourOfAmPm,
+    /// `D`: 1-366; without month and day it makes the date with the year.
+    DayOfYear,
     AmPm,
     Minute,
     Second,
@@ -203,6 +209,11 @@ fn letters(c: u8, n: usize) -> Option<Item> {
         (b'd', 1 | 2) => one_or_two(Day),
         (b'H', 1 | 2) => one_or_two(Hour),
         (b'h', 1 | 2) => one_or_two(Hour12),
+        (b'k', 1 | 2) => one_or_two(ClockHour),
+        (b'K', 1 | 2) => one_or_two(HourOfAmPm),
+        (b'D', 1) => Item::number(DayOfYear, 1, 18),
+        (b'D', 2) => Item::number(DayOfYear, 2, 3),
+        (b'D', 3) => Item::number(DayOfYear, 3, 3),
         (b'm', 1 | 2) => one_or_two(Minute),
         (b's', 1 | 2) => one_or_two(Second),
         (b'S', 1..=9) => Item::number(Nano, n, n),
@@ -276,6 +287,8 @@ fn fill_sample(items: &[Item], f: &mut Fields) {
             Field::Year | Field::Year2 => 1970,
             Field::Month | Field::Day => 1,
             Field::Hour12 => 12,
+            Field::ClockHour => 24, // midnight, as java.time prints it
+            Field::DayOfYear => 1,
             Field::DayOfWeek => 4, // the epoch was a Thursday
             _ => 0,
         };
@@ -291,12 +304,15 @@ struct Fields {
     day: Option<i64>,
     hour: Option<i64>,
     hour12: Option<i64>,
+    clock_hour: Option<i64>,
+    hour_of_ampm: Option<i64>,
     ampm: Option<i64>,
     minute: Option<i64>,
     second: Option<i64>,
     nano: Option<i64>,
     offset: Option<i64>,
     weekday: Option<i64>,
+    day_of_year: Option<i64>,
 }
 
 impl Fields {
@@ -308,6 +324,9 @@ impl Fields {
             Field::Day => &mut self.day,
             Field::Hour => &mut self.hour,
             Field::Hour12 => &mut self.hour12,
+            Field::ClockHour => &mut self.clock_hour,
+            Field::HourOfAmPm => &mut self.hour_of_ampm,
+            Field::DayOfYear => &mut self.day_of_year,
             Field::AmPm => &mut self.ampm,
             Field::Minute => &mut self.minute,
             Field::Second => &mut self.second,
@@ -460,31 +479,68 @@ enum Resolver {
 fn resolve(f: &Fields, default_year: i64, has_offset: bool, resolver: Resolver) -> Option<i64> {
     let smart = resolver == Resolver::Smart;
     let year = f.year.unwrap_or(default_year);
-    let (month, day) = (f.month?, f.day?);
     // java.time's year range (a pattern's `yyyy` is the year of the era: 0 is not one); it
     // also keeps the arithmetic below far from overflow.
     let first_year = if smart { 1 } else { -999_999_999 };
-    if !(first_year..=999_999_999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    if !(first_year..=999_999_999).contains(&year) {
         return None;
     }
-    // The SMART resolver clips a day past the month's end to its last day (Feb 30 is Feb 28).
-    let last = days_in_month(year, month);
-    let day = match day > last {
-        true if smart => last,
-        true => return None,
-        false => day,
-    };
-    let from_12h = match (f.hour12, f.ampm) {
-        (Some(h), Some(ampm)) if (0..=12).contains(&h) && (0..=1).contains(&ampm) => {
-            Some(ampm * 12 + h % 12)
+    let (month, day) = match (f.month, f.day, f.day_of_year) {
+        (Some(month), Some(day), _) => {
+            if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+                return None;
+            }
+            // The SMART resolver clips a day past the month's end to its last day (Feb 30 is
+            // Feb 28).
+            let last = days_in_month(year, month);
+            match day > last {
+                true if smart => (month, last),
+                true => return None,
+                false => (month, day),
+            }
         }
-        (Some(_), Some(_)) => return None,
-        _ => None,
+        // A day of the year makes the date with the year (366 only in a leap year).
+        (_, _, Some(day_of_year)) => {
+            if !(1..=365 + i64::from(is_leap(year))).contains(&day_of_year) {
+                return None;
+            }
+            let days = days_from_civil(year, 1, 1) + day_of_year - 1;
+            let (_, month, day) = civil_from_days(days);
+            (month, day)
+        }
+        _ => return None,
     };
-    let hour = match (f.hour, from_12h) {
-        (Some(a), Some(b)) if a != b => return None,
-        (a, b) => a.or(b)?,
+    let days = days_from_civil(year, month, day);
+    // java.time cross-checks the date's other fields parsed against it: the month or day a
+    // day of the year left over, the day of the year beside a month and day, the weekday (all
+    // before 24:00 moves the date on).
+    let from_month_and_day = f.month.is_some() && f.day.is_some();
+    if (!from_month_and_day && (f.month.is_some_and(|m| m != month) || f.day.is_some_and(|d| d != day)))
+        || (from_month_and_day && f.day_of_year.is_some_and(|d| d != days - days_from_civil(year, 1, 1) + 1))
+        || f.weekday.is_some_and(|w| w != (days + 3).rem_euclid(7) + 1)
+    {
+        return None;
+    }
+    // The hour, from every field that gives one; they must agree. `h` and `K` count only with
+    // AM/PM; `k` 24 is midnight.
+    let with_ampm = |h: Option<i64>, range: std::ops::RangeInclusive<i64>| match (h, f.ampm) {
+        (Some(h), Some(ampm)) if range.contains(&h) && (0..=1).contains(&ampm) => Ok(Some(ampm * 12 + h % 12)),
+        (Some(_), Some(_)) => Err(()),
+        _ => Ok(None),
     };
+    let from_clock = match f.clock_hour {
+        Some(k) if (0..=24).contains(&k) => Some(k % 24),
+        Some(_) => return None,
+        None => None,
+    };
+    let mut hour = f.hour;
+    for h in [with_ampm(f.hour12, 0..=12).ok()?, with_ampm(f.hour_of_ampm, 0..=11).ok()?, from_clock].into_iter().flatten() {
+        match hour {
+            Some(other) if other != h => return None,
+            _ => hour = Some(h),
+        }
+    }
+    let hour = hour?;
     // java.time only fills in missing time fields from the right: HH alone is a time, HH:ss is not.
     if (f.minute.is_none() && (f.second.is_some() || f.nano.is_some()))
         || (f.second.is_none() && f.nano.is_some())
@@ -500,11 +556,6 @@ fn resolve(f: &Fields, default_year: i64, has_offset: bool, resolver: Resolver) 
         || !(0..60).contains(&second)
         || f.ampm.is_some_and(|ampm| ampm != hour / 12)
     {
-        return None;
-    }
-    // java.time cross-checks a parsed weekday against the date (before 24:00 moves it on).
-    let days = days_from_civil(year, month, day);
-    if f.weekday.is_some_and(|w| w != (days + 3).rem_euclid(7) + 1) {
         return None;
     }
     let offset = if has_offset { f.offset? } else { 0 };
@@ -598,8 +649,8 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
-/// The civil year of a day count (the inverse of `days_from_civil`, year only).
-fn year_of_days(days: i64) -> i64 {
+/// The civil date of a day count (the inverse of `days_from_civil`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z - era * 146_097;
@@ -607,8 +658,15 @@ fn year_of_days(days: i64) -> i64 {
         (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let march_based_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * march_based_month + 2) / 5 + 1;
+    let month = if march_based_month < 10 { march_based_month + 3 } else { march_based_month - 9 };
     // January and February belong to the next year.
-    era * 400 + year_of_era + i64::from(march_based_month >= 10)
+    (era * 400 + year_of_era + i64::from(month <= 2), month, day)
+}
+
+/// The civil year of a day count.
+fn year_of_days(days: i64) -> i64 {
+    civil_from_days(days).0
 }
 
 fn current_utc_year() -> i64 {
@@ -861,6 +919,47 @@ mod tests {
         assert_eq!(year_of_days(-1), 1969);
         assert_eq!(year_of_days(0), 1970);
         assert_eq!(year_of_days(11_016), 2000);
+        // Every day of four centuries goes there and back.
+        for days in days_from_civil(1899, 12, 1)..days_from_civil(2300, 3, 1) {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+            assert!((1..=days_in_month(y, m)).contains(&d));
+        }
+    }
+
+    /// `k` (1-24, 24 is midnight), `K` (0-11, with AM/PM) and `D` (day of the year), resolved
+    /// and cross-checked as java.time's default resolver does them.
+    #[test]
+    fn clock_hours_and_days_of_the_year() {
+        let day = |y, m, d| Some(days_from_civil(y, m, d) * 86_400_000);
+        let hour = |y, m, d, h: i64| day(y, m, d).map(|ms| ms + h * 3_600_000);
+        check(&[
+            ("yyyy-MM-dd kk:mm", "2014-06-23 24:00", day(2014, 6, 23)), // midnight, not the next day
+            ("yyyy-MM-dd kk:mm", "2014-06-23 13:00", hour(2014, 6, 23, 13)),
+            ("yyyy-MM-dd kk:mm", "2014-06-23 00:00", day(2014, 6, 23)), // 0 tolerated
+            ("yyyy-MM-dd kk:mm", "2014-06-23 25:00", None),
+            ("yyyy-MM-dd HH kk", "2014-06-23 13 13", hour(2014, 6, 23, 13)),
+            ("yyyy-MM-dd HH kk", "2014-06-23 00 24", day(2014, 6, 23)),
+            ("yyyy-MM-dd HH kk", "2014-06-23 13 14", None),
+            ("yyyy-MM-dd K a", "2014-06-23 0 PM", hour(2014, 6, 23, 12)),
+            ("yyyy-MM-dd K a", "2014-06-23 11 AM", hour(2014, 6, 23, 11)),
+            ("yyyy-MM-dd K a", "2014-06-23 12 PM", None),
+            ("yyyy-DDD HH", "2014-174 00", day(2014, 6, 23)),
+            ("yyyy-D HH", "2016-60 00", day(2016, 2, 29)),
+            ("yyyy-D HH", "2015-60 00", day(2015, 3, 1)),
+            ("yyyy-D HH", "2016-366 00", day(2016, 12, 31)),
+            ("yyyy-D HH", "2015-366 00", None), // not a leap year: no 366th day, even when SMART
+            ("yyyy-D HH", "2015-0 00", None),
+            ("yyyy-MM-dd DDD HH", "2014-06-23 174 00", day(2014, 6, 23)),
+            ("yyyy-MM-dd DDD HH", "2014-06-23 175 00", None),
+            ("yyyy-MM DDD HH", "2014-06 174 00", day(2014, 6, 23)),
+            ("yyyy-MM DDD HH", "2014-07 174 00", None),
+            ("EEE yyyy-DDD HH", "Mon 2014-174 00", day(2014, 6, 23)),
+            ("EEE yyyy-DDD HH", "Tue 2014-174 00", None),
+        ]);
+        for pattern in ["yyyy-MM-dd K", "yyyy-MM-dd KK:mm", "yyyy-DDDD HH", "yyyy HH"] {
+            assert!(DatePattern::compile(pattern).is_none(), "{pattern:?}");
+        }
     }
 
     proptest! {
