@@ -14,6 +14,7 @@ import zlib
 
 import aiohttp
 import pytest
+import structlog.testing
 
 from anomalyd.app import create_app
 from anomalyd.keys import REGISTRY, SETTINGS
@@ -828,6 +829,32 @@ async def test_close_timeout_bounds_the_wait_not_the_close(client):
     assert error["caused_by"]["type"] == "parse_exception"
     r = await client.post(f"{BASE}/{J}/_close", json={"timeout": 30})
     assert (await r.json())["error"]["reason"] == "[close_job_request] timeout doesn't support values of type: VALUE_NUMBER"
+
+
+async def test_a_close_failing_after_its_timeout_is_logged(client, monkeypatch):
+    """Nobody waits for a close past its timeout: if it then fails, the job stays open, a later
+    close can try again, and the failure is logged rather than lost."""
+    await setup_job(client)
+    store = client.server.app[REGISTRY].store
+    stuck = asyncio.Event()
+
+    async def failing_update(*args, **kwargs):
+        await stuck.wait()
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "update_job", failing_update)
+    with structlog.testing.capture_logs() as logs:
+        r = await client.post(f"{BASE}/{J}/_close", params={"timeout": "100ms"})
+        assert r.status == 500 and (await r.json())["error"]["type"] == "illegal_state_exception"
+        stuck.set()
+        for _ in range(200):
+            if any(e["event"] == "close_failed" for e in logs):
+                break
+            await asyncio.sleep(0.01)
+    assert [e["error"] for e in logs if e["event"] == "close_failed"] == ["OSError('disk full')"]
+    assert (await job_stats(client))["state"] == "opened"
+    monkeypatch.undo()
+    assert (await client.post(f"{BASE}/{J}/_close")).status == 200
 
 
 async def test_no_close_starts_once_shutdown_has_begun(client):

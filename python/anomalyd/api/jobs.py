@@ -74,10 +74,11 @@ async def close_job(request: web.Request) -> web.Response:
     # closes: a job still held by a stream when it expires goes on closing, and the answer is
     # the wait's failure.
     closing = asyncio.gather(*(registry.close(job, force) for job in jobs))
-    closing.add_done_callback(_log_failure)
+    closing.add_done_callback(_retrieve)  # also when the handler is cancelled meanwhile
     try:
         await asyncio.wait_for(asyncio.shield(closing), timeout)
     except asyncio.TimeoutError:  # TimeoutError itself only from Python 3.11
+        closing.add_done_callback(_log_failure)
         raise EsError(500, "illegal_state_exception", f"Timed out when waiting for persistent tasks after {shown}") from None
     return json_response({"closed": True})
 
@@ -86,6 +87,11 @@ async def _timeout(request: web.Request, params: dict[str, Any], parser: str) ->
     """`timeout` (default 30m), checked as Elasticsearch checks it where it came from."""
     in_body = "timeout" in (await json_body(request) or {})
     return request_time_value(params.get("timeout", CLOSE_TIMEOUT), "timeout", parser if in_body else None)
+
+
+def _retrieve(closing: asyncio.Future[list[None]]) -> None:
+    if not closing.cancelled():
+        closing.exception()  # whoever waited has it; asyncio need not report it unretrieved
 
 
 def _log_failure(closing: asyncio.Future[list[None]]) -> None:
