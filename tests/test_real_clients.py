@@ -366,6 +366,21 @@ def test_a_stalled_stream_is_cut_and_counted_apart_from_disconnects(tmp_path: Pa
         assert srv.stop(signal.SIGTERM) == 0
 
 
+def test_access_log_on_request(tmp_path: Path) -> None:
+    """`--access-log` logs each request with its status; off by default."""
+    for flag, logged in (("--access-log", True), ("--no-access-log", False)):
+        srv = Server(tmp_path / flag, flag).start()
+        http_get_text(srv, "/_ml/anomaly_detectors/nope/_stats")
+        assert srv.proc is not None
+        srv.proc.send_signal(signal.SIGTERM)
+        lines = [json.loads(line) for line in srv.proc.communicate(timeout=30)[1].decode().splitlines()]
+        assert srv.proc.returncode == 0
+        hits = [e for e in lines if e.get("logger") == "aiohttp.access"]
+        assert bool(hits) == logged, lines
+        if logged:
+            assert '"GET /_ml/anomaly_detectors/nope/_stats HTTP/1.1" 404' in hits[0]["event"]
+
+
 def test_headers_up_to_16kb_as_elasticsearch(server: Server) -> None:
     """A 16,000-byte header is accepted (Elasticsearch's http.max_header_size is 16 KB; aiohttp's
     default would refuse anything over 8 KB); a larger one is refused with 400."""

@@ -46,6 +46,8 @@ def main() -> None:
 @click.option("--log-format", envvar="ANOMALYD_LOG_FORMAT", show_envvar=True, default="console", show_default=True, type=click.Choice(["json", "console"]))
 @click.option("--log-level", envvar="ANOMALYD_LOG_LEVEL", show_envvar=True, default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
+@click.option("--access-log/--no-access-log", envvar="ANOMALYD_ACCESS_LOG", show_envvar=True, default=False,
+              help="Log every request (remote, request line, status, size, time); off by default, for speed.")
 @click.option("--max-content-length", envvar="ANOMALYD_MAX_CONTENT_LENGTH", show_envvar=True, default="100mb", show_default=True, type=SIZE, help="Largest Content-Length accepted.")
 @click.option("--shutdown-timeout", envvar="ANOMALYD_SHUTDOWN_TIMEOUT", show_envvar=True, default="30s", show_default=True, type=DURATION, help="Grace period for in-flight requests.")
 @click.option("--read-timeout", envvar="ANOMALYD_READ_TIMEOUT", show_envvar=True, default="60s", show_default=True, type=DURATION, help="Drop clients that send nothing this long.")
@@ -62,7 +64,7 @@ def main() -> None:
               help="PEM certificate chain; with --tls-key, serve HTTPS.")
 @click.option("--tls-key", envvar="ANOMALYD_TLS_KEY", show_envvar=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="PEM private key for --tls-cert.")
-def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str, max_content_length: int,
+def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str, access_log: bool, max_content_length: int,
           shutdown_timeout: float, read_timeout: float, max_document_length: int, snapshot_interval: float, deprecation_warning: bool,
           security: bool, allow_insecure: bool, tls_cert: Path | None, tls_key: Path | None) -> None:
     """Serve the API (embedded store under --data-dir)."""
@@ -86,7 +88,7 @@ def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str,
             "if the network itself is trusted."
         )
     ssl_context = tls_context(tls_cert, tls_key)
-    logs.configure(log_format, log_level)
+    logs.configure(log_format, log_level, access_log)
     structlog.get_logger("anomalyd").debug("malloc_settings", applied=malloc.tune())
     try:
         import uvloop
@@ -96,7 +98,8 @@ def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str,
     # A header may take 16 KB, Elasticsearch's http.max_header_size (aiohttp's default is 8 KB;
     # aiohttp limits each header, Elasticsearch all of them together).
     web.run_app(create_app(settings), host=host, port=port, shutdown_timeout=settings.shutdown_timeout,
-                access_log=None, print=None, loop=loop, handle_signals=True, ssl_context=ssl_context,
+                access_log=logs.ACCESS if access_log else None, access_log_format=logs.ACCESS_FORMAT,
+                print=None, loop=loop, handle_signals=True, ssl_context=ssl_context,
                 max_field_size=16 << 10)
 
 

@@ -8,7 +8,12 @@ import sys
 import structlog
 
 
-def configure(fmt: str, level: str) -> None:
+#: aiohttp's access log (`--access-log`): remote, request line, status, body bytes, seconds.
+ACCESS = logging.getLogger("aiohttp.access")
+ACCESS_FORMAT = '%a "%r" %s %b %Tf "%{User-Agent}i"'
+
+
+def configure(fmt: str, level: str, access_log: bool = False) -> None:
     renderer: structlog.types.Processor
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
@@ -30,7 +35,7 @@ def configure(fmt: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    ACCESS.setLevel(logging.INFO if access_log else logging.WARNING)
     logging.getLogger("aiohttp.server").addFilter(_bad_http_is_one_line)
 
 
