@@ -55,15 +55,19 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
+        #: The server's log (JSON lines), in a file: a pipe nobody reads would fill and block it.
+        self.log = data_dir.parent / f"server-{self.port}.log"
 
     def start(self) -> Server:
         env = {**os.environ, "ANOMALYD_PORT": str(self.port), "ANOMALYD_DATA_DIR": str(self.data_dir)}
-        self.proc = subprocess.Popen([str(ANOMALYD), "serve", "--log-format", "json", *self.extra], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([str(ANOMALYD), "serve", "--log-format", "json", *self.extra], env=env,
+                                         stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+                raise RuntimeError(f"server exited: {self.log.read_text()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return self
@@ -74,11 +78,7 @@ class Server:
     def stop(self, sig: int = 15) -> int:
         assert self.proc is not None
         self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=30)
-        finally:
-            if self.proc.stderr:
-                self.proc.stderr.close()
+        return self.proc.wait(timeout=30)
 
 
 ES8_DIR = ROOT / ".venv" / "es8"
