@@ -547,6 +547,28 @@ async def test_data_counts_document(client):
     assert r.status == 404 and (await r.json())["error"]["type"] == "index_not_found_exception"
 
 
+async def test_data_counts_document_source_filtering(client):
+    """`_source`, `_source_includes` and `_source_excludes` shape the document as `get` does."""
+    await put(client, "sf")
+    await open_job(client, "sf")
+    assert (await client.post(f"{BASE}/sf/_data", data=b'{"time":1403481600000}', headers=NDJSON)).status == 202
+    url = "/.ml-anomalies-sf/_doc/sf_data_counts"
+
+    async def source(**params):
+        doc = await (await client.get(url, params=params)).json()
+        assert doc["found"]
+        return doc.get("_source")
+
+    full = await source()
+    assert await source(_source="true") == full
+    assert await source(_source="false") is None
+    assert await source(_source="job_id,processed_record_count") == {"job_id": "sf", "processed_record_count": 1}
+    assert set(await source(_source_includes="*_record_count")) == {"processed_record_count", "input_record_count"}
+    assert set(await source(_source_excludes="*_count,*timestamp,log_time")) == \
+        {k for k in full if not k.endswith(("_count", "timestamp")) and k != "log_time"}
+    assert await source(_source_includes="*record_count", _source_excludes="input*") == {"processed_record_count": 1}
+
+
 async def test_data_counts_document_head(client):
     """HEAD answers whether the document exists, with no body."""
     await put(client, "dh")

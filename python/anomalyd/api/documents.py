@@ -9,6 +9,7 @@ served: any other id is `found: false`, and an index that names no job is Elasti
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
 from aiohttp import web
@@ -46,8 +47,28 @@ async def get_document(request: web.Request) -> web.Response:
     if not source:
         return json_response({"_index": index, "_id": doc_id, "found": False}, 404)
     concrete = PREFIX + str(job.config.get("results_index_name", "shared"))
-    return json_response({"_index": concrete, "_id": doc_id, "_version": 1, "_seq_no": 0, "_primary_term": 1,
-                          "found": True, "_source": source})
+    doc: dict[str, object] = {"_index": concrete, "_id": doc_id, "_version": 1, "_seq_no": 0, "_primary_term": 1,
+                              "found": True}
+    if (filtered := _source_filtered(request, source)) is not None:
+        doc["_source"] = filtered
+    return json_response(doc)
+
+
+def _source_filtered(request: web.Request, source: dict[str, object]) -> dict[str, object] | None:
+    """`_source` (true, false or fields), `_source_includes` and `_source_excludes` (comma lists
+    with `*` wildcards; an exclusion wins) as the document `get` applies them; None: no source.
+    The counts document is flat, so its field names are the whole paths."""
+    q = request.query
+    wanted = q.get("_source")
+    if wanted is not None and wanted.lower() == "false":
+        return None
+    def names(text: str | None) -> list[str]:
+        return [n.strip() for n in (text or "").split(",") if n.strip()]
+    includes = names(q.get("_source_includes")) or ([] if wanted in (None, "", "true") else names(wanted))
+    excludes = names(q.get("_source_excludes"))
+    return {k: v for k, v in source.items()
+            if (not includes or any(fnmatch.fnmatchcase(k, p) for p in includes))
+            and not any(fnmatch.fnmatchcase(k, p) for p in excludes)}
 
 
 def setup(routes: Routes) -> None:
