@@ -56,7 +56,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         #: The server's log (JSON lines), in a file: a pipe nobody reads would fill and block it.
-        self.log = data_dir.parent / f"server-{self.port}.log"
+        self.log = data_dir.parent / f"server-{data_dir.name}-{self.port}.log"
 
     def start(self) -> Server:
         env = {**os.environ, "ANOMALYD_PORT": str(self.port), "ANOMALYD_DATA_DIR": str(self.data_dir)}

@@ -567,6 +567,12 @@ async def test_data_counts_document_source_filtering(client):
     assert set(await source(_source_excludes="*_count,*timestamp,log_time")) == \
         {k for k in full if not k.endswith(("_count", "timestamp")) and k != "log_time"}
     assert await source(_source_includes="*record_count", _source_excludes="input*") == {"processed_record_count": 1}
+    # Only the exact `false` drops it, only `*` is a wildcard, names are not trimmed, and
+    # `_source_includes` (even empty) replaces the `_source` fields.
+    assert await source(_source="FALSE") == {}
+    assert await source(_source_includes="job_?d") == {}
+    assert await source(_source="job_id, processed_record_count") == {"job_id": "sf"}
+    assert await source(_source="job_id", _source_includes="") == full
 
 
 async def test_data_counts_document_head(client):

@@ -521,8 +521,15 @@ fn resolve(f: &Fields, default_year: i64, has_offset: bool, resolver: Resolver) 
     {
         return None;
     }
-    // The hour, from every field that gives one; they must agree. `h` and `K` count only with
-    // AM/PM; `k` 24 is midnight.
+    // The hour, from every field that gives one; they must agree. `h` and `K` give one only
+    // with AM/PM; without, they are kept to be checked against the hour found (below). `k` 24
+    // is midnight.
+    let without_ampm = |h: Option<i64>, range: std::ops::RangeInclusive<i64>| match (h, f.ampm) {
+        (Some(h), None) if range.contains(&h) => Ok(Some(h % 12)),
+        (Some(_), None) => Err(()),
+        _ => Ok(None),
+    };
+    let hours_of_ampm = [without_ampm(f.hour12, 0..=12).ok()?, without_ampm(f.hour_of_ampm, 0..=11).ok()?];
     let with_ampm = |h: Option<i64>, range: std::ops::RangeInclusive<i64>| match (h, f.ampm) {
         (Some(h), Some(ampm)) if range.contains(&h) && (0..=1).contains(&ampm) => Ok(Some(ampm * 12 + h % 12)),
         (Some(_), Some(_)) => Err(()),
@@ -555,6 +562,7 @@ fn resolve(f: &Fields, default_year: i64, has_offset: bool, resolver: Resolver) 
         || !(0..60).contains(&minute)
         || !(0..60).contains(&second)
         || f.ampm.is_some_and(|ampm| ampm != hour / 12)
+        || hours_of_ampm.iter().flatten().any(|&h| h != hour % 12)
     {
         return None;
     }
@@ -954,6 +962,15 @@ mod tests {
             ("yyyy-MM-dd DDD HH", "2014-06-23 175 00", None),
             ("yyyy-MM DDD HH", "2014-06 174 00", day(2014, 6, 23)),
             ("yyyy-MM DDD HH", "2014-07 174 00", None),
+            // Without AM/PM, `h` and `K` beside an hour must be its hour of AM/PM.
+            ("yyyy-MM-dd HH K", "2014-06-23 13 1", hour(2014, 6, 23, 13)),
+            ("yyyy-MM-dd HH K", "2014-06-23 13 5", None),
+            ("yyyy-MM-dd HH K", "2014-06-23 13 12", None),
+            ("yyyy-MM-dd kk K", "2014-06-23 24 0", day(2014, 6, 23)),
+            ("yyyy-MM-dd HH h", "2014-06-23 12 12", hour(2014, 6, 23, 12)),
+            ("yyyy-MM-dd HH h", "2014-06-23 13 1", hour(2014, 6, 23, 13)),
+            ("yyyy-MM-dd HH h", "2014-06-23 13 13", None),
+            ("yyyy-MM-dd HH:mm h", "2014-06-23 24:00 12", day(2014, 6, 24)),
             ("EEE yyyy-DDD HH", "Mon 2014-174 00", day(2014, 6, 23)),
             ("EEE yyyy-DDD HH", "Tue 2014-174 00", None),
         ]);

@@ -9,8 +9,8 @@ served: any other id is `found: false`, and an index that names no job is Elasti
 
 from __future__ import annotations
 
-import fnmatch
 import json
+import re
 
 from aiohttp import web
 
@@ -55,20 +55,25 @@ async def get_document(request: web.Request) -> web.Response:
 
 
 def _source_filtered(request: web.Request, source: dict[str, object]) -> dict[str, object] | None:
-    """`_source` (true, false or fields), `_source_includes` and `_source_excludes` (comma lists
-    with `*` wildcards; an exclusion wins) as the document `get` applies them; None: no source.
-    The counts document is flat, so its field names are the whole paths."""
+    """`_source` (`true`, `false` or fields), `_source_includes` and `_source_excludes` (comma
+    lists, `*` the only wildcard; an exclusion wins; `_source_includes`, when given, replaces
+    the `_source` fields) as the document `get` applies them; None: no source. The counts
+    document is flat, so its field names are the whole paths."""
     q = request.query
     wanted = q.get("_source")
-    if wanted is not None and wanted.lower() == "false":
+    if wanted == "false":
         return None
-    def names(text: str | None) -> list[str]:
-        return [n.strip() for n in (text or "").split(",") if n.strip()]
-    includes = names(q.get("_source_includes")) or ([] if wanted in (None, "", "true") else names(wanted))
-    excludes = names(q.get("_source_excludes"))
+
+    def patterns(text: str) -> list[re.Pattern[str]]:
+        return [re.compile(".*".join(map(re.escape, name.split("*")))) for name in text.split(",") if name]
+
+    if "_source_includes" in q:
+        includes = patterns(q["_source_includes"])
+    else:
+        includes = [] if wanted in (None, "", "true") else patterns(wanted)
+    excludes = patterns(q.get("_source_excludes", ""))
     return {k: v for k, v in source.items()
-            if (not includes or any(fnmatch.fnmatchcase(k, p) for p in includes))
-            and not any(fnmatch.fnmatchcase(k, p) for p in excludes)}
+            if (not includes or any(p.fullmatch(k) for p in includes)) and not any(p.fullmatch(k) for p in excludes)}
 
 
 def setup(routes: Routes) -> None:

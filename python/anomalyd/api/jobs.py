@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 import structlog
@@ -73,12 +74,16 @@ async def close_job(request: web.Request) -> web.Response:
     # As in Elasticsearch, the jobs close together, and the timeout bounds the wait, not the
     # closes: a job still held by a stream when it expires goes on closing, and the answer is
     # the wait's failure.
-    closing = asyncio.gather(*(registry.close(job, force) for job in jobs))
+    closes = []
+    for job in jobs:
+        close = asyncio.ensure_future(registry.close(job, force))
+        close.add_done_callback(partial(_log_failure, job.job_id))
+        closes.append(close)
+    closing = asyncio.gather(*closes)
     closing.add_done_callback(_retrieve)  # also when the handler is cancelled meanwhile
     try:
         await asyncio.wait_for(asyncio.shield(closing), timeout)
     except asyncio.TimeoutError:  # TimeoutError itself only from Python 3.11
-        closing.add_done_callback(_log_failure)
         raise EsError(500, "illegal_state_exception", f"Timed out when waiting for persistent tasks after {shown}") from None
     return json_response({"closed": True})
 
@@ -91,13 +96,14 @@ async def _timeout(request: web.Request, params: dict[str, Any], parser: str) ->
 
 def _retrieve(closing: asyncio.Future[list[None]]) -> None:
     if not closing.cancelled():
-        closing.exception()  # whoever waited has it; asyncio need not report it unretrieved
+        closing.exception()  # the first failure reaches the caller, if it still waits; all are logged
 
 
-def _log_failure(closing: asyncio.Future[list[None]]) -> None:
-    """A close failing after its caller stopped waiting (the job stays open) is logged."""
-    if not closing.cancelled() and (error := closing.exception()) is not None:
-        log.error("close_failed", error=repr(error))
+def _log_failure(job_id: str, close: asyncio.Future[None]) -> None:
+    """Every close that fails for a fault of the server's (the job stays open) is logged: the
+    caller may have stopped waiting (timeout), or heard only of another job's failure."""
+    if not close.cancelled() and (error := close.exception()) is not None and not isinstance(error, EsError):
+        log.error("close_failed", job_id=job_id, error=repr(error))
 
 
 def _node_json(request: web.Request) -> dict[str, Any]:
