@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -356,7 +357,7 @@ def test_a_stalled_stream_is_cut_and_counted_apart_from_disconnects(tmp_path: Pa
         gone = open_stream(srv, "slow", processed_after=2)
         gone.close()
         deadline = time.monotonic() + 10
-        while 'status="499"' not in (text := http_get_text(srv, "/metrics")):
+        while 'status="499"' not in (text := urllib.request.urlopen(f"{srv.url}/metrics").read().decode()):
             assert time.monotonic() < deadline, text
             time.sleep(0.05)
         assert 'anomalyd_http_requests_total{status="408"} 1.0' in text
@@ -370,7 +371,7 @@ def test_access_log_on_request(tmp_path: Path) -> None:
     """`--access-log` logs each request with its status; off by default."""
     for flag, logged in (("--access-log", True), ("--no-access-log", False)):
         srv = Server(tmp_path / flag, flag).start()
-        http_get_text(srv, "/_ml/anomaly_detectors/nope/_stats")
+        assert http_json(f"{srv.url}/_ml/anomaly_detectors/nope/_stats")[0] == 404
         assert srv.stop(signal.SIGTERM) == 0
         lines = [json.loads(line) for line in srv.log.read_text().splitlines() if line.startswith("{")]
         hits = [e for e in lines if e.get("logger") == "aiohttp.access"]
@@ -386,15 +387,6 @@ def test_headers_up_to_16kb_as_elasticsearch(server: Server) -> None:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             sock.sendall(f"GET / HTTP/1.1\r\nHost: x\r\nX-Big: {'a' * size}\r\nConnection: close\r\n\r\n".encode())
             assert sock.recv(65536).split(b" ")[1] == status, size
-
-
-def http_get_text(server: Server, path: str) -> str:
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-        answer = b""
-        while piece := sock.recv(65536):
-            answer += piece
-    return answer.split(b"\r\n\r\n", 1)[1].decode()
 
 
 def test_waiters_whose_clients_left_do_not_fill_the_queue(server: Server) -> None:

@@ -664,17 +664,19 @@ impl AnalysisEngine {
     /// The snapshot proper, then the memory limit's refusals: appended rather than part of
     /// [`State`], so that snapshots from before they were kept still restore (with none).
     pub fn snapshot(&self) -> Vec<u8> {
-        let s = SnapshotRef { version: SNAPSHOT_VERSION, series: &self.series.series, state: &self.state };
-        let bytes = postcard::to_allocvec(&s).expect("analysis state serialises");
-        postcard::to_extend(self.memory.refused(), bytes).expect("refusals serialise")
+        postcard::to_extend(self.memory.refused(), self.snapshot_of(&self.state)).expect("refusals serialise")
     }
 
-    /// The snapshot with the measured bucket times zeroed: equal runs give equal bytes.
+    /// The snapshot proper (without the refusals) of the series with `state`.
+    fn snapshot_of(&self, state: &State) -> Vec<u8> {
+        let s = SnapshotRef { version: SNAPSHOT_VERSION, series: &self.series.series, state };
+        postcard::to_allocvec(&s).expect("analysis state serialises")
+    }
+
+    /// The snapshot proper with the measured bucket times zeroed: equal runs give equal bytes.
     #[cfg(test)]
     pub(super) fn snapshot_untimed(&self) -> Vec<u8> {
-        let state = State { timing: Timing::default(), ..self.state.clone() };
-        let s = SnapshotRef { version: SNAPSHOT_VERSION, series: &self.series.series, state: &state };
-        postcard::to_allocvec(&s).expect("analysis state serialises")
+        self.snapshot_of(&State { timing: Timing::default(), ..self.state.clone() })
     }
 
     /// Forget the models and open buckets (the job has closed, its snapshot stored), so that

@@ -521,27 +521,22 @@ fn resolve(f: &Fields, default_year: i64, has_offset: bool, resolver: Resolver) 
     {
         return None;
     }
-    // The hour, from every field that gives one; they must agree. `h` and `K` give one only
-    // with AM/PM; without, they are kept to be checked against the hour found (below). `k` 24
-    // is midnight.
-    let without_ampm = |h: Option<i64>, range: std::ops::RangeInclusive<i64>| match (h, f.ampm) {
-        (Some(h), None) if range.contains(&h) => Ok(Some(h % 12)),
-        (Some(_), None) => Err(()),
-        _ => Ok(None),
+    // The hour, from every field that gives one; they must agree. `h` (12 is 0) and `K` are an
+    // hour of AM/PM: with AM/PM each gives the hour, and with or without, each must be the
+    // hour's (checked below). `k` 24 is midnight.
+    let of_ampm = |h: Option<i64>, last: i64| match h {
+        Some(h) if !(0..=last).contains(&h) => Err(()),
+        h => Ok(h.map(|h| h % 12)),
     };
-    let hours_of_ampm = [without_ampm(f.hour12, 0..=12).ok()?, without_ampm(f.hour_of_ampm, 0..=11).ok()?];
-    let with_ampm = |h: Option<i64>, range: std::ops::RangeInclusive<i64>| match (h, f.ampm) {
-        (Some(h), Some(ampm)) if range.contains(&h) && (0..=1).contains(&ampm) => Ok(Some(ampm * 12 + h % 12)),
-        (Some(_), Some(_)) => Err(()),
-        _ => Ok(None),
-    };
+    let hours_of_ampm = [of_ampm(f.hour12, 12).ok()?, of_ampm(f.hour_of_ampm, 11).ok()?];
+    let from_ampm = f.ampm.map(|ampm| hours_of_ampm.map(|h| h.map(|h| ampm * 12 + h)));
     let from_clock = match f.clock_hour {
         Some(k) if (0..=24).contains(&k) => Some(k % 24),
         Some(_) => return None,
         None => None,
     };
     let mut hour = f.hour;
-    for h in [with_ampm(f.hour12, 0..=12).ok()?, with_ampm(f.hour_of_ampm, 0..=11).ok()?, from_clock].into_iter().flatten() {
+    for h in from_ampm.into_iter().flatten().chain([from_clock]).flatten() {
         match hour {
             Some(other) if other != h => return None,
             _ => hour = Some(h),
