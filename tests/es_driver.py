@@ -1,6 +1,6 @@
 """The official `elasticsearch` Python client driving a job's whole lifecycle against a server.
 
-Used in-process for the installed 9.x client and as a script (``python es_driver.py URL``,
+Used in-process for the installed 9.x client and as a script (``python es_driver.py URL [gzip]``,
 ``PYTHONPATH`` pointing at an 8.x install) for the previous major; either way the scenario
 returns the same JSON-able report, which the tests assert on. The module imports nothing from
 the project, so it runs under any client version.
@@ -34,12 +34,12 @@ def body(resp: Any) -> Any:
     return resp.body if hasattr(resp, "body") else resp
 
 
-def run(url: str) -> dict[str, Any]:
+def run(url: str, compress: bool = False) -> dict[str, Any]:
     import elasticsearch
     from elasticsearch import Elasticsearch
 
     out: dict[str, Any] = {"client_version": list(elasticsearch.__versionstr__.split("."))}
-    es = Elasticsearch(url, request_timeout=30)
+    es = Elasticsearch(url, request_timeout=30, http_compress=compress)  # compress: every body gzipped
     try:
         info = body(es.info())
         out["info"] = {"tagline": info["tagline"], "version": info["version"]["number"]}
@@ -94,4 +94,4 @@ def run(url: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(sys.argv[1])))
+    print(json.dumps(run(sys.argv[1], compress=sys.argv[2:] == ["gzip"])))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp.http_exceptions import BadHttpMessage, ContentEncodingError
+from aiohttp.http_exceptions import BadHttpMessage, TransferEncodingError
 
 from anomalyd.logs import _bad_http_is_one_line
 
@@ -16,10 +16,10 @@ def _record(level: int, msg: str, args: tuple, error: BaseException | None) -> l
 
 def test_bad_http_is_lowered_to_one_info_line() -> None:
     logging.getLogger("aiohttp.server").setLevel(logging.INFO)
-    r = _record(logging.ERROR, "Error handling request from %s", ("10.0.0.1",), ContentEncodingError("Can not decode content-encoding: br"))
+    r = _record(logging.ERROR, "Error handling request from %s", ("10.0.0.1",), TransferEncodingError("Not enough data to satisfy transfer length header."))
     assert _bad_http_is_one_line(r)
     assert (r.levelno, r.exc_info) == (logging.INFO, None)
-    assert r.getMessage() == "bad_http_request remote=10.0.0.1 error='Can not decode content-encoding: br'"
+    assert r.getMessage() == "bad_http_request remote=10.0.0.1 error='Not enough data to satisfy transfer length header.'"
     # Without the remote address among the arguments, the line still renders.
     r = _record(logging.ERROR, "Unhandled exception", (), BadHttpMessage("bad chunk"))
     assert _bad_http_is_one_line(r) and r.getMessage() == "bad_http_request remote=- error='bad chunk'"

@@ -10,7 +10,6 @@ import os
 import sqlite3
 import threading
 import time
-import zlib
 
 import aiohttp
 import pytest
@@ -869,62 +868,7 @@ async def test_no_close_starts_once_shutdown_has_begun(client):
     assert registry.jobs[J].state == "opened"
 
 
-# -- bodies that cannot be decoded, and human-readable counts --------------------------------------
-
-
-async def test_bodies_are_inflated_by_isal(client):
-    """gzip and deflate bodies are inflated by ISA-L (about three times zlib's speed), and every
-    framing aiohttp accepts still reads the same: gzip, concatenated gzip members, zlib deflate
-    and raw deflate."""
-    from aiohttp.compression_utils import ZLibBackend
-
-    assert ZLibBackend._zlib_backend.__name__ == "isal.isal_zlib"
-    await setup_job(client)
-    lines = [rec(1403481600 + k) + b"\n" for k in range(40)]
-    raw = zlib.compressobj(wbits=-15)
-    framings = {
-        "gzip": gzip.compress(b"".join(lines[:10])),
-        "gzip members": gzip.compress(b"".join(lines[10:15])) + gzip.compress(b"".join(lines[15:20])),
-        "deflate": zlib.compress(b"".join(lines[20:30])),
-        "raw deflate": raw.compress(b"".join(lines[30:])) + raw.flush(),
-    }
-    for name, wire in framings.items():
-        encoding = "gzip" if name.startswith("gzip") else "deflate"
-        status, counts = await post(client, wire, headers={**NDJSON, "Content-Encoding": encoding})
-        assert (status, counts["processed_record_count"]) == (202, 10), name
-
-
-@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
-async def test_undecodable_body_is_400_and_the_job_stays_usable(client, encoding):
-    """Bad gzip or deflate data is the client's fault: a 400 in the envelope (a 500 would make
-    log shippers resend the batch forever), the connection closes, nothing is counted."""
-    await setup_job(client)
-    r = await client.post(DATA, data=b"not compressed" + BODY, headers={**NDJSON, "Content-Encoding": encoding})
-    assert r.status == 400
-    assert r.headers["X-Elastic-Product"] == "Elasticsearch" and r.headers["Connection"] == "close"
-    assert await r.json() == es_error(400, "parse_exception", f"Failed to read the request body: Can not decode content-encoding: {encoding}")
-    status, counts = await post(client, BODY)
-    assert status == 202 and counts["processed_record_count"] == 2
-    assert (await job_stats(client))["data_counts"]["processed_record_count"] == 2
-    r = await client.put(f"{BASE}/other", data=b"not compressed", headers={**JSON, "Content-Encoding": encoding})
-    assert r.status == 400 and (await r.json())["error"]["type"] == "parse_exception"
-
-
-async def test_stream_that_turns_undecodable_keeps_what_was_read(client):
-    """Corrupt gzip data after good records: 400, and the records before it stay counted."""
-    await setup_job(client)
-    packer = zlib.compressobj(wbits=31)  # gzip framing
-    good = packer.compress(b"\n".join(rec(1403481600 + k) for k in range(20)) + b"\n") + packer.flush(zlib.Z_SYNC_FLUSH)
-    wire = good + b"\xff" * 64
-    head = (f"POST {DATA} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Encoding: gzip\r\n"
-            f"Content-Length: {len(wire) + 1000}\r\n\r\n").encode()
-    reader, writer = await raw_post(client, head, [good, b"\xff" * 64], pause=0.1)
-    status, error = await response_json(reader)
-    writer.close()
-    assert status == 400 and error["error"]["type"] == "parse_exception"
-    assert (await job_stats(client))["data_counts"]["processed_record_count"] == 20
-    status, counts = await post(client, rec(1403481700))
-    assert status == 202 and counts["processed_record_count"] == 1
+# -- human-readable counts ---------------------------------------------------------------------
 
 
 async def test_human_adds_timestamp_strings(client):

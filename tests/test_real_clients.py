@@ -108,17 +108,20 @@ def check_client_report(r: dict) -> None:
     assert r["get_deleted_error"] == {"status": 404, "class": "NotFoundError", "type": "resource_not_found_exception"}
 
 
-def test_python_client_9x(server: Server) -> None:
-    report = es_driver.run(server.url)
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "http_compress"])
+def test_python_client_9x(server: Server, compress: bool) -> None:
+    """With `http_compress=True` the client gzips every request body, the job's config too."""
+    report = es_driver.run(server.url, compress)
     assert report["client_version"][0] == "9"
     check_client_report(report)
 
 
-def test_python_client_8x(server: Server) -> None:
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "http_compress"])
+def test_python_client_8x(server: Server, compress: bool) -> None:
     path = es8_path()
     env = {**os.environ, "PYTHONPATH": str(path)}
-    r = subprocess.run([sys.executable, str(Path(es_driver.__file__)), server.url], env=env,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, str(Path(es_driver.__file__)), server.url, *(["gzip"] if compress else [])],
+                       env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["client_version"][:2] == ["8", "19"]

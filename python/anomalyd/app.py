@@ -15,10 +15,10 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator
 
-import aiohttp
 import structlog
 from aiohttp import web
 
+from . import encoding
 from .api import setup_routes
 from .auth import AUTHENTICATOR, Authenticator
 from .keys import NODE, REGISTRY, REQUEST_STATS, SETTINGS, NodeInfo, RequestStats
@@ -109,21 +109,11 @@ async def _security(app: web.Application) -> AsyncIterator[None]:
         authenticator.store.close()
 
 
-def _fast_inflate() -> str:
-    """gzip and deflate bodies are inflated by ISA-L when it is installed (about three times
-    stdlib zlib's speed; inflating was most of a gzip body's cost), else by zlib."""
-    try:
-        from isal import isal_zlib
-    except ImportError:  # no wheel for this platform
-        return "zlib"
-    aiohttp.set_zlib_backend(isal_zlib)
-    return "isal"
-
-
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
-    log.debug("inflate_backend", backend=_fast_inflate())
-    app = web.Application(client_max_size=settings.max_content_length)
+    log.debug("inflate_backend", backend=encoding.BACKEND)
+    # Bodies are decoded by the handlers (encoding.py), which can answer a failure properly.
+    app = web.Application(client_max_size=settings.max_content_length, handler_args={"auto_decompress": False})
     app[SETTINGS] = settings
     app[REQUEST_STATS] = RequestStats(defaultdict(int))
     app.cleanup_ctx.append(_resources)

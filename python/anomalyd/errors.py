@@ -57,6 +57,14 @@ class EsError(Exception):
         return {"error": error, "status": self.status}
 
 
+class UnreadableBody(EsError):
+    """A body that cannot be read to its end (bad gzip or deflate data, broken chunked framing):
+    the client's fault, so a 400 that says so (a 500 would make shippers resend it forever)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(400, "parse_exception", f"Failed to read the request body: {detail}")
+
+
 class SimpleError(Exception):
     """A REST-layer error rendered as ``{"error": "<message>", "status": N}``."""
 
@@ -114,18 +122,16 @@ def failure_response(request: web.Request, exc: BaseException) -> web.Response:
         return web.Response(status=413)
     elif isinstance(exc, web.HTTPException):
         exc = SimpleError(exc.status, exc.reason)
-    elif isinstance(exc, RequestPayloadError):
-        # A body aiohttp cannot decode (bad gzip or deflate data, broken chunked framing): the
-        # client's fault, so a 4xx that says so (a 500 would make shippers resend it forever).
-        detail = _AIOHTTP_PREFIX.sub("", str(exc)).strip()
-        error = EsError(400, "parse_exception", f"Failed to read the request body: {detail}")
+    elif isinstance(exc, RequestPayloadError):  # broken chunked framing
+        exc = UnreadableBody(_AIOHTTP_PREFIX.sub("", str(exc)).strip())
+    if isinstance(exc, UnreadableBody):
         # The rest of the body cannot be read: end it here, so that aiohttp does not try to
         # drain it after the answer (raising the same error again), and close the connection.
         request.content.feed_eof()
-        response = json_response(error.body(), 400)
+        response = json_response(exc.body(), 400)
         response.force_close()
         return response
-    elif isinstance(exc, ConnectionResetError):
+    if isinstance(exc, ConnectionResetError):
         # Nobody is left to read the answer; the status only tells the two cases apart in
         # /metrics. Cut off for stalling: 408, as nginx's client_body_timeout (logged when
         # cut); gone by itself, an ordinary event: 499, nginx's "client closed request".

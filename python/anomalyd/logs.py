@@ -40,8 +40,7 @@ def configure(fmt: str, level: str, access_log: bool = False) -> None:
 
 
 def _bad_http_is_one_line(record: logging.LogRecord) -> bool:
-    """aiohttp logs every request it cannot parse (broken framing, an unknown content encoding,
-    an oversized header) as an error with a traceback: any client could flood the log. Those
+    """aiohttp logs every request it cannot parse (broken framing, an oversized header) as an error with a traceback: any client could flood the log. Those
     are the client's fault, answered 400 by aiohttp: one info line each instead (a level is
     only ever lowered)."""
     from aiohttp.http_exceptions import BadHttpMessage

@@ -20,6 +20,7 @@ from aiohttp.streams import EmptyStreamReader
 
 from .. import errors
 from .._native import DocumentTooLargeError, MalformedInputError
+from ..encoding import BodyDecoder, body_encoding
 from ..errors import STALLED, EsError, json_response
 from ..keys import REGISTRY, REQUEST_STATS, SETTINGS
 from ..settings import Settings
@@ -87,8 +88,9 @@ class _Watchdog:
         self.handle.cancel()
 
 
-async def _body_chunks(request: web.Request, read_timeout: float) -> AsyncIterator[bytes]:
-    """The body as it arrives (aiohttp has already undone any gzip or deflate encoding)."""
+async def _body_chunks(request: web.Request, read_timeout: float,
+                       decoder: BodyDecoder | None) -> AsyncIterator[bytes]:
+    """The body as it arrives, its gzip or deflate coding undone by `decoder`."""
     content = request.content
     # A Content-Length body is read piece by piece as received (`readchunk`): `readany` would
     # join every buffered piece into one new bytes, a copy of the body whenever the engine is
@@ -104,9 +106,15 @@ async def _body_chunks(request: web.Request, read_timeout: float) -> AsyncIterat
             else:
                 chunk = await content.readany()
             if not chunk:
+                if decoder is not None:
+                    decoder.finish()
                 return
             watchdog.busy = True
-            yield chunk
+            if decoder is None:
+                yield chunk
+            else:
+                for piece in decoder.decode(chunk):
+                    yield piece
             watchdog.busy = False
             watchdog.waiting_since = loop_time()
     finally:
@@ -123,8 +131,10 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
         reject_unknown_query(request, DATA_PARAMS)
     job_id = request.match_info["job_id"]
     content = request.content
+    coding = None
     if type(content) is not EmptyStreamReader:  # a body (Content-Length or chunked); an empty one needs no type
         check_content_type(request, streaming=True)
+        coding = body_encoding(request)
     length = request.headers.get("Content-Length")  # already validated by the HTTP parser
     if length is not None and int(length) > settings.max_content_length:
         return web.Response(status=413)
@@ -132,7 +142,7 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
     actor = app[REGISTRY].actor_for_data(job_id)
     reset = reset_range(request) if has_query else None  # validated after the open check
     try:
-        if reset is None and content.is_eof():
+        if reset is None and coding is None and content.is_eof():
             # The whole body is here already (small requests): one native call, and no turn
             # to queue for unless the job is busy.
             whole = content.read_nowait()
@@ -142,7 +152,8 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
                     body = actor.ingest_whole(whole)
         else:
             async with actor.turn(request.transport):
-                body = await actor.ingest(_body_chunks(request, settings.read_timeout),
+                decoder = None if coding is None else BodyDecoder(coding)
+                body = await actor.ingest(_body_chunks(request, settings.read_timeout, decoder),
                                           None if reset is None else (reset[0] * 1000, reset[1] * 1000))
     except MalformedInputError:
         reason = "The input JSON data is malformed."

@@ -9,7 +9,9 @@ from aiohttp import web
 
 from .._native import parse_date_param
 from ..actor import now_ms
+from ..encoding import body_encoding, decode_whole
 from ..errors import EsError, SimpleError, bad_request
+from ..keys import SETTINGS
 
 #: Parameters every Elasticsearch endpoint accepts.
 COMMON = frozenset({"pretty", "human", "error_trace", "filter_path", "format"})
@@ -49,6 +51,9 @@ async def json_body(request: web.Request, *, required: bool = False) -> dict[str
             raise bad_request("request body is required", "parse_exception")
         return None
     raw = await request.read()
+    coding = body_encoding(request)
+    if coding is not None:
+        raw = decode_whole(raw, coding, request.app[SETTINGS].max_content_length)
     if not raw.strip():
         if required:
             raise bad_request("request body is required", "parse_exception")
