@@ -163,8 +163,15 @@ impl PyIngestEngine {
         Ok(PyIngestEngine { state, frozen: Mutex::new(None), job_id, bucket_span_ms })
     }
 
-    fn start_request(&self, py: Python<'_>) {
-        self.engine(py).inner.start_request();
+    /// Start a request; `body_bytes`, when the body's size is known, is also the largest
+    /// document it may hold (else the job's `max_document_bytes`).
+    #[pyo3(signature = (body_bytes=None))]
+    fn start_request(&self, py: Python<'_>, body_bytes: Option<usize>) {
+        let inner = &mut self.engine(py).inner;
+        inner.start_request();
+        if let Some(bytes) = body_bytes {
+            inner.allow_document(bytes);
+        }
     }
 
     /// Feed the next chunk of the body.
@@ -181,13 +188,18 @@ impl PyIngestEngine {
 
     /// A body that has fully arrived, in one call: start, feed, finish. Returns the
     /// per-request DataCounts as JSON; on a malformed body the request is aborted (what was
-    /// read stays in the totals) and the error raised, as `finish_request` does.
-    fn ingest_body<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>, now_ms: i64) -> PyResult<Bound<'py, PyBytes>> {
+    /// read stays in the totals) and the error raised, as `finish_request` does. `sized`: the
+    /// body came with its size (Content-Length), so it may be one document (`start_request`).
+    #[pyo3(signature = (data, now_ms, sized=false))]
+    fn ingest_body<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>, now_ms: i64, sized: bool) -> PyResult<Bound<'py, PyBytes>> {
         let chunk = Chunk::of(data)?;
         let body = chunk.bytes();
         let run = |state: &mut EngineState| {
             let EngineState { inner, response } = state;
             inner.start_request();
+            if sized {
+                inner.allow_document(body.len());
+            }
             let fed = inner.feed(body);
             if fed.is_err() {
                 inner.abort_request();

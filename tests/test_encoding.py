@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
 import random
 import zlib
 from collections.abc import Iterator
@@ -192,6 +193,48 @@ async def test_a_broken_body_is_400_and_keeps_what_was_read(client, good, bad, r
     assert r.status == 202 and await processed(client) == kept + 1
 
 
+@pytest.fixture(params=["one CPU", "every CPU"])
+def cpus(request):
+    """The server's usable CPUs (asked for before `client`): one, where bodies are read on the
+    event loop, or all, where large ones are read on worker threads (app.py, actor.py)."""
+    before = os.sched_getaffinity(0)
+    if request.param == "one CPU":
+        os.sched_setaffinity(0, {min(before)})
+    yield
+    os.sched_setaffinity(0, before)
+
+
+async def test_everything_decoded_before_a_fault_is_read(cpus, client):
+    """Megabytes inflated from one network read wait for the worker thread in a batch: when the
+    body then turns out broken, they are read before the 400, as on one CPU."""
+    await setup_job(client)
+    lines = b"".join(rec(1403481600 + k // 100) for k in range(200_000))
+    r = await client.post(DATA, data=gzip.compress(lines, 1) + b"junk", headers={**NDJSON, "Content-Encoding": "gzip"})
+    assert r.status == 400 and (await r.json())["error"]["reason"].endswith(TRAILING)
+    assert await processed(client) == 200_000
+
+
+async def test_a_body_that_inflates_a_thousandfold_leaves_the_loop_free(cpus, client):
+    """Each compressed read can inflate to hundreds of pieces: the loop serves others (and
+    their read timeouts) between them, rather than once per read."""
+    await setup_job(client)
+    inflated = 128 << 20
+    bomb = gzip.compress(b"\n" * inflated)
+    turns = 0
+
+    async def other_work():
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_work())
+    r = await client.post(DATA, data=bomb, headers={**NDJSON, "Content-Encoding": "gzip"})
+    other.cancel()
+    assert r.status == 202 and (await r.json())["input_bytes"] == inflated
+    assert turns >= inflated // PIECE_BYTES // 2
+
+
 @pytest.mark.parametrize("header", ["br", "zstd", "compress", "gzip, gzip", "gzip;q=1"])
 async def test_an_unsupported_coding_is_415_before_anything_is_read(client, header):
     await setup_job(client)
@@ -204,6 +247,17 @@ async def test_an_unsupported_coding_is_415_before_anything_is_read(client, head
     assert await processed(client) == 0
     r = await client.post(DATA, data=LINES, headers=NDJSON)
     assert r.status == 202 and await processed(client) == 40
+
+
+async def test_an_unsupported_coding_is_refused_before_100_continue(client):
+    """The client waiting for `100 Continue` is told at once, and never sends the body."""
+    await setup_job(client)
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(f"POST {DATA} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+                 "Content-Encoding: br\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n".encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 415 ") and b"X-Elastic-Product: Elasticsearch" in head
 
 
 async def test_request_bodies_of_every_api_are_decoded(small_limits, client):

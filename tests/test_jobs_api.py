@@ -252,6 +252,21 @@ async def test_close_allow_no_match(client):
     assert r.status == 404
 
 
+async def test_allow_no_jobs_still_works_with_elasticsearch_warning(client):
+    """The deprecated `allow_no_jobs` of GET, `_stats` and `_close` (query or body) acts as
+    `allow_no_match` and gets Elasticsearch's warning, on a success and on an error alike."""
+    warning = ('299 Elasticsearch-8.19.3-anomalyd "Deprecated field [allow_no_jobs] used, '
+               'expected [allow_no_match] instead"')
+    for method, path in (("GET", "missing-*"), ("GET", "missing-*/_stats"), ("POST", "missing-*/_close")):
+        for value, status in (("true", 200), ("false", 404)):
+            r = await client.request(method, f"{BASE}/{path}", params={"allow_no_jobs": value})
+            assert (r.status, r.headers.getall("Warning", [])) == (status, [warning]), (path, value)
+        r = await client.request(method, f"{BASE}/{path}", params={"allow_no_match": "true"})
+        assert r.status == 200 and "Warning" not in r.headers
+    r = await client.post(f"{BASE}/missing-*/_close", json={"allow_no_jobs": False})
+    assert (r.status, r.headers.getall("Warning", [])) == (404, [warning])
+
+
 # -- _stats -------------------------------------------------------------------------------------
 
 ZERO_COUNTS = {

@@ -124,6 +124,27 @@ async def test_post_data_response_content_type_and_no_warning(client):
     assert r.headers["X-Elastic-Product"] == "Elasticsearch"
 
 
+@pytest.fixture
+def deprecation_on() -> None:
+    """Asked for by a test, it turns on `--deprecation-warning`."""
+
+
+async def test_deprecation_warning_when_asked_for_on_every_answer_of_the_handler(deprecation_on, client):
+    """`--deprecation-warning`: Elasticsearch's header, on the 202 and on every error the handler
+    gives (the YAML tests declare `warnings:` on the 409 too), not on the REST layer's 406,
+    which comes before it (`post-data.md` §0, §11 b)."""
+    warning = ('299 Elasticsearch-8.19.3-anomalyd "Posting data directly to anomaly detection jobs is '
+               'deprecated, in a future major version it will be compulsory to use a datafeed"')
+    await setup_job(client)
+    r = await client.post(DATA, data=BODY, headers=NDJSON)
+    assert (r.status, r.headers.getall("Warning")) == (202, [warning])
+    for path, params in ((f"{BASE}/no-such-job/_data", {}), (DATA, {"reset_start": "soon"}), (DATA, {"bogus": "1"})):
+        r = await client.post(path, data=BODY, headers=NDJSON, params=params)
+        assert (r.status in (400, 409), r.headers.getall("Warning")) == (True, [warning]), path
+    r = await client.post(DATA, data=BODY, headers={"Content-Type": "text/plain"})
+    assert r.status == 406 and "Warning" not in r.headers
+
+
 async def test_json_array_body(client):
     await setup_job(client)
     body = json.dumps([{"airline": "AAL", "responsetime": 132.2046, "time": 1403481600},
@@ -232,6 +253,8 @@ def settings(tmp_path, request):
     """The default test settings, or tiny limits for tests that ask for `small_limits`."""
     if "small_limits" in request.fixturenames:
         return Settings(data_dir=tmp_path / "data", commit_interval=0.0, max_content_length=1000, max_document_bytes=500)
+    if "deprecation_on" in request.fixturenames:
+        return Settings(data_dir=tmp_path / "data", commit_interval=0.0, deprecation_warning=True)
     if "snapshot_every_request" in request.fixturenames:
         return Settings(data_dir=tmp_path / "data", commit_interval=0.0, snapshot_interval=0.0)
     return Settings(data_dir=tmp_path / "data", commit_interval=0.0)
@@ -253,6 +276,14 @@ async def test_content_length_above_max_is_413_empty(small_limits, client):
     r = await client.post(DATA, data=gen(), headers=NDJSON)
     assert r.status == 202, await r.text()
     assert (await r.json())["processed_record_count"] == 30
+
+
+async def test_size_is_checked_before_the_content_type(small_limits, client):
+    """As in Elasticsearch, whose HTTP layer refuses the size before the REST layer looks at
+    the type: 413, not 406."""
+    await setup_job(client)
+    r = await client.post(DATA, data=b"x" * 2000, headers={"Content-Type": "text/plain"})
+    assert (r.status, await r.read()) == (413, b"")
 
 
 async def test_expect_continue_above_max_is_417_and_counted(small_limits, client):
@@ -283,6 +314,24 @@ async def test_document_over_max_document_bytes(small_limits, client):
     assert dc["processed_record_count"] == 1
     status, counts = await post(client, rec(1403481602))
     assert status == 202 and counts["processed_record_count"] == 1
+
+
+async def test_a_body_of_known_size_may_be_one_document(small_limits, client):
+    """The document limit bounds streams of unknown size (chunked or compressed, `post-data.md`
+    §11 d); a plain Content-Length body, already capped by the size limit, may be one document
+    as in Elasticsearch, whether it arrives at once or in pieces."""
+    await setup_job(client)
+    doc = b'{"airline":"' + b"x" * 600 + b'","responsetime":1,"time":1403481601}'
+    status, counts = await post(client, doc)
+    assert (status, counts["processed_record_count"]) == (202, 1)
+    head = (f"POST {DATA} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+            f"Content-Length: {len(doc)}\r\n\r\n").encode()
+    reader, writer = await raw_post(client, head, [doc[:300], doc[300:]])
+    status, counts = await response_json(reader)
+    writer.close()
+    assert (status, counts["processed_record_count"]) == (202, 1)
+    r = await client.post(DATA, data=gzip.compress(doc), headers={**NDJSON, "Content-Encoding": "gzip"})
+    assert r.status == 400 and "larger than the limit of [500] bytes" in (await r.json())["error"]["reason"]
 
 
 # -- job not open -------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import POST_DATA_JOB
 
 BASE = "/_ml/anomaly_detectors"
@@ -251,16 +253,24 @@ async def test_model_is_snapshotted_periodically(aiohttp_client, tmp_path):
     assert size > 1000
 
 
-async def test_reset_range_clears_open_buckets(client):
+@pytest.mark.parametrize("params, events", [
+    ({"reset_start": "60", "reset_end": "120"}, [2, 1, 0]),
+    # an end equal to the start, empty or absent is the start plus one second (`post-data.md` §7)
+    ({"reset_start": "60", "reset_end": "60"}, [2, 1, 0]),
+    ({"reset_start": "60", "reset_end": ""}, [2, 1, 0]),
+    ({"reset_start": "60"}, [2, 1, 0]),
+    # an end without a start resets nothing
+    ({"reset_end": "120"}, [2, 3, 0]),
+])
+async def test_reset_range_clears_open_buckets(client, params, events):
     analysis = {"bucket_span": "60s", "latency": "120s", "detectors": [{"function": "count"}]}
     await make_job(client, analysis=analysis)
     await post(client, [{"time": t} for t in (0, 1, 61, 62)])
-    r = await client.post(f"{BASE}/{J}/_data", params={"reset_start": "60", "reset_end": "120"},
-                          data=b'{"time":63}{"time":300}', headers=ND)
+    r = await client.post(f"{BASE}/{J}/_data", params=params, data=b'{"time":63}{"time":300}', headers=ND)
     assert r.status == 202
     assert (await r.json())["processed_record_count"] == 2  # counts are never rolled back
     _, body = await get(client, "buckets")
-    assert [b["event_count"] for b in body["buckets"]] == [2, 1, 0]
+    assert [b["event_count"] for b in body["buckets"]] == events
 
 
 def test_interim_delete_uses_its_own_index():

@@ -275,17 +275,28 @@ class JobActor:
 
     # -- operations (called while holding a turn) -------------------------------------------
 
-    async def ingest(self, chunks: AsyncIterator[bytes], reset: tuple[int, int] | None = None) -> bytes:
+    async def ingest(self, chunks: AsyncIterator[bytes], reset: tuple[int, int] | None = None,
+                     body_bytes: int | None = None) -> bytes:
         """Stream one request body into the engine; the per-request counts as JSON.
 
-        `reset` (ms) forgets what the open buckets in that range gathered first."""
+        `reset` (ms) forgets what the open buckets in that range gathered first; `body_bytes`
+        is the body's size when known (one document may then be that large)."""
         engine = self.engine
-        engine.start_request()
+        engine.start_request(body_bytes)
         if reset is not None:
             engine.reset_buckets(*reset)
         feeder = _Feeder(engine, self._feed_pool)
         try:
-            async for chunk in chunks:
+            while True:
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                except Exception:
+                    # The body broke off (undecodable, its client gone or cut off): what came
+                    # before is valid and is read first, as it would have been on one CPU.
+                    await feeder.finish()
+                    raise
                 await feeder.add(chunk)
             await feeder.finish()
             body: bytes = engine.finish_request(now_ms())
@@ -297,18 +308,19 @@ class JobActor:
         self._hooks.request_done(self)
         return body
 
-    def ingest_now(self, body: bytes) -> bytes | None:
+    def ingest_now(self, body: bytes, sized: bool) -> bytes | None:
         """A body that has fully arrived (most small requests), ingested at once if the job is
         free: one native call and no await, so nothing can come between and no turn is needed.
         None when others hold or wait for the job; then the caller queues for a turn."""
         if self._busy or self._waiters or self._retired is not None:
             return None
-        return self.ingest_whole(body)
+        return self.ingest_whole(body, sized)
 
-    def ingest_whole(self, body: bytes) -> bytes:
-        """`ingest` of a body that has fully arrived, in one native call."""
+    def ingest_whole(self, body: bytes, sized: bool) -> bytes:
+        """`ingest` of a body that has fully arrived, in one native call; `sized`: it came
+        with a Content-Length (one document may then be all of it)."""
         try:
-            out = self.engine.ingest_body(body, now_ms())
+            out = self.engine.ingest_body(body, now_ms(), sized)
         except BaseException:
             self._hooks.results_ready(self)  # buckets finished before the failure are final
             raise

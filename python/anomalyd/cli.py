@@ -51,7 +51,7 @@ def main() -> None:
 @click.option("--max-content-length", envvar="ANOMALYD_MAX_CONTENT_LENGTH", show_envvar=True, default="100mb", show_default=True, type=SIZE, help="Largest Content-Length accepted.")
 @click.option("--shutdown-timeout", envvar="ANOMALYD_SHUTDOWN_TIMEOUT", show_envvar=True, default="30s", show_default=True, type=DURATION, help="Grace period for in-flight requests.")
 @click.option("--read-timeout", envvar="ANOMALYD_READ_TIMEOUT", show_envvar=True, default="60s", show_default=True, type=DURATION, help="Drop clients that send nothing this long.")
-@click.option("--max-document-length", envvar="ANOMALYD_MAX_DOCUMENT_LENGTH", show_envvar=True, default="16mb", show_default=True, type=SIZE, help="Largest single JSON document.")
+@click.option("--max-document-length", envvar="ANOMALYD_MAX_DOCUMENT_LENGTH", show_envvar=True, default="16mb", show_default=True, type=SIZE, help="Largest single JSON document of a chunked or compressed body.")
 @click.option("--snapshot-interval", envvar="ANOMALYD_SNAPSHOT_INTERVAL", show_envvar=True, default="5m", show_default=True, type=DURATION,
               help="How often an open job's model state is snapshotted (also on close and shutdown).")
 @click.option("--deprecation-warning/--no-deprecation-warning", envvar="ANOMALYD_DEPRECATION_WARNING", show_envvar=True, default=False,

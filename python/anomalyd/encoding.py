@@ -41,7 +41,7 @@ _RAW_DEFLATE = -15
 _GZIP_ID1 = 0x1F
 
 
-def body_encoding(request: web.Request) -> str | None:
+def content_coding(request: web.Request) -> str | None:
     """The body's content coding (lower case), None for none; 415 for one anomalyd cannot undo."""
     raw = request.headers.get("Content-Encoding")
     if raw is None:
@@ -57,9 +57,9 @@ def body_encoding(request: web.Request) -> str | None:
 class BodyDecoder:
     """One body's decoding: `decode` each piece as it arrives, then `finish`."""
 
-    def __init__(self, encoding: str) -> None:
-        self.encoding = encoding
-        self._gzip = _WBITS[encoding] == 31
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        self._gzip = _WBITS[coding] == 31
         self._inflater: Any = None
         #: A gzip member ended and only zero padding followed: nothing else may come.
         self._padding = False
@@ -107,12 +107,12 @@ class BodyDecoder:
         raise self._error("data follows the end of its compressed data")
 
     def _error(self, what: str) -> UnreadableBody:
-        return UnreadableBody(f"Can not decode content-encoding: {self.encoding}: {what}")
+        return UnreadableBody(f"Can not decode content-encoding: {self.coding}: {what}")
 
 
-def decode_whole(raw: bytes, encoding: str, limit: int) -> bytes:
+def decode_whole(raw: bytes, coding: str, limit: int) -> bytes:
     """A whole body decoded; 413 (as aiohttp's own limit) when it decodes to more than `limit` bytes."""
-    decoder = BodyDecoder(encoding)
+    decoder = BodyDecoder(coding)
     pieces, size = [], 0
     for piece in decoder.decode(raw):
         size += len(piece)

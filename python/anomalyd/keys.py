@@ -31,3 +31,6 @@ SETTINGS = web.AppKey("settings", Settings)
 REGISTRY = web.AppKey("registry", JobRegistry)
 NODE = web.AppKey("node", NodeInfo)
 REQUEST_STATS = web.AppKey("request_stats", RequestStats)
+#: Deprecation warnings of a request, sent as `Warning` headers with its answer, whatever it is
+#: (Elasticsearch gathers them in the request's thread context the same way).
+WARNINGS = web.RequestKey("warnings", list)

@@ -40,9 +40,9 @@ def configure(fmt: str, level: str, access_log: bool = False) -> None:
 
 
 def _bad_http_is_one_line(record: logging.LogRecord) -> bool:
-    """aiohttp logs every request it cannot parse (broken framing, an oversized header) as an error with a traceback: any client could flood the log. Those
-    are the client's fault, answered 400 by aiohttp: one info line each instead (a level is
-    only ever lowered)."""
+    """aiohttp logs every request it cannot parse (broken framing, an oversized header) as an
+    error with a traceback: any client could flood the log. Those are the client's fault,
+    answered 400 by aiohttp: one info line each instead (a level is only ever lowered)."""
     from aiohttp.http_exceptions import BadHttpMessage
 
     error = record.exc_info[1] if record.exc_info else None

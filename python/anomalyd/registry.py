@@ -27,6 +27,8 @@ from .jobupdate import apply_update
 from .store import MODEL_PIECE_BYTES, CountsWriter, Store
 
 ES_VERSION = "8.19.3"
+#: What `GET /` and `Warning` headers name as the build.
+BUILD_HASH = "anomalyd"
 log = structlog.get_logger("anomalyd.registry")
 
 

@@ -92,6 +92,11 @@ impl IngestEngine {
         self.transfer_buckets();
     }
 
+    /// See [`BodyStream::allow_document`]; for the request in progress.
+    pub fn allow_document(&mut self, bytes: usize) {
+        self.stream.allow_document(bytes);
+    }
+
     pub fn feed(&mut self, data: &[u8]) -> Result<(), StreamError> {
         self.pipeline.request.input_bytes += data.len() as u64;
         self.stream.feed(&self.fields, data, &mut Accounting(&mut self.pipeline))

@@ -66,7 +66,10 @@ pub struct BodyStream {
     errors: u32,
     /// Bytes of the BOM matched at the start of the body (3 = done or not present).
     bom_seen: usize,
+    /// The largest document of the request in progress: the job's limit, or more for a body
+    /// whose whole size is known (see [`Self::allow_document`]).
     max_document: usize,
+    job_max_document: usize,
     /// Records read inside a unit that is not finished yet (only after Elasticsearch's
     /// nested-array quirk ends a record early); accounted when the unit completes.
     deferred: Vec<Record>,
@@ -85,6 +88,7 @@ impl BodyStream {
             errors: 0,
             bom_seen: 0,
             max_document,
+            job_max_document: max_document,
             deferred: Vec::new(),
             fast: fast::Scratch::default(),
         }
@@ -108,6 +112,14 @@ impl BodyStream {
         self.errors = 0;
         self.bom_seen = 0;
         self.deferred.clear();
+        self.max_document = self.job_max_document;
+    }
+
+    /// Documents up to `bytes` are accepted in this request (never less than the job's limit).
+    /// The limit bounds what an endless chunked stream can make anomalyd hold; a body of known
+    /// size, already capped by `--max-content-length`, may be one document as in Elasticsearch.
+    pub fn allow_document(&mut self, bytes: usize) {
+        self.max_document = self.max_document.max(bytes);
     }
 
     pub fn feed(&mut self, fields: &FieldSet, mut data: &[u8], out: &mut dyn OnRecord) -> Result<(), StreamError> {

@@ -282,6 +282,25 @@ fn a_document_over_the_limit_fails() {
 }
 
 #[test]
+fn a_body_of_known_size_may_be_one_document_for_its_request_only() {
+    let spec = job(r#"{"function":"count"}"#, "", "epoch");
+    let mut e = IngestEngine::open(spec, None, 64);
+    let big = format!("{{\"time\":1}}{{\"time\":2,\"pad\":\"{}\"}}", "x".repeat(100));
+    for step in [1, 10, 1000] {
+        e.start_request();
+        e.allow_document(big.len());
+        let fed = big.as_bytes().chunks(step).try_for_each(|c| e.feed(c));
+        let r: serde_json::Value = serde_json::from_str(&fed.and_then(|_| e.finish_request(0)).unwrap()).unwrap();
+        assert_eq!(n(&r, "input_record_count"), 2, "step {step}");
+        // a smaller allowance never lowers the job's limit; the next request has the job's
+        e.start_request();
+        e.allow_document(10);
+        assert_eq!(e.feed(big.as_bytes()), Err(StreamError::DocumentTooLarge { limit: 64 }));
+        e.abort_request();
+    }
+}
+
+#[test]
 fn a_nested_array_ends_collection_early_as_in_elasticsearch() {
     let spec = || job(r#"{"function":"mean","field_name":"f"}"#, "", "epoch");
     // The `]` of [1] ends f's collection; the reader then meets `}` of {"x":..} at level 0 and

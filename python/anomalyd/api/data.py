@@ -20,22 +20,20 @@ from aiohttp.streams import EmptyStreamReader
 
 from .. import errors
 from .._native import DocumentTooLargeError, MalformedInputError
-from ..encoding import BodyDecoder, body_encoding
-from ..errors import STALLED, EsError, json_response
+from ..encoding import BodyDecoder, content_coding
+from ..errors import STALLED, EsError, SimpleError, json_response
 from ..keys import REGISTRY, REQUEST_STATS, SETTINGS
 from ..settings import Settings
 from .human import counts_body, wants_human
 from .params import as_bool, as_str, check_content_type, date_param, merged_params, reject_unknown_query
-from .routes import PRODUCT_HEADER, Routes
+from .routes import PRODUCT_HEADER, Routes, deprecated
 
 BASE = "/_ml/anomaly_detectors"
 log = structlog.get_logger("anomalyd")
 
 DATA_PARAMS = frozenset({"reset_start", "reset_end"})
-DEPRECATION = (
-    '299 Elasticsearch-8.19.3 "Posting data directly to anomaly detection jobs is deprecated, '
-    'in a future major version it will be compulsory to use a datafeed"'
-)
+DEPRECATION = ("Posting data directly to anomaly detection jobs is deprecated, "
+               "in a future major version it will be compulsory to use a datafeed")
 
 
 def reset_range(request: web.Request) -> tuple[int, int] | None:
@@ -115,6 +113,9 @@ async def _body_chunks(request: web.Request, read_timeout: float,
             else:
                 for piece in decoder.decode(chunk):
                     yield piece
+                    # One compressed read can inflate a thousandfold and the next is often
+                    # buffered already: let the loop serve others between a read's pieces.
+                    await asyncio.sleep(0)
             watchdog.busy = False
             watchdog.waiting_since = loop_time()
     finally:
@@ -126,18 +127,22 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
     # properties (`request.app` too) is a Python call the first time it is read: the app and
     # its settings are bound at setup, and the inputs come from what routing has parsed
     # already (the URL) and from the headers, each read once.
-    has_query = bool(request.rel_url.raw_query_string)
-    if has_query:
-        reject_unknown_query(request, DATA_PARAMS)
-    job_id = request.match_info["job_id"]
+    # In Elasticsearch's order: the HTTP layer's size limit, the REST layer's content type,
+    # then the handler, whose every answer carries the route's deprecation warning.
+    length = request.headers.get("Content-Length")  # already validated by the HTTP parser
+    if length is not None and int(length) > settings.max_content_length:
+        return web.Response(status=413)
     content = request.content
     coding = None
     if type(content) is not EmptyStreamReader:  # a body (Content-Length or chunked); an empty one needs no type
         check_content_type(request, streaming=True)
-        coding = body_encoding(request)
-    length = request.headers.get("Content-Length")  # already validated by the HTTP parser
-    if length is not None and int(length) > settings.max_content_length:
-        return web.Response(status=413)
+        coding = content_coding(request)
+    if settings.deprecation_warning:
+        deprecated(request, DEPRECATION)
+    has_query = bool(request.rel_url.raw_query_string)
+    if has_query:
+        reject_unknown_query(request, DATA_PARAMS)
+    job_id = request.match_info["job_id"]
     human = has_query and wants_human(request)
     actor = app[REGISTRY].actor_for_data(job_id)
     reset = reset_range(request) if has_query else None  # validated after the open check
@@ -146,15 +151,19 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
             # The whole body is here already (small requests): one native call, and no turn
             # to queue for unless the job is busy.
             whole = content.read_nowait()
-            body = actor.ingest_now(whole)
+            sized = length is not None
+            body = actor.ingest_now(whole, sized)
             if body is None:
                 async with actor.turn(request.transport):
-                    body = actor.ingest_whole(whole)
+                    body = actor.ingest_whole(whole, sized)
         else:
             async with actor.turn(request.transport):
                 decoder = None if coding is None else BodyDecoder(coding)
+                # A body of known size may be one document, as in Elasticsearch; the document
+                # limit bounds chunked and compressed streams, whose size nothing bounds.
+                known = int(length) if length is not None and coding is None else None
                 body = await actor.ingest(_body_chunks(request, settings.read_timeout, decoder),
-                                          None if reset is None else (reset[0] * 1000, reset[1] * 1000))
+                                          None if reset is None else (reset[0] * 1000, reset[1] * 1000), known)
     except MalformedInputError:
         reason = "The input JSON data is malformed."
         raise EsError(400, "status_exception", reason, caused_by=EsError(400, "parse_exception", reason)) from None
@@ -162,8 +171,7 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
         raise EsError(400, "status_exception", str(e), caused_by=EsError(400, "parse_exception", str(e))) from None
     if human:
         body = counts_body(body)
-    headers = {"Warning": DEPRECATION} if settings.deprecation_warning else None
-    return web.Response(status=202, body=body, content_type="application/json", headers=headers)
+    return web.Response(status=202, body=body, content_type="application/json")
 
 
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:
@@ -174,10 +182,15 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
     if expect != "100-continue":
         return None
     length = request.content_length
+    # Answered before any handler (and so before the route envelope): stamped and counted here.
     if length is not None and length > request.app[SETTINGS].max_content_length:
-        # Answered before any handler (and so before the route envelope): stamped and counted here.
         request.app[REQUEST_STATS].by_status[417] += 1
         return web.Response(status=417, headers={PRODUCT_HEADER: "Elasticsearch"})
+    try:
+        content_coding(request)
+    except SimpleError as e:  # no use sending a body that cannot be read
+        request.app[REQUEST_STATS].by_status[e.status] += 1
+        return json_response({"error": e.message, "status": e.status}, e.status, {PRODUCT_HEADER: "Elasticsearch"})
     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     return None
 

@@ -16,7 +16,7 @@ from ..registry import Job, JobRegistry, open_seconds
 from ..settings import parse_size
 from .human import wants_human, with_time_strings
 from .params import as_bool, json_body, merged_params, reject_unknown_query
-from .routes import Routes
+from .routes import Routes, deprecated
 
 BASE = "/_ml/anomaly_detectors"
 #: Elasticsearch's default `_close` timeout.
@@ -28,6 +28,13 @@ def _registry(request: web.Request) -> JobRegistry:
     return request.app[REGISTRY]
 
 
+def _allow_no_match(request: web.Request, params: dict[str, Any]) -> bool:
+    """`allow_no_match`, or the deprecated `allow_no_jobs` it replaced (with Elasticsearch's warning)."""
+    if "allow_no_jobs" in params:
+        deprecated(request, "Deprecated field [allow_no_jobs] used, expected [allow_no_match] instead")
+    return as_bool(params, "allow_no_match", as_bool(params, "allow_no_jobs", True))
+
+
 async def put_job(request: web.Request) -> web.Response:
     reject_unknown_query(request, frozenset({"ignore_unavailable", "allow_no_indices", "ignore_throttled", "expand_wildcards"}))
     body = await json_body(request, required=True)
@@ -37,7 +44,7 @@ async def put_job(request: web.Request) -> web.Response:
 
 async def get_jobs(request: web.Request) -> web.Response:
     reject_unknown_query(request, frozenset({"allow_no_match", "allow_no_jobs", "exclude_generated"}))
-    allow = as_bool(dict(request.query), "allow_no_match", as_bool(dict(request.query), "allow_no_jobs", True))
+    allow = _allow_no_match(request, dict(request.query))
     jobs = _registry(request).select(request.match_info.get("job_id"), allow)
     return json_response({"count": len(jobs), "jobs": [j.config for j in jobs]})
 
@@ -66,7 +73,7 @@ async def open_job(request: web.Request) -> web.Response:
 async def close_job(request: web.Request) -> web.Response:
     params = await merged_params(request, frozenset({"force", "timeout", "allow_no_match", "allow_no_jobs", "job_id"}), "close_job_request")
     force = as_bool(params, "force", False)
-    allow = as_bool(params, "allow_no_match", as_bool(params, "allow_no_jobs", True))
+    allow = _allow_no_match(request, params)
     timeout, shown = await _timeout(request, params, "close_job_request")
     registry = _registry(request)
     jobs = registry.select(request.match_info["job_id"], allow)
@@ -160,8 +167,7 @@ def job_stats(request: web.Request, registry: JobRegistry, job: Job, human: bool
 
 async def get_stats(request: web.Request) -> web.Response:
     reject_unknown_query(request, frozenset({"allow_no_match", "allow_no_jobs"}))
-    q = dict(request.query)
-    allow = as_bool(q, "allow_no_match", as_bool(q, "allow_no_jobs", True))
+    allow = _allow_no_match(request, dict(request.query))
     human = wants_human(request)
     registry = _registry(request)
     jobs = registry.select(request.match_info.get("job_id"), allow)

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from .._native import parse_date_param
 from ..actor import now_ms
-from ..encoding import body_encoding, decode_whole
+from ..encoding import content_coding, decode_whole
 from ..errors import EsError, SimpleError, bad_request
 from ..keys import SETTINGS
 
@@ -50,8 +50,8 @@ async def json_body(request: web.Request, *, required: bool = False) -> dict[str
         if required:
             raise bad_request("request body is required", "parse_exception")
         return None
+    coding = content_coding(request)
     raw = await request.read()
-    coding = body_encoding(request)
     if coding is not None:
         raw = decode_whole(raw, coding, request.app[SETTINGS].max_content_length)
     if not raw.strip():

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from ..errors import json_response
 from ..keys import NODE, REGISTRY
-from ..registry import ES_VERSION
+from ..registry import BUILD_HASH, ES_VERSION
 from .routes import Routes
 
 
@@ -20,7 +20,7 @@ async def info(request: web.Request) -> web.Response:
             "number": ES_VERSION,
             "build_flavor": "default",
             "build_type": "anomalyd",
-            "build_hash": "anomalyd",
+            "build_hash": BUILD_HASH,
             "build_date": "2026-11-28T00:00:00.000Z",
             "build_snapshot": False,
             "lucene_version": "9.12.0",
