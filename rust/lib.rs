@@ -164,13 +164,16 @@ impl PyIngestEngine {
     }
 
     /// Start a request; `body_bytes`, when the body's size is known, is also the largest
-    /// document it may hold (else the job's `max_document_bytes`).
-    #[pyo3(signature = (body_bytes=None))]
-    fn start_request(&self, py: Python<'_>, body_bytes: Option<usize>) {
+    /// document it may hold (else the job's `max_document_bytes`); `smile`: the body is SMILE.
+    #[pyo3(signature = (body_bytes=None, smile=false))]
+    fn start_request(&self, py: Python<'_>, body_bytes: Option<usize>, smile: bool) {
         let inner = &mut self.engine(py).inner;
         inner.start_request();
         if let Some(bytes) = body_bytes {
             inner.allow_document(bytes);
+        }
+        if smile {
+            inner.read_smile();
         }
     }
 
@@ -189,9 +192,10 @@ impl PyIngestEngine {
     /// A body that has fully arrived, in one call: start, feed, finish. Returns the
     /// per-request DataCounts as JSON; on a malformed body the request is aborted (what was
     /// read stays in the totals) and the error raised, as `finish_request` does. `sized`: the
-    /// body came with its size (Content-Length), so it may be one document (`start_request`).
-    #[pyo3(signature = (data, now_ms, sized=false))]
-    fn ingest_body<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>, now_ms: i64, sized: bool) -> PyResult<Bound<'py, PyBytes>> {
+    /// body came with its size (Content-Length), so it may be one document; `smile`: it is
+    /// SMILE (`start_request`).
+    #[pyo3(signature = (data, now_ms, sized=false, smile=false))]
+    fn ingest_body<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>, now_ms: i64, sized: bool, smile: bool) -> PyResult<Bound<'py, PyBytes>> {
         let chunk = Chunk::of(data)?;
         let body = chunk.bytes();
         let run = |state: &mut EngineState| {
@@ -199,6 +203,9 @@ impl PyIngestEngine {
             inner.start_request();
             if sized {
                 inner.allow_document(body.len());
+            }
+            if smile {
+                inner.read_smile();
             }
             let fed = inner.feed(body);
             if fed.is_err() {
@@ -374,6 +381,14 @@ fn parse_time(fmt: &str, text: &str) -> PyResult<Option<i64>> {
     Ok(f.parse_ms(text.as_bytes()))
 }
 
+/// The JSON text of a whole SMILE body (one root value per line), read as Elasticsearch
+/// reads one; ValueError when it is not well-formed SMILE.
+#[pyfunction]
+fn smile_to_json<'py>(py: Python<'py>, body: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let json = ingest::smile::body_to_json(body).map_err(|_| PyValueError::new_err("malformed SMILE"))?;
+    Ok(PyBytes::new(py, &json))
+}
+
 /// The SIMD level in use: scalar, sse2, avx2 or neon.
 #[pyfunction]
 fn simd_level() -> &'static str {
@@ -396,6 +411,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(validate_time_format, m)?)?;
     m.add_function(wrap_pyfunction!(parse_date_param, m)?)?;
     m.add_function(wrap_pyfunction!(parse_time, m)?)?;
+    m.add_function(wrap_pyfunction!(smile_to_json, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(set_simd_level, m)?)?;
     m.add("DEFAULT_MAX_DOCUMENT_BYTES", ingest::DEFAULT_MAX_DOCUMENT)?;

@@ -25,19 +25,20 @@ class IngestEngine:
 
     def __init__(self, config: str, data_counts: str | None = None, max_document_bytes: int = ...) -> None:
         """`config`: the job's JSON; `data_counts`: its persisted lifetime totals (JSON)."""
-    def start_request(self, body_bytes: int | None = None) -> None:
+    def start_request(self, body_bytes: int | None = None, smile: bool = False) -> None:
         """Start a request; `body_bytes`, the body's size when known (Content-Length), is also
-        the largest document it may hold (else `max_document_bytes`)."""
+        the largest document it may hold (else `max_document_bytes`); `smile`: a SMILE body."""
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Feed the next chunk of the body (`bytes` zero-copy, other buffers copied; the GIL is
         released for large chunks)."""
     def feed_many(self, chunks: list[bytes | bytearray | memoryview]) -> None:
         """Feed the next chunks of the body, in order, in one call (for a worker thread: the
         GIL is released while they are read, and reads of the totals meanwhile wait)."""
-    def ingest_body(self, data: bytes | bytearray | memoryview, now_ms: int, sized: bool = False) -> bytes:
+    def ingest_body(self, data: bytes | bytearray | memoryview, now_ms: int, sized: bool = False,
+                    smile: bool = False) -> bytes:
         """A whole body in one call: the request's DataCounts as JSON. Raises MalformedInputError
         or DocumentTooLargeError after aborting the request (what was read stays in the totals).
-        `sized`: the body came with a Content-Length, so it may be one document."""
+        `sized`: the body came with a Content-Length, so it may be one document; `smile`: SMILE."""
     def finish_request(self, now_ms: int) -> bytes:
         """End of body: the request's DataCounts as JSON. Raises MalformedInputError."""
     def abort_request(self) -> None:
@@ -82,6 +83,10 @@ def parse_date_param(text: str, now_ms: int) -> int | None:
 
 def parse_time(fmt: str, text: str) -> int | None:
     """Parse a record time value with a job time format, in epoch ms."""
+
+def smile_to_json(body: bytes) -> bytes:
+    """The JSON text of a whole SMILE body (one root value per line), read as Elasticsearch reads
+    one (pieces cut at 0xFF, each with its header); ValueError when it is not well-formed."""
 
 def simd_level() -> str:
     """The SIMD level in use: scalar, sse2, avx2 or neon."""

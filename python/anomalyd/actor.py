@@ -276,13 +276,14 @@ class JobActor:
     # -- operations (called while holding a turn) -------------------------------------------
 
     async def ingest(self, chunks: AsyncIterator[bytes], reset: tuple[int, int] | None = None,
-                     body_bytes: int | None = None) -> bytes:
+                     body_bytes: int | None = None, smile: bool = False) -> bytes:
         """Stream one request body into the engine; the per-request counts as JSON.
 
         `reset` (ms) forgets what the open buckets in that range gathered first; `body_bytes`
-        is the body's size when known (one document may then be that large)."""
+        is the body's size when known (one document may then be that large); `smile`: the
+        body is SMILE."""
         engine = self.engine
-        engine.start_request(body_bytes)
+        engine.start_request(body_bytes, smile)
         if reset is not None:
             engine.reset_buckets(*reset)
         feeder = _Feeder(engine, self._feed_pool)
@@ -308,19 +309,19 @@ class JobActor:
         self._hooks.request_done(self)
         return body
 
-    def ingest_now(self, body: bytes, sized: bool) -> bytes | None:
+    def ingest_now(self, body: bytes, sized: bool, smile: bool) -> bytes | None:
         """A body that has fully arrived (most small requests), ingested at once if the job is
         free: one native call and no await, so nothing can come between and no turn is needed.
         None when others hold or wait for the job; then the caller queues for a turn."""
         if self._busy or self._waiters or self._retired is not None:
             return None
-        return self.ingest_whole(body, sized)
+        return self.ingest_whole(body, sized, smile)
 
-    def ingest_whole(self, body: bytes, sized: bool) -> bytes:
+    def ingest_whole(self, body: bytes, sized: bool, smile: bool) -> bytes:
         """`ingest` of a body that has fully arrived, in one native call; `sized`: it came
-        with a Content-Length (one document may then be all of it)."""
+        with a Content-Length (one document may then be all of it); `smile`: it is SMILE."""
         try:
-            out = self.engine.ingest_body(body, now_ms(), sized)
+            out = self.engine.ingest_body(body, now_ms(), sized, smile)
         except BaseException:
             self._hooks.results_ready(self)  # buckets finished before the failure are final
             raise

@@ -1,7 +1,7 @@
 //! The per-job ingest engine: request bodies in, Elasticsearch-exact `DataCounts` out.
 //!
 //! Data flows one way: [`stream`] cuts chunks into records (with [`token`], [`reader`] and
-//! [`scanner`]), [`pipeline`] accounts for each record and hands processed ones to the
+//! [`scanner`]; a SMILE body is first turned into JSON text by [`smile`]), [`pipeline`] accounts for each record and hands processed ones to the
 //! analysis engine, [`diagnostics`] finishes buckets, and [`counts`] renders the result. This module owns
 //! the request lifecycle: per-request counts, lifetime totals, and the state that survives a
 //! close and reopen.
@@ -13,6 +13,7 @@ pub mod fields;
 pub mod pipeline;
 pub mod reader;
 pub mod scanner;
+pub mod smile;
 pub mod stream;
 pub mod token;
 #[cfg(test)]
@@ -25,6 +26,7 @@ use crate::config::JobSpec;
 use counts::DataCounts;
 use fields::{FieldSet, Record};
 use pipeline::Pipeline;
+use smile::SmileBody;
 use stream::{BodyStream, OnRecord, StreamError};
 
 pub const DEFAULT_MAX_DOCUMENT: usize = 16 << 20;
@@ -51,6 +53,8 @@ pub struct IngestEngine {
     /// in between does not reach the store before the next success.
     saved: DataCounts,
     in_request: bool,
+    /// The request in progress has a SMILE body (None: JSON).
+    smile: Option<SmileBody>,
     /// Elasticsearch's `A` lives in memory and is 1 until the first request after an open
     /// (`post-data.md` §1.3 quirk), which `_stats` shows.
     requests_since_open: u64,
@@ -74,7 +78,7 @@ impl IngestEngine {
         }
         let stream = BodyStream::new(&fields, max_document);
         let saved = totals.clone();
-        IngestEngine { job_id: spec.job_id, fields, pipeline, stream, totals, saved, in_request: false, requests_since_open: 0 }
+        IngestEngine { job_id: spec.job_id, fields, pipeline, stream, totals, saved, in_request: false, smile: None, requests_since_open: 0 }
     }
 
     fn analysis_count(&self) -> u64 {
@@ -88,6 +92,7 @@ impl IngestEngine {
         self.in_request = true;
         self.requests_since_open += 1;
         self.stream.reset();
+        self.smile = None;
         self.pipeline.request = DataCounts::default();
         self.transfer_buckets();
     }
@@ -97,9 +102,21 @@ impl IngestEngine {
         self.stream.allow_document(bytes);
     }
 
+    /// The request in progress has a SMILE body (`smile.rs`): its bytes are counted, its
+    /// documents read as their JSON text.
+    pub fn read_smile(&mut self) {
+        // The document limit applies to each SMILE piece, which is then read whole.
+        self.smile = Some(SmileBody::new(self.stream.max_document()));
+        self.stream.allow_document(usize::MAX);
+    }
+
     pub fn feed(&mut self, data: &[u8]) -> Result<(), StreamError> {
         self.pipeline.request.input_bytes += data.len() as u64;
-        self.stream.feed(&self.fields, data, &mut Accounting(&mut self.pipeline))
+        let IngestEngine { stream, fields, pipeline, smile, .. } = self;
+        match smile {
+            None => stream.feed(fields, data, &mut Accounting(pipeline)),
+            Some(body) => body.feed(data, |json| stream.feed(fields, json, &mut Accounting(pipeline))),
+        }
     }
 
     /// End of body: the per-request counts on success. On failure the records already read
@@ -114,7 +131,12 @@ impl IngestEngine {
     /// caller answering many small requests reuses one buffer instead of allocating each time.
     pub fn finish_request_into(&mut self, now_ms: i64, body: &mut String) -> Result<(), StreamError> {
         body.clear();
-        if let Err(e) = self.stream.finish(&self.fields, &mut Accounting(&mut self.pipeline)) {
+        let IngestEngine { stream, fields, pipeline, smile, .. } = self;
+        let last = match smile {
+            Some(smile) => smile.finish(|json| stream.feed(fields, json, &mut Accounting(pipeline))),
+            None => Ok(()),
+        };
+        if let Err(e) = last.and_then(|()| self.stream.finish(&self.fields, &mut Accounting(&mut self.pipeline))) {
             self.abort_request();
             return Err(e);
         }

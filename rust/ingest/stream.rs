@@ -115,6 +115,11 @@ impl BodyStream {
         self.max_document = self.job_max_document;
     }
 
+    /// The largest document of the request in progress.
+    pub fn max_document(&self) -> usize {
+        self.max_document
+    }
+
     /// Documents up to `bytes` are accepted in this request (never less than the job's limit).
     /// The limit bounds what an endless chunked stream can make anomalyd hold; a body of known
     /// size, already capped by `--max-content-length`, may be one document as in Elasticsearch.

@@ -133,9 +133,9 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
     if length is not None and int(length) > settings.max_content_length:
         return web.Response(status=413)
     content = request.content
-    coding = None
+    coding, smile = None, False
     if type(content) is not EmptyStreamReader:  # a body (Content-Length or chunked); an empty one needs no type
-        check_content_type(request, streaming=True)
+        smile = check_content_type(request, streaming=True)
         coding = content_coding(request)
     if settings.deprecation_warning:
         deprecated(request, DEPRECATION)
@@ -152,10 +152,10 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
             # to queue for unless the job is busy.
             whole = content.read_nowait()
             sized = length is not None
-            body = actor.ingest_now(whole, sized)
+            body = actor.ingest_now(whole, sized, smile)
             if body is None:
                 async with actor.turn(request.transport):
-                    body = actor.ingest_whole(whole, sized)
+                    body = actor.ingest_whole(whole, sized, smile)
         else:
             async with actor.turn(request.transport):
                 decoder = None if coding is None else BodyDecoder(coding)
@@ -163,7 +163,7 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
                 # limit bounds chunked and compressed streams, whose size nothing bounds.
                 known = int(length) if length is not None and coding is None else None
                 body = await actor.ingest(_body_chunks(request, settings.read_timeout, decoder),
-                                          None if reset is None else (reset[0] * 1000, reset[1] * 1000), known)
+                                          None if reset is None else (reset[0] * 1000, reset[1] * 1000), known, smile)
     except MalformedInputError:
         reason = "The input JSON data is malformed."
         raise EsError(400, "status_exception", reason, caused_by=EsError(400, "parse_exception", reason)) from None

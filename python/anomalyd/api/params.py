@@ -7,7 +7,7 @@ from typing import Any
 import simdjson
 from aiohttp import web
 
-from .._native import parse_date_param
+from .._native import parse_date_param, smile_to_json
 from ..actor import now_ms
 from ..encoding import content_coding, decode_whole
 from ..errors import EsError, SimpleError, bad_request
@@ -18,27 +18,31 @@ COMMON = frozenset({"pretty", "human", "error_trace", "filter_path", "format"})
 
 JSON_TYPES = ("application/json", "application/x-ndjson")
 VENDOR_TYPES = ("application/vnd.elasticsearch+json", "application/vnd.elasticsearch+x-ndjson")
+SMILE_TYPES = ("application/smile", "application/vnd.elasticsearch+smile")
 STREAMLESS_TYPES = {"application/yaml": "yaml", "application/cbor": "cbor",
                     "application/vnd.elasticsearch+yaml": "yaml", "application/vnd.elasticsearch+cbor": "cbor"}
 
 
-#: Content-Type values already accepted: clients send the same one or two on every request,
-#: and parsing the header was a visible share of a small request's cost.
-_ACCEPTED_TYPES: set[str] = set()
+#: Content-Type values already accepted, and whether each is SMILE: clients send the same one or
+#: two on every request, and parsing the header was a visible share of a small request's cost.
+_ACCEPTED_TYPES: dict[str, bool] = {}
 
 
-def check_content_type(request: web.Request, *, streaming: bool = False) -> None:
-    """406 unless the body is JSON (plain, NDJSON or the compatible-with vendor types)."""
+def check_content_type(request: web.Request, *, streaming: bool = False) -> bool:
+    """Whether the body is SMILE; 406 unless it is SMILE or JSON (plain, NDJSON or the
+    compatible-with vendor types)."""
     raw = request.headers.get("Content-Type")
-    if raw in _ACCEPTED_TYPES:
-        return
+    smile = _ACCEPTED_TYPES.get(raw)  # type: ignore[arg-type]
+    if smile is not None:
+        return smile
     if raw is None:
         raise SimpleError(406, "Content-Type header is missing")
     mime = request.content_type
-    if (mime in JSON_TYPES or mime in VENDOR_TYPES) and len(_ACCEPTED_TYPES) < 64:
-        _ACCEPTED_TYPES.add(raw)
-    if mime in JSON_TYPES or mime in VENDOR_TYPES:
-        return
+    if mime in JSON_TYPES or mime in VENDOR_TYPES or mime in SMILE_TYPES:
+        smile = mime in SMILE_TYPES
+        if len(_ACCEPTED_TYPES) < 64:
+            _ACCEPTED_TYPES[raw] = smile
+        return smile
     if streaming and mime in STREAMLESS_TYPES:
         raise SimpleError(406, f"Content-Type [{STREAMLESS_TYPES[mime]}] does not support stream parsing. Use JSON or SMILE instead")
     raise SimpleError(406, f"Content-Type header [{raw}] is not supported")
@@ -58,7 +62,11 @@ async def json_body(request: web.Request, *, required: bool = False) -> dict[str
         if required:
             raise bad_request("request body is required", "parse_exception")
         return None
-    check_content_type(request)
+    if check_content_type(request):
+        try:
+            raw = smile_to_json(raw)
+        except ValueError:
+            raise EsError(400, "x_content_parse_exception", "Failed to parse request body: malformed SMILE") from None
     try:
         body = simdjson.loads(raw)
     except ValueError as e:
