@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from .errors import SimpleError, UnreadableBody
 
@@ -43,7 +43,7 @@ _GZIP_ID1 = 0x1F
 
 def content_coding(request: web.Request) -> str | None:
     """The body's content coding (lower case), None for none; 415 for one anomalyd cannot undo."""
-    raw = request.headers.get("Content-Encoding")
+    raw = request.headers.get(hdrs.CONTENT_ENCODING)  # an `istr`: no case-folding per request
     if raw is None:
         return None
     name = raw.strip().lower()

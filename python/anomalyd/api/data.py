@@ -15,7 +15,7 @@ from functools import partial
 from typing import AsyncIterator
 
 import structlog
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.streams import EmptyStreamReader
 
 from .. import errors
@@ -94,7 +94,7 @@ async def _body_chunks(request: web.Request, read_timeout: float,
     # join every buffered piece into one new bytes, a copy of the body whenever the engine is
     # behind the socket. A chunked body is read with `readany`, which batches small HTTP
     # chunks (log shippers send many) that `readchunk` would hand over one call each.
-    by_piece = not request.headers.get("Transfer-Encoding")
+    by_piece = not request.headers.get(hdrs.TRANSFER_ENCODING)
     watchdog = _Watchdog(request, read_timeout)
     loop_time = watchdog.loop.time
     try:
@@ -129,7 +129,7 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
     # already (the URL) and from the headers, each read once.
     # In Elasticsearch's order: the HTTP layer's size limit, the REST layer's content type,
     # then the handler, whose every answer carries the route's deprecation warning.
-    length = request.headers.get("Content-Length")  # already validated by the HTTP parser
+    length = request.headers.get(hdrs.CONTENT_LENGTH)  # validated by the HTTP parser; an `istr` key
     if length is not None and int(length) > settings.max_content_length:
         return web.Response(status=413)
     content = request.content

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import simdjson
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from .._native import parse_date_param, smile_to_json
 from ..actor import now_ms
@@ -31,7 +31,7 @@ _ACCEPTED_TYPES: dict[str, bool] = {}
 def check_content_type(request: web.Request, *, streaming: bool = False) -> bool:
     """Whether the body is SMILE; 406 unless it is SMILE or JSON (plain, NDJSON or the
     compatible-with vendor types)."""
-    raw = request.headers.get("Content-Type")
+    raw = request.headers.get(hdrs.CONTENT_TYPE)  # an `istr`: no case-folding per request
     smile = _ACCEPTED_TYPES.get(raw)  # type: ignore[arg-type]
     if smile is not None:
         return smile
