@@ -294,7 +294,7 @@ async def test_expect_continue_above_max_is_417_and_counted(small_limits, client
     r = await client.post(DATA, data=body, headers=NDJSON, expect100=True)
     assert (r.status, await r.read(), r.headers["X-Elastic-Product"]) == (417, b"", "Elasticsearch")
     metrics = await (await client.get("/metrics")).text()
-    assert 'anomalyd_http_requests_total{status="417"} 1.0' in metrics
+    assert 'anomalyd_http_requests_total{method="POST",route="/_ml/anomaly_detectors/{job_id}/_data",status="417"} 1.0' in metrics
     assert (await job_stats(client))["data_counts"]["input_bytes"] == 0
 
 
@@ -714,7 +714,12 @@ async def test_metrics(client):
     text = await r.text()
     assert f'anomalyd_input_bytes_total{{job_id="{J}"}} 177.0' in text
     assert f'anomalyd_records_total{{job_id="{J}",outcome="processed"}} 2.0' in text
-    assert 'anomalyd_http_requests_total{status="202"} 1.0' in text
+    assert 'anomalyd_http_requests_total{method="POST",route="/_ml/anomaly_detectors/{job_id}/_data",status="202"} 1.0' in text
+    assert 'anomalyd_http_requests_total{method="GET",route="/metrics",status="200"}' not in text  # counted after
+    assert 'anomalyd_http_requests_total{method="PUT",route="/_ml/anomaly_detectors/{job_id}",status="200"} 1.0' in text
+    r = await client.get("/no/such/thing")
+    text = await (await client.get("/metrics")).text()
+    assert 'anomalyd_http_requests_total{method="*",route="/{tail}",status="400"} 1.0' in text
     assert f'anomalyd_job_queue_depth{{job_id="{J}"}} 0.0' in text
     assert "anomalyd_open_jobs 1.0" in text
 

@@ -363,8 +363,8 @@ def test_a_stalled_stream_is_cut_and_counted_apart_from_disconnects(tmp_path: Pa
         while 'status="499"' not in (text := urllib.request.urlopen(f"{srv.url}/metrics").read().decode()):
             assert time.monotonic() < deadline, text
             time.sleep(0.05)
-        assert 'anomalyd_http_requests_total{status="408"} 1.0' in text
-        assert 'anomalyd_http_requests_total{status="499"} 1.0' in text
+        assert 'anomalyd_http_requests_total{method="POST",route="/_ml/anomaly_detectors/{job_id}/_data",status="408"} 1.0' in text
+        assert 'anomalyd_http_requests_total{method="POST",route="/_ml/anomaly_detectors/{job_id}/_data",status="499"} 1.0' in text
         assert job_stats(srv, "slow")["data_counts"]["processed_record_count"] == 2
     finally:
         assert srv.stop(signal.SIGTERM) == 0

@@ -69,11 +69,12 @@ log {{ source(s_in); destination(d_ml); }};
 
 
 def request_counts(server: Server) -> dict[str, float]:
-    """`anomalyd_http_requests_total` by status, from /metrics."""
+    """`anomalyd_http_requests_total` of `_data` by status, from /metrics."""
     with urllib.request.urlopen(server.url + "/metrics", timeout=10) as r:
         text = r.read().decode()
+    data = re.escape('method="POST",route="/_ml/anomaly_detectors/{job_id}/_data"')
     return {m.group(1): float(m.group(2))
-            for m in re.finditer(r'^anomalyd_http_requests_total\{status="(\d+)"\} (\S+)$', text, re.MULTILINE)}
+            for m in re.finditer(r'^anomalyd_http_requests_total\{' + data + r',status="(\d+)"\} (\S+)$', text, re.MULTILINE)}
 
 
 def test_syslog_ng_http_destination_feeds_a_job(server: Server, tmp_path: Path) -> None:

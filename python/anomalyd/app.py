@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     # Bodies are decoded by the handlers (encoding.py), which can answer a failure properly.
     app = web.Application(client_max_size=settings.max_content_length, handler_args={"auto_decompress": False})
     app[SETTINGS] = settings
-    app[REQUEST_STATS] = RequestStats(defaultdict(int))
+    app[REQUEST_STATS] = RequestStats(by_route=defaultdict(int))
     app.cleanup_ctx.append(_resources)
     app.on_shutdown.append(_interrupt_requests)
     if settings.security:

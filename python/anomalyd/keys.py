@@ -22,9 +22,16 @@ class NodeInfo:
 
 @dataclass
 class RequestStats:
-    """Requests by status, counted by the route envelope (`api/routes.py`) and exported by /metrics."""
+    """Answers by route (method, path pattern) and status, counted by the route envelope
+    (`api/routes.py`) and exported by /metrics."""
 
-    by_status: dict[int, int]
+    by_route: dict[tuple[tuple[str, str], int], int]
+
+    def count(self, request: web.Request, status: int) -> None:
+        """Count an answer given outside the envelope, for the route `request` matched."""
+        route = request.match_info.route
+        path = route.resource.canonical if route.resource is not None else "?"
+        self.by_route[((route.method, path), status)] += 1
 
 
 SETTINGS = web.AppKey("settings", Settings)

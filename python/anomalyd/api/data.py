@@ -184,12 +184,12 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
     length = request.content_length
     # Answered before any handler (and so before the route envelope): stamped and counted here.
     if length is not None and length > request.app[SETTINGS].max_content_length:
-        request.app[REQUEST_STATS].by_status[417] += 1
+        request.app[REQUEST_STATS].count(request, 417)
         return web.Response(status=417, headers={PRODUCT_HEADER: "Elasticsearch"})
     try:
         content_coding(request)
     except SimpleError as e:  # no use sending a body that cannot be read
-        request.app[REQUEST_STATS].by_status[e.status] += 1
+        request.app[REQUEST_STATS].count(request, e.status)
         return json_response({"error": e.message, "status": e.status}, e.status, {PRODUCT_HEADER: "Elasticsearch"})
     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     return None

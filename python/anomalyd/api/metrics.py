@@ -47,9 +47,10 @@ class AnomalydCollector(Collector):
                 depth.add_metric([job.job_id], job.actor.queue_depth)
         yield from (bytes_in, records, missing, depth)
         yield GaugeMetricFamily("anomalyd_open_jobs", "Jobs with a running engine (opened or closing)", value=open_jobs)
-        requests = CounterMetricFamily("anomalyd_http_requests", "HTTP requests by status", labels=["status"])
-        for status, n in sorted(self.app[REQUEST_STATS].by_status.items()):
-            requests.add_metric([str(status)], n)
+        requests = CounterMetricFamily("anomalyd_http_requests", "HTTP answers by route and status",
+                                       labels=["method", "route", "status"])
+        for ((method, route), status), n in sorted(self.app[REQUEST_STATS].by_route.items()):
+            requests.add_metric([method, route, str(status)], n)
         yield requests
 
 

@@ -44,7 +44,8 @@ def deprecated(request: web.Request, message: str) -> None:
     request.setdefault(WARNINGS, []).append(f'299 Elasticsearch-{ES_VERSION}-{BUILD_HASH} "{quoted}"')
 
 
-def _endpoint(handler: Handler, by_status: dict[int, int], auth: tuple[Authenticator, Action] | None) -> Handler:
+def _endpoint(handler: Handler, route: tuple[str, str], by_route: dict[tuple[tuple[str, str], int], int],
+              auth: tuple[Authenticator, Action] | None) -> Handler:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         try:
             if auth is not None:
@@ -62,7 +63,7 @@ def _endpoint(handler: Handler, by_status: dict[int, int], auth: tuple[Authentic
         if len(request) and (warnings := request.get(WARNINGS)):
             for warning in warnings:
                 response.headers.add("Warning", warning)
-        by_status[response.status] += 1
+        by_route[(route, response.status)] += 1
         return response
 
     endpoint.enveloped = True  # type: ignore[attr-defined]  # see check_every_route
@@ -94,14 +95,14 @@ class Routes:
 
     def __init__(self, app: web.Application) -> None:
         self.app = app
-        self._by_status = app[REQUEST_STATS].by_status
+        self._by_route = app[REQUEST_STATS].by_route
         self._authenticator = app[AUTHENTICATOR] if app[SETTINGS].security else None
 
     def add_route(self, method: str, path: str, handler: Handler, **kwargs: Any) -> None:
         auth = None if self._authenticator is None else (self._authenticator, action_for(method, path))
-        self.app.router.add_route(method, path, _endpoint(handler, self._by_status, auth), **kwargs)
+        self.app.router.add_route(method, path, _endpoint(handler, (method, path), self._by_route, auth), **kwargs)
 
     def add_route_miss(self) -> None:
         """The catch-all; registered last, so any real route is found before it."""
         auth = None if self._authenticator is None else (self._authenticator, action_for("*", None))
-        self.app.router.add_route("*", MISS_ROUTE, _endpoint(route_miss, self._by_status, auth))
+        self.app.router.add_route("*", MISS_ROUTE, _endpoint(route_miss, ("*", MISS_PATH), self._by_route, auth))
