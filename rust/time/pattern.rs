@@ -57,6 +57,8 @@ enum Item {
         min: usize,
         max: usize,
         reserve: usize,
+        /// The pattern's width, which printing pads to (Java prints `HH` as `00`).
+        width: usize,
     },
     /// English month or weekday names (full or abbreviated) or AM/PM, case-sensitive as in java.time.
     Name(Field),
@@ -75,6 +77,7 @@ impl Item {
             min,
             max,
             reserve: 0,
+            width: min,
         }
     }
 }
@@ -113,12 +116,17 @@ impl DatePattern {
     fn compile_in(pattern: &str, default_year: i64) -> Option<Self> {
         let mut rest = pattern.as_bytes();
         let items = compile_seq(&mut rest, 0)?;
-        // Java's check: parsing what the pattern prints for the epoch must give a timestamp,
-        // the year defaulted as for records. So a yearless pattern with a weekday passes only
-        // in years that begin on a Thursday, as the epoch did (in Elasticsearch too).
+        // Java's check: what the pattern prints for the epoch must parse back to a timestamp,
+        // the year defaulted as for records. So adjacent numbers that cannot be told apart
+        // (`yyyyDHH`) are refused, and a yearless pattern with a weekday passes only in years
+        // that begin on a Thursday, as the epoch did (in Elasticsearch too).
+        let mut text = Vec::new();
+        print_epoch(&items, &mut text);
         let mut sample = Fields::default();
-        fill_sample(&items, &mut sample);
-        let has_offset = sample.offset.is_some();
+        if parse_seq(&items, &text, 0, &mut sample)? != text.len() {
+            return None;
+        }
+        let has_offset = sample.offset.is_some(); // every optional section is printed
         resolve(&sample, default_year, has_offset, Resolver::Smart)?;
         Some(Self {
             items,
@@ -261,7 +269,13 @@ fn push_number(items: &mut Vec<Item>, run: &mut Option<Run>, field: Field, stric
         index: items.len(),
         strict,
     });
-    items.push(Item::number(field, 1, 9));
+    items.push(Item::Number {
+        field,
+        min: 1,
+        max: 9,
+        reserve: 0,
+        width: strict.0,
+    });
 }
 
 fn push_literal(items: &mut Vec<Item>, text: &[u8]) {
@@ -271,28 +285,31 @@ fn push_literal(items: &mut Vec<Item>, text: &[u8]) {
     }
 }
 
-/// Sets every field the pattern has to what printing 1970-01-01T00:00:00Z would give.
-fn fill_sample(items: &[Item], f: &mut Fields) {
+/// What the pattern prints for 1970-01-01T00:00:00Z, as java.time does: numbers padded to their
+/// pattern width, short English names, every optional section.
+fn print_epoch(items: &[Item], out: &mut Vec<u8>) {
     for item in items {
-        let field = match item {
-            Item::Number { field, .. } | Item::Name(field) => *field,
-            Item::Offset { .. } => Field::Offset,
-            Item::Optional(inner) => {
-                fill_sample(inner, f);
-                continue;
+        match item {
+            Item::Literal(lit) => out.extend_from_slice(lit),
+            Item::Number { field, width, .. } => {
+                let value = match field {
+                    Field::Year => 1970,
+                    Field::Year2 => 70,
+                    Field::Month | Field::Day | Field::DayOfYear => 1,
+                    Field::Hour12 => 12,
+                    Field::ClockHour => 24, // midnight, as java.time prints it
+                    Field::DayOfWeek => 4,  // the epoch was a Thursday
+                    _ => 0,
+                };
+                out.extend_from_slice(format!("{value:0width$}").as_bytes());
             }
-            Item::Literal(_) => continue,
-        };
-        let value = match field {
-            Field::Year | Field::Year2 => 1970,
-            Field::Month | Field::Day => 1,
-            Field::Hour12 => 12,
-            Field::ClockHour => 24, // midnight, as java.time prints it
-            Field::DayOfYear => 1,
-            Field::DayOfWeek => 4, // the epoch was a Thursday
-            _ => 0,
-        };
-        let _ = f.set(field, value);
+            Item::Name(Field::Month) => out.extend_from_slice(b"Jan"),
+            Item::Name(Field::DayOfWeek) => out.extend_from_slice(b"Thu"),
+            Item::Name(_) => out.extend_from_slice(b"AM"),
+            Item::Offset { z: true, .. } => out.push(b'Z'),
+            Item::Offset { colon, .. } => out.extend_from_slice(if *colon { b"+00:00" } else { b"+0000" }),
+            Item::Optional(inner) => print_epoch(inner, out),
+        }
     }
 }
 
@@ -358,6 +375,7 @@ fn parse_seq(items: &[Item], s: &[u8], mut pos: usize, f: &mut Fields) -> Option
                 min,
                 max,
                 reserve,
+                ..
             } => {
                 let available = count_digits(rest, max + reserve);
                 let n = available.saturating_sub(*reserve).max(*min);
@@ -904,10 +922,14 @@ mod tests {
             "yyyy-MM-dd HH z", "yyyy-MM-dd HH VV", "yyyy-MM-dd HH XXXXXX", "yyyy-MM-dd HH 'T",
             "yyyy-MM-dd HH]", "yyyy-MM-dd HH {", "yyyy-MM-dd HH #", "uuuu-MM-dd HH:mm:ss",
             "[[[[[[[[[yyyy-MM-dd HH]]]]]]]]]",
+            // what they print for the epoch does not read back: a variable-width number between
+            // adjacent ones takes the digits of the next (as java.time's check finds)
+            "yyyyDHH", "yyyyMdHH", "yyyyMMdH",
         ] {
             assert!(DatePattern::compile(pattern).is_none(), "{pattern:?}");
         }
-        let accepted = ["MM-dd HH", "yyyy-MM-dd h a", "[yyyy-MM-dd HH", "yyyy-MM-dd HH ''"];
+        let accepted = ["MM-dd HH", "yyyy-MM-dd h a", "[yyyy-MM-dd HH", "yyyy-MM-dd HH ''", "yyyyMMddHH",
+                        "yyyyDDDHH", "yyyyMMdd'T'HHmmss.SSSZ", "dd/MMM/yyyy:HH:mm:ss xx", "EEE, dd MMM yyyy HH:mm:ss XXX"];
         for pattern in accepted {
             assert!(DatePattern::compile(pattern).is_some(), "{pattern:?}");
         }
