@@ -381,12 +381,18 @@ fn parse_time(fmt: &str, text: &str) -> PyResult<Option<i64>> {
     Ok(f.parse_ms(text.as_bytes()))
 }
 
-/// The JSON text of a whole SMILE body (one root value per line), read as Elasticsearch
-/// reads one; ValueError when it is not well-formed SMILE.
+/// The JSON text of a SMILE body: as Elasticsearch reads a `_data` body (every root value, a
+/// line each), or with `document` as it reads another API's (the first root value, empty when
+/// there is none). ValueError when it is not well-formed SMILE.
 #[pyfunction]
-fn smile_to_json<'py>(py: Python<'py>, body: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-    let json = ingest::smile::body_to_json(body).map_err(|_| PyValueError::new_err("malformed SMILE"))?;
-    Ok(PyBytes::new(py, &json))
+#[pyo3(signature = (body, document=false))]
+fn smile_to_json<'py>(py: Python<'py>, body: &[u8], document: bool) -> PyResult<Bound<'py, PyBytes>> {
+    let json = if document {
+        ingest::smile::document_to_json(body).map(Option::unwrap_or_default)
+    } else {
+        ingest::smile::body_to_json(body)
+    };
+    Ok(PyBytes::new(py, &json.map_err(|_| PyValueError::new_err("malformed SMILE"))?))
 }
 
 /// The SIMD level in use: scalar, sse2, avx2 or neon.

@@ -84,9 +84,10 @@ def parse_date_param(text: str, now_ms: int) -> int | None:
 def parse_time(fmt: str, text: str) -> int | None:
     """Parse a record time value with a job time format, in epoch ms."""
 
-def smile_to_json(body: bytes) -> bytes:
-    """The JSON text of a whole SMILE body (one root value per line), read as Elasticsearch reads
-    one (pieces cut at 0xFF, each with its header); ValueError when it is not well-formed."""
+def smile_to_json(body: bytes, document: bool = False) -> bytes:
+    """The JSON text of a SMILE body: as Elasticsearch reads a `_data` body (every root value of
+    every piece ending in 0xFF, a line each), or with `document` another API's (its first root
+    value, empty when none). ValueError when it is not well-formed."""
 
 def simd_level() -> str:
     """The SIMD level in use: scalar, sse2, avx2 or neon."""

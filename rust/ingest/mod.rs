@@ -131,12 +131,10 @@ impl IngestEngine {
     /// caller answering many small requests reuses one buffer instead of allocating each time.
     pub fn finish_request_into(&mut self, now_ms: i64, body: &mut String) -> Result<(), StreamError> {
         body.clear();
-        let IngestEngine { stream, fields, pipeline, smile, .. } = self;
-        let last = match smile {
-            Some(smile) => smile.finish(|json| stream.feed(fields, json, &mut Accounting(pipeline))),
-            None => Ok(()),
-        };
-        if let Err(e) = last.and_then(|()| self.stream.finish(&self.fields, &mut Accounting(&mut self.pipeline))) {
+        if let Some(smile) = &mut self.smile {
+            smile.finish();
+        }
+        if let Err(e) = self.stream.finish(&self.fields, &mut Accounting(&mut self.pipeline)) {
             self.abort_request();
             return Err(e);
         }

@@ -1,14 +1,16 @@
 //! SMILE bodies (`Content-Type: application/smile`), Jackson's binary JSON, turned into JSON text
 //! for the ordinary reader.
 //!
-//! Elasticsearch cuts a SMILE `_data` body at every 0xFF byte (SMILE's stream separator, which
-//! encoded content never holds outside raw binary) and parses each piece as a SMILE document
-//! that starts with its `:)\n` header and may hold several root values. Here each piece is
-//! gathered whole ([`SmileSplitter`]) and transcoded ([`transcode`]): the token stream is kept
-//! exactly, so records, fields, duplicates and the rest are judged by the JSON path as they
-//! would be for the same document sent as JSON. Scalars become the text Jackson gives for them
-//! (`getText()`), which is what Elasticsearch reads: Java's `Float`/`Double`/`BigDecimal`
-//! `toString` for numbers, base64 for binary.
+//! Elasticsearch reads a SMILE `_data` body piece by piece, each piece running up to and
+//! including the next 0xFF byte (SMILE's end-of-content marker, which encoded content never
+//! holds outside raw binary); bytes after the last 0xFF are never read. Each piece is parsed as
+//! a SMILE document: its `:)\n` header, then root values until the marker (or a second header,
+//! where Jackson stops). Here each piece is gathered whole ([`SmileSplitter`]) and transcoded
+//! ([`transcode`]) one root value at a time: the token stream is kept exactly, so records,
+//! fields, duplicates and the rest are judged by the JSON path as they would be for the same
+//! documents sent as JSON. Scalars become the text Jackson gives for them (`getText()`), which
+//! is what Elasticsearch reads: Java's `Float`/`Double`/`BigDecimal` `toString` for numbers
+//! (quoted when not finite, as JSON has no `NaN`), base64 for binary.
 //!
 //! Not on the fast path: SMILE is what the Java test runner may send, not what shippers send.
 //! Format: the public Smile format specification (FasterXML, 1.0).
@@ -21,35 +23,40 @@ use super::stream::StreamError;
 pub enum SmileError {
     /// Not a well-formed SMILE document.
     Malformed,
-    /// Its JSON text would pass the bound given (shared strings can make it many times the size).
+    /// A root value's JSON text would pass the bound given (shared strings can make it many
+    /// times the size of its SMILE).
     TooLarge,
 }
 
 type Result<T> = std::result::Result<T, SmileError>;
 
 const HEADER: &[u8; 3] = b":)\n";
-const SEPARATOR: u8 = 0xFF;
+const END_OF_CONTENT: u8 = 0xFF;
 const END_OF_STRING: u8 = 0xFC;
 /// Shared-string tables hold at most this many entries, then start again empty.
 const MAX_SHARED: usize = 1024;
-/// Only values of at most this many bytes are shared.
-const MAX_SHARED_VALUE_BYTES: usize = 64;
+/// Containers nest at most this deep (Jackson's default limit since 2.15).
+const MAX_DEPTH: usize = 1000;
+/// How much larger than the document limit one root value's JSON text may be: escapes and
+/// numbers as text take a few times their bytes, and a shared string referenced by one byte
+/// may be 65.
+const JSON_PER_SMILE_BYTE: usize = 8;
 
-/// Gathers a body's 0xFF-separated pieces.
+/// Gathers a body's pieces: each ends with (and holds) a 0xFF.
 #[derive(Default)]
 pub struct SmileSplitter {
     piece: Vec<u8>,
 }
 
 impl SmileSplitter {
-    /// Feed the next bytes of the body; `on_piece` gets each piece completed by a separator.
+    /// Feed the next bytes of the body; `on_piece` gets each piece completed by a 0xFF.
     /// Errors of `on_piece` stop the feed and are returned.
     pub fn feed<E>(&mut self, mut data: &[u8], mut on_piece: impl FnMut(&[u8]) -> std::result::Result<(), E>) -> std::result::Result<(), E> {
-        while let Some(at) = memchr::memchr(SEPARATOR, data) {
+        while let Some(at) = memchr::memchr(END_OF_CONTENT, data) {
             let done = if self.piece.is_empty() {
-                on_piece(&data[..at])
+                on_piece(&data[..=at])
             } else {
-                self.piece.extend_from_slice(&data[..at]);
+                self.piece.extend_from_slice(&data[..=at]);
                 let r = on_piece(&self.piece);
                 self.piece.clear();
                 r
@@ -66,14 +73,9 @@ impl SmileSplitter {
         self.piece.len()
     }
 
-    /// The end of the body: the last piece (which needs no separator after it), if any.
-    pub fn finish<E>(&mut self, on_piece: impl FnOnce(&[u8]) -> std::result::Result<(), E>) -> std::result::Result<(), E> {
-        let piece = std::mem::take(&mut self.piece);
-        if piece.is_empty() {
-            Ok(())
-        } else {
-            on_piece(&piece)
-        }
+    /// The end of the body: what follows the last 0xFF is not read, as in Elasticsearch.
+    pub fn finish(&mut self) {
+        self.piece = Vec::new();
     }
 }
 
@@ -81,86 +83,90 @@ impl SmileSplitter {
 pub struct SmileBody {
     splitter: SmileSplitter,
     json: Vec<u8>,
-    /// The largest piece: the request's document limit, applied to the SMILE bytes (the JSON
-    /// text is read whole, piece by piece, and bounded by `JSON_PER_SMILE_BYTE` times this).
+    /// The request's document limit, applied to each piece's SMILE bytes (and, times
+    /// `JSON_PER_SMILE_BYTE`, to each root value's JSON text).
     max_piece: usize,
 }
-
-/// How much larger than its piece a piece's JSON text may be: escapes and numbers as text take
-/// a few times the bytes, and a shared string referenced by one byte may be 64.
-const JSON_PER_SMILE_BYTE: usize = 8;
 
 impl SmileBody {
     pub fn new(max_piece: usize) -> Self {
         SmileBody { splitter: SmileSplitter::default(), json: Vec::new(), max_piece }
     }
 
-    fn read_piece(json: &mut Vec<u8>, piece: &[u8], max_piece: usize) -> std::result::Result<(), StreamError> {
-        json.clear();
-        let too_large = StreamError::DocumentTooLarge { limit: max_piece };
-        if piece.len() > max_piece {
-            return Err(too_large);
-        }
-        let bound = piece.len().saturating_mul(JSON_PER_SMILE_BYTE).max(1 << 16);
-        transcode(piece, json, bound).map_err(|e| match e {
-            SmileError::Malformed => StreamError::Malformed,
-            SmileError::TooLarge => too_large,
-        })
-    }
-
-    /// Feed the next bytes of the body; `read` gets the JSON text of every piece completed.
+    /// Feed the next bytes of the body; `read` gets the JSON text of every root value of every
+    /// piece completed.
     pub fn feed(&mut self, data: &[u8], mut read: impl FnMut(&[u8]) -> std::result::Result<(), StreamError>) -> std::result::Result<(), StreamError> {
         let (json, max_piece) = (&mut self.json, self.max_piece);
+        let too_large = StreamError::DocumentTooLarge { limit: max_piece };
         self.splitter.feed(data, |piece| {
-            Self::read_piece(json, piece, max_piece)?;
-            read(json)
+            if piece.len() > max_piece {
+                return Err(too_large);
+            }
+            let errors = |e| match e {
+                SmileError::Malformed => StreamError::Malformed,
+                SmileError::TooLarge => too_large,
+            };
+            transcode(piece, max_piece.saturating_mul(JSON_PER_SMILE_BYTE), json, &mut read, errors)
         })?;
         if self.splitter.pending() > max_piece {
-            return Err(StreamError::DocumentTooLarge { limit: max_piece });
+            return Err(too_large);
         }
         Ok(())
     }
 
-    /// The end of the body: the last piece's JSON text to `read`.
-    pub fn finish(&mut self, read: impl FnOnce(&[u8]) -> std::result::Result<(), StreamError>) -> std::result::Result<(), StreamError> {
-        let (json, max_piece) = (&mut self.json, self.max_piece);
-        json.clear();
-        self.splitter.finish(|piece| Self::read_piece(json, piece, max_piece))?;
-        if json.is_empty() {
-            Ok(())
-        } else {
-            read(json)
-        }
+    /// The end of the body (see [`SmileSplitter::finish`]).
+    pub fn finish(&mut self) {
+        self.splitter.finish();
     }
 }
 
-/// The JSON text of a whole SMILE body, read as Elasticsearch reads one (pieces cut at 0xFF).
+/// The JSON text of a whole `_data` SMILE body, read as Elasticsearch reads one, a root value
+/// per line.
 pub fn body_to_json(body: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(body.len() * 2);
-    let mut splitter = SmileSplitter::default();
-    splitter.feed(body, |piece| transcode(piece, &mut out, usize::MAX))?;
-    splitter.finish(|piece| transcode(piece, &mut out, usize::MAX))?;
+    let mut json = Vec::new();
+    let mut keep = |value: &[u8]| -> Result<()> {
+        out.extend_from_slice(value);
+        Ok(())
+    };
+    SmileSplitter::default().feed(body, |piece| transcode(piece, usize::MAX, &mut json, &mut keep, |e| e))?;
     Ok(out)
 }
 
-/// Appends the JSON text of SMILE document `piece` to `out`: its root values, one per line;
-/// at most `max_out` bytes of it. An empty piece (two separators in a row) holds nothing.
-pub fn transcode(piece: &[u8], out: &mut Vec<u8>, max_out: usize) -> Result<()> {
-    if piece.is_empty() {
-        return Ok(());
-    }
-    let max_out = out.len().saturating_add(max_out);
-    let mut d = Decoder { buf: piece, pos: 0, shared_names: None, shared_values: None, out, max_out };
-    d.header()?;
-    while d.pos < d.buf.len() {
-        if d.buf[d.pos..].starts_with(HEADER) {
-            d.header()?; // a new document in the same piece: its own tables
-            continue;
+/// The JSON text of the first root value of a SMILE document: another API's request body,
+/// which Elasticsearch parses as one document. None when it holds no value.
+pub fn document_to_json(doc: &[u8]) -> Result<Option<Vec<u8>>> {
+    let mut json = Vec::new();
+    let mut first = None;
+    let mut keep = |value: &[u8]| -> Result<()> {
+        if first.is_none() {
+            first = Some(value.to_vec());
         }
-        d.value()?;
-        d.out.push(b'\n');
+        Ok(())
+    };
+    transcode(doc, usize::MAX, &mut json, &mut keep, |e| e)?;
+    Ok(first)
+}
+
+/// Hands `sink` the JSON text of each root value of SMILE document `piece` (a line each, in
+/// `buf`), each at most `max_value` bytes; stops at the end-of-content marker, the end, or a
+/// second header (where Jackson's parser ends the document).
+pub fn transcode<E>(piece: &[u8], max_value: usize, buf: &mut Vec<u8>, sink: &mut impl FnMut(&[u8]) -> std::result::Result<(), E>,
+                    errors: impl Fn(SmileError) -> E) -> std::result::Result<(), E> {
+    let mut d = Decoder { buf: piece, pos: 0, shared_names: None, shared_values: None, out: buf, max_out: max_value, depth: 0 };
+    d.header().map_err(&errors)?;
+    loop {
+        match d.buf.get(d.pos) {
+            None | Some(&END_OF_CONTENT) => return Ok(()),
+            Some(_) if d.buf[d.pos..].starts_with(HEADER) => return Ok(()),
+            Some(_) => {
+                d.out.clear();
+                d.value().map_err(&errors)?;
+                d.out.push(b'\n');
+                sink(d.out)?;
+            }
+        }
     }
-    Ok(())
 }
 
 struct Decoder<'a, 'o> {
@@ -171,6 +177,8 @@ struct Decoder<'a, 'o> {
     shared_values: Option<Vec<&'a [u8]>>,
     out: &'o mut Vec<u8>,
     max_out: usize,
+    /// Containers open around the value being read.
+    depth: usize,
 }
 
 impl<'a> Decoder<'a, '_> {
@@ -234,8 +242,8 @@ impl<'a> Decoder<'a, '_> {
     /// Binary data sent 7 bits a byte (every 7 bytes as 8, a last group of n bytes as n + 1).
     fn seven_bit_binary(&mut self) -> Result<Vec<u8>> {
         let len = usize::try_from(self.vint()?).map_err(|_| SmileError::Malformed)?;
-        let encoded = len / 7 * 8 + if len % 7 == 0 { 0 } else { len % 7 + 1 };
-        let src = self.take(encoded)?;
+        let encoded = (len / 7).checked_mul(8).and_then(|n| n.checked_add(if len % 7 == 0 { 0 } else { len % 7 + 1 }));
+        let src = self.take(encoded.ok_or(SmileError::Malformed)?)?; // there, before anything is reserved
         let mut out = Vec::with_capacity(len);
         for group in src.chunks(8) {
             let n = group.len();
@@ -254,6 +262,15 @@ impl<'a> Decoder<'a, '_> {
             }
         }
         Ok(out)
+    }
+
+    /// A `BigInteger`'s two's-complement bytes (Java refuses none).
+    fn big_integer_bytes(&mut self) -> Result<Vec<u8>> {
+        let bytes = self.seven_bit_binary()?;
+        if bytes.is_empty() {
+            return Err(SmileError::Malformed);
+        }
+        Ok(bytes)
     }
 
     fn value(&mut self) -> Result<()> {
@@ -279,7 +296,7 @@ impl<'a> Decoder<'a, '_> {
                 let _ = write!(Text(self.out), "{i}");
             }
             0x26 => {
-                let bytes = self.seven_bit_binary()?;
+                let bytes = self.big_integer_bytes()?;
                 self.out.extend_from_slice(big_integer(&bytes).as_bytes());
             }
             0x28 => {
@@ -291,9 +308,9 @@ impl<'a> Decoder<'a, '_> {
                 java_float(v, &v.to_string(), self.out);
             }
             0x2A => {
-                let z = self.vint()?;
-                let scale = (z >> 1) as i64 ^ -((z & 1) as i64);
-                let bytes = self.seven_bit_binary()?;
+                let z = u32::try_from(self.vint()?).map_err(|_| SmileError::Malformed)?;
+                let scale = i64::from((z >> 1) as i32 ^ -((z & 1) as i32)); // Java's int scale
+                let bytes = self.big_integer_bytes()?;
                 let text = big_decimal(&big_integer(&bytes), scale);
                 self.out.extend_from_slice(text.as_bytes());
             }
@@ -329,13 +346,12 @@ impl<'a> Decoder<'a, '_> {
         Ok(())
     }
 
+    /// A tiny or short string (at most 65 bytes): every one is shared when sharing is on.
     fn text_value(&mut self, len: usize) -> Result<()> {
         let s = self.take(len)?;
         json_string(s, self.out)?;
-        if len <= MAX_SHARED_VALUE_BYTES {
-            if let Some(table) = &mut self.shared_values {
-                remember(table, s);
-            }
+        if let Some(table) = &mut self.shared_values {
+            remember(table, s);
         }
         Ok(())
     }
@@ -345,13 +361,23 @@ impl<'a> Decoder<'a, '_> {
         json_string(s, self.out)
     }
 
+    fn enter(&mut self) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(SmileError::Malformed);
+        }
+        Ok(())
+    }
+
     fn array(&mut self) -> Result<()> {
+        self.enter()?;
         self.out.push(b'[');
         let mut first = true;
         loop {
             if *self.buf.get(self.pos).ok_or(SmileError::Malformed)? == 0xF9 {
                 self.pos += 1;
                 self.out.push(b']');
+                self.depth -= 1;
                 return Ok(());
             }
             if !first {
@@ -363,12 +389,14 @@ impl<'a> Decoder<'a, '_> {
     }
 
     fn object(&mut self) -> Result<()> {
+        self.enter()?;
         self.out.push(b'{');
         let mut first = true;
         loop {
             let b = self.byte()?;
             if b == 0xFB {
                 self.out.push(b'}');
+                self.depth -= 1;
                 return Ok(());
             }
             if !first {
@@ -535,16 +563,17 @@ fn big_decimal(unscaled: &str, scale: i64) -> String {
 
 /// Java's `Float.toString`/`Double.toString` (JDK 19+: the shortest digits that round-trip,
 /// which Rust's `Display` also gives, as `shortest`), laid out as Java does: plain for
-/// 10^-3 <= |v| < 10^7 with at least one fractional digit, else `d.dddE±n`. (Where one digit
+/// 10^-3 <= |v| < 10^7 with at least one fractional digit, else `d.dddE±n`; `NaN` and the
+/// infinities quoted, as JSON cannot hold them bare (the text is what counts). (Where one digit
 /// would do, Java may print a closer two-digit form; that happens only for a few subnormal
 /// values, such as `4.9E-324` for the smallest double, and is not reproduced.)
 fn java_float(v: f64, shortest: &str, out: &mut Vec<u8>) {
     if v.is_nan() {
-        out.extend_from_slice(b"NaN");
+        out.extend_from_slice(b"\"NaN\"");
         return;
     }
     if v.is_infinite() {
-        out.extend_from_slice(if v > 0.0 { b"Infinity" } else { b"-Infinity" });
+        out.extend_from_slice(if v > 0.0 { b"\"Infinity\"" } else { b"\"-Infinity\"" });
         return;
     }
     let (sign, text) = shortest.strip_prefix('-').map_or(("", shortest), |t| ("-", t));
@@ -581,10 +610,15 @@ fn java_float(v: f64, shortest: &str, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
+    /// The JSON text of `piece`'s root values, a line each.
     fn json(piece: &[u8]) -> Result<String> {
-        let mut out = Vec::new();
-        transcode(piece, &mut out, usize::MAX)?;
-        Ok(String::from_utf8(out).unwrap())
+        let mut out = String::new();
+        let mut keep = |v: &[u8]| -> Result<()> {
+            out.push_str(std::str::from_utf8(v).unwrap());
+            Ok(())
+        };
+        transcode(piece, usize::MAX, &mut Vec::new(), &mut keep, |e| e)?;
+        Ok(out)
     }
 
     #[test]
@@ -645,27 +679,72 @@ mod tests {
                 assert_eq!(json(&doc[..cut]), Err(SmileError::Malformed), "cut at {cut}");
             }
         }
+        // The end-of-content marker, or a second header, ends the document (Jackson stops there).
+        let mut more = doc.to_vec();
+        more.extend_from_slice(b"\xff\xfa\xfb");
+        assert_eq!(json(&more).unwrap(), json(&doc).unwrap());
+        let mut two = doc[..18].to_vec();
+        two.extend_from_slice(&doc);
+        assert_eq!(json(&two).unwrap(), "{\"a\":1,\"b\":\"x\",\"a\":[true,null]}\n");
     }
 
     #[test]
-    fn the_json_text_of_a_piece_is_bounded() {
+    fn what_jackson_refuses_is_refused() {
+        let doc = |body: &[u8]| [&b":)\n\x03"[..], body].concat();
+        // nesting past Jackson's limit, without exhausting the stack
+        assert_eq!(json(&doc(&[0xF8; 500_000])), Err(SmileError::Malformed));
+        let mut deep = doc(&[0xF8; MAX_DEPTH]);
+        deep.extend_from_slice(&[0xF9; MAX_DEPTH]);
+        assert!(json(&deep).is_ok());
+        // binary and big numbers whose length cannot be (overflow, or more than there is)
+        for token in [0xE8, 0x26, 0x2A] {
+            let scale: &[u8] = if token == 0x2A { &[0x80] } else { &[] };
+            let huge = [&[token][..], scale, &[0x1F, 0x7F, 0x7F, 0x7F, 0x7F, 0x7F, 0x7F, 0x7F, 0xBF]].concat();
+            assert_eq!(json(&doc(&huge)), Err(SmileError::Malformed), "{token:x}");
+        }
+        // a BigInteger of no bytes; a BigDecimal scale past 32 bits
+        assert_eq!(json(&doc(&[0x26, 0x80])), Err(SmileError::Malformed));
+        assert_eq!(json(&doc(&[0x2A, 0x7F, 0x7F, 0x7F, 0x7F, 0xBF, 0x81, 0x00, 0x01])), Err(SmileError::Malformed));
+        assert_eq!(json(&doc(&[0x2A, 0x84, 0x81, 0x00, 0x01])).unwrap(), "0.01\n");
+    }
+
+    #[test]
+    fn not_finite_doubles_are_quoted() {
+        for (v, want) in [(f64::NAN, "\"NaN\""), (f64::INFINITY, "\"Infinity\""), (f64::NEG_INFINITY, "\"-Infinity\"")] {
+            let mut out = Vec::new();
+            java_float(v, &v.to_string(), &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn each_root_value_is_bounded_not_the_piece() {
         // [s, ref, ref, ...]: one 64-byte shared string, then 1,000 one-byte references to it.
         let mut doc = b":)\n\x02\xf8\x7f".to_vec();
         doc.extend_from_slice(&[b'x'; 64]);
         doc.extend_from_slice(&[0x01; 1000]);
         doc.push(0xF9);
-        let mut out = Vec::new();
-        assert_eq!(transcode(&doc, &mut out, usize::MAX), Ok(()));
-        assert_eq!(out.len(), 1 + 1001 * 67 + 1);
-        assert_eq!(transcode(&doc, &mut Vec::new(), 10_000), Err(SmileError::TooLarge));
+        assert_eq!(json(&doc).unwrap().len(), 1 + 1001 * 67 + 1);
+        let mut keep = |_: &[u8]| -> Result<()> { Ok(()) };
+        assert_eq!(transcode(&doc, 10_000, &mut Vec::new(), &mut keep, |e| e), Err(SmileError::TooLarge));
+        // 2,000 small root values of the same size pass a bound that the whole would not
+        let mut many = b":)\n\x02".to_vec();
+        for _ in 0..2000 {
+            many.extend_from_slice(&[0x7f]);
+            many.extend_from_slice(&[b'x'; 64]);
+        }
+        assert_eq!(transcode(&many, 100, &mut Vec::new(), &mut keep, |e| e), Ok(()));
+        // the request's limit: 2000 bytes of SMILE a piece, 8 times that of JSON a root value
         let mut body = SmileBody::new(2000);
+        let mut piece = doc.clone();
+        piece.push(0xFF);
         let read = |_: &[u8]| -> std::result::Result<(), StreamError> { Ok(()) };
-        assert_eq!(body.feed(&doc, read), Ok(()));
-        assert_eq!(body.finish(read), Err(StreamError::DocumentTooLarge { limit: 2000 }));
+        assert_eq!(body.feed(&piece, read), Err(StreamError::DocumentTooLarge { limit: 2000 }));
+        assert_eq!(SmileBody::new(100_000).feed(&piece, read), Ok(()));
     }
 
     #[test]
-    fn pieces_are_cut_at_every_separator_in_any_chunking() {
+    fn pieces_end_at_every_marker_in_any_chunking_and_the_rest_is_not_read() {
         let body = b"ab\xffcd\xff\xffe";
         for step in 1..=body.len() {
             let mut got = Vec::new();
@@ -677,12 +756,8 @@ mod tests {
                 })
                 .unwrap();
             }
-            s.finish(|p| -> std::result::Result<(), ()> {
-                got.push(p.to_vec());
-                Ok(())
-            })
-            .unwrap();
-            assert_eq!(got, [&b"ab"[..], b"cd", b"", b"e"], "step {step}");
+            s.finish();
+            assert_eq!(got, [&b"ab\xff"[..], b"cd\xff", b"\xff"], "step {step}");
         }
     }
 

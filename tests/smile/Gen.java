@@ -23,7 +23,7 @@ public class Gen {
         cases.nextToken(); // [
         while (cases.nextToken() == JsonToken.START_OBJECT) {
             String name = null, numbers = "as-is";
-            boolean sharedNames = true, sharedValues = false, rawBinary = false, separate = false;
+            boolean sharedNames = true, sharedValues = false, rawBinary = false, separate = false, endMarker = true;
             List<String> docs = new ArrayList<>();
             while (cases.nextToken() == JsonToken.FIELD_NAME) {
                 String f = cases.getCurrentName();
@@ -35,6 +35,7 @@ public class Gen {
                     case "shared_values": sharedValues = cases.getBooleanValue(); break;
                     case "raw_binary": rawBinary = cases.getBooleanValue(); break;
                     case "separate": separate = cases.getBooleanValue(); break;
+                    case "end_marker": endMarker = cases.getBooleanValue(); break;
                     case "docs":
                         while (cases.nextToken() != JsonToken.END_ARRAY) docs.add(cases.getText());
                         break;
@@ -45,6 +46,7 @@ public class Gen {
             smile.configure(SmileGenerator.Feature.CHECK_SHARED_NAMES, sharedNames);
             smile.configure(SmileGenerator.Feature.CHECK_SHARED_STRING_VALUES, sharedValues);
             smile.configure(SmileGenerator.Feature.ENCODE_BINARY_AS_7BIT, !rawBinary);
+            smile.configure(SmileGenerator.Feature.WRITE_END_MARKER, endMarker && !separate);
             ByteArrayOutputStream body = new ByteArrayOutputStream();
             if (separate) {
                 for (String doc : docs) { // as the Java test runner joins several bodies
@@ -73,26 +75,30 @@ public class Gen {
     }
 
     /** Copies a JSON document, numbers as asked: "float" (32-bit), "bigdecimal", "biginteger",
-     *  "binary" (strings starting "b64:" become binary values), else as Jackson reads them. */
+     *  "binary" (strings starting "b64:" become binary values), "not-finite" (the strings NaN,
+     *  Infinity and -Infinity become doubles), else as Jackson reads them. */
     static void copy(JsonParser p, SmileGenerator g, String numbers) throws IOException {
         while (p.nextToken() != null) {
             JsonToken t = p.currentToken();
             if (t == JsonToken.VALUE_NUMBER_FLOAT && numbers.equals("float")) g.writeNumber(p.getFloatValue());
             else if (t == JsonToken.VALUE_NUMBER_FLOAT && numbers.equals("bigdecimal")) g.writeNumber(p.getDecimalValue());
             else if (t == JsonToken.VALUE_NUMBER_INT && numbers.equals("biginteger")) g.writeNumber(p.getBigIntegerValue());
+            else if (t == JsonToken.VALUE_STRING && numbers.equals("not-finite") && p.getText().matches("-?(NaN|Infinity)"))
+                g.writeNumber(Double.parseDouble(p.getText()));
             else if (t == JsonToken.VALUE_STRING && numbers.equals("binary") && p.getText().startsWith("b64:"))
                 g.writeBinary(Base64.getDecoder().decode(p.getText().substring(4)));
             else g.copyCurrentEvent(p);
         }
     }
 
-    /** What Elasticsearch reads: the body cut at every 0xFF, each piece parsed on its own. */
+    /** What Elasticsearch reads: each piece up to and including a 0xFF, parsed on its own until
+     *  its first end (the marker, or a second header); what follows the last 0xFF is not read. */
     static String read(SmileFactory smile, byte[] body) throws IOException {
         StringBuilder out = new StringBuilder();
         int start = 0;
-        for (int i = 0; i <= body.length; i++) {
-            if (i == body.length || body[i] == (byte) 0xFF) {
-                if (i > start) tokens(smile.createParser(Arrays.copyOfRange(body, start, i)), out);
+        for (int i = 0; i < body.length; i++) {
+            if (body[i] == (byte) 0xFF) {
+                tokens(smile.createParser(Arrays.copyOfRange(body, start, i + 1)), out);
                 start = i + 1;
             }
         }

@@ -64,7 +64,7 @@ async def json_body(request: web.Request, *, required: bool = False) -> dict[str
         return None
     if check_content_type(request):
         try:
-            raw = smile_to_json(raw)
+            raw = smile_to_json(raw, document=True)
         except ValueError:
             raise EsError(400, "x_content_parse_exception", "Failed to parse request body: malformed SMILE") from None
     try:
