@@ -381,18 +381,23 @@ fn parse_time(fmt: &str, text: &str) -> PyResult<Option<i64>> {
     Ok(f.parse_ms(text.as_bytes()))
 }
 
-/// The JSON text of a SMILE body: as Elasticsearch reads a `_data` body (every root value, a
-/// line each), or with `document` as it reads another API's (the first root value, empty when
-/// there is none). ValueError when it is not well-formed SMILE.
+/// The JSON text of a SMILE body: as the engine reads a `_data` body (every root value, a line
+/// each), or with `max_document` as Elasticsearch reads another API's (the first root value,
+/// empty when there is none; DocumentTooLargeError past that many bytes of JSON). ValueError
+/// when it is not well-formed SMILE.
 #[pyfunction]
-#[pyo3(signature = (body, document=false))]
-fn smile_to_json<'py>(py: Python<'py>, body: &[u8], document: bool) -> PyResult<Bound<'py, PyBytes>> {
-    let json = if document {
-        ingest::smile::document_to_json(body).map(Option::unwrap_or_default)
-    } else {
-        ingest::smile::body_to_json(body)
+#[pyo3(signature = (body, max_document=None))]
+fn smile_to_json<'py>(py: Python<'py>, body: &[u8], max_document: Option<usize>) -> PyResult<Bound<'py, PyBytes>> {
+    use ingest::smile::{body_to_json, document_to_json, SmileError};
+    let json = match max_document {
+        Some(limit) => document_to_json(body, limit).map(Option::unwrap_or_default),
+        None => body_to_json(body),
     };
-    Ok(PyBytes::new(py, &json.map_err(|_| PyValueError::new_err("malformed SMILE"))?))
+    match json {
+        Ok(json) => Ok(PyBytes::new(py, &json)),
+        Err(SmileError::TooLarge) => Err(DocumentTooLargeError::new_err("the SMILE document's JSON text is too large")),
+        Err(SmileError::Malformed) => Err(PyValueError::new_err("malformed SMILE")),
+    }
 }
 
 /// The SIMD level in use: scalar, sse2, avx2 or neon.

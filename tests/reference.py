@@ -544,10 +544,55 @@ def _walk(obj, path, rec, fields):
                     rec.values[name] = _scalar(v)
 
 
+def jackson_text(buf: bytes) -> tuple[bytes, bool]:
+    """The body as UTF-8, in the encoding Jackson detects from its first 4 bytes (a mark, or the
+    zero bytes of ASCII in UTF-16 or UTF-32), and whether it breaks off (an invalid UTF-32 unit,
+    or a byte order Jackson refuses): then only the text before the break is read. UTF-16 is
+    decoded as Java does, an unpaired surrogate or a last odd byte becoming U+FFFD."""
+    def utf32(rest: bytes, order: str) -> tuple[bytes, bool]:
+        out = []
+        for i in range(0, len(rest) - len(rest) % 4, 4):
+            try:
+                out.append(rest[i:i + 4].decode("utf-32-" + order))
+            except UnicodeDecodeError:
+                return "".join(out).encode(), True
+        return "".join(out).encode(), len(rest) % 4 != 0
+
+    def utf16(rest: bytes, order: str) -> tuple[bytes, bool]:
+        return rest.decode("utf-16-" + order, errors="replace").encode(), False
+
+    if len(buf) >= 4:
+        quad = int.from_bytes(buf[:4], "big")
+        if quad == 0x0000FEFF:
+            return utf32(buf[4:], "be")
+        if quad == 0xFFFE0000:
+            return utf32(buf[4:], "le")
+        if quad in (0x0000FFFE, 0xFEFF0000):
+            return b"", True
+        if quad >> 16 == 0xFEFF:
+            return utf16(buf[2:], "be")
+        if quad >> 16 == 0xFFFE:
+            return utf16(buf[2:], "le")
+        if quad >> 8 == 0xEFBBBF:
+            return buf, False
+        if quad >> 8 == 0:
+            return utf32(buf, "be")
+        if quad & 0x00FFFFFF == 0:
+            return utf32(buf, "le")
+        if quad & 0xFF00FFFF == 0 or quad & 0xFFFF00FF == 0:
+            return b"", True
+    if len(buf) >= 2 and buf[0] == 0:
+        return utf16(buf, "be")
+    if len(buf) >= 2 and buf[1] == 0:
+        return utf16(buf, "le")
+    return buf, False
+
+
 class BodyParser:
     """Records of one whole body; raises Malformed where the request fails."""
 
     def __init__(self, buf: bytes, fields: list[str]):
+        buf, self.broken = jackson_text(buf)
         if buf.startswith(b"\xef\xbb\xbf"):
             buf = buf[3:]
         self.buf = buf
@@ -608,6 +653,8 @@ class BodyParser:
                 yield rec
             else:
                 deferred.append(rec)
+        if self.broken:
+            raise Malformed("the text breaks off (UTF-32)")
         if top_recovery:
             yield Rec()
         if tok.open_arrays() > 0:

@@ -197,8 +197,31 @@ def scenario(draw):
     bodies = []
     for _ in range(draw(st.integers(1, 4))):
         b, t = draw(body(cfg, t))
-        bodies.append(b)
+        bodies.append(draw(in_wider_encoding(b)))
     return cfg, bodies
+
+
+@st.composite
+def in_wider_encoding(draw, b: bytes):
+    """Mostly the body as it is; sometimes its text in UTF-16 or UTF-32 (Jackson detects them),
+    with or without a byte-order mark, sometimes with a stray code unit or cut short."""
+    codec = draw(st.sampled_from([None] * 6 + ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"]))
+    if codec is None:
+        return b
+    text = b.decode("utf-8", errors="replace")
+    if draw(st.booleans()):
+        text = "\ufeff" + text
+    out = bytearray(text.encode(codec, errors="surrogatepass"))
+    unit = 2 if "16" in codec else 4
+    m = draw(st.integers(0, 5))
+    if m == 0 and out:  # a stray unit: a lone surrogate, or (UTF-32) one past U+10FFFF
+        order = "little" if codec.endswith("le") else "big"
+        stray = draw(st.sampled_from([0xD83D, 0xDC00, 0xFFFF] + ([0x110000] if unit == 4 else [])))
+        pos = draw(st.integers(0, len(out) // unit)) * unit
+        out[pos:pos] = stray.to_bytes(unit, order)
+    elif m == 1 and out:
+        del out[-1]
+    return bytes(out)
 
 
 # ---------------------------------------------------------------- running both sides

@@ -145,6 +145,24 @@ async def test_deprecation_warning_when_asked_for_on_every_answer_of_the_handler
     assert r.status == 406 and "Warning" not in r.headers
 
 
+@pytest.mark.parametrize("codec, bom", [("utf-16-le", True), ("utf-16-be", False), ("utf-16-le", False),
+                                        ("utf-32-le", True), ("utf-32-be", False)])
+async def test_a_body_in_utf16_or_utf32_counts_as_in_utf8(client, codec, bom):
+    """Jackson (so Elasticsearch) detects UTF-16 and UTF-32 from a body's first bytes: a file
+    saved by Windows PowerShell (UTF-16LE with a mark) posts as it is. input_bytes counts the
+    bytes as sent."""
+    await setup_job(client)
+    await setup_job(client, {**POST_DATA_JOB, "job_id": "utf8-twin"})
+    text = BODY.decode() + '\n{"airline":"ÉTÉ","responsetime":"1.5","time":"1403481800"}'
+    wire = ("\ufeff" if bom else "").encode(codec) + text.encode(codec)
+    status, counts = await post(client, wire)
+    _, twin = await post(client, text.encode(), path=f"{BASE}/utf8-twin/_data")
+    assert status == 202 and counts["input_bytes"] == len(wire)
+    assert {k: v for k, v in counts.items() if k not in ("job_id", "input_bytes", "last_data_time")} == \
+        {k: v for k, v in twin.items() if k not in ("job_id", "input_bytes", "last_data_time")}
+    assert counts["processed_record_count"] == 3
+
+
 async def test_json_array_body(client):
     await setup_job(client)
     body = json.dumps([{"airline": "AAL", "responsetime": 132.2046, "time": 1403481600},

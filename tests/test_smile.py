@@ -142,15 +142,21 @@ async def test_a_malformed_document_fails_the_request_and_keeps_the_ones_before(
     assert r.status == 202
 
 
-async def test_a_chunked_smile_document_is_bounded_like_a_json_one(small_documents, client):
-    """Pieces are gathered whole: one longer than the document limit fails a stream of unknown
-    size, as a JSON document would; with a Content-Length it is fine."""
+async def test_a_smile_document_is_bounded_by_the_document_limit(small_documents, client):
+    """The limit holds for each piece's SMILE bytes and for each of its documents' JSON text,
+    whatever the body's framing (what a piece expands to does not depend on the body's size),
+    and names itself."""
     data = await open_job(client)
     body, _ = vector("text")
-    r = await client.post(data, data=chunked(body, [10] * (len(body) // 10)), headers=SMILE)
-    assert (r.status, (await r.json())["error"]["reason"]) == \
-        (400, "A document in the input is larger than the limit of [100] bytes.")
-    r = await client.post(data, data=body, headers=SMILE)
+    too_large = (400, "A document in the input is larger than the limit of [100] bytes.")
+    for wire in (body, chunked(body, [10] * (len(body) // 10))):
+        r = await client.post(data, data=wire, headers=SMILE)
+        assert (r.status, (await r.json())["error"]["reason"]) == too_large
+    # 90 bytes of SMILE: an array of one 64-byte shared string, then 20 references to it
+    expands = b":)\n\x02\xf8\x7f" + b"x" * 64 + b"\x01" * 20 + b"\xf9\xff"
+    r = await client.post(data, data=expands, headers=SMILE)
+    assert (r.status, (await r.json())["error"]["reason"]) == too_large
+    r = await client.post(data, data=vector("farequote_runner")[0], headers=SMILE)
     assert r.status == 202
 
 
@@ -162,3 +168,8 @@ async def test_every_api_reads_a_smile_body(client):
     assert (await r.json())["description"] == "SMILE config"
     r = await client.put(f"{BASE}/broken", data=body[:-5], headers=SMILE)
     assert (r.status, (await r.json())["error"]["type"]) == (400, "x_content_parse_exception")
+    # shared strings that expand past --max-content-length (100mb) of JSON: refused as a gzip
+    # body that inflates past it is, without building it all
+    bomb = b":)\n\x02\xfa\x80a\xf8\x7f" + b"x" * 64 + b"\x01" * 2_000_000 + b"\xf9\xfb\xff"
+    r = await client.post(f"{BASE}/{J}/_close", data=bomb, headers=SMILE)
+    assert (r.status, await r.read()) == (413, b"")

@@ -26,8 +26,9 @@ class IngestEngine:
     def __init__(self, config: str, data_counts: str | None = None, max_document_bytes: int = ...) -> None:
         """`config`: the job's JSON; `data_counts`: its persisted lifetime totals (JSON)."""
     def start_request(self, body_bytes: int | None = None, smile: bool = False) -> None:
-        """Start a request; `body_bytes`, the body's size when known (Content-Length), is also
-        the largest document it may hold (else `max_document_bytes`); `smile`: a SMILE body."""
+        """Start a request; `body_bytes`, the body's size when known (Content-Length): a document
+        may be as large as the larger of it and `max_document_bytes`; `smile`: a SMILE body
+        (whose documents `max_document_bytes` bounds)."""
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Feed the next chunk of the body (`bytes` zero-copy, other buffers copied; the GIL is
         released for large chunks)."""
@@ -84,10 +85,11 @@ def parse_date_param(text: str, now_ms: int) -> int | None:
 def parse_time(fmt: str, text: str) -> int | None:
     """Parse a record time value with a job time format, in epoch ms."""
 
-def smile_to_json(body: bytes, document: bool = False) -> bytes:
-    """The JSON text of a SMILE body: as Elasticsearch reads a `_data` body (every root value of
-    every piece ending in 0xFF, a line each), or with `document` another API's (its first root
-    value, empty when none). ValueError when it is not well-formed."""
+def smile_to_json(body: bytes, max_document: int | None = None) -> bytes:
+    """The JSON text of a SMILE body: as the engine reads a `_data` body (every root value of every
+    piece ending in 0xFF, a line each), or with `max_document` as Elasticsearch reads another
+    API's (its first root value, empty when none; DocumentTooLargeError past that many bytes of
+    JSON). ValueError when it is not well-formed."""
 
 def simd_level() -> str:
     """The SIMD level in use: scalar, sse2, avx2 or neon."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import time
 from collections import deque
 from concurrent.futures import Executor
@@ -295,8 +296,10 @@ class JobActor:
                     break
                 except Exception:
                     # The body broke off (undecodable, its client gone or cut off): what came
-                    # before is valid and is read first, as it would have been on one CPU.
-                    await feeder.finish()
+                    # before is valid and is read first, as it would have been on one CPU. The
+                    # break is what the request fails with, even if that text was malformed too.
+                    with contextlib.suppress(Exception):
+                        await feeder.finish()
                     raise
                 await feeder.add(chunk)
             await feeder.finish()

@@ -25,10 +25,8 @@ from .actor import JobActor, now_ms
 from .jobconfig import build_job_config, check_supported, names_clash, validate_job_id
 from .jobupdate import apply_update
 from .store import MODEL_PIECE_BYTES, CountsWriter, Store
+from .version import ES_VERSION
 
-ES_VERSION = "8.19.3"
-#: What `GET /` and `Warning` headers name as the build.
-BUILD_HASH = "anomalyd"
 log = structlog.get_logger("anomalyd.registry")
 
 

@@ -1,11 +1,13 @@
 //! The per-job ingest engine: request bodies in, Elasticsearch-exact `DataCounts` out.
 //!
 //! Data flows one way: [`stream`] cuts chunks into records (with [`token`], [`reader`] and
-//! [`scanner`]; a SMILE body is first turned into JSON text by [`smile`]), [`pipeline`] accounts for each record and hands processed ones to the
+//! [`scanner`]; a UTF-16 or UTF-32 body is first re-encoded by [`charset`], a SMILE body
+//! turned into JSON text by [`smile`]), [`pipeline`] accounts for each record and hands processed ones to the
 //! analysis engine, [`diagnostics`] finishes buckets, and [`counts`] renders the result. This module owns
 //! the request lifecycle: per-request counts, lifetime totals, and the state that survives a
 //! close and reopen.
 
+pub mod charset;
 pub mod counts;
 pub mod diagnostics;
 mod fast;
@@ -25,6 +27,7 @@ use crate::analysis::AnalysisEngine;
 use crate::config::JobSpec;
 use counts::DataCounts;
 use fields::{FieldSet, Record};
+use charset::{Charset, Recoder};
 use pipeline::Pipeline;
 use smile::SmileBody;
 use stream::{BodyStream, OnRecord, StreamError};
@@ -55,6 +58,11 @@ pub struct IngestEngine {
     in_request: bool,
     /// The request in progress has a SMILE body (None: JSON).
     smile: Option<SmileBody>,
+    /// A JSON body's encoding (`charset.rs`), decided by its first 4 bytes, gathered in `head`
+    /// when the first pieces are shorter; None: UTF-8, read as it comes.
+    recoder: Option<Recoder>,
+    charset_known: bool,
+    head: Vec<u8>,
     /// Elasticsearch's `A` lives in memory and is 1 until the first request after an open
     /// (`post-data.md` §1.3 quirk), which `_stats` shows.
     requests_since_open: u64,
@@ -78,7 +86,7 @@ impl IngestEngine {
         }
         let stream = BodyStream::new(&fields, max_document);
         let saved = totals.clone();
-        IngestEngine { job_id: spec.job_id, fields, pipeline, stream, totals, saved, in_request: false, smile: None, requests_since_open: 0 }
+        IngestEngine { job_id: spec.job_id, fields, pipeline, stream, totals, saved, in_request: false, smile: None, recoder: None, charset_known: false, head: Vec::new(), requests_since_open: 0 }
     }
 
     fn analysis_count(&self) -> u64 {
@@ -93,6 +101,9 @@ impl IngestEngine {
         self.requests_since_open += 1;
         self.stream.reset();
         self.smile = None;
+        self.recoder = None;
+        self.charset_known = false;
+        self.head.clear();
         self.pipeline.request = DataCounts::default();
         self.transfer_buckets();
     }
@@ -105,17 +116,65 @@ impl IngestEngine {
     /// The request in progress has a SMILE body (`smile.rs`): its bytes are counted, its
     /// documents read as their JSON text.
     pub fn read_smile(&mut self) {
-        // The document limit applies to each SMILE piece, which is then read whole.
-        self.smile = Some(SmileBody::new(self.stream.max_document()));
+        // The job's document limit applies to each SMILE piece and to each of its documents'
+        // JSON text, which is then read whole (a Content-Length does not raise it here: what a
+        // piece expands to does not depend on the body's size).
+        self.smile = Some(SmileBody::new(self.stream.job_max_document()));
         self.stream.allow_document(usize::MAX);
     }
 
-    pub fn feed(&mut self, data: &[u8]) -> Result<(), StreamError> {
+    pub fn feed(&mut self, mut data: &[u8]) -> Result<(), StreamError> {
         self.pipeline.request.input_bytes += data.len() as u64;
-        let IngestEngine { stream, fields, pipeline, smile, .. } = self;
-        match smile {
+        if let Some(body) = &mut self.smile {
+            let IngestEngine { stream, fields, pipeline, .. } = self;
+            return body.feed(data, |json| stream.feed(fields, json, &mut Accounting(pipeline)));
+        }
+        if !self.charset_known {
+            if !self.head.is_empty() || data.len() < 4 {
+                self.head.extend_from_slice(data);
+                if self.head.len() < 4 {
+                    return Ok(());
+                }
+                let head = std::mem::take(&mut self.head);
+                let skip = self.choose_charset(&head)?;
+                return self.feed_text(&head[skip..]);
+            }
+            data = &data[self.choose_charset(data)?..];
+        }
+        self.feed_text(data)
+    }
+
+    /// Settles the body's encoding from its first bytes; how many of them to skip (a mark).
+    fn choose_charset(&mut self, head: &[u8]) -> Result<usize, StreamError> {
+        let (charset, mark) = charset::detect(head).ok_or(StreamError::Malformed)?;
+        self.charset_known = true;
+        if charset != Charset::Utf8 {
+            self.recoder = Some(Recoder::new(charset));
+        }
+        Ok(mark.min(head.len()))
+    }
+
+    /// JSON text of the body in its own encoding, to the reader.
+    fn feed_text(&mut self, data: &[u8]) -> Result<(), StreamError> {
+        let IngestEngine { stream, fields, pipeline, recoder, .. } = self;
+        match recoder {
             None => stream.feed(fields, data, &mut Accounting(pipeline)),
-            Some(body) => body.feed(data, |json| stream.feed(fields, json, &mut Accounting(pipeline))),
+            Some(r) => r.feed(data, |text| stream.feed(fields, text, &mut Accounting(pipeline))),
+        }
+    }
+
+    /// The end of a JSON body: a body shorter than 4 bytes is settled now, and what the
+    /// re-encoding holds back is read.
+    fn finish_text(&mut self) -> Result<(), StreamError> {
+        if self.smile.is_none() && !self.charset_known {
+            let head = std::mem::take(&mut self.head);
+            let skip = self.choose_charset(&head)?;
+            self.feed_text(&head[skip..])?;
+        }
+        let IngestEngine { stream, fields, pipeline, recoder, .. } = self;
+        match recoder {
+            Some(r) => r.finish(|text| stream.feed(fields, text, &mut Accounting(pipeline))),
+            None => Ok(()),
         }
     }
 
@@ -134,7 +193,8 @@ impl IngestEngine {
         if let Some(smile) = &mut self.smile {
             smile.finish();
         }
-        if let Err(e) = self.stream.finish(&self.fields, &mut Accounting(&mut self.pipeline)) {
+        let last = self.finish_text();
+        if let Err(e) = last.and_then(|()| self.stream.finish(&self.fields, &mut Accounting(&mut self.pipeline))) {
             self.abort_request();
             return Err(e);
         }
@@ -157,6 +217,8 @@ impl IngestEngine {
 
     fn fold_request(&mut self) {
         self.stream.trim();
+        self.smile = None; // its buffers, now
+        self.recoder = None;
         let r = std::mem::take(&mut self.pipeline.request);
         self.totals.add_counters(&r);
         if r.latest_empty_bucket_timestamp.is_some() {

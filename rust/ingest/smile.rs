@@ -37,11 +37,6 @@ const END_OF_STRING: u8 = 0xFC;
 const MAX_SHARED: usize = 1024;
 /// Containers nest at most this deep (Jackson's default limit since 2.15).
 const MAX_DEPTH: usize = 1000;
-/// How much larger than the document limit one root value's JSON text may be: escapes and
-/// numbers as text take a few times their bytes, and a shared string referenced by one byte
-/// may be 65.
-const JSON_PER_SMILE_BYTE: usize = 8;
-
 /// Gathers a body's pieces: each ends with (and holds) a 0xFF.
 #[derive(Default)]
 pub struct SmileSplitter {
@@ -83,32 +78,36 @@ impl SmileSplitter {
 pub struct SmileBody {
     splitter: SmileSplitter,
     json: Vec<u8>,
-    /// The request's document limit, applied to each piece's SMILE bytes (and, times
-    /// `JSON_PER_SMILE_BYTE`, to each root value's JSON text).
-    max_piece: usize,
+    /// The job's document limit, applied to each piece's SMILE bytes and to each root value's
+    /// JSON text (shared strings can make that many times the size of its SMILE).
+    max_document: usize,
 }
 
 impl SmileBody {
-    pub fn new(max_piece: usize) -> Self {
-        SmileBody { splitter: SmileSplitter::default(), json: Vec::new(), max_piece }
+    pub fn new(max_document: usize) -> Self {
+        SmileBody { splitter: SmileSplitter::default(), json: Vec::new(), max_document }
     }
 
     /// Feed the next bytes of the body; `read` gets the JSON text of every root value of every
     /// piece completed.
     pub fn feed(&mut self, data: &[u8], mut read: impl FnMut(&[u8]) -> std::result::Result<(), StreamError>) -> std::result::Result<(), StreamError> {
-        let (json, max_piece) = (&mut self.json, self.max_piece);
-        let too_large = StreamError::DocumentTooLarge { limit: max_piece };
+        let (json, limit) = (&mut self.json, self.max_document);
+        let too_large = StreamError::DocumentTooLarge { limit };
         self.splitter.feed(data, |piece| {
-            if piece.len() > max_piece {
+            if piece.len() > limit {
                 return Err(too_large);
             }
             let errors = |e| match e {
                 SmileError::Malformed => StreamError::Malformed,
                 SmileError::TooLarge => too_large,
             };
-            transcode(piece, max_piece.saturating_mul(JSON_PER_SMILE_BYTE), json, &mut read, errors)
+            let done = transcode(piece, limit, json, &mut read, errors);
+            if json.capacity() > KEEP_JSON_BYTES {
+                *json = Vec::new(); // a large document's text is not kept for the next one
+            }
+            done
         })?;
-        if self.splitter.pending() > max_piece {
+        if self.splitter.pending() > limit {
             return Err(too_large);
         }
         Ok(())
@@ -120,22 +119,28 @@ impl SmileBody {
     }
 }
 
-/// The JSON text of a whole `_data` SMILE body, read as Elasticsearch reads one, a root value
-/// per line.
+/// The JSON text buffer a body keeps between pieces.
+const KEEP_JSON_BYTES: usize = 1 << 20;
+
+/// The JSON text of a whole `_data` SMILE body as the engine reads it (a root value per line),
+/// with no size limit.
 pub fn body_to_json(body: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(body.len() * 2);
-    let mut json = Vec::new();
-    let mut keep = |value: &[u8]| -> Result<()> {
-        out.extend_from_slice(value);
-        Ok(())
-    };
-    SmileSplitter::default().feed(body, |piece| transcode(piece, usize::MAX, &mut json, &mut keep, |e| e))?;
+    let mut smile = SmileBody::new(usize::MAX);
+    smile
+        .feed(body, |value| {
+            out.extend_from_slice(value);
+            Ok(())
+        })
+        .map_err(|_| SmileError::Malformed)?;
+    smile.finish();
     Ok(out)
 }
 
-/// The JSON text of the first root value of a SMILE document: another API's request body,
-/// which Elasticsearch parses as one document. None when it holds no value.
-pub fn document_to_json(doc: &[u8]) -> Result<Option<Vec<u8>>> {
+/// The JSON text of the first root value of a SMILE document, at most `max_json` bytes:
+/// another API's request body, which Elasticsearch parses as one document. None when it holds
+/// no value.
+pub fn document_to_json(doc: &[u8], max_json: usize) -> Result<Option<Vec<u8>>> {
     let mut json = Vec::new();
     let mut first = None;
     let mut keep = |value: &[u8]| -> Result<()> {
@@ -144,7 +149,7 @@ pub fn document_to_json(doc: &[u8]) -> Result<Option<Vec<u8>>> {
         }
         Ok(())
     };
-    transcode(doc, usize::MAX, &mut json, &mut keep, |e| e)?;
+    transcode(doc, max_json, &mut json, &mut keep, |e| e)?;
     Ok(first)
 }
 
@@ -734,12 +739,12 @@ mod tests {
             many.extend_from_slice(&[b'x'; 64]);
         }
         assert_eq!(transcode(&many, 100, &mut Vec::new(), &mut keep, |e| e), Ok(()));
-        // the request's limit: 2000 bytes of SMILE a piece, 8 times that of JSON a root value
-        let mut body = SmileBody::new(2000);
+        // the document limit: on a piece's SMILE bytes and on a root value's JSON text
         let mut piece = doc.clone();
         piece.push(0xFF);
         let read = |_: &[u8]| -> std::result::Result<(), StreamError> { Ok(()) };
-        assert_eq!(body.feed(&piece, read), Err(StreamError::DocumentTooLarge { limit: 2000 }));
+        assert_eq!(SmileBody::new(1000).feed(&piece, read), Err(StreamError::DocumentTooLarge { limit: 1000 }));
+        assert_eq!(SmileBody::new(10_000).feed(&piece, read), Err(StreamError::DocumentTooLarge { limit: 10_000 }));
         assert_eq!(SmileBody::new(100_000).feed(&piece, read), Ok(()));
     }
 

@@ -115,9 +115,9 @@ impl BodyStream {
         self.max_document = self.job_max_document;
     }
 
-    /// The largest document of the request in progress.
-    pub fn max_document(&self) -> usize {
-        self.max_document
+    /// The job's document limit (a request may allow more: [`Self::allow_document`]).
+    pub fn job_max_document(&self) -> usize {
+        self.job_max_document
     }
 
     /// Documents up to `bytes` are accepted in this request (never less than the job's limit).

@@ -25,7 +25,7 @@ from ..errors import STALLED, EsError, SimpleError, json_response
 from ..keys import REGISTRY, REQUEST_STATS, SETTINGS
 from ..settings import Settings
 from .human import counts_body, wants_human
-from .params import as_bool, as_str, check_content_type, date_param, merged_params, reject_unknown_query
+from .params import as_bool, as_str, date_param, merged_params, reject_unknown_query, smile_body
 from .routes import PRODUCT_HEADER, Routes, deprecated
 
 BASE = "/_ml/anomaly_detectors"
@@ -135,7 +135,7 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
     content = request.content
     coding, smile = None, False
     if type(content) is not EmptyStreamReader:  # a body (Content-Length or chunked); an empty one needs no type
-        smile = check_content_type(request, streaming=True)
+        smile = smile_body(request, streaming=True)
         coding = content_coding(request)
     if settings.deprecation_warning:
         deprecated(request, DEPRECATION)

@@ -7,7 +7,7 @@ from typing import Any
 import simdjson
 from aiohttp import hdrs, web
 
-from .._native import parse_date_param, smile_to_json
+from .._native import DocumentTooLargeError, parse_date_param, smile_to_json
 from ..actor import now_ms
 from ..encoding import content_coding, decode_whole
 from ..errors import EsError, SimpleError, bad_request
@@ -28,9 +28,9 @@ STREAMLESS_TYPES = {"application/yaml": "yaml", "application/cbor": "cbor",
 _ACCEPTED_TYPES: dict[str, bool] = {}
 
 
-def check_content_type(request: web.Request, *, streaming: bool = False) -> bool:
-    """Whether the body is SMILE; 406 unless it is SMILE or JSON (plain, NDJSON or the
-    compatible-with vendor types)."""
+def smile_body(request: web.Request, *, streaming: bool = False) -> bool:
+    """Whether the body is SMILE rather than JSON; 406 when it is neither (JSON is plain, NDJSON
+    or the compatible-with vendor types)."""
     raw = request.headers.get(hdrs.CONTENT_TYPE)  # an `istr`: no case-folding per request
     smile = _ACCEPTED_TYPES.get(raw)  # type: ignore[arg-type]
     if smile is not None:
@@ -62,9 +62,12 @@ async def json_body(request: web.Request, *, required: bool = False) -> dict[str
         if required:
             raise bad_request("request body is required", "parse_exception")
         return None
-    if check_content_type(request):
+    if smile_body(request):
+        limit = request.app[SETTINGS].max_content_length
         try:
-            raw = smile_to_json(raw, document=True)
+            raw = smile_to_json(raw, max_document=limit)
+        except DocumentTooLargeError:  # its JSON text, as a gzip body's decoded size
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=limit + 1) from None
         except ValueError:
             raise EsError(400, "x_content_parse_exception", "Failed to parse request body: malformed SMILE") from None
     try:

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from ..errors import json_response
 from ..keys import NODE, REGISTRY
-from ..registry import BUILD_HASH, ES_VERSION
+from ..version import BUILD_HASH, ES_VERSION
 from .routes import Routes
 
 

@@ -24,7 +24,7 @@ from .._native import PanicException
 from ..auth import AUTHENTICATOR, Authenticator, authorize
 from ..errors import failure_response
 from ..keys import REQUEST_STATS, SETTINGS, WARNINGS
-from ..registry import BUILD_HASH, ES_VERSION
+from ..version import BUILD_HASH, ES_VERSION
 from ..privileges import Action, action_for
 from .filter_path import filter_response
 from .pretty import prettify, wants_pretty
