@@ -544,56 +544,79 @@ def _walk(obj, path, rec, fields):
                     rec.values[name] = _scalar(v)
 
 
-def jackson_text(buf: bytes) -> tuple[bytes, bool]:
+def jackson_text(buf: bytes) -> tuple[bytes, bool, bool]:
     """The body as UTF-8, in the encoding Jackson detects from its first 4 bytes (a mark, or the
-    zero bytes of ASCII in UTF-16 or UTF-32), and whether it breaks off (an invalid UTF-32 unit,
-    or a byte order Jackson refuses): then only the text before the break is read. UTF-16 is
-    decoded as Java does, an unpaired surrogate or a last odd byte becoming U+FFFD."""
-    def utf32(rest: bytes, order: str) -> tuple[bytes, bool]:
-        out = []
-        for i in range(0, len(rest) - len(rest) % 4, 4):
-            try:
-                out.append(rest[i:i + 4].decode("utf-32-" + order))
-            except UnicodeDecodeError:
-                return "".join(out).encode(), True
-        return "".join(out).encode(), len(rest) % 4 != 0
+    zero bytes of ASCII in UTF-16 or UTF-32); whether it breaks off (a UTF-32 unit past U+10FFFF,
+    a cut unit, a byte order Jackson refuses: then the text before the break is read); and
+    whether it was UTF-8 (only then is a leading U+FEFF a mark to drop). UTF-16 as Java's
+    decoder reads it: a high surrogate takes the unit after it (unless a low one) into one
+    U+FFFD, as does a lone last byte; UTF-32 as Jackson's reader: units may pair as surrogates,
+    a lone one (which UTF-8 cannot hold) is U+FFFD and keeps the unit after it."""
+    def chars(units: list[int], swallow: bool) -> str:
+        out, i = [], 0
+        while i < len(units):
+            u = units[i]
+            if 0xD800 <= u < 0xDC00:
+                if i + 1 < len(units) and 0xDC00 <= units[i + 1] < 0xE000:
+                    out.append(chr(0x10000 + ((u - 0xD800) << 10) + (units[i + 1] - 0xDC00)))
+                    i += 2
+                    continue
+                out.append("\ufffd")
+                i += 2 if swallow and i + 1 < len(units) else 1
+                continue
+            out.append("\ufffd" if 0xDC00 <= u < 0xE000 else chr(u))
+            i += 1
+        return "".join(out)
 
-    def utf16(rest: bytes, order: str) -> tuple[bytes, bool]:
-        return rest.decode("utf-16-" + order, errors="replace").encode(), False
+    def utf16(rest: bytes, order: str) -> tuple[bytes, bool, bool]:
+        units = [int.from_bytes(rest[i:i + 2], order) for i in range(0, len(rest) - 1, 2)]
+        text = chars(units, swallow=True)
+        if len(rest) % 2 and not (units and 0xD800 <= units[-1] < 0xDC00):
+            text += "\ufffd"  # a lone last byte (after a high surrogate, one U+FFFD for both)
+        return text.encode(), False, False
+
+    def utf32(rest: bytes, order: str) -> tuple[bytes, bool, bool]:
+        units = []
+        for i in range(0, len(rest) - len(rest) % 4, 4):
+            u = int.from_bytes(rest[i:i + 4], order)
+            if u > 0x10FFFF:
+                return chars(units, swallow=False).encode(), True, False
+            units.append(u)
+        return chars(units, swallow=False).encode(), len(rest) % 4 != 0, False
 
     if len(buf) >= 4:
         quad = int.from_bytes(buf[:4], "big")
         if quad == 0x0000FEFF:
-            return utf32(buf[4:], "be")
+            return utf32(buf[4:], "big")
         if quad == 0xFFFE0000:
-            return utf32(buf[4:], "le")
+            return utf32(buf[4:], "little")
         if quad in (0x0000FFFE, 0xFEFF0000):
-            return b"", True
+            return b"", True, False
         if quad >> 16 == 0xFEFF:
-            return utf16(buf[2:], "be")
+            return utf16(buf[2:], "big")
         if quad >> 16 == 0xFFFE:
-            return utf16(buf[2:], "le")
+            return utf16(buf[2:], "little")
         if quad >> 8 == 0xEFBBBF:
-            return buf, False
+            return buf, False, True
         if quad >> 8 == 0:
-            return utf32(buf, "be")
+            return utf32(buf, "big")
         if quad & 0x00FFFFFF == 0:
-            return utf32(buf, "le")
+            return utf32(buf, "little")
         if quad & 0xFF00FFFF == 0 or quad & 0xFFFF00FF == 0:
-            return b"", True
+            return b"", True, False
     if len(buf) >= 2 and buf[0] == 0:
-        return utf16(buf, "be")
+        return utf16(buf, "big")
     if len(buf) >= 2 and buf[1] == 0:
-        return utf16(buf, "le")
-    return buf, False
+        return utf16(buf, "little")
+    return buf, False, True
 
 
 class BodyParser:
     """Records of one whole body; raises Malformed where the request fails."""
 
     def __init__(self, buf: bytes, fields: list[str]):
-        buf, self.broken = jackson_text(buf)
-        if buf.startswith(b"\xef\xbb\xbf"):
+        buf, self.broken, utf8 = jackson_text(buf)
+        if utf8 and buf.startswith(b"\xef\xbb\xbf"):
             buf = buf[3:]
         self.buf = buf
         self.fields = set(fields)

@@ -350,6 +350,10 @@ async def test_a_body_of_known_size_may_be_one_document(small_limits, client):
     assert (status, counts["processed_record_count"]) == (202, 1)
     r = await client.post(DATA, data=gzip.compress(doc), headers={**NDJSON, "Content-Encoding": "gzip"})
     assert r.status == 400 and "larger than the limit of [500] bytes" in (await r.json())["error"]["reason"]
+    # in UTF-16 the document's text is up to half as long again as the body that carries it
+    cjk = ('{"airline":"' + "名" * 280 + '","responsetime":1,"time":1403481602}').encode("utf-16-le")
+    status, counts = await post(client, cjk)
+    assert (status, counts["processed_record_count"]) == (202, 1)
 
 
 # -- job not open -------------------------------------------------------------------------------

@@ -5,9 +5,11 @@
 //! byte-order mark, or the zero bytes that ASCII text has in a wider encoding (`{` is `00 7B`
 //! in UTF-16BE). So a file saved as UTF-16 (Windows PowerShell's default) posts as it is;
 //! `input_bytes` still counts the bytes as sent. UTF-16 is read as Java's decoder reads it
-//! (an unpaired surrogate or a lone last byte becomes U+FFFD); UTF-32 strictly (an invalid
-//! code point fails the request, as Jackson's reader throws), as are the byte orders Jackson
-//! refuses (2143 and 3412).
+//! (an unpaired surrogate, with the unit after a high one, or a lone last byte becomes U+FFFD);
+//! UTF-32 as Jackson's reader does (its units may pair as surrogates; one past U+10FFFF fails
+//! the request, as do the byte orders Jackson refuses, 2143 and 3412). One difference: after
+//! such a unit the text before it is read, where Jackson loses what it had decoded of its
+//! current read block (up to 8,000 bytes).
 //!
 //! The common case costs one look at the first bytes of a body: UTF-8 passes straight through.
 
@@ -111,6 +113,9 @@ impl Recoder {
         self.out.clear();
         match self.charset {
             Charset::Utf32 { .. } if !self.partial.is_empty() => return Err(StreamError::Malformed),
+            _ if self.high.is_some() && !self.partial.is_empty() => {
+                push_char(&mut self.out, char::REPLACEMENT_CHARACTER); // Java: one for both
+            }
             _ if !self.partial.is_empty() || self.high.is_some() => push_char(&mut self.out, char::REPLACEMENT_CHARACTER),
             _ => {}
         }
@@ -129,33 +134,42 @@ impl Recoder {
             Charset::Utf16 { big_endian } => {
                 for pair in bytes.chunks_exact(2) {
                     let u = if big_endian { u16::from_be_bytes([pair[0], pair[1]]) } else { u16::from_le_bytes([pair[0], pair[1]]) };
-                    self.utf16(u);
+                    self.surrogate_aware(u32::from(u), true);
                 }
             }
             Charset::Utf32 { big_endian } => {
                 for quad in bytes.chunks_exact(4) {
                     let q = [quad[0], quad[1], quad[2], quad[3]];
                     let v = if big_endian { u32::from_be_bytes(q) } else { u32::from_le_bytes(q) };
-                    push_char(&mut self.out, char::from_u32(v).ok_or(StreamError::Malformed)?);
+                    if v > 0x10FFFF {
+                        return Err(StreamError::Malformed); // Jackson's UTF-32 reader refuses only these
+                    }
+                    self.surrogate_aware(v, false);
                 }
             }
         }
         Ok(())
     }
 
-    fn utf16(&mut self, u: u16) {
+    /// One code unit (UTF-16) or code point (UTF-32, where Java's chars may be surrogates too).
+    /// A high surrogate and a low one after it make one character. Otherwise, as Java's UTF-16
+    /// decoder, a high surrogate is U+FFFD together with the unit after it (`swallow`); Jackson's
+    /// UTF-32 reader keeps that unit, and its lone surrogate, which UTF-8 cannot hold, is U+FFFD.
+    fn surrogate_aware(&mut self, u: u32, swallow: bool) {
         if let Some(high) = self.high.take() {
             if (0xDC00..0xE000).contains(&u) {
-                let c = 0x10000 + ((u32::from(high) - 0xD800) << 10) + (u32::from(u) - 0xDC00);
-                push_char(&mut self.out, char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER));
+                let c = char::from_u32(0x10000 + ((u32::from(high) - 0xD800) << 10) + (u - 0xDC00));
+                push_char(&mut self.out, c.unwrap_or(char::REPLACEMENT_CHARACTER));
                 return;
             }
             push_char(&mut self.out, char::REPLACEMENT_CHARACTER);
+            if swallow {
+                return;
+            }
         }
         match u {
-            0xD800..=0xDBFF => self.high = Some(u),
-            0xDC00..=0xDFFF => push_char(&mut self.out, char::REPLACEMENT_CHARACTER),
-            _ => push_char(&mut self.out, char::from_u32(u32::from(u)).unwrap_or(char::REPLACEMENT_CHARACTER)),
+            0xD800..=0xDBFF => self.high = Some(u as u16),
+            _ => push_char(&mut self.out, char::from_u32(u).unwrap_or(char::REPLACEMENT_CHARACTER)),
         }
     }
 }
@@ -239,10 +253,16 @@ mod tests {
     #[test]
     fn broken_text_as_java_reads_it() {
         // UTF-16: an unpaired surrogate, or a last odd byte, is U+FFFD
+        // UTF-16: a high surrogate takes the unit after it into its U+FFFD (Java's decoder)
         let lone_high = [0x00, b'{', 0xD8, 0x3D, 0x00, b'}'];
-        assert_eq!(decode(&lone_high, 1).unwrap(), "{\u{FFFD}}");
+        assert_eq!(decode(&lone_high, 1).unwrap(), "{\u{FFFD}");
+        let high_high_low = [0x00, b'{', 0xD8, 0x3D, 0xD8, 0x3D, 0xDE, 0x00];
+        assert_eq!(decode(&high_high_low, 3).unwrap(), "{\u{FFFD}\u{FFFD}");
         let lone_low = [b'{', 0x00, 0x00, 0xDC, b'}', 0x00];
         assert_eq!(decode(&lone_low, 3).unwrap(), "{\u{FFFD}}");
+        // UTF-32: surrogates pair as Java chars; a lone one keeps the unit after it
+        assert_eq!(decode(&[0, 0, 0, b'{', 0, 0, 0xD8, 0x3D, 0, 0, 0xDE, 0x00], 5).unwrap(), "{😀");
+        assert_eq!(decode(&[0, 0, 0, b'{', 0, 0, 0xD8, 0x3D, 0, 0, 0, b'Y'], 5).unwrap(), "{\u{FFFD}Y");
         assert_eq!(decode(&[0x00, b'{', 0x00, b'}', 0x00], 2).unwrap(), "{}\u{FFFD}");
         assert_eq!(decode(&[0x00, b'{', 0xD8, 0x3D], 4).unwrap(), "{\u{FFFD}");
         // UTF-32: an invalid code point or a cut unit fails; so do the byte orders Jackson refuses

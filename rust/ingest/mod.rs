@@ -63,6 +63,8 @@ pub struct IngestEngine {
     recoder: Option<Recoder>,
     charset_known: bool,
     head: Vec<u8>,
+    /// The size of the request's body, when it came with one.
+    sized: Option<usize>,
     /// Elasticsearch's `A` lives in memory and is 1 until the first request after an open
     /// (`post-data.md` §1.3 quirk), which `_stats` shows.
     requests_since_open: u64,
@@ -86,7 +88,7 @@ impl IngestEngine {
         }
         let stream = BodyStream::new(&fields, max_document);
         let saved = totals.clone();
-        IngestEngine { job_id: spec.job_id, fields, pipeline, stream, totals, saved, in_request: false, smile: None, recoder: None, charset_known: false, head: Vec::new(), requests_since_open: 0 }
+        IngestEngine { job_id: spec.job_id, fields, pipeline, stream, totals, saved, in_request: false, smile: None, recoder: None, charset_known: false, head: Vec::new(), sized: None, requests_since_open: 0 }
     }
 
     fn analysis_count(&self) -> u64 {
@@ -104,22 +106,27 @@ impl IngestEngine {
         self.recoder = None;
         self.charset_known = false;
         self.head.clear();
+        self.sized = None;
         self.pipeline.request = DataCounts::default();
         self.transfer_buckets();
     }
 
-    /// See [`BodyStream::allow_document`]; for the request in progress.
+    /// See [`BodyStream::allow_document`]; for the request in progress, whose body is `bytes`
+    /// long as sent (its text may be longer: see `choose_charset`).
     pub fn allow_document(&mut self, bytes: usize) {
+        self.sized = Some(bytes);
         self.stream.allow_document(bytes);
     }
 
     /// The request in progress has a SMILE body (`smile.rs`): its bytes are counted, its
     /// documents read as their JSON text.
     pub fn read_smile(&mut self) {
-        // The job's document limit applies to each SMILE piece and to each of its documents'
-        // JSON text, which is then read whole (a Content-Length does not raise it here: what a
-        // piece expands to does not depend on the body's size).
-        self.smile = Some(SmileBody::new(self.stream.job_max_document()));
+        // A piece may be as large as a document may (the whole of a sized body, whose records
+        // a client may stream through one generator); each of its documents' JSON text as the
+        // job's document limit (a Content-Length does not raise that: what a document expands
+        // to does not depend on the body's size). The JSON path then reads it whole.
+        let piece = self.sized.map_or(0, |b| b).max(self.stream.job_max_document());
+        self.smile = Some(SmileBody::new(piece, self.stream.job_max_document()));
         self.stream.allow_document(usize::MAX);
     }
 
@@ -150,6 +157,12 @@ impl IngestEngine {
         self.charset_known = true;
         if charset != Charset::Utf8 {
             self.recoder = Some(Recoder::new(charset));
+            self.stream.no_mark();
+            if let (Some(bytes), Charset::Utf16 { .. }) = (self.sized, charset) {
+                // A sized body may be one document: of its text, which UTF-16 makes up to
+                // half as long again in UTF-8.
+                self.stream.allow_document(bytes.saturating_add(bytes / 2));
+            }
         }
         Ok(mark.min(head.len()))
     }

@@ -78,37 +78,39 @@ impl SmileSplitter {
 pub struct SmileBody {
     splitter: SmileSplitter,
     json: Vec<u8>,
-    /// The job's document limit, applied to each piece's SMILE bytes and to each root value's
-    /// JSON text (shared strings can make that many times the size of its SMILE).
+    /// The most SMILE bytes a piece may have.
+    max_piece: usize,
+    /// The most JSON text a root value may make (shared strings can make that many times the
+    /// size of its SMILE): the job's document limit.
     max_document: usize,
 }
 
 impl SmileBody {
-    pub fn new(max_document: usize) -> Self {
-        SmileBody { splitter: SmileSplitter::default(), json: Vec::new(), max_document }
+    pub fn new(max_piece: usize, max_document: usize) -> Self {
+        SmileBody { splitter: SmileSplitter::default(), json: Vec::new(), max_piece, max_document }
     }
 
     /// Feed the next bytes of the body; `read` gets the JSON text of every root value of every
     /// piece completed.
     pub fn feed(&mut self, data: &[u8], mut read: impl FnMut(&[u8]) -> std::result::Result<(), StreamError>) -> std::result::Result<(), StreamError> {
-        let (json, limit) = (&mut self.json, self.max_document);
-        let too_large = StreamError::DocumentTooLarge { limit };
+        let (json, max_piece, max_document) = (&mut self.json, self.max_piece, self.max_document);
+        let piece_too_large = StreamError::DocumentTooLarge { limit: max_piece };
         self.splitter.feed(data, |piece| {
-            if piece.len() > limit {
-                return Err(too_large);
+            if piece.len() > max_piece {
+                return Err(piece_too_large);
             }
             let errors = |e| match e {
                 SmileError::Malformed => StreamError::Malformed,
-                SmileError::TooLarge => too_large,
+                SmileError::TooLarge => StreamError::DocumentTooLarge { limit: max_document },
             };
-            let done = transcode(piece, limit, json, &mut read, errors);
+            let done = transcode(piece, max_document, json, &mut read, errors);
             if json.capacity() > KEEP_JSON_BYTES {
                 *json = Vec::new(); // a large document's text is not kept for the next one
             }
             done
         })?;
-        if self.splitter.pending() > limit {
-            return Err(too_large);
+        if self.splitter.pending() > max_piece {
+            return Err(piece_too_large);
         }
         Ok(())
     }
@@ -126,7 +128,7 @@ const KEEP_JSON_BYTES: usize = 1 << 20;
 /// with no size limit.
 pub fn body_to_json(body: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(body.len() * 2);
-    let mut smile = SmileBody::new(usize::MAX);
+    let mut smile = SmileBody::new(usize::MAX, usize::MAX);
     smile
         .feed(body, |value| {
             out.extend_from_slice(value);
@@ -743,9 +745,9 @@ mod tests {
         let mut piece = doc.clone();
         piece.push(0xFF);
         let read = |_: &[u8]| -> std::result::Result<(), StreamError> { Ok(()) };
-        assert_eq!(SmileBody::new(1000).feed(&piece, read), Err(StreamError::DocumentTooLarge { limit: 1000 }));
-        assert_eq!(SmileBody::new(10_000).feed(&piece, read), Err(StreamError::DocumentTooLarge { limit: 10_000 }));
-        assert_eq!(SmileBody::new(100_000).feed(&piece, read), Ok(()));
+        assert_eq!(SmileBody::new(1000, 100_000).feed(&piece, read), Err(StreamError::DocumentTooLarge { limit: 1000 }));
+        assert_eq!(SmileBody::new(100_000, 10_000).feed(&piece, read), Err(StreamError::DocumentTooLarge { limit: 10_000 }));
+        assert_eq!(SmileBody::new(100_000, 100_000).feed(&piece, read), Ok(()));
     }
 
     #[test]

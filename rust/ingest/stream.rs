@@ -115,6 +115,12 @@ impl BodyStream {
         self.max_document = self.job_max_document;
     }
 
+    /// The text comes re-encoded from UTF-16 or UTF-32, whose mark was dropped already: a
+    /// U+FEFF at its start is text, not a UTF-8 mark to drop.
+    pub fn no_mark(&mut self) {
+        self.bom_seen = BOM.len();
+    }
+
     /// The job's document limit (a request may allow more: [`Self::allow_document`]).
     pub fn job_max_document(&self) -> usize {
         self.job_max_document
