@@ -245,23 +245,41 @@ fn letters(c: u8, n: usize) -> Option<Item> {
 /// another number is read at exactly its width and the run's first number leaves room for it
 /// (so `yyyyMMdd` works); a variable-width one ends the run and pins the previous first number
 /// to its strict width. Numbers outside runs are lenient: 1 to 9 digits.
+///
+/// `yy` is java.time's reduced-value parser, which lenient parsing never treats as fixed-width:
+/// after a run is ended by a variable-width number it reads greedily (its room for the fixed
+/// ones is gone), and as a fixed number inside a run it reads greedily too; so `ddMMyyHH` and
+/// `yyMMddH` cannot read back what they print, in Java and here.
 fn push_number(items: &mut Vec<Item>, run: &mut Option<Run>, field: Field, strict: (usize, usize)) {
     let fixed = strict.0 == strict.1;
     if let Some(first) = *run {
         let first_fixed = first.strict.0 == first.strict.1;
         if let Item::Number {
-            min, max, reserve, ..
+            field: first_field,
+            min,
+            max,
+            reserve,
+            ..
         } = &mut items[first.index]
         {
             if fixed {
                 *reserve += strict.1;
             }
-            if first_fixed || !fixed {
+            if *first_field == Field::Year2 && !fixed {
+                (*min, *max, *reserve) = (1, 9, 0);
+            } else if first_fixed || !fixed {
                 (*min, *max) = first.strict;
             }
         }
         if fixed {
-            items.push(Item::number(field, strict.0, strict.1));
+            let (min, max) = if field == Field::Year2 { (1, 9) } else { strict };
+            items.push(Item::Number {
+                field,
+                min,
+                max,
+                reserve: 0,
+                width: strict.0,
+            });
             return;
         }
     }
@@ -925,11 +943,14 @@ mod tests {
             // what they print for the epoch does not read back: a variable-width number between
             // adjacent ones takes the digits of the next (as java.time's check finds)
             "yyyyDHH", "yyyyMdHH", "yyyyMMdH",
+            // `yy` reads greedily when lenient unless it leads a run of fixed widths to its end
+            "yyMMddH", "yyMMddHmm", "yyDDDH", "yyMMdHH", "ddMMyyHH", "ddMMyyHHmm", "MMddyyH",
         ] {
             assert!(DatePattern::compile(pattern).is_none(), "{pattern:?}");
         }
         let accepted = ["MM-dd HH", "yyyy-MM-dd h a", "[yyyy-MM-dd HH", "yyyy-MM-dd HH ''", "yyyyMMddHH",
-                        "yyyyDDDHH", "yyyyMMdd'T'HHmmss.SSSZ", "dd/MMM/yyyy:HH:mm:ss xx", "EEE, dd MMM yyyy HH:mm:ss XXX"];
+                        "yyyyDDDHH", "yyyyMMdd'T'HHmmss.SSSZ", "dd/MMM/yyyy:HH:mm:ss xx", "EEE, dd MMM yyyy HH:mm:ss XXX",
+                        "yyMMddHHmmss", "yyMMdd HH:mm", "dd/MM/yy HH:mm:ss", "ddMMyy HH", "yyMMddHHmmssSSS", "HHmm ddMMyy"];
         for pattern in accepted {
             assert!(DatePattern::compile(pattern).is_some(), "{pattern:?}");
         }
