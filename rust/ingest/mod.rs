@@ -125,7 +125,7 @@ impl IngestEngine {
         // a client may stream through one generator); each of its documents' JSON text as the
         // job's document limit (a Content-Length does not raise that: what a document expands
         // to does not depend on the body's size). The JSON path then reads it whole.
-        let piece = self.sized.map_or(0, |b| b).max(self.stream.job_max_document());
+        let piece = self.sized.unwrap_or(0).max(self.stream.job_max_document());
         self.smile = Some(SmileBody::new(piece, self.stream.job_max_document()));
         self.stream.allow_document(usize::MAX);
     }
