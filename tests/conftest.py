@@ -29,9 +29,16 @@ POST_DATA_JOB = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "settings(**fields): Settings fields the test's app gets instead of the defaults")
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", commit_interval=0.0)
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """The test app's settings: its store under `tmp_path`, counts committed at once, and the
+    fields a `@pytest.mark.settings(...)` on the test gives."""
+    marker = request.node.get_closest_marker("settings")
+    return Settings(data_dir=tmp_path / "data", commit_interval=0.0, **(marker.kwargs if marker else {}))
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import pytest
 from anomalyd import encoding
 from anomalyd.encoding import PIECE_BYTES, BodyDecoder
 from anomalyd.errors import UnreadableBody
-from anomalyd.settings import Settings
 from conftest import POST_DATA_JOB
 
 BASE = "/_ml/anomaly_detectors"
@@ -118,17 +117,6 @@ def test_ISA_L_inflates_when_installed():
 
 
 # -- over HTTP ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def settings(tmp_path, request):
-    limit = 1000 if "small_limits" in request.fixturenames else 100 << 20
-    return Settings(data_dir=tmp_path / "data", commit_interval=0.0, max_content_length=limit)
-
-
-@pytest.fixture
-def small_limits() -> None:
-    """Asked for by a test, it makes the settings' Content-Length limit 1,000 bytes."""
 
 
 async def setup_job(client) -> None:
@@ -260,7 +248,8 @@ async def test_an_unsupported_coding_is_refused_before_100_continue(client):
     assert head.startswith(b"HTTP/1.1 415 ") and b"X-Elastic-Product: Elasticsearch" in head
 
 
-async def test_request_bodies_of_every_api_are_decoded(small_limits, client):
+@pytest.mark.settings(max_content_length=1000)
+async def test_request_bodies_of_every_api_are_decoded(client):
     """A job's config and a flush's parameters compressed as the official client's
     `http_compress` sends them; a broken one is a 400, and one that decodes to more than
     `--max-content-length` a 413 (as an oversized plain body)."""

@@ -36,6 +36,10 @@ ORDER = ["job_id", "processed_record_count", "processed_field_count", "input_byt
          "last_data_time", "latest_empty_bucket_timestamp", "latest_sparse_bucket_timestamp", "input_record_count"]
 
 
+#: Tiny body and document limits for the tests that need them.
+SMALL_LIMITS = pytest.mark.settings(max_content_length=1000, max_document_bytes=500)
+
+
 def es_error(status: int, type_: str, reason: str) -> dict:
     return {"error": {"root_cause": [{"type": type_, "reason": reason}], "type": type_, "reason": reason}, "status": status}
 
@@ -124,12 +128,8 @@ async def test_post_data_response_content_type_and_no_warning(client):
     assert r.headers["X-Elastic-Product"] == "Elasticsearch"
 
 
-@pytest.fixture
-def deprecation_on() -> None:
-    """Asked for by a test, it turns on `--deprecation-warning`."""
-
-
-async def test_deprecation_warning_when_asked_for_on_every_answer_of_the_handler(deprecation_on, client):
+@pytest.mark.settings(deprecation_warning=True)
+async def test_deprecation_warning_when_asked_for_on_every_answer_of_the_handler(client):
     """`--deprecation-warning`: Elasticsearch's header, on the 202 and on every error the handler
     gives (the YAML tests declare `warnings:` on the 409 too), not on the REST layer's 406,
     which comes before it (`post-data.md` §0, §11 b)."""
@@ -256,29 +256,8 @@ async def test_yaml_does_not_support_stream_parsing(client):
                               "status": 406}
 
 
-@pytest.fixture
-def small_limits() -> None:
-    """Asked for by a test, it gives the app tiny body and document limits (see `settings`)."""
-
-
-@pytest.fixture
-def snapshot_every_request() -> None:
-    """Asked for by a test, it makes every request due for a periodic model snapshot."""
-
-
-@pytest.fixture
-def settings(tmp_path, request):
-    """The default test settings, or tiny limits for tests that ask for `small_limits`."""
-    if "small_limits" in request.fixturenames:
-        return Settings(data_dir=tmp_path / "data", commit_interval=0.0, max_content_length=1000, max_document_bytes=500)
-    if "deprecation_on" in request.fixturenames:
-        return Settings(data_dir=tmp_path / "data", commit_interval=0.0, deprecation_warning=True)
-    if "snapshot_every_request" in request.fixturenames:
-        return Settings(data_dir=tmp_path / "data", commit_interval=0.0, snapshot_interval=0.0)
-    return Settings(data_dir=tmp_path / "data", commit_interval=0.0)
-
-
-async def test_content_length_above_max_is_413_empty(small_limits, client):
+@SMALL_LIMITS
+async def test_content_length_above_max_is_413_empty(client):
     await setup_job(client)
     body = b"\n".join(rec(1403481600 + i) for i in range(30))
     assert len(body) > 1000
@@ -296,7 +275,8 @@ async def test_content_length_above_max_is_413_empty(small_limits, client):
     assert (await r.json())["processed_record_count"] == 30
 
 
-async def test_size_is_checked_before_the_content_type(small_limits, client):
+@SMALL_LIMITS
+async def test_size_is_checked_before_the_content_type(client):
     """As in Elasticsearch, whose HTTP layer refuses the size before the REST layer looks at
     the type: 413, not 406."""
     await setup_job(client)
@@ -304,7 +284,8 @@ async def test_size_is_checked_before_the_content_type(small_limits, client):
     assert (r.status, await r.read()) == (413, b"")
 
 
-async def test_expect_continue_above_max_is_417_and_counted(small_limits, client):
+@SMALL_LIMITS
+async def test_expect_continue_above_max_is_417_and_counted(client):
     """`Expect: 100-continue` with a Content-Length over the limit: 417 before the body is sent,
     stamped and counted in /metrics like every other answer."""
     await setup_job(client)
@@ -316,7 +297,8 @@ async def test_expect_continue_above_max_is_417_and_counted(small_limits, client
     assert (await job_stats(client))["data_counts"]["input_bytes"] == 0
 
 
-async def test_document_over_max_document_bytes(small_limits, client):
+@SMALL_LIMITS
+async def test_document_over_max_document_bytes(client):
     await setup_job(client)
 
     async def gen():
@@ -334,7 +316,8 @@ async def test_document_over_max_document_bytes(small_limits, client):
     assert status == 202 and counts["processed_record_count"] == 1
 
 
-async def test_a_body_of_known_size_may_be_one_document(small_limits, client):
+@SMALL_LIMITS
+async def test_a_body_of_known_size_may_be_one_document(client):
     """The document limit bounds streams of unknown size (chunked or compressed, `post-data.md`
     §11 d); a plain Content-Length body, already capped by the size limit, may be one document
     as in Elasticsearch, whether it arrives at once or in pieces."""
@@ -1145,7 +1128,8 @@ async def test_opening_job(client, monkeypatch):
     assert (await client.get(f"{BASE}/{J}")).status == 404
 
 
-async def test_periodic_snapshots_leave_the_loop_serving(snapshot_every_request, client):
+@pytest.mark.settings(snapshot_interval=0.0)  # every request is due for a model snapshot
+async def test_periodic_snapshots_leave_the_loop_serving(client):
     """A periodic model snapshot is serialised on a thread while it holds the job: meanwhile
     `_stats` and /metrics answer with the exact figures, other jobs take data, the job's own
     posts wait their turn; every count adds up and the snapshot is stored."""
@@ -1181,7 +1165,8 @@ async def test_periodic_snapshots_leave_the_loop_serving(snapshot_every_request,
     assert stored is not None and stored[1]["series_count"] == airlines
 
 
-async def test_force_close_waits_for_a_periodic_snapshot(snapshot_every_request, client):
+@pytest.mark.settings(snapshot_interval=0.0)  # every request is due for a model snapshot
+async def test_force_close_waits_for_a_periodic_snapshot(client):
     """A force-close meeting a periodic snapshot does not cancel it (its thread cannot stop
     halfway): the close waits its turn, answers closed, and the job reopens with its model."""
     await setup_job(client)

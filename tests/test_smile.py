@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from anomalyd._native import smile_to_json
-from anomalyd.settings import Settings
 from conftest import POST_DATA_JOB
 
 VECTORS = Path(__file__).parent / "smile" / "vectors"
@@ -65,17 +64,6 @@ def test_malformed_smile_is_refused(piece):
 
 
 # -- over HTTP ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def settings(tmp_path, request):
-    max_document = 100 if "small_documents" in request.fixturenames else 16 << 20
-    return Settings(data_dir=tmp_path / "data", commit_interval=0.0, max_document_bytes=max_document)
-
-
-@pytest.fixture
-def small_documents() -> None:
-    """Asked for by a test, it makes the document size limit 100 bytes."""
 
 
 async def open_job(client, job_id: str = J) -> str:
@@ -142,7 +130,8 @@ async def test_a_malformed_document_fails_the_request_and_keeps_the_ones_before(
     assert r.status == 202
 
 
-async def test_a_smile_document_is_bounded_by_the_document_limit(small_documents, client):
+@pytest.mark.settings(max_document_bytes=100)
+async def test_a_smile_document_is_bounded_by_the_document_limit(client):
     """A piece may be as large as the body when it came with its size (a client may stream its
     records through one generator: one piece), else as the document limit; each document's JSON
     text, whatever the framing, as the document limit (what a document expands to does not
