@@ -15,7 +15,8 @@
 //! Not on the fast path: SMILE is what the Java test runner may send, not what shippers send.
 //! Format: the public Smile format specification (FasterXML, 1.0).
 
-use std::fmt::Write;
+use std::fmt::Write as _; // `write!` into a String
+use std::io::Write as _; // and into a Vec<u8>
 
 use super::stream::StreamError;
 
@@ -37,6 +38,7 @@ const END_OF_STRING: u8 = 0xFC;
 const MAX_SHARED: usize = 1024;
 /// Containers nest at most this deep (Jackson's default limit since 2.15).
 const MAX_DEPTH: usize = 1000;
+
 /// Gathers a body's pieces: each ends with (and holds) a 0xFF.
 #[derive(Default)]
 pub struct SmileSplitter {
@@ -293,14 +295,12 @@ impl<'a> Decoder<'a, '_> {
             0x23 => self.out.extend_from_slice(b"true"),
             0x24 => {
                 let z = self.vint()?;
-                let v = u32::try_from(z).map_err(|_| SmileError::Malformed)?;
-                let i = (v >> 1) as i32 ^ -((v & 1) as i32);
-                let _ = write!(Text(self.out), "{i}");
+                u32::try_from(z).map_err(|_| SmileError::Malformed)?; // a 32-bit int
+                let _ = write!(self.out, "{}", unzigzag(z));
             }
             0x25 => {
                 let z = self.vint()?;
-                let i = (z >> 1) as i64 ^ -((z & 1) as i64);
-                let _ = write!(Text(self.out), "{i}");
+                let _ = write!(self.out, "{}", unzigzag(z));
             }
             0x26 => {
                 let bytes = self.big_integer_bytes()?;
@@ -315,8 +315,9 @@ impl<'a> Decoder<'a, '_> {
                 java_float(v, &v.to_string(), self.out);
             }
             0x2A => {
-                let z = u32::try_from(self.vint()?).map_err(|_| SmileError::Malformed)?;
-                let scale = i64::from((z >> 1) as i32 ^ -((z & 1) as i32)); // Java's int scale
+                let z = self.vint()?;
+                u32::try_from(z).map_err(|_| SmileError::Malformed)?; // Java's int scale
+                let scale = unzigzag(z);
                 let bytes = self.big_integer_bytes()?;
                 let text = big_decimal(&big_integer(&bytes), scale);
                 self.out.extend_from_slice(text.as_bytes());
@@ -326,8 +327,7 @@ impl<'a> Decoder<'a, '_> {
             0x80..=0x9F => self.text_value(usize::from(b & 0x1F) + 2)?,
             0xA0..=0xBF => self.text_value(usize::from(b & 0x1F) + 34)?,
             0xC0..=0xDF => {
-                let z = i32::from(b & 0x1F);
-                let _ = write!(Text(self.out), "{}", (z >> 1) ^ -(z & 1));
+                let _ = write!(self.out, "{}", unzigzag(u64::from(b & 0x1F)));
             }
             0xE0 | 0xE4 => {
                 let s = self.until_end_marker()?;
@@ -449,21 +449,16 @@ impl<'a> Decoder<'a, '_> {
     }
 }
 
+/// The signed value of a ZigZag-encoded one (0, -1, 1, -2, …).
+fn unzigzag(z: u64) -> i64 {
+    (z >> 1) as i64 ^ -((z & 1) as i64)
+}
+
 fn remember<'a>(table: &mut Vec<&'a [u8]>, s: &'a [u8]) {
     if table.len() == MAX_SHARED {
         table.clear();
     }
     table.push(s);
-}
-
-/// `write!` into a byte buffer.
-struct Text<'o>(&'o mut Vec<u8>);
-
-impl Write for Text<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
 }
 
 /// A JSON string of UTF-8 text `s`.
@@ -475,7 +470,7 @@ fn json_string(s: &[u8], out: &mut Vec<u8>) -> Result<()> {
             '"' => out.extend_from_slice(b"\\\""),
             '\\' => out.extend_from_slice(b"\\\\"),
             c if (c as u32) < 0x20 => {
-                let _ = write!(Text(out), "\\u{:04x}", c as u32);
+                let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => {
                 let mut b = [0; 4];
@@ -610,7 +605,7 @@ fn java_float(v: f64, shortest: &str, out: &mut Vec<u8>) {
     }
     let (first, rest) = digits.split_at(1);
     let rest = if rest.is_empty() { "0" } else { rest };
-    let _ = write!(Text(out), "{first}.{rest}E{}", exp10 - 1);
+    let _ = write!(out, "{first}.{rest}E{}", exp10 - 1);
 }
 
 #[cfg(test)]

@@ -190,7 +190,9 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
         content_coding(request)
     except SimpleError as e:  # no use sending a body that cannot be read
         request.app[REQUEST_STATS].count(request, e.status)
-        return json_response({"error": e.message, "status": e.status}, e.status, {PRODUCT_HEADER: "Elasticsearch"})
+        response = errors.failure_response(request, e)
+        response.headers[PRODUCT_HEADER] = "Elasticsearch"
+        return response
     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     return None
 
