@@ -167,14 +167,7 @@ impl PyIngestEngine {
     /// document it may hold (else the job's `max_document_bytes`); `smile`: the body is SMILE.
     #[pyo3(signature = (body_bytes=None, smile=false))]
     fn start_request(&self, py: Python<'_>, body_bytes: Option<usize>, smile: bool) {
-        let inner = &mut self.engine(py).inner;
-        inner.start_request();
-        if let Some(bytes) = body_bytes {
-            inner.allow_document(bytes);
-        }
-        if smile {
-            inner.read_smile();
-        }
+        self.engine(py).inner.start_body(body_bytes, smile);
     }
 
     /// Feed the next chunk of the body.
@@ -200,13 +193,7 @@ impl PyIngestEngine {
         let body = chunk.bytes();
         let run = |state: &mut EngineState| {
             let EngineState { inner, response } = state;
-            inner.start_request();
-            if sized {
-                inner.allow_document(body.len());
-            }
-            if smile {
-                inner.read_smile();
-            }
+            inner.start_body(sized.then_some(body.len()), smile);
             let fed = inner.feed(body);
             if fed.is_err() {
                 inner.abort_request();

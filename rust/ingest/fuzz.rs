@@ -28,10 +28,7 @@ pub(super) fn post_in_pieces(e: &mut IngestEngine, body: &[u8], cuts: &[usize]) 
 }
 
 fn post_as(e: &mut IngestEngine, body: &[u8], cuts: &[usize], smile: bool) -> Result<String, String> {
-    e.start_request();
-    if smile {
-        e.read_smile();
-    }
+    e.start_body(None, smile);
     let mut last = 0;
     let mut res = Ok(());
     for &c in cuts.iter().chain(std::iter::once(&body.len())) {

@@ -111,16 +111,28 @@ impl IngestEngine {
         self.transfer_buckets();
     }
 
+    /// [`Self::start_request`] for a body of `size` bytes when it came with its size (then one
+    /// document may be all of it), in SMILE when `smile`.
+    pub fn start_body(&mut self, size: Option<usize>, smile: bool) {
+        self.start_request();
+        if let Some(bytes) = size {
+            self.allow_document(bytes);
+        }
+        if smile {
+            self.read_smile();
+        }
+    }
+
     /// See [`BodyStream::allow_document`]; for the request in progress, whose body is `bytes`
     /// long as sent (its text may be longer: see `choose_charset`).
-    pub fn allow_document(&mut self, bytes: usize) {
+    fn allow_document(&mut self, bytes: usize) {
         self.sized = Some(bytes);
         self.stream.allow_document(bytes);
     }
 
     /// The request in progress has a SMILE body (`smile.rs`): its bytes are counted, its
     /// documents read as their JSON text.
-    pub fn read_smile(&mut self) {
+    fn read_smile(&mut self) {
         // A piece may be as large as a document may (the whole of a sized body, whose records
         // a client may stream through one generator); each of its documents' JSON text as the
         // job's document limit (a Content-Length does not raise that: what a document expands
