@@ -62,6 +62,12 @@ impl OpenBucket {
         }
     }
 
+    pub fn prefetch_aggregate(&self, series: u32) {
+        if let Some(a) = self.aggregates.get(series as usize) {
+            crate::arch::prefetch(a);
+        }
+    }
+
     pub fn aggregate(&self, series: u32) -> Aggregate {
         self.aggregates.get(series as usize).copied().unwrap_or_default()
     }

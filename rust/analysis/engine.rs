@@ -30,6 +30,10 @@ fn analysable(t: i64) -> bool {
 /// How many series ahead `score_bucket` prefetches models: one update takes longer than a
 /// cache miss, so the next-but-one is early enough without flooding the caches.
 const PREFETCH_AHEAD: usize = 2;
+/// How many series ahead it prefetches what locates a model (the series' entry, holding the
+/// models' address) and the bucket's aggregate: reading the address for the model prefetch
+/// would otherwise wait for a miss of its own, one per series, whenever the caches are cold.
+const PREFETCH_ENTRY_AHEAD: usize = 8;
 
 /// Snapshot format version: a snapshot of another version is not restored.
 const SNAPSHOT_VERSION: u32 = 4;
@@ -421,6 +425,10 @@ impl AnalysisEngine {
             for (j, &sid) in self.scratch.iter().enumerate() {
                 // The models are scattered over more memory than the caches hold: ask for the
                 // next ones while this one computes.
+                if let Some(&far) = self.scratch.get(j + PREFETCH_ENTRY_AHEAD) {
+                    crate::arch::prefetch(&self.series.series[far as usize]);
+                    bucket.prefetch_aggregate(far);
+                }
                 if let Some(&ahead) = self.scratch.get(j + PREFETCH_AHEAD) {
                     for m in &self.series.series[ahead as usize].models {
                         m.prefetch(&bins);
