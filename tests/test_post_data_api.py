@@ -287,11 +287,12 @@ async def test_size_is_checked_before_the_content_type(client):
 @SMALL_LIMITS
 async def test_expect_continue_above_max_is_417_and_counted(client):
     """`Expect: 100-continue` with a Content-Length over the limit: 417 before the body is sent,
-    stamped and counted in /metrics like every other answer."""
+    stamped and counted in /metrics like every other answer; the connection closes after it."""
     await setup_job(client)
     body = b"\n".join(rec(1403481600 + i) for i in range(30))
     r = await client.post(DATA, data=body, headers=NDJSON, expect100=True)
     assert (r.status, await r.read(), r.headers["X-Elastic-Product"]) == (417, b"", "Elasticsearch")
+    assert r.headers["Connection"] == "close"
     metrics = await (await client.get("/metrics")).text()
     assert 'anomalyd_http_requests_total{method="POST",route="/_ml/anomaly_detectors/{job_id}/_data",status="417"} 1.0' in metrics
     assert (await job_stats(client))["data_counts"]["input_bytes"] == 0
@@ -706,6 +707,30 @@ async def test_stalled_client_loses_connection(aiohttp_client, tmp_path, chunked
     status, counts = await post(client, rec(1403481601))
     assert status == 202 and counts["processed_record_count"] == 1
     assert (await job_stats(client))["data_counts"]["processed_record_count"] == 2
+
+
+@pytest.mark.parametrize(("bad", "reason"), [(b"zz\r\n", "Invalid character in chunk size"),
+                                           (b"3\r\nabcXX\r\n", "Expected LF after chunk data"),
+                                           (b"123456789012345678901\r\n", "Chunk size overflow")])
+async def test_broken_chunked_framing_mid_body_is_answered_at_once(aiohttp_client, tmp_path, bad, reason):
+    """Broken framing after good chunks (aiohttp's parser drops the body silently, framing.py):
+    Elasticsearch's 400 at once rather than at the read timeout, the connection closed, what came
+    before counted, and the job free for the request queued behind."""
+    client = await aiohttp_client(create_app(Settings(data_dir=tmp_path / "data", commit_interval=0.0, read_timeout=60)))
+    await setup_job(client)
+    good = rec(1403481600) + b"\n" + rec(1403481601) + b"\n"
+    head = f"POST {DATA} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+    reader, writer = await raw_post(client, head, [b"%x\r\n%s\r\n" % (len(good), good)])
+    queued = asyncio.ensure_future(post(client, rec(1403481602)))
+    await asyncio.sleep(0.1)
+    writer.write(bad)
+    status, body = await asyncio.wait_for(response_json(reader), 5)
+    assert (status, body) == (400, es_error(400, "parse_exception", f"Failed to read the request body: {reason}"))
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed: the rest of the stream is unreadable
+    writer.close()
+    status, counts = await asyncio.wait_for(queued, 5)
+    assert status == 202 and counts["processed_record_count"] == 1
+    assert (await job_stats(client))["data_counts"]["processed_record_count"] == 3
 
 
 # -- metrics ------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import AsyncIterator
 import structlog
 from aiohttp import web
 
-from . import encoding
+from . import encoding, framing
 from .api import setup_routes
 from .auth import AUTHENTICATOR, Authenticator
 from .keys import NODE, REGISTRY, REQUEST_STATS, SETTINGS, NodeInfo, RequestStats
@@ -112,6 +112,7 @@ async def _security(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
     log.debug("inflate_backend", backend=encoding.BACKEND)
+    framing.install()  # broken chunked framing fails the body it breaks (framing.py)
     # Bodies are decoded by the handlers (encoding.py), which can answer a failure properly.
     app = web.Application(client_max_size=settings.max_content_length, handler_args={"auto_decompress": False})
     app[SETTINGS] = settings

@@ -107,6 +107,15 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return web.Response(body=data, status=status, content_type="application/json", headers=headers)
 
 
+def end_connection(request: web.Request, response: web.StreamResponse) -> None:
+    """Close the connection after `response`, reading nothing more of it: what follows is the
+    rest of a body left unread, which cannot be told from a next request. The body is ended here
+    so that aiohttp does not wait to drain it, and the parser stops, so nothing is fed to it."""
+    request.protocol.close()
+    request.content.feed_eof()
+    response.force_close()
+
+
 def failure_response(request: web.Request, exc: BaseException) -> web.Response:
     """The response for any exception raised while handling `request`."""
     from .jobconfig import ConfigError  # the validation module has its own error type
@@ -125,11 +134,10 @@ def failure_response(request: web.Request, exc: BaseException) -> web.Response:
     elif isinstance(exc, RequestPayloadError):  # broken chunked framing
         exc = UnreadableBody(_AIOHTTP_PREFIX.sub("", str(exc)).strip())
     if isinstance(exc, UnreadableBody):
-        # The rest of the body cannot be read: end it here, so that aiohttp does not try to
-        # drain it after the answer (raising the same error again), and close the connection.
-        request.content.feed_eof()
+        # The rest of the body cannot be read (aiohttp would raise the same error again
+        # draining it after the answer).
         response = json_response(exc.body(), 400)
-        response.force_close()
+        end_connection(request, response)
         return response
     if isinstance(exc, ConnectionResetError):
         # Nobody is left to read the answer; the status only tells the two cases apart in

@@ -237,7 +237,9 @@ impl BodyStream {
                         }
                     }
                     Ok(TopStep::OpenArray { end }) => {
-                        self.tok.open_top_array();
+                        if !self.tok.open_top_array() {
+                            self.add_errors(1)?;
+                        }
                         pos = end;
                     }
                     Ok(TopStep::CloseArray { end }) => {

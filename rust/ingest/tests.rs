@@ -310,3 +310,27 @@ fn a_nested_array_ends_collection_early_as_in_elasticsearch() {
     assert_eq!(n(&r, "invalid_date_count"), 1);
 }
 
+
+#[test]
+fn top_level_arrays_nest_at_most_a_thousand_deep() {
+    use crate::ingest::token::MAX_TOP_ARRAYS;
+    let spec = || job(r#"{"function":"count"}"#, "", "epoch");
+    // At the limit, a record inside is read as usual.
+    let deep = [b"[".repeat(MAX_TOP_ARRAYS), br#"{"time":1}"#.to_vec(), b"]".repeat(MAX_TOP_ARRAYS)].concat();
+    let r = post_fresh(spec, &deep).unwrap();
+    assert_eq!(n(&r, "processed_record_count"), 1);
+    // Beyond it every `[` is a parse error: the request fails at the hundredth, with what came
+    // before counted, and the open arrays never outgrow the limit (a stream of 10 MB of `[`).
+    let flood = b"[".repeat(10 << 20);
+    for (before, records) in [(&b""[..], 0), (&b"{\"time\":1}\n"[..], 1)] {
+        for step in [1 << 16, 7] {
+            let mut e = IngestEngine::open(spec(), None, 1 << 20);
+            e.start_request();
+            e.feed(before).unwrap();
+            let failed = flood.chunks(step).map(|c| e.feed(c)).find(Result::is_err);
+            assert!(matches!(failed, Some(Err(StreamError::Malformed))), "chunks of {step}");
+            e.abort_request();
+            assert_eq!(e.totals().processed_record_count, records);
+        }
+    }
+}

@@ -148,6 +148,12 @@ pub fn key_hash(len: usize, word: u64, mult: u64, bits: u32) -> usize {
     ((word ^ (len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).wrapping_mul(mult) >> (64 - bits)) as usize
 }
 
+/// Top-level arrays open at once, at most: Jackson's nesting limit (`StreamReadConstraints`, 1000
+/// since 2.15, kept by Elasticsearch). One more `[` is a syntax error, counted like any other, so
+/// that `[[[[…` (outside any document, so no document limit applies) cannot grow the stack of open
+/// arrays without bound.
+pub const MAX_TOP_ARRAYS: usize = 1000;
+
 /// Keys an object may have before its duplicates are found with a hash set (see `exact`).
 const EXACT_KEYS_FROM: usize = 32;
 
@@ -250,10 +256,15 @@ impl Tokenizer {
         }
     }
 
-    /// Open a top-level array during top-level recovery.
-    pub fn open_top_array(&mut self) {
+    /// Open a top-level array during top-level recovery; false (nothing opened) beyond
+    /// [`MAX_TOP_ARRAYS`].
+    pub fn open_top_array(&mut self) -> bool {
         debug_assert!(self.at_top_level());
+        if self.frames.len() >= MAX_TOP_ARRAYS {
+            return false;
+        }
         self.frames.push(Frame { object: false, expect: Expect::ValueOrEnd });
+        true
     }
 
     /// Close one top-level array during top-level recovery.
@@ -398,6 +409,9 @@ impl Tokenizer {
                 Ok(Tok::StartObject)
             }
             b'[' => {
+                if self.objects == 0 && self.frames.len() >= MAX_TOP_ARRAYS {
+                    return Err(Stop::Error { resume: p + 1 });
+                }
                 *pos = p + 1;
                 self.frames.push(Frame { object: false, expect: Expect::ValueOrEnd });
                 Ok(Tok::StartArray)

@@ -183,15 +183,20 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
         return None
     length = request.content_length
     # Answered before any handler (and so before the route envelope): stamped and counted here.
+    # The client is told not to send the body, but may have sent it anyway: the connection is
+    # closed after the answer (errors.end_connection).
     if length is not None and length > request.app[SETTINGS].max_content_length:
         request.app[REQUEST_STATS].count(request, 417)
-        return web.Response(status=417, headers={PRODUCT_HEADER: "Elasticsearch"})
+        response = web.Response(status=417, headers={PRODUCT_HEADER: "Elasticsearch"})
+        errors.end_connection(request, response)
+        return response
     try:
         content_coding(request)
     except SimpleError as e:  # no use sending a body that cannot be read
         request.app[REQUEST_STATS].count(request, e.status)
         response = errors.failure_response(request, e)
         response.headers[PRODUCT_HEADER] = "Elasticsearch"
+        errors.end_connection(request, response)
         return response
     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     return None
