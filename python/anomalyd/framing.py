@@ -22,11 +22,15 @@ _parse = RequestHandler.data_received
 
 
 def _data_received(self: RequestHandler, data: bytes) -> None:
-    queued = len(self._messages)
     _parse(self, data)
+    # Every request passes here: one test, the rest only after a parse error.
     messages = self._messages
-    if len(messages) == queued or not isinstance(messages[-1][0], _ErrInfo):
-        return
+    if messages and type(messages[-1][0]) is _ErrInfo:
+        _fail_unfinished_body(self, messages[-1][0])
+
+
+def _fail_unfinished_body(self: RequestHandler, error: _ErrInfo) -> None:
+    messages = self._messages
     # The body being parsed: the last request queued before the error, else the one in hand.
     if len(messages) >= 2:
         body = messages[-2][1]
@@ -34,7 +38,6 @@ def _data_received(self: RequestHandler, data: bytes) -> None:
         body = self._current_request.content
     else:
         return
-    error = messages[-1][0]
     if not body.is_eof() and body.exception() is None:
         reason = error.exc.message if isinstance(error.exc, BadHttpMessage) else error.message
         # Its first line: the rest points at the bad bytes in a repr.
