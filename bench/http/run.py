@@ -19,7 +19,9 @@ Five servers run side by side, the first four pinned to CPU 1 (`taskset`); every
     the decompressed body).  Rounds are interleaved across the servers.  Wall = sum of curl's
     time_total; per server core = bytes / server CPU seconds (utime + stime from /proc/<pid>/stat).
 (2) Small requests: wrk -tN -cN (one job per connection, 10 records ~850 B, increasing timestamps,
-    per_conn_job.lua), 5 runs of 6 s, interleaved between anomalyd and the bare server.  Each run's
+    per_conn_job.lua), 10 pairs of 3 s runs, anomalyd and the bare server in turn, in ABBA order
+    (the machine's fast and slow phases last seconds: short runs close together pair within one
+    phase, and the alternating order cancels a drift within the pair).  Each run's
     timestamps start where the jobs' data stopped, as a live feed's do (runs that jumped ahead in
     time would each begin with one request finishing thousands of empty buckets).
 (3) Latency: hey at a fixed total rate (default 1,000 req/s for 10 s) with a static 10-record body
@@ -386,8 +388,8 @@ def main() -> int:
     ap.add_argument("--urls", type=int, default=5, help="100 MB posts per curl (anomalyd)")
     ap.add_argument("--bare-urls", type=int, default=10)
     ap.add_argument("--python-urls", type=int, default=1)
-    ap.add_argument("--small-runs", type=int, default=5)
-    ap.add_argument("--small-seconds", type=int, default=6)
+    ap.add_argument("--small-runs", type=int, default=10)
+    ap.add_argument("--small-seconds", type=int, default=3)
     ap.add_argument("--conns", type=int, default=2, help="wrk -tN -cN (one job per connection)")
     ap.add_argument("--parallel-rounds", type=int, default=3, help="rounds of 1 then 2 jobs at once (both CPUs)")
     ap.add_argument("--rate", type=int, default=1000, help="total req/s for the latency test")
@@ -521,7 +523,8 @@ def main() -> int:
             return max([1_700_000_000_000] + [ad.counts(j).get("latest_record_timestamp", 0) for j in small_jobs])
 
         for run in range(args.small_runs):
-            for name, srv in (("anomalyd", ad), ("bare", bare)):
+            pair = (("anomalyd", ad), ("bare", bare))
+            for name, srv in pair if run % 2 == 0 else pair[::-1]:
                 def one(srv=srv) -> dict:
                     return wrk_run(srv, args.conns, args.small_seconds, carry_on())
 
