@@ -678,3 +678,26 @@ async def test_model_memory_limit_refuses_new_series(client):
     reopened = (await stats(client, "mem"))[1]["jobs"][0]["model_size_stats"]
     assert {k: reopened[k] for k in closed if k.startswith(("memory", "bucket_alloc", "model_bytes"))} == \
         {k: closed[k] for k in closed if k.startswith(("memory", "bucket_alloc", "model_bytes"))}
+
+
+async def test_apis_without_a_body_refuse_one(client):
+    """As Elasticsearch's BaseRestHandler: a body sent to an API that takes none is a 400 before
+    anything is done (the job is not deleted); an empty chunked body is no body; APIs whose body
+    is optional (`_open`, `_close`, `_flush`) take one."""
+    r = await client.put(f"{BASE}/nb", json={**POST_DATA_JOB, "job_id": "nb"})
+    assert r.status == 200
+    for method, path in (("GET", f"{BASE}/nb"), ("GET", f"{BASE}/nb/_stats"), ("GET", f"{BASE}/_stats"), ("GET", BASE),
+                         ("DELETE", f"{BASE}/nb"), ("GET", "/"), ("GET", "/_cluster/health"), ("POST", "/_features/_reset")):
+        r = await client.request(method, path + "?pretty", data=b'{"x":1}', headers={"Content-Type": "application/json"})
+        reason = f"request [{method} {path}] does not support having a body"
+        assert (r.status, await r.json()) == (400, es_error(400, "illegal_argument_exception", reason)), (method, path)
+    assert (await client.get(f"{BASE}/nb")).status == 200  # still there
+
+    async def empty():
+        yield b""
+    r = await client.get(f"{BASE}/nb", data=empty(), headers={"Content-Type": "application/json"})
+    assert r.status == 200
+    r = await client.post(f"{BASE}/nb/_open", json={"timeout": "10s"})
+    assert r.status == 200
+    r = await client.post(f"{BASE}/nb/_close", json={"force": True})
+    assert r.status == 200

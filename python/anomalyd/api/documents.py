@@ -78,5 +78,5 @@ def _source_filtered(request: web.Request, source: dict[str, object]) -> dict[st
 
 def setup(routes: Routes) -> None:
     path = "/" + PREFIX + "{name}/_doc/{doc_id}"
-    routes.add_route("GET", path, get_document)
-    routes.add_route("HEAD", path, get_document)  # exists or not: the status alone (aiohttp sends no body)
+    routes.add_route("GET", path, get_document, body=False)
+    routes.add_route("HEAD", path, get_document, body=False)  # exists or not: the status alone (aiohttp sends no body)

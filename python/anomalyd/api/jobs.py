@@ -182,13 +182,13 @@ async def reset_features(request: web.Request) -> web.Response:
 
 def setup(routes: Routes) -> None:
     r = routes
-    r.add_route("GET", BASE, get_jobs)
-    r.add_route("GET", BASE + "/_stats", get_stats)
-    r.add_route("GET", BASE + "/{job_id}/_stats", get_stats)
+    r.add_route("GET", BASE, get_jobs, body=False)
+    r.add_route("GET", BASE + "/_stats", get_stats, body=False)
+    r.add_route("GET", BASE + "/{job_id}/_stats", get_stats, body=False)
     r.add_route("PUT", BASE + "/{job_id}", put_job)
-    r.add_route("GET", BASE + "/{job_id}", get_jobs)
-    r.add_route("DELETE", BASE + "/{job_id}", delete_job)
+    r.add_route("GET", BASE + "/{job_id}", get_jobs, body=False)
+    r.add_route("DELETE", BASE + "/{job_id}", delete_job, body=False)
     r.add_route("POST", BASE + "/{job_id}/_update", update_job)
     r.add_route("POST", BASE + "/{job_id}/_open", open_job)
     r.add_route("POST", BASE + "/{job_id}/_close", close_job)
-    r.add_route("POST", "/_features/_reset", reset_features)
+    r.add_route("POST", "/_features/_reset", reset_features, body=False)

@@ -61,4 +61,4 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def setup(routes: Routes) -> None:
-    routes.add_route("GET", "/metrics", metrics)
+    routes.add_route("GET", "/metrics", metrics, body=False)

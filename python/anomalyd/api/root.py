@@ -51,8 +51,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def setup(routes: Routes) -> None:
-    routes.add_route("GET", "/", info)
-    routes.add_route("HEAD", "/", info)
-    routes.add_route("GET", "/_cluster/health", cluster_health)
-    routes.add_route("GET", "/healthz", healthz)
-    routes.add_route("GET", "/readyz", readyz)
+    routes.add_route("GET", "/", info, body=False)
+    routes.add_route("HEAD", "/", info, body=False)
+    routes.add_route("GET", "/_cluster/health", cluster_health, body=False)
+    routes.add_route("GET", "/healthz", healthz, body=False)
+    routes.add_route("GET", "/readyz", readyz, body=False)

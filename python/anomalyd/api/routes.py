@@ -1,7 +1,8 @@
 """Route registration, and the one place every response passes through.
 
 Each handler is registered through :class:`Routes`, which wraps it in :func:`_endpoint`: with
-security on it authorizes first, it renders any failure in Elasticsearch's envelope
+security on it authorizes first, a route that takes no body refuses one (as Elasticsearch's
+``BaseRestHandler`` does, before the action runs), it renders any failure in Elasticsearch's envelope
 (:func:`anomalyd.errors.failure_response`), applies ``?filter_path`` and ``?pretty``, stamps
 ``X-Elastic-Product`` and counts the status for /metrics. A request no route takes reaches
 :func:`route_miss` (a catch-all registered last), which answers Elasticsearch's 405 or 400
@@ -22,7 +23,7 @@ from multidict import istr
 
 from .._native import PanicException
 from ..auth import AUTHENTICATOR, Authenticator, authorize
-from ..errors import failure_response
+from ..errors import bad_request, failure_response
 from ..keys import REQUEST_STATS, SETTINGS, WARNINGS
 from ..version import BUILD_HASH, ES_VERSION
 from ..privileges import Action, action_for
@@ -44,12 +45,21 @@ def deprecated(request: web.Request, message: str) -> None:
     request.setdefault(WARNINGS, []).append(f'299 Elasticsearch-{ES_VERSION}-{BUILD_HASH} "{quoted}"')
 
 
+async def _refuse_body(request: web.Request) -> None:
+    """Elasticsearch's answer to a body sent to an API that takes none (an empty chunked body is
+    no body, as there)."""
+    if request.body_exists and (request.content_length or await request.read()):
+        raise bad_request(f"request [{request.method} {request.path}] does not support having a body")
+
+
 def _endpoint(handler: Handler, route: tuple[str, str], by_route: dict[tuple[tuple[str, str], int], int],
-              auth: tuple[Authenticator, Action] | None) -> Handler:
+              auth: tuple[Authenticator, Action] | None, takes_body: bool) -> Handler:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         try:
             if auth is not None:
                 await authorize(request, *auth)
+            if not takes_body:
+                await _refuse_body(request)
             response = await handler(request)
         except (Exception, PanicException) as e:  # noqa: BLE001 - every failure leaves in the envelope
             response = failure_response(request, e)
@@ -98,11 +108,12 @@ class Routes:
         self._by_route = app[REQUEST_STATS].by_route
         self._authenticator = app[AUTHENTICATOR] if app[SETTINGS].security else None
 
-    def add_route(self, method: str, path: str, handler: Handler, **kwargs: Any) -> None:
+    def add_route(self, method: str, path: str, handler: Handler, *, body: bool = True, **kwargs: Any) -> None:
+        """`body=False`: the API takes no request body, and a request with one gets a 400."""
         auth = None if self._authenticator is None else (self._authenticator, action_for(method, path))
-        self.app.router.add_route(method, path, _endpoint(handler, (method, path), self._by_route, auth), **kwargs)
+        self.app.router.add_route(method, path, _endpoint(handler, (method, path), self._by_route, auth, body), **kwargs)
 
     def add_route_miss(self) -> None:
         """The catch-all; registered last, so any real route is found before it."""
         auth = None if self._authenticator is None else (self._authenticator, action_for("*", None))
-        self.app.router.add_route("*", MISS_ROUTE, _endpoint(route_miss, ("*", MISS_PATH), self._by_route, auth))
+        self.app.router.add_route("*", MISS_ROUTE, _endpoint(route_miss, ("*", MISS_PATH), self._by_route, auth, True))

@@ -130,4 +130,4 @@ def setup(routes: Routes) -> None:
     routes.add_route("POST", "/_security/api_key", create_api_key)
     routes.add_route("PUT", "/_security/api_key", create_api_key)
     routes.add_route("DELETE", "/_security/api_key", invalidate_api_key)
-    routes.add_route("GET", "/_security/_authenticate", authenticate)
+    routes.add_route("GET", "/_security/_authenticate", authenticate, body=False)
