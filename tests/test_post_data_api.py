@@ -733,6 +733,30 @@ async def test_broken_chunked_framing_mid_body_is_answered_at_once(aiohttp_clien
     assert (await job_stats(client))["data_counts"]["processed_record_count"] == 3
 
 
+async def test_broken_framing_of_a_queued_request_is_its_400_when_its_turn_comes(aiohttp_client, tmp_path):
+    """A request waiting for the job (behind a stream) whose framing breaks: when its turn comes
+    it answers the 400 at once (not after the read timeout), and nothing is logged as an error."""
+    client = await aiohttp_client(create_app(Settings(data_dir=tmp_path / "data", commit_interval=0.0, read_timeout=60)))
+    await setup_job(client)
+    head = f"POST {DATA} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+    first = rec(1403481600) + b"\n"
+    holder = await raw_post(client, head, [b"%x\r\n%s\r\n" % (len(first), first)])
+    second = rec(1403481601) + b"\n"
+    waiter = await raw_post(client, head, [b"%x\r\n%s\r\n" % (len(second), second)])
+    await asyncio.sleep(0.1)
+    with structlog.testing.capture_logs() as logs:
+        waiter[1].write(b"zz\r\n")
+        await asyncio.sleep(0.1)
+        holder[1].write(b"0\r\n\r\n")
+        assert (await asyncio.wait_for(response_json(holder[0]), 5))[0] == 202
+        status, body = await asyncio.wait_for(response_json(waiter[0]), 5)
+    assert (status, body["error"]["reason"]) == (400, "Failed to read the request body: Invalid character in chunk size")
+    assert [e for e in logs if e["log_level"] in ("error", "critical")] == []
+    for _, writer in (holder, waiter):
+        writer.close()
+    assert (await post(client, rec(1403481602)))[0] == 202
+
+
 # -- metrics ------------------------------------------------------------------------------------
 
 
