@@ -6,45 +6,60 @@ reader and queues its own plain-text 400 as if it were the next request. The `_d
 would wait on that stream until the read timeout, holding the job (and every request queued for
 it) meanwhile. This hook fails the stream instead, with the parser's message: the handler then
 answers Elasticsearch's 400 at once and closes the connection (`errors.failure_response`), the
-records it read before the break stay counted, and the job is free.
+records it read before the break stay counted, and the job is free. Records that had arrived but
+were not read yet when the framing broke are not read (Elasticsearch, which reads a body whole
+before handling it, reads none).
 
-The body is the last one the parser began and had not finished: a new request cannot begin
-before a body ends. It is remembered per connection as its request is queued (its handler may
-not have started when the error comes), and forgotten with the connection. Records that had
-arrived but were not read yet when the framing broke are not read (Elasticsearch, which reads a
-body whole before handling it, reads none). aiohttp is pinned; a test in
-`tests/test_post_data_api.py` (broken chunked framing) fails if its internals move.
+How: aiohttp records the error as an `_ErrInfo`, made by the connection's protocol object where
+it caught the parser's exception. `install` puts a subclass in its place that fails the body the
+parser had begun and not finished (a new request cannot begin before a body ends), found where
+aiohttp keeps it: queued, or taken off the queue by the connection's `start()` task. Only the
+error path runs this code; a request that parses pays nothing. aiohttp is pinned; tests in
+`tests/test_post_data_api.py` (broken chunked framing) fail if its internals move.
 """
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
+from aiohttp import web_protocol
 from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.streams import StreamReader
-from aiohttp.web_protocol import RequestHandler, RequestPayloadError, _ErrInfo
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
-_parse = RequestHandler.data_received
-_lost = RequestHandler.connection_lost
-
-#: Per connection: the body of the last request queued while its body was still arriving.
-_unfinished: dict[RequestHandler, StreamReader] = {}
+_ErrInfo = web_protocol._ErrInfo
 
 
-def _data_received(self: RequestHandler, data: bytes) -> None:
-    _parse(self, data)
-    # Every request passes here: a test or two unless a message was queued unfinished.
-    messages = self._messages
-    if messages:
-        message, body = messages[-1]
-        if type(message) is _ErrInfo:
-            _fail_unfinished_body(self, message)
-        elif not body.is_eof():
-            _unfinished[self] = body
+class _ParseError(_ErrInfo):  # type: ignore[misc,valid-type]
+    """aiohttp's record of a parse error, which also fails the body the error broke."""
+
+    __slots__ = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Made by the protocol object itself (in data_received): its `self` is the connection.
+        protocol = sys._getframe(1).f_locals.get("self")
+        if isinstance(protocol, RequestHandler):
+            body = _body_being_parsed(protocol)
+            if body is not None:
+                _fail(body, self)
 
 
-def _fail_unfinished_body(self: RequestHandler, error: _ErrInfo) -> None:
-    body = _unfinished.pop(self, None)
-    if body is None or body.is_eof() or body.exception() is not None:
-        return
+def _body_being_parsed(protocol: RequestHandler) -> StreamReader | None:
+    """The body of the last request the parser began (not finished if the error is in it): the
+    last one queued, else the one `start()` took off the queue (its handler may not have
+    started yet), held in the frame of the connection's `start()` task."""
+    if protocol._messages:
+        return protocol._messages[-1][1]
+    task = protocol._task_handler
+    frame = task.get_coro().cr_frame if task is not None else None
+    return frame.f_locals.get("payload") if frame is not None else None
+
+
+def _fail(body: StreamReader, error: _ParseError) -> None:
+    if body.is_eof() or body.exception() is not None:
+        return  # the error is in the next request's head
     reason = error.exc.message if isinstance(error.exc, BadHttpMessage) else error.message
     # Its first line: the rest points at the bad bytes in a repr.
     body.set_exception(RequestPayloadError(reason.split("\n", 1)[0].rstrip(": ")))
@@ -53,12 +68,6 @@ def _fail_unfinished_body(self: RequestHandler, error: _ErrInfo) -> None:
     body.feed_eof()
 
 
-def _connection_lost(self: RequestHandler, exc: BaseException | None) -> None:
-    _unfinished.pop(self, None)
-    _lost(self, exc)
-
-
 def install() -> None:
     """Hook the parser's errors into the bodies they break (idempotent)."""
-    RequestHandler.data_received = _data_received  # type: ignore[method-assign]
-    RequestHandler.connection_lost = _connection_lost  # type: ignore[method-assign]
+    web_protocol._ErrInfo = _ParseError
