@@ -41,31 +41,30 @@ class _ParseError(_ErrInfo):  # type: ignore[misc,valid-type]
         # Made by the protocol object itself (in data_received): its `self` is the connection.
         protocol = sys._getframe(1).f_locals.get("self")
         if isinstance(protocol, RequestHandler):
-            body = _body_being_parsed(protocol)
-            if body is not None:
-                _fail(body, self)
+            body, to_be_read = _body_being_parsed(protocol)
+            if body is not None and not body.is_eof() and body.exception() is None:
+                if to_be_read:
+                    reason = self.exc.message if isinstance(self.exc, BadHttpMessage) else self.message
+                    # Its first line: the rest points at the bad bytes in a repr.
+                    body.set_exception(RequestPayloadError(reason.split("\n", 1)[0].rstrip(": ")))
+                # Ended too: a handler that answered without reading it leaves aiohttp draining
+                # it, which would meet the error and log it as unhandled.
+                body.feed_eof()
 
 
-def _body_being_parsed(protocol: RequestHandler) -> StreamReader | None:
-    """The body of the last request the parser began (not finished if the error is in it): the
-    last one queued, else the one `start()` took off the queue (its handler may not have
-    started yet), held in the frame of the connection's `start()` task."""
+def _body_being_parsed(protocol: RequestHandler) -> tuple[StreamReader | None, bool]:
+    """The body of the last request the parser began (not finished if the error is in it), and
+    whether a handler is still to read it: the last one queued, else the one the connection's
+    `start()` task took off the queue, whose handler task it holds as `task` until the handler
+    has answered (then it drains what the handler left unread)."""
     if protocol._messages:
-        return protocol._messages[-1][1]
+        return protocol._messages[-1][1], True
     task = protocol._task_handler
     frame = task.get_coro().cr_frame if task is not None else None
-    return frame.f_locals.get("payload") if frame is not None else None
-
-
-def _fail(body: StreamReader, error: _ParseError) -> None:
-    if body.is_eof() or body.exception() is not None:
-        return  # the error is in the next request's head
-    reason = error.exc.message if isinstance(error.exc, BadHttpMessage) else error.message
-    # Its first line: the rest points at the bad bytes in a repr.
-    body.set_exception(RequestPayloadError(reason.split("\n", 1)[0].rstrip(": ")))
-    # Ended too, so that a handler answering without reading it (a 409, say) is not followed by
-    # aiohttp draining it, which would meet the error and log it as unhandled.
-    body.feed_eof()
+    if frame is None:
+        return None, False
+    state = frame.f_locals
+    return state.get("payload"), "task" in state
 
 
 def install() -> None:
