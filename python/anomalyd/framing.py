@@ -64,7 +64,8 @@ def _body_being_parsed(protocol: RequestHandler) -> tuple[StreamReader | None, b
     if frame is None:
         return None, False
     state = frame.f_locals
-    return state.get("payload"), "task" in state
+    handler = state.get("task")
+    return state.get("payload"), handler is not None and not handler.done()
 
 
 def install() -> None:
