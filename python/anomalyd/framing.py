@@ -56,7 +56,8 @@ def _body_being_parsed(protocol: RequestHandler) -> tuple[StreamReader | None, b
     """The body of the last request the parser began (not finished if the error is in it), and
     whether a handler is still to read it: the last one queued, else the one the connection's
     `start()` task took off the queue, whose handler task it holds as `task` until the handler
-    has answered (then it drains what the handler left unread)."""
+    has answered (then it drains what the handler left unread); a handler running is the
+    protocol's `_current_request`."""
     if protocol._messages:
         return protocol._messages[-1][1], True
     task = protocol._task_handler
@@ -64,8 +65,9 @@ def _body_being_parsed(protocol: RequestHandler) -> tuple[StreamReader | None, b
     if frame is None:
         return None, False
     state = frame.f_locals
-    handler = state.get("task")
-    return state.get("payload"), handler is not None and not handler.done()
+    handler = state.get("task")  # unbound while a handler started eagerly (Python 3.12+) runs
+    pending = handler is not None and not handler.done()
+    return state.get("payload"), pending or protocol._current_request is not None
 
 
 def install() -> None:
