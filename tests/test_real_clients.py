@@ -392,6 +392,25 @@ def test_headers_up_to_16kb_as_elasticsearch(server: Server) -> None:
             assert sock.recv(65536).split(b" ")[1] == status, size
 
 
+@pytest.mark.parametrize(("raw", "reason"), [
+    (b"GARBAGE\r\n\r\n", "Invalid method encountered"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 17_000 + b"\r\n\r\n", "Got more than 16384 bytes when reading"),
+    (b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "Duplicate Content-Length"),
+])
+def test_requests_that_cannot_be_parsed_get_elasticsearchs_envelope(server: Server, raw: bytes, reason: str) -> None:
+    """Answered before any handler, as Elasticsearch answers its HTTP decoder's failures: 400
+    illegal_argument_exception in the error envelope (not aiohttp's plain text), then closed."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(raw)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == b"400" and b"X-Elastic-Product: Elasticsearch" in head
+    error = {"type": "illegal_argument_exception", "reason": reason}
+    assert json.loads(body) == {"error": {"root_cause": [error], **error}, "status": 400}
+
+
 def test_waiters_whose_clients_left_do_not_fill_the_queue(server: Server) -> None:
     """100 queued posts whose clients disconnect give their places up: the next post queues
     instead of getting 429. (Over `anomalyd serve`, where aiohttp does not cancel a handler

@@ -1,4 +1,4 @@
-"""Broken HTTP framing inside a body reaches the handler reading that body.
+"""HTTP that aiohttp's parser cannot read: the body it breaks fails, and the answer is Elasticsearch's.
 
 When aiohttp's C parser meets broken framing in the middle of a body (a bad chunk size, chunk
 data longer than its size, a malformed trailer), it drops the body's stream without telling its
@@ -16,17 +16,28 @@ parser had begun and not finished (a new request cannot begin before a body ends
 aiohttp keeps it: queued, or taken off the queue by the connection's `start()` task. Only the
 error path runs this code; a request that parses pays nothing. aiohttp is pinned; tests in
 `tests/test_post_data_api.py` (broken chunked framing) fail if its internals move.
+
+A request aiohttp cannot parse at all (a malformed request line or header, a header over the
+limit, conflicting lengths) it answers itself, before any handler, in plain text. Elasticsearch
+answers such a request (Netty's decoder failing) 400 `illegal_argument_exception` in its error
+envelope, as every other error: so does `install`'s hook on aiohttp's error answer.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
 from aiohttp import web_protocol
 from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.streams import StreamReader
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+
+from .errors import EsError, json_response
 
 _ErrInfo = web_protocol._ErrInfo
 
@@ -45,8 +56,7 @@ class _ParseError(_ErrInfo):  # type: ignore[misc,valid-type]
             if body is not None and not body.is_eof() and body.exception() is None:
                 if to_be_read:
                     reason = self.exc.message if isinstance(self.exc, BadHttpMessage) else self.message
-                    # Its first line: the rest points at the bad bytes in a repr.
-                    body.set_exception(RequestPayloadError(reason.split("\n", 1)[0].rstrip(": ")))
+                    body.set_exception(RequestPayloadError(_first_line(reason)))
                 # Ended too: a handler that answered without reading it leaves aiohttp draining
                 # it, which would meet the error and log it as unhandled.
                 body.feed_eof()
@@ -70,6 +80,27 @@ def _body_being_parsed(protocol: RequestHandler) -> tuple[StreamReader | None, b
     return state.get("payload"), pending or protocol._current_request is not None
 
 
+def _first_line(message: str) -> str:
+    """An aiohttp parse error's message without the repr of the bad bytes it goes on with (on
+    further lines, or after `: b'`)."""
+    return re.split(r"\n|: b['\"]", message, maxsplit=1)[0].rstrip(": ")
+
+
+_answer_error = RequestHandler.handle_error
+
+
+def _handle_error(self: RequestHandler, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
+                  message: str | None = None) -> StreamResponse:
+    response = _answer_error(self, request, status, exc, message)  # logs it (logs.py: one line) and closes
+    if status == 400 and isinstance(exc, HttpProcessingError):
+        response = json_response(EsError(400, "illegal_argument_exception", _first_line(exc.message)).body(), 400,
+                                 {"X-Elastic-Product": "Elasticsearch"})
+        response.force_close()
+    return response
+
+
 def install() -> None:
-    """Hook the parser's errors into the bodies they break (idempotent)."""
+    """Hook the parser's errors into the bodies they break and answer them as Elasticsearch
+    does (idempotent)."""
     web_protocol._ErrInfo = _ParseError
+    RequestHandler.handle_error = _handle_error  # type: ignore[method-assign]
