@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -409,6 +410,8 @@ def test_requests_that_cannot_be_parsed_get_elasticsearchs_envelope(server: Serv
     assert head.split(b" ")[1] == b"400" and b"X-Elastic-Product: Elasticsearch" in head
     error = {"type": "illegal_argument_exception", "reason": reason}
     assert json.loads(body) == {"error": {"root_cause": [error], **error}, "status": 400}
+    with urllib.request.urlopen(f"{server.url}/metrics") as r:
+        assert re.search(r'anomalyd_http_requests_total\{method="-",route="-",status="400"\} [1-9]', r.read().decode())
 
 
 def test_waiters_whose_clients_left_do_not_fill_the_queue(server: Server) -> None:

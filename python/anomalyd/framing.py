@@ -29,7 +29,7 @@ import re
 import sys
 from typing import Any
 
-from aiohttp import web_protocol
+from aiohttp import web, web_protocol
 from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.streams import StreamReader
 from aiohttp.http_exceptions import HttpProcessingError
@@ -38,6 +38,7 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
 from .errors import EsError, json_response
+from .keys import REQUEST_STATS, UNPARSED
 
 _ErrInfo = web_protocol._ErrInfo
 
@@ -96,6 +97,10 @@ def _handle_error(self: RequestHandler, request: BaseRequest, status: int = 500,
         response = json_response(EsError(400, "illegal_argument_exception", _first_line(exc.message)).body(), 400,
                                  {"X-Elastic-Product": "Elasticsearch"})
         response.force_close()
+        # Counted for /metrics under no method and no route: the request has neither.
+        app = getattr(self._request_handler, "__self__", None)  # the connection's Application._handle
+        if isinstance(app, web.Application) and REQUEST_STATS in app:
+            app[REQUEST_STATS].by_route[(UNPARSED, 400)] += 1
     return response
 
 

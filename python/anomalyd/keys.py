@@ -34,6 +34,9 @@ class RequestStats:
         self.by_route[((route.method, path), status)] += 1
 
 
+#: The (method, route) of requests counted though they could not be parsed as HTTP (framing.py).
+UNPARSED = ("-", "-")
+
 SETTINGS = web.AppKey("settings", Settings)
 REGISTRY = web.AppKey("registry", JobRegistry)
 NODE = web.AppKey("node", NodeInfo)
