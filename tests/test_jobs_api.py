@@ -693,10 +693,14 @@ async def test_apis_without_a_body_refuse_one(client):
         assert (r.status, await r.json()) == (400, es_error(400, "illegal_argument_exception", reason)), (method, path)
     assert (await client.get(f"{BASE}/nb")).status == 200  # still there
 
-    async def empty():
-        yield b""
-    r = await client.get(f"{BASE}/nb", data=empty(), headers={"Content-Type": "application/json"})
+    async def chunked(*pieces: bytes):
+        for piece in pieces:
+            yield piece
+    r = await client.get(f"{BASE}/nb", data=chunked(b""), headers={"Content-Type": "application/json"})
     assert r.status == 200
+    # A chunked body is refused on its first piece, however long the rest (never read).
+    r = await client.get(f"{BASE}/nb", data=chunked(b'{"x":1}', b" " * (1 << 20)), headers={"Content-Type": "application/json"})
+    assert r.status == 400
     r = await client.post(f"{BASE}/nb/_open", json={"timeout": "10s"})
     assert r.status == 200
     r = await client.post(f"{BASE}/nb/_close", json={"force": True})

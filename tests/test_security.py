@@ -147,6 +147,18 @@ async def test_requests_no_route_takes_need_any_user_then_get_400_or_405(secure)
     assert r.headers["X-Elastic-Product"] == "Elasticsearch"
 
 
+async def test_a_body_where_none_is_taken_is_400_after_credentials_before_privileges(secure) -> None:
+    """Elasticsearch's order: credentials (401), its REST layer's refusal of a body the API does
+    not take (400), then the action's privileges (403)."""
+    body = {"Content-Type": "application/json"}
+    r = await secure.delete(JOB, data=b"{}", headers=body)
+    assert r.status == 401
+    r = await secure.delete(JOB, data=b"{}", headers={**body, **basic("mluser")})  # may not delete jobs
+    assert r.status == 400 and (await r.json())["error"]["reason"] == f"request [DELETE {JOB}] does not support having a body"
+    r = await secure.delete(JOB, headers=basic("mluser"))
+    assert r.status == 403
+
+
 async def test_401_shape_and_failed_attempts_logged(secure) -> None:
     r = await secure.get("/_ml/anomaly_detectors?pretty")
     reason = "missing authentication credentials for REST request [/_ml/anomaly_detectors?pretty]"

@@ -162,9 +162,10 @@ AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 
-async def authorize(request: web.Request, authenticator: Authenticator, action: Action) -> None:
-    """Authenticate the request and check it may perform `action` (its route's); 401 or 403 if not."""
-    principal = await authenticator.authenticate(request)
+def permit(request: web.Request, principal: Principal, action: Action) -> None:
+    """Check that an authenticated request may perform `action` (its route's); 403 if not.
+    Apart from authentication (401), as in Elasticsearch: its REST layer's checks (a body the
+    API does not take) come between the two."""
     if not principal.may(action):
         log.info("access denied", remote=request.remote, user=principal.username, action=action.name)
         raise principal.refusal(action)

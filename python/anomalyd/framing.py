@@ -83,8 +83,8 @@ def _body_being_parsed(protocol: RequestHandler) -> tuple[StreamReader | None, b
 
 def _first_line(message: str) -> str:
     """An aiohttp parse error's message without the repr of the bad bytes it goes on with (on
-    further lines, or after `: b'`)."""
-    return re.split(r"\n|: b['\"]", message, maxsplit=1)[0].rstrip(": ")
+    further lines, or after `: b'` or `: bytearray(b'`)."""
+    return re.split(r"\n|: (?:bytearray\()?b['\"]", message, maxsplit=1)[0].rstrip(": ")
 
 
 _answer_error = RequestHandler.handle_error

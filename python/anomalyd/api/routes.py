@@ -1,8 +1,8 @@
 """Route registration, and the one place every response passes through.
 
 Each handler is registered through :class:`Routes`, which wraps it in :func:`_endpoint`: with
-security on it authorizes first, a route that takes no body refuses one (as Elasticsearch's
-``BaseRestHandler`` does, before the action runs), it renders any failure in Elasticsearch's envelope
+security on it authenticates first, a route that takes no body refuses one (as Elasticsearch's
+``BaseRestHandler`` does, before the action runs), it checks privileges, it renders any failure in Elasticsearch's envelope
 (:func:`anomalyd.errors.failure_response`), applies ``?filter_path`` and ``?pretty``, stamps
 ``X-Elastic-Product`` and counts the status for /metrics. A request no route takes reaches
 :func:`route_miss` (a catch-all registered last), which answers Elasticsearch's 405 or 400
@@ -22,7 +22,7 @@ from aiohttp import web
 from multidict import istr
 
 from .._native import PanicException
-from ..auth import AUTHENTICATOR, Authenticator, authorize
+from ..auth import AUTHENTICATOR, Authenticator, permit
 from ..errors import bad_request, failure_response
 from ..keys import REQUEST_STATS, SETTINGS, WARNINGS
 from ..version import BUILD_HASH, ES_VERSION
@@ -47,8 +47,8 @@ def deprecated(request: web.Request, message: str) -> None:
 
 async def _refuse_body(request: web.Request) -> None:
     """Elasticsearch's answer to a body sent to an API that takes none (an empty chunked body is
-    no body, as there)."""
-    if request.body_exists and (request.content_length or await request.read()):
+    no body, as there: its first piece tells)."""
+    if request.body_exists and (request.content_length or await request.content.readany()):
         raise bad_request(f"request [{request.method} {request.path}] does not support having a body")
 
 
@@ -56,10 +56,13 @@ def _endpoint(handler: Handler, route: tuple[str, str], by_route: dict[tuple[tup
               auth: tuple[Authenticator, Action] | None, takes_body: bool) -> Handler:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         try:
-            if auth is not None:
-                await authorize(request, *auth)
+            # In Elasticsearch's order: credentials (401), the REST layer's checks (400), then
+            # the action's privileges (403).
+            principal = None if auth is None else await auth[0].authenticate(request)
             if not takes_body:
                 await _refuse_body(request)
+            if auth is not None and principal is not None:
+                permit(request, principal, auth[1])
             response = await handler(request)
         except (Exception, PanicException) as e:  # noqa: BLE001 - every failure leaves in the envelope
             response = failure_response(request, e)
