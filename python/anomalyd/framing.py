@@ -30,9 +30,8 @@ import sys
 from typing import Any
 
 from aiohttp import web, web_protocol
-from aiohttp.http_exceptions import BadHttpMessage
-from aiohttp.streams import StreamReader
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
@@ -56,8 +55,7 @@ class _ParseError(_ErrInfo):  # type: ignore[misc,valid-type]
             body, to_be_read = _body_being_parsed(protocol)
             if body is not None and not body.is_eof() and body.exception() is None:
                 if to_be_read:
-                    reason = self.exc.message if isinstance(self.exc, BadHttpMessage) else self.message
-                    body.set_exception(RequestPayloadError(_first_line(reason)))
+                    body.set_exception(RequestPayloadError(_first_line(self.message)))
                 # Ended too: a handler that answered without reading it leaves aiohttp draining
                 # it, which would meet the error and log it as unhandled.
                 body.feed_eof()

@@ -256,11 +256,17 @@ impl Tokenizer {
         }
     }
 
+    /// Whether another `[` at top level would open more than [`MAX_TOP_ARRAYS`].
+    #[inline]
+    fn top_arrays_full(&self) -> bool {
+        self.at_top_level() && self.frames.len() >= MAX_TOP_ARRAYS
+    }
+
     /// Open a top-level array during top-level recovery; false (nothing opened) beyond
     /// [`MAX_TOP_ARRAYS`].
     pub fn open_top_array(&mut self) -> bool {
         debug_assert!(self.at_top_level());
-        if self.frames.len() >= MAX_TOP_ARRAYS {
+        if self.top_arrays_full() {
             return false;
         }
         self.frames.push(Frame { object: false, expect: Expect::ValueOrEnd });
@@ -409,7 +415,7 @@ impl Tokenizer {
                 Ok(Tok::StartObject)
             }
             b'[' => {
-                if self.objects == 0 && self.frames.len() >= MAX_TOP_ARRAYS {
+                if self.top_arrays_full() {
                     return Err(Stop::Error { resume: p + 1 });
                 }
                 *pos = p + 1;

@@ -2,11 +2,11 @@
 
 Each handler is registered through :class:`Routes`, which wraps it in :func:`_endpoint`: with
 security on it authenticates first, a route that takes no body refuses one (as Elasticsearch's
-``BaseRestHandler`` does, before the action runs), it checks privileges, it renders any failure in Elasticsearch's envelope
-(:func:`anomalyd.errors.failure_response`), applies ``?filter_path`` and ``?pretty``, stamps
-``X-Elastic-Product`` and counts the status for /metrics. A request no route takes reaches
-:func:`route_miss` (a catch-all registered last), which answers Elasticsearch's 405 or 400
-through the same wrapper.
+``BaseRestHandler`` does, before the action runs), it checks privileges, it renders any failure
+in Elasticsearch's envelope (:func:`anomalyd.errors.failure_response`), applies ``?filter_path``
+and ``?pretty``, stamps ``X-Elastic-Product`` and counts the status for /metrics. A request no
+route takes reaches :func:`route_miss` (a catch-all registered last), which answers
+Elasticsearch's 405 or 400 through the same wrapper.
 
 Why a wrapper per route rather than an aiohttp middleware: as soon as an application has one
 middleware, aiohttp runs every request through a chain of two (ours and the current-app fixer
@@ -58,11 +58,13 @@ def _endpoint(handler: Handler, route: tuple[str, str], by_route: dict[tuple[tup
         try:
             # In Elasticsearch's order: credentials (401), the REST layer's checks (400), then
             # the action's privileges (403).
-            principal = None if auth is None else await auth[0].authenticate(request)
+            if auth is not None:
+                authenticator, action = auth
+                principal = await authenticator.authenticate(request)
             if not takes_body:
                 await _refuse_body(request)
-            if auth is not None and principal is not None:
-                permit(request, principal, auth[1])
+            if auth is not None:
+                permit(request, principal, action)
             response = await handler(request)
         except (Exception, PanicException) as e:  # noqa: BLE001 - every failure leaves in the envelope
             response = failure_response(request, e)
