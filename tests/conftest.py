@@ -42,6 +42,21 @@ def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
 
 
 @pytest.fixture
+def aiohttp_client(aiohttp_client):
+    """pytest-aiohttp's test clients, with the server handling disconnects as `anomalyd serve`
+    does: aiohttp's test server cancels the handler of a client that disconnects, where the real
+    server (aiohttp's default) lets it run on, and what a handler does then is part of the
+    behaviour under test."""
+
+    async def make(*args, **kwargs):
+        client = await aiohttp_client(*args, **kwargs)
+        client.server.runner.server.handler_cancellation = False
+        return client
+
+    return make
+
+
+@pytest.fixture
 async def client(aiohttp_client, settings: Settings):
     """An aiohttp test client over a real socket, against a fresh app and store."""
     return await aiohttp_client(create_app(settings))

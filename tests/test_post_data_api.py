@@ -8,6 +8,7 @@ import gzip
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -135,8 +136,11 @@ async def test_deprecation_warning_when_asked_for_on_every_answer_of_the_handler
     """`--deprecation-warning`: Elasticsearch's header, on the 202 and on every error the handler
     gives (the YAML tests declare `warnings:` on the 409 too), not on the REST layer's 406,
     which comes before it (`post-data.md` §0, §11 b)."""
-    warning = ('299 Elasticsearch-8.19.3-anomalyd "Posting data directly to anomaly detection jobs is '
+    warning = ('299 Elasticsearch-8.19.3-unknown "Posting data directly to anomaly detection jobs is '
                'deprecated, in a future major version it will be compulsory to use a datafeed"')
+    # the form Elasticsearch's clients parse: a build hash of 7 or 40 hex digits, or `unknown`
+    assert re.fullmatch(r'299 Elasticsearch-\d+\.\d+\.\d+-(?:[a-f0-9]{7}(?:[a-f0-9]{33})?|unknown) "(?:[^"\\]|\\.)*"',
+                        warning)
     await setup_job(client)
     r = await client.post(DATA, data=BODY, headers=NDJSON)
     assert (r.status, r.headers.getall("Warning")) == (202, [warning])
@@ -619,6 +623,68 @@ async def test_queue_full_429(client):
     assert actor.queue_depth == 0
     dc = (await job_stats(client))["data_counts"]
     assert dc["processed_record_count"] == 102
+
+
+async def test_a_waiter_whose_client_left_is_not_served(client):
+    """A complete body queued behind a stream, whose client disconnects while it waits, is not
+    ingested when its turn comes (whether or not anything looked at the queue meanwhile): the
+    client never heard of it, and may send it again."""
+    await setup_job(client)
+    actor = client.server.app[REGISTRY].jobs[J].actor
+    release = asyncio.Event()
+    async with aiohttp.ClientSession() as session:
+        holder = await _hold_job(client, release, session)
+        body = rec(1403481602) + b"\n" + rec(1403481603) + b"\n"
+        head = (f"POST {DATA} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        reader, writer = await raw_post(client, head + body, [])
+        for _ in range(500):
+            if actor._waiters:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        for _ in range(500):
+            if all(w.gone() for w in actor._waiters):
+                break
+            await asyncio.sleep(0.01)
+        assert actor._waiters and all(w.gone() for w in actor._waiters)
+        release.set()
+        status, counts = await holder
+        assert status == 202 and counts["processed_record_count"] == 2
+    assert (await job_stats(client))["data_counts"]["processed_record_count"] == 2
+    assert (await post(client, rec(1403481604)))[0] == 202
+
+
+async def test_a_waiting_snapshot_takes_no_place_in_the_queue(client):
+    """The periodic model snapshot, queued behind a stream, neither counts in the queue depth nor
+    takes one of the 100 places."""
+    await setup_job(client)
+    registry = client.server.app[REGISTRY]
+    actor = registry.jobs[J].actor
+    release = asyncio.Event()
+    url = client.make_url(DATA)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        holder = await _hold_job(client, release, session)
+        actor.snapshotting = snapshot = asyncio.ensure_future(registry._periodic_snapshot(actor))
+        for _ in range(500):
+            if actor._waiters:
+                break
+            await asyncio.sleep(0.01)
+        assert len(actor._waiters) == 1 and actor.queue_depth == 0
+
+        async def req(data):
+            async with session.post(url, data=data, headers=NDJSON) as r:
+                return r.status, await r.json()
+
+        waiters = [asyncio.ensure_future(req(rec(1403481602))) for _ in range(100)]
+        await _wait_depth(actor, 100)
+        status, _ = await req(rec(1403481603))
+        assert status == 429
+        release.set()
+        assert (await holder)[0] == 202
+        assert all(s == 202 for s, _ in await asyncio.gather(*waiters))
+        await snapshot
+    assert (await job_stats(client))["data_counts"]["processed_record_count"] == 102
 
 
 async def test_client_disconnect_mid_body(client):
@@ -1279,6 +1345,22 @@ async def test_force_delete_takes_no_model_snapshot(client, monkeypatch):
     r = await client.delete(f"{BASE}/{J}", params={"force": "true"})
     assert (r.status, await r.json()) == (200, {"acknowledged": True})
     assert (await client.get(f"{BASE}/{J}")).status == 404
+
+
+async def test_late_data_after_a_reopen_reaches_the_diagnostics_window_back(client):
+    """The window of a reopened job starts at the persisted latest record's bucket; a record the
+    latency lets in before it takes the window back to its own bucket, as in Elasticsearch, and
+    the buckets in between are empty (`post-data.md` §4)."""
+    job = {"job_id": "late", "analysis_config": {"bucket_span": "10s", "latency": "30s", "detectors": [{"function": "count"}]},
+           "data_description": {"time_field": "time", "time_format": "epoch"}}
+    await setup_job(client, job)
+    path = f"{BASE}/late/_data"
+    assert (await post(client, b'{"time":205}', path=path))[0] == 202
+    assert (await client.post(f"{BASE}/late/_close")).status == 200
+    assert (await client.post(f"{BASE}/late/_open")).status == 200
+    status, counts = await post(client, b'{"time":185}{"time":215}', path=path)
+    assert status == 202
+    assert (counts["bucket_count"], counts["empty_bucket_count"], counts["latest_empty_bucket_timestamp"]) == (3, 1, 190000)
 
 
 async def test_a_closed_job_frees_its_model_and_reopens_from_pieces(client, monkeypatch):

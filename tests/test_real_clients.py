@@ -298,6 +298,59 @@ def test_sigterm_restart_keeps_jobs_states_and_counts(tmp_path: Path) -> None:
         assert srv.stop(signal.SIGTERM) == 0
 
 
+def test_sigkill_restart_goes_on_after_the_stored_results(tmp_path: Path) -> None:
+    """Killed, the server restarts from the job's last periodic model snapshot, which lacks the
+    buckets finalised since. Their stored results stay as they were: not finalised again (as
+    empty buckets) nor written twice; the analysis goes on after them."""
+    data_dir = tmp_path / "data"
+    t0 = 1403481600
+
+    def hour(h: int) -> bytes:
+        return b"".join(json.dumps({"airline": "AAL", "responsetime": 100 + k, "time": t0 + h * 3600 + k * 900}).encode()
+                        + b"\n" for k in range(4))
+
+    def buckets(srv: Server) -> list[dict]:
+        status, body = http_json(f"{srv.url}{BASE}/crash/results/buckets?size=1000")
+        assert status == 200, body
+        return body["buckets"]
+
+    srv = Server(data_dir, "--snapshot-interval", "1s").start()
+    try:
+        put_open(srv, "crash")
+        for h in range(5):
+            post(srv, "crash", hour(h))
+        time.sleep(1.1)
+        post(srv, "crash", hour(5))  # the periodic snapshot follows this request
+        db = sqlite3.connect(data_dir / "anomalyd.sqlite3")
+        deadline = time.monotonic() + 10
+        while not db.execute("SELECT count(*) FROM models WHERE job_id = 'crash'").fetchone()[0]:
+            assert time.monotonic() < deadline, "no snapshot"
+            time.sleep(0.05)
+        db.close()
+        for h in range(6, 10):
+            post(srv, "crash", hour(h))
+        before = buckets(srv)
+        assert [b["event_count"] for b in before] == [4] * 9  # hours 0-8 final, 9 open
+        time.sleep(0.3)  # the counts' group commit
+    finally:
+        srv.stop(signal.SIGKILL)
+
+    srv = Server(data_dir, "--snapshot-interval", "1s").start()
+    try:
+        for h in range(10, 13):
+            post(srv, "crash", hour(h))
+        after = buckets(srv)
+        hours = [(b["timestamp"] // 1000 - t0) // 3600 for b in after]
+        assert hours == list(range(12)), hours
+        assert after[:9] == before
+        assert after[9]["event_count"] == 0  # hour 9 was open: its records were lost with the model
+        assert [b["event_count"] for b in after[10:]] == [4, 4]
+        # the counts were persisted as acknowledged
+        assert job_stats(srv, "crash")["data_counts"]["processed_record_count"] == 52
+    finally:
+        srv.stop(signal.SIGTERM)
+
+
 def open_stream(server: Server, job_id: str, processed_after: int = 1) -> socket.socket:
     """A chunked `_data` post that has sent one record, read by the job (whose processed count
     is then `processed_after`), and goes on holding it."""

@@ -10,9 +10,11 @@ turn at all: it is ingested in one native call with no await, so nothing can com
 The close and the periodic model snapshot take *protected* turns: a force-close (or shutdown)
 interrupts the data operation holding the job and refuses the ones waiting, each with an answer
 (:meth:`interrupt`), but never a protected turn (a snapshot's thread cannot be stopped halfway,
-and a close must finish). Protected turns never get the 429, and requests arriving while a
-snapshot holds the job wait without counting against the queue limit (a background persist
-must not refuse data). Once closed (or stopping), the actor refuses every new turn.
+and a close must finish). Protected turns never get the 429. The snapshot, a *background* turn,
+takes no place in the queue, and requests arriving while it holds the job wait without counting
+against the queue limit (a background persist must not refuse data). A waiter whose client has
+gone is refused when its turn would come (or sooner, to make room): a body its client gave up on
+is not ingested. Once closed (or stopping), the actor refuses every new turn.
 
 A streamed body's large chunks are read by the engine on a worker thread (:class:`_Feeder`),
 with the GIL released: the event loop goes on receiving this body and serving other requests
@@ -67,15 +69,17 @@ class ActorHooks(Protocol):
 class Turn:
     """``async with actor.turn():`` — hold the job for one operation."""
 
-    __slots__ = ("_actor", "_transport", "_protected")
+    __slots__ = ("_actor", "_transport", "_protected", "_background")
 
-    def __init__(self, actor: JobActor, transport: asyncio.BaseTransport | None, protected: bool) -> None:
+    def __init__(self, actor: JobActor, transport: asyncio.BaseTransport | None, protected: bool,
+                 background: bool) -> None:
         self._actor = actor
         self._transport = transport
         self._protected = protected
+        self._background = background
 
     async def __aenter__(self) -> None:
-        await self._actor._acquire(self._transport, self._protected)
+        await self._actor._acquire(self._transport, self._protected, self._background)
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self._actor._release()
@@ -137,20 +141,30 @@ class _Feeder:
 
 
 class _Waiter:
-    """A request waiting for its turn: granted through `granted`; `transport` is its client's
-    connection (None: kept even if it goes)."""
+    """An operation waiting for its turn: granted through `granted`; `transport` is its client's
+    connection (None: kept even if it goes); `counted`: it takes a place in the queue (every
+    request does; the background snapshot does not)."""
 
-    __slots__ = ("granted", "transport", "task")
+    __slots__ = ("granted", "transport", "task", "counted")
 
     def __init__(self, granted: asyncio.Future[None], transport: asyncio.BaseTransport | None,
-                 task: asyncio.Task[object] | None) -> None:
+                 task: asyncio.Task[object] | None, counted: bool) -> None:
         self.granted = granted
         self.transport = transport
         self.task = task
+        self.counted = counted
+
+    def gone(self) -> bool:
+        """Its client has disconnected (aiohttp lets the handler run on)."""
+        return self.transport is not None and self.transport.is_closing()
 
     def refuse(self, error: BaseException) -> None:
         if not self.granted.done():
             self.granted.set_exception(error)
+
+
+def _gone() -> ConnectionResetError:
+    return ConnectionResetError("the client disconnected while waiting for the job")
 
 
 def _outcome_unwanted(fut: asyncio.Future[None]) -> None:
@@ -188,14 +202,20 @@ class JobActor:
     def queue_depth(self) -> int:
         """Requests waiting (those whose clients have gone are dropped first)."""
         self._drop_gone_waiters()
-        return len(self._waiters)
+        return self._queued()
 
-    def turn(self, transport: asyncio.BaseTransport | None = None, *, protected: bool = False) -> Turn:
+    def _queued(self) -> int:
+        """Waiters that take a place in the queue."""
+        return sum(w.counted for w in self._waiters)
+
+    def turn(self, transport: asyncio.BaseTransport | None = None, *, protected: bool = False,
+             background: bool = False) -> Turn:
         """A turn for one operation; `transport` is its client's connection, so that a waiter
-        whose client has gone can be dropped; `protected`: the close's or a snapshot's turn."""
-        return Turn(self, transport, protected)
+        whose client has gone can be dropped; `protected`: the close's or a snapshot's turn;
+        `background`: the server's own operation (a snapshot), which takes no place in the queue."""
+        return Turn(self, transport, protected or background, background)
 
-    async def _acquire(self, transport: asyncio.BaseTransport | None, protected: bool) -> None:
+    async def _acquire(self, transport: asyncio.BaseTransport | None, protected: bool, background: bool) -> None:
         if self._retired is not None and not protected:
             raise self._retired
         task = asyncio.current_task()
@@ -207,9 +227,9 @@ class JobActor:
             return
         if len(self._waiters) >= QUEUE_CAPACITY and not protected and self._holder not in self._protected:
             self._drop_gone_waiters()
-            if len(self._waiters) >= QUEUE_CAPACITY:
+            if self._queued() >= QUEUE_CAPACITY:
                 raise errors.queue_full()
-        waiter = _Waiter(asyncio.get_running_loop().create_future(), transport, task)
+        waiter = _Waiter(asyncio.get_running_loop().create_future(), transport, task, not background)
         self._waiters.append(waiter)
         try:
             await waiter.granted
@@ -224,11 +244,11 @@ class JobActor:
             raise
 
     def _drop_gone_waiters(self) -> None:
-        """Refuse the waiters whose clients have disconnected (aiohttp lets their handlers run
-        on), so that they do not hold places in the queue."""
-        for waiter in [w for w in self._waiters if w.transport is not None and w.transport.is_closing()]:
+        """Refuse the waiters whose clients have disconnected, so that they do not hold places
+        in the queue."""
+        for waiter in [w for w in self._waiters if w.gone()]:
             self._waiters.remove(waiter)
-            waiter.refuse(ConnectionResetError("the client disconnected while waiting for the job"))
+            waiter.refuse(_gone())
 
     def _release(self) -> None:
         if self._holder is not None:
@@ -236,7 +256,9 @@ class JobActor:
         self._holder = None
         while self._waiters:
             waiter = self._waiters.popleft()
-            if not waiter.granted.done():
+            if waiter.gone():
+                waiter.refuse(_gone())  # its client gave up on it: not served, whatever it sent
+            elif not waiter.granted.done():
                 waiter.granted.set_result(None)
                 self._holder = waiter.task  # holds it from now, before it even resumes
                 return

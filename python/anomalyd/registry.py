@@ -199,6 +199,13 @@ class JobRegistry:
                 await asyncio.get_running_loop().run_in_executor(None, engine.restore_model, model[0])
             except ValueError as e:
                 log.warning("model_snapshot_discarded", job_id=job.job_id, reason=str(e))
+        # After a crash the stored results can reach past the snapshot (up to an interval
+        # older), whose model lacks those buckets' data: the analysis goes on after them, as
+        # after a `skip_time`, rather than finalise them again (empty, and twice in the results).
+        # A no-op when the model has finalised them.
+        last = await results.last_final_bucket(self.store, self.results, job.job_id)
+        if last is not None:
+            engine.flush(skip_time=last + engine.bucket_span_ms)
         job.actor = JobActor(job, engine, self, self.feed_pool)
         job.state = "opened"
 
@@ -216,7 +223,7 @@ class JobRegistry:
         """The periodic snapshot takes a turn like a request, so that nothing changes the model
         while a worker thread serialises it."""
         try:
-            async with actor.turn(protected=True):
+            async with actor.turn(background=True):
                 if actor.job.actor is actor:  # not closed while it waited (the close took one)
                     await self._save_model(actor)
         except Exception as e:  # noqa: BLE001 - logged; the next interval tries again

@@ -74,6 +74,17 @@ def valid_sort_field(name: str) -> bool:
     return bool(_FIELD_RE.fullmatch(name))
 
 
+async def last_final_bucket(store: Store, writer: ResultsWriter, job_id: str) -> int | None:
+    """The timestamp of the job's latest final bucket result stored (pending ones included)."""
+    await writer.flush()
+
+    def q(db: sqlite3.Connection) -> int | None:
+        return db.execute("SELECT max(timestamp) FROM results WHERE job_id = ? AND result_type = 'bucket' "
+                          "AND is_interim = 0", (job_id,)).fetchone()[0]
+
+    return await store.submit(q)
+
+
 async def search(store: Store, writer: ResultsWriter, job_id: str, q: Query) -> tuple[int, list[str]]:
     """The total number of matches and one page of their documents (pending results included)."""
     await writer.flush()
