@@ -97,14 +97,19 @@ impl BucketDiagnostics {
             }
         }
         let (newest, newest_slot) = self.newest.unwrap_or((newest, newest_slot));
-        if start < self.oldest.0 {
-            // Allowed in by a latency longer than the window: its bucket left the window (or
-            // never entered it), so there is no slot to count it in; ignoring it keeps the
-            // window's average true.
-            return;
-        }
         let offset = (start - newest) / self.span_ms; // <= 0: within the window or before it
         let slot = (newest_slot as i64 + offset).rem_euclid(size as i64) as usize;
+        if start < self.oldest.0 {
+            // Allowed in by the latency, before the window's oldest bucket. While the ring has
+            // room (early in a session), the window reaches back to it, as in Elasticsearch, and
+            // the buckets in between are empty (their slots have never been used). Otherwise (a
+            // latency longer than the window) its bucket has left the window: there is no slot
+            // to count it in, and ignoring it keeps the window's average true.
+            if -offset >= size as i64 {
+                return;
+            }
+            self.oldest = (start, slot);
+        }
         self.slots[slot] += 1;
         self.window_sum += 1;
     }
@@ -254,6 +259,33 @@ mod tests {
                 assert_eq!(fast.slots, slow.slots);
             }
         }
+    }
+
+    #[test]
+    fn a_late_record_before_the_first_bucket_reaches_the_window_back() {
+        // span 5 s, latency 10 s: 95 s is accepted after 100 s, and its bucket is finished.
+        let mut d = BucketDiagnostics::new(5000, 10_000);
+        d.add(100_000);
+        d.add(95_000);
+        d.flush();
+        assert_eq!(d.take_pending(), Finished { buckets: 1, empty: 0, sparse: 0 });
+        // Reopened (seeded at 205 s), span 10 s, latency 30 s: 185 s reaches back to bucket 180,
+        // the bucket between is empty, and the seed's bucket is finished once 215 s comes.
+        let mut d = BucketDiagnostics::new(10_000, 30_000);
+        for t in [205_000, 185_000, 215_000] {
+            d.add(t);
+        }
+        d.flush();
+        assert_eq!(d.take_pending(), Finished { buckets: 3, empty: 1, sparse: 0 });
+        assert_eq!(d.latest_empty_start, Some(190_000));
+        // Not past a full ring: 10 slots, so a bucket 10 before the newest has no slot (a
+        // latency of 10 spans lets it in), while one 9 before it has.
+        let mut d = BucketDiagnostics::new(1000, 10_000);
+        d.add(30_000);
+        d.add(20_999);
+        d.add(21_000);
+        d.flush();
+        assert_eq!(d.take_pending(), Finished { buckets: 9, empty: 8, sparse: 0 });
     }
 
     #[test]
