@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
 import pytest
 
+from anomalyd.keys import NODE
 from conftest import POST_DATA_JOB
 
 BASE = "/_ml/anomaly_detectors"
@@ -108,6 +110,44 @@ async def test_put_with_text_plain_is_406(client):
     assert await r.json() == {"error": "Content-Type header [text/plain] is not supported", "status": 406}
 
 
+@pytest.mark.settings(max_content_length=1000)
+@pytest.mark.parametrize("method, path", [("PUT", f"{BASE}/big"), ("POST", f"{BASE}/big/_update"),
+                                          ("POST", f"{BASE}/big/_close"), ("POST", f"{BASE}/big/results/buckets"),
+                                          ("GET", BASE), ("POST", "/no/such/api")])
+async def test_every_api_refuses_an_oversized_content_length_at_once(client, method, path):
+    """Elasticsearch's HTTP layer refuses a Content-Length over the limit for any API, before
+    reading the body: 413 (empty); with `Expect: 100-continue`, 417 instead of `100 Continue`,
+    and the connection closes."""
+    head = (f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: 5000\r\n").encode()
+    for expect, status in ((b"", 413), (b"Expect: 100-continue\r\n", 417)):
+        reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+        writer.write(head + expect + b"\r\n")  # no body: the answer must not wait for it
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert answer.startswith(b"HTTP/1.1 %d " % status), answer
+        assert b"X-Elastic-Product: Elasticsearch" in answer and b"Content-Length: 0" in answer
+        if expect:
+            assert b"Connection: close" in answer
+        writer.close()
+    metrics = await (await client.get("/metrics")).text()
+    assert 'status="413"} 1.0' in metrics and 'status="417"} 1.0' in metrics
+
+
+async def test_a_trailing_slash_reaches_the_same_api(client):
+    """Elasticsearch's router ignores a trailing slash: scripts written against it work here."""
+    await put(client, "slash")
+    r = await client.post(f"{BASE}/slash/_open/")
+    assert r.status == 200, await r.text()
+    r = await client.post(f"{BASE}/slash/_data/", data=b'{"time":1403481600}', headers={"Content-Type": "application/json"})
+    assert r.status == 202 and (await r.json())["processed_record_count"] == 1
+    assert (await (await client.get(f"{BASE}/")).json())["count"] == 1
+    assert (await client.get(f"{BASE}/slash/_stats/")).status == 200
+    r = await client.get(f"{BASE}/slash/_data/")
+    assert r.status == 405 and r.headers["Allow"] == "POST"
+    metrics = await (await client.get("/metrics")).text()
+    assert 'method="POST",route="/_ml/anomaly_detectors/{job_id}/_data",status="202"} 1.0' in metrics
+
+
 # -- GET jobs -----------------------------------------------------------------------------------
 
 
@@ -128,6 +168,27 @@ async def test_get_jobs_selection(client):
     assert [j["job_id"] for j in body["jobs"]] == ["job-b", "other"]
     body = await (await client.get(BASE + "/missing-*")).json()
     assert body == {"count": 0, "jobs": []}
+
+
+async def test_get_jobs_for_export_can_be_put_again(client):
+    """`exclude_generated=true` leaves out what Elasticsearch sets itself (jobs_get.yml "Test get
+    job for export"), so that the configuration can be put again unchanged."""
+    await put(client, "exported")
+    assert (await client.post(f"{BASE}/exported/_open")).status == 200
+    assert (await client.post(f"{BASE}/exported/_close")).status == 200  # now with a finished_time
+    full = (await (await client.get(f"{BASE}/exported")).json())["jobs"][0]
+    assert {"job_type", "job_version", "create_time", "finished_time"} <= set(full)
+    r = await client.get(f"{BASE}/exported", params={"exclude_generated": "true"})
+    exported = (await r.json())["jobs"][0]
+    assert exported == {k: v for k, v in full.items()
+                        if k not in ("job_type", "job_version", "create_time", "finished_time")}
+    exported.pop("job_id")
+    r = await client.put(f"{BASE}/copy", json=exported)
+    assert r.status == 200, await r.text()
+    copy = await r.json()
+    assert copy["analysis_config"] == full["analysis_config"] and copy["data_description"] == full["data_description"]
+    r = await client.get(f"{BASE}/exported", params={"exclude_generated": "false"})
+    assert (await r.json())["jobs"][0] == full
 
 
 async def test_get_jobs_not_found(client):
@@ -156,6 +217,29 @@ async def test_delete_job(client):
     r = await client.delete(f"{BASE}/del")
     assert r.status == 404
     assert await r.json() == es_error(404, "resource_not_found_exception", "No known job with id 'del'")
+
+
+async def test_delete_without_waiting_answers_a_task(client):
+    """`wait_for_completion=false`: the delete runs as a task and the answer is its id at once,
+    as in Elasticsearch; a delete that fails (here: an open job without `force`) is only logged."""
+    node = client.server.app[NODE].id
+    await put(client, "bg")
+    await open_job(client, "bg")
+    ids = []
+    for params in ({"wait_for_completion": "false"}, {"wait_for_completion": "false", "force": "true"}):
+        r = await client.delete(f"{BASE}/bg", params=params)
+        assert r.status == 200
+        body = await r.json()
+        assert list(body) == ["task"] and re.fullmatch(re.escape(node) + r":\d+", body["task"]), body
+        ids.append(body["task"])
+    assert ids[0] != ids[1]
+    for _ in range(200):
+        if (await client.get(f"{BASE}/bg")).status == 404:
+            break
+        await asyncio.sleep(0.02)
+    assert (await client.get(f"{BASE}/bg")).status == 404
+    r = await client.delete(f"{BASE}/bg", params={"wait_for_completion": "false"})
+    assert r.status == 200 and "task" in await r.json()
 
 
 async def test_delete_open_job_needs_force(client):
@@ -255,7 +339,7 @@ async def test_close_allow_no_match(client):
 async def test_allow_no_jobs_still_works_with_elasticsearch_warning(client):
     """The deprecated `allow_no_jobs` of GET, `_stats` and `_close` (query or body) acts as
     `allow_no_match` and gets Elasticsearch's warning, on a success and on an error alike."""
-    warning = ('299 Elasticsearch-8.19.3-anomalyd "Deprecated field [allow_no_jobs] used, '
+    warning = ('299 Elasticsearch-8.19.3-unknown "Deprecated field [allow_no_jobs] used, '
                'expected [allow_no_match] instead"')
     for method, path in (("GET", "missing-*"), ("GET", "missing-*/_stats"), ("POST", "missing-*/_close")):
         for value, status in (("true", 200), ("false", 404)):
@@ -288,12 +372,21 @@ async def test_stats_never_fed_closed_job(client):
     assert list(job["data_counts"])[-1] == "input_record_count"
     assert job["forecasts_stats"] == {"total": 0, "forecasted_jobs": 0}
     assert job["timing_stats"] == {"job_id": "fresh", "bucket_count": 0, "total_bucket_processing_time_ms": 0.0}
-    msz = job["model_size_stats"]
-    assert msz["job_id"] == "fresh" and msz["result_type"] == "model_size_stats"
-    assert msz["memory_status"] == "ok" and msz["model_bytes"] == 0 and "timestamp" not in msz
-    assert isinstance(msz["log_time"], int)
+    assert_default_model_size_stats(job["model_size_stats"], "fresh")
     for absent in ("node", "open_time", "assignment_explanation", "deleting"):
         assert absent not in job
+
+
+def assert_default_model_size_stats(msz: dict, job_id: str) -> None:
+    """A job that has had no data: Elasticsearch's default document (`post-data.md` §10), its
+    optional figures absent."""
+    log_time = msz.pop("log_time")
+    assert isinstance(log_time, int)
+    assert msz == {"job_id": job_id, "result_type": "model_size_stats", "model_bytes": 0, "total_by_field_count": 0,
+                   "total_over_field_count": 0, "total_partition_field_count": 0, "bucket_allocation_failures_count": 0,
+                   "memory_status": "ok", "categorized_doc_count": 0, "total_category_count": 0,
+                   "frequent_category_count": 0, "rare_category_count": 0, "dead_category_count": 0,
+                   "failed_category_count": 0, "categorization_status": "ok"}
 
 
 async def test_stats_open_job_has_node_and_open_time(client):
@@ -311,6 +404,7 @@ async def test_stats_open_job_has_node_and_open_time(client):
     assert "ml.machine_memory" in node["attributes"]
     assert job["data_counts"] == {"job_id": "j", **ZERO_COUNTS}
     assert job["timing_stats"] == {"job_id": "j", "bucket_count": 0, "total_bucket_processing_time_ms": 0.0}
+    assert_default_model_size_stats(job["model_size_stats"], "j")  # open, but no data yet
     # node identity matches the _open answer's node
     await put(client, "k")
     opened = await open_job(client, "k")

@@ -200,6 +200,14 @@ async def test_stats_report_model_size_and_timing(client):
     assert job["model_size_stats"]["memory_status"] == "ok"
     assert job["timing_stats"]["bucket_count"] == 24 * 12
     assert job["timing_stats"]["maximum_bucket_processing_time_ms"] >= 0
+    # Elasticsearch's order of the figures (`post-data.md` §10)
+    assert list(job["timing_stats"]) == ["job_id", "bucket_count", "total_bucket_processing_time_ms",
+                                         "minimum_bucket_processing_time_ms", "maximum_bucket_processing_time_ms",
+                                         "average_bucket_processing_time_ms",
+                                         "exponential_average_bucket_processing_time_ms"]
+    assert list(job["model_size_stats"])[:7] == ["job_id", "result_type", "model_bytes", "peak_model_bytes",
+                                                 "model_bytes_exceeded", "model_bytes_memory_limit",
+                                                 "total_by_field_count"]
     assert (await client.post(f"{BASE}/{J}/_close")).status == 200
     closed = (await (await client.get(f"{BASE}/{J}/_stats")).json())["jobs"][0]
     assert closed["model_size_stats"]["model_bytes"] > 0

@@ -130,7 +130,8 @@ async def test_matrix(aiohttp_client, tmp_path: Path, secure, user: str | None) 
 
 def test_every_route_has_an_action(settings: Settings) -> None:
     app = create_app(settings)
-    routes = {(r.method, r.resource.canonical) for r in app.router.routes() if r.method != "HEAD"}
+    # (a route's trailing-slash twin is its own endpoint, with its action)
+    routes = {(r.method, r.resource.canonical.rstrip("/") or "/") for r in app.router.routes() if r.method != "HEAD"}
     assert routes - set(ACTIONS) == {("*", MISS_PATH)}  # the catch-all: "no route" (404/405)
 
 
@@ -157,6 +158,13 @@ async def test_a_body_where_none_is_taken_is_400_after_credentials_before_privil
     assert r.status == 400 and (await r.json())["error"]["reason"] == f"request [DELETE {JOB}] does not support having a body"
     r = await secure.delete(JOB, headers=basic("mluser"))
     assert r.status == 403
+
+
+@pytest.mark.settings(max_content_length=100)
+async def test_an_oversized_body_is_413_before_credentials(secure) -> None:
+    """The HTTP layer's size limit comes before authentication, as in Elasticsearch."""
+    r = await secure.put(JOB, data=b"x" * 200, headers={"Content-Type": "application/json"})
+    assert (r.status, await r.read()) == (413, b"")
 
 
 async def test_401_shape_and_failed_attempts_logged(secure) -> None:

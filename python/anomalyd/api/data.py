@@ -22,11 +22,11 @@ from .. import errors
 from .._native import DocumentTooLargeError, MalformedInputError
 from ..encoding import BodyDecoder, content_coding
 from ..errors import STALLED, EsError, SimpleError, json_response
-from ..keys import REGISTRY, REQUEST_STATS, SETTINGS
+from ..keys import REGISTRY, SETTINGS
 from ..settings import Settings
 from .human import counts_body, wants_human
 from .params import as_bool, as_str, date_param, merged_params, reject_unknown_query, smile_body
-from .routes import PRODUCT_HEADER, Routes, deprecated
+from .routes import Routes, deprecated, expects_continue, oversized, refuse_expected, send_continue
 
 BASE = "/_ml/anomaly_detectors"
 log = structlog.get_logger("anomalyd")
@@ -127,11 +127,10 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
     # properties (`request.app` too) is a Python call the first time it is read: the app and
     # its settings are bound at setup, and the inputs come from what routing has parsed
     # already (the URL) and from the headers, each read once.
-    # In Elasticsearch's order: the HTTP layer's size limit, the REST layer's content type,
-    # then the handler, whose every answer carries the route's deprecation warning.
+    # In Elasticsearch's order (after the size limit, which the envelope applies): the REST
+    # layer's content type, then the handler, whose every answer carries the route's
+    # deprecation warning.
     length = request.headers.get(hdrs.CONTENT_LENGTH)  # validated by the HTTP parser; an `istr` key
-    if length is not None and int(length) > settings.max_content_length:
-        return web.Response(status=413)
     content = request.content
     coding, smile = None, False
     if type(content) is not EmptyStreamReader:  # a body (Content-Length or chunked); an empty one needs no type
@@ -175,30 +174,18 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
 
 
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:
-    """`Expect: 100-continue` with an oversized Content-Length gets 417, else 100."""
-    if request.version < (1, 1):
+    """`Expect: 100-continue`: 417 with an oversized Content-Length (as on every route), and,
+    here, the answer to a coding that cannot be read, since there is no use sending that body;
+    else 100."""
+    if not expects_continue(request):
         return None
-    expect = request.headers.get("Expect", "").lower()
-    if expect != "100-continue":
-        return None
-    length = request.content_length
-    # Answered before any handler (and so before the route envelope): stamped and counted here.
-    # The client is told not to send the body, but may have sent it anyway: the connection is
-    # closed after the answer (errors.end_connection).
-    if length is not None and length > request.app[SETTINGS].max_content_length:
-        request.app[REQUEST_STATS].count(request, 417)
-        response = web.Response(status=417, headers={PRODUCT_HEADER: "Elasticsearch"})
-        errors.end_connection(request, response)
-        return response
+    if oversized(request):
+        return refuse_expected(request, web.Response(status=417))
     try:
         content_coding(request)
-    except SimpleError as e:  # no use sending a body that cannot be read
-        request.app[REQUEST_STATS].count(request, e.status)
-        response = errors.failure_response(request, e)
-        response.headers[PRODUCT_HEADER] = "Elasticsearch"
-        errors.end_connection(request, response)
-        return response
-    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    except SimpleError as e:
+        return refuse_expected(request, errors.failure_response(request, e))
+    await send_continue(request)
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from functools import partial
 from typing import Any
 
@@ -42,18 +43,53 @@ async def put_job(request: web.Request) -> web.Response:
     return json_response(config)
 
 
+#: What `exclude_generated` leaves out: the fields Elasticsearch sets, so that the configuration
+#: can be put again as it is (here or on another cluster).
+GENERATED = frozenset({"job_type", "job_version", "create_time", "finished_time", "model_snapshot_id",
+                       "model_snapshot_min_version", "deleting", "blocked"})
+
+
 async def get_jobs(request: web.Request) -> web.Response:
     reject_unknown_query(request, frozenset({"allow_no_match", "allow_no_jobs", "exclude_generated"}))
-    allow = _allow_no_match(request, dict(request.query))
+    query = dict(request.query)
+    allow = _allow_no_match(request, query)
     jobs = _registry(request).select(request.match_info.get("job_id"), allow)
-    return json_response({"count": len(jobs), "jobs": [j.config for j in jobs]})
+    configs = [j.config for j in jobs]
+    if as_bool(query, "exclude_generated", False):
+        configs = [{k: v for k, v in c.items() if k not in GENERATED} for c in configs]
+    return json_response({"count": len(jobs), "jobs": configs})
+
+
+#: Deletes running after their `wait_for_completion=false` answer (kept until done), and the
+#: numbers of the task ids they were answered with.
+_deleting: set[asyncio.Future[None]] = set()
+_task_numbers = itertools.count(1)
 
 
 async def delete_job(request: web.Request) -> web.Response:
     reject_unknown_query(request, frozenset({"force", "wait_for_completion", "delete_user_annotations", "timeout"}))
-    force = as_bool(dict(request.query), "force", False)
-    await _registry(request).delete(request.match_info["job_id"], force)
-    return json_response({"acknowledged": True})
+    query = dict(request.query)
+    force = as_bool(query, "force", False)
+    job_id = request.match_info["job_id"]
+    if as_bool(query, "wait_for_completion", True):
+        await _registry(request).delete(job_id, force)
+        return json_response({"acknowledged": True})
+    # As in Elasticsearch: the delete runs as a task, answered with its id at once; how it ends
+    # (a missing or open job too) is only logged.
+    deleting = asyncio.ensure_future(_registry(request).delete(job_id, force))
+    _deleting.add(deleting)
+    deleting.add_done_callback(partial(_delete_done, job_id))
+    return json_response({"task": f"{request.app[NODE].id}:{next(_task_numbers)}"})
+
+
+def _delete_done(job_id: str, deleting: asyncio.Future[None]) -> None:
+    _deleting.discard(deleting)
+    if deleting.cancelled():
+        return
+    if (error := deleting.exception()) is not None:
+        log.warning("delete_job_failed", job_id=job_id, error=str(error) if isinstance(error, EsError) else repr(error))
+    else:
+        log.info("job_deleted", job_id=job_id)
 
 
 async def update_job(request: web.Request) -> web.Response:
@@ -128,28 +164,42 @@ def _node_json(request: web.Request) -> dict[str, Any]:
     }
 
 
+#: `timing_stats` in Elasticsearch's order (the engine's figures come in any).
+TIMING_ORDER = ("bucket_count", "total_bucket_processing_time_ms", "minimum_bucket_processing_time_ms",
+                "maximum_bucket_processing_time_ms", "average_bucket_processing_time_ms",
+                "exponential_average_bucket_processing_time_ms", "exponential_average_bucket_processing_time_per_hour_ms")
+
+
 def job_stats(request: web.Request, registry: JobRegistry, job: Job, human: bool = False) -> dict[str, Any]:
     from ..actor import now_ms
 
     counts = registry.data_counts(job)
     model = registry.model_stats(job) or {}
-    limit = parse_size(job.config.get("analysis_limits", {}).get("model_memory_limit", "1024mb"))
-    out: dict[str, Any] = {
-        "job_id": job.job_id,
-        "data_counts": counts,
-        "model_size_stats": {
-            "job_id": job.job_id, "result_type": "model_size_stats", "model_bytes": model.get("model_bytes", 0),
-            "peak_model_bytes": model.get("model_bytes", 0), "model_bytes_exceeded": model.get("model_bytes_exceeded", 0),
-            "model_bytes_memory_limit": limit, "total_by_field_count": model.get("total_by_field_count", 0),
-            "total_over_field_count": 0, "total_partition_field_count": model.get("total_partition_field_count", 0),
+    size: dict[str, Any] = {"job_id": job.job_id, "result_type": "model_size_stats"}
+    if counts.get("processed_record_count", 0) == 0:
+        # No data yet: Elasticsearch's default document, whose optional figures are absent.
+        size |= {"model_bytes": 0, "total_by_field_count": 0, "total_over_field_count": 0, "total_partition_field_count": 0,
+                 "bucket_allocation_failures_count": 0, "memory_status": "ok"}
+    else:
+        limit = parse_size(job.config.get("analysis_limits", {}).get("model_memory_limit", "1024mb"))
+        size |= {
+            "model_bytes": model.get("model_bytes", 0), "peak_model_bytes": model.get("model_bytes", 0),
+            "model_bytes_exceeded": model.get("model_bytes_exceeded", 0), "model_bytes_memory_limit": limit,
+            "total_by_field_count": model.get("total_by_field_count", 0), "total_over_field_count": 0,
+            "total_partition_field_count": model.get("total_partition_field_count", 0),
             "bucket_allocation_failures_count": model.get("bucket_allocation_failures_count", 0),
             # refusals at the memory limit, kept across reopens with the model; figures stored
             # before the limit was enforced lack it
             "memory_status": model.get("memory_status", "ok" if model.get("model_bytes", 0) <= limit else "hard_limit"),
-            "assignment_memory_basis": "current_model_bytes", "categorized_doc_count": 0, "total_category_count": 0,
-            "frequent_category_count": 0, "rare_category_count": 0, "dead_category_count": 0,
-            "failed_category_count": 0, "categorization_status": "ok", "log_time": now_ms(),
-        },
+            "assignment_memory_basis": "current_model_bytes",
+        }
+    size |= {"categorized_doc_count": 0, "total_category_count": 0, "frequent_category_count": 0,
+             "rare_category_count": 0, "dead_category_count": 0, "failed_category_count": 0,
+             "categorization_status": "ok", "log_time": now_ms()}
+    out: dict[str, Any] = {
+        "job_id": job.job_id,
+        "data_counts": counts,
+        "model_size_stats": size,
         "forecasts_stats": {"total": 0, "forecasted_jobs": 0},
         "state": job.state,
     }
@@ -161,7 +211,7 @@ def job_stats(request: web.Request, registry: JobRegistry, job: Job, human: bool
         out["assignment_explanation"] = ""
         out["open_time"] = open_seconds(job.actor)
     timing = model.get("timing_stats", {"bucket_count": 0, "total_bucket_processing_time_ms": 0.0})
-    out["timing_stats"] = {"job_id": job.job_id, **timing}
+    out["timing_stats"] = {"job_id": job.job_id, **{k: timing[k] for k in TIMING_ORDER if k in timing}}
     return out
 
 

@@ -1,6 +1,8 @@
 """Route registration, and the one place every response passes through.
 
-Each handler is registered through :class:`Routes`, which wraps it in :func:`_endpoint`: with
+Each handler is registered through :class:`Routes`, which wraps it in :func:`_endpoint`: a
+``Content-Length`` over the limit gets Elasticsearch's HTTP layer's 413 before anything else (and,
+with ``Expect: 100-continue``, the route's expect handler answers 417 instead of 100); with
 security on it authenticates first, a route that takes no body refuses one (as Elasticsearch's
 ``BaseRestHandler`` does, before the action runs), it checks privileges, it renders any failure
 in Elasticsearch's envelope (:func:`anomalyd.errors.failure_response`), applies ``?filter_path``
@@ -16,14 +18,13 @@ it adds), built from partials; that was about 7 % of a small `_data` request's C
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from multidict import istr
 
 from .._native import PanicException
 from ..auth import AUTHENTICATOR, Authenticator, permit
-from ..errors import bad_request, failure_response
+from ..errors import bad_request, end_connection, failure_response
 from ..keys import REQUEST_STATS, SETTINGS, WARNINGS
 from ..version import BUILD_HASH, ES_VERSION
 from ..privileges import Action, action_for
@@ -31,6 +32,7 @@ from .filter_path import filter_response
 from .pretty import prettify, wants_pretty
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 #: An `istr`, so that stamping it on every response skips case-folding the name.
 PRODUCT_HEADER = istr("X-Elastic-Product")
 #: The catch-all route's path, and its canonical form (how aiohttp and the tests name it).
@@ -53,21 +55,26 @@ async def _refuse_body(request: web.Request) -> None:
 
 
 def _endpoint(handler: Handler, route: tuple[str, str], by_route: dict[tuple[tuple[str, str], int], int],
-              auth: tuple[Authenticator, Action] | None, takes_body: bool) -> Handler:
+              auth: tuple[Authenticator, Action] | None, takes_body: bool, max_length: int) -> Handler:
     async def endpoint(request: web.Request) -> web.StreamResponse:
-        try:
-            # In Elasticsearch's order: credentials (401), the REST layer's checks (400), then
-            # the action's privileges (403).
-            if auth is not None:
-                authenticator, action = auth
-                principal = await authenticator.authenticate(request)
-            if not takes_body:
-                await _refuse_body(request)
-            if auth is not None:
-                permit(request, principal, action)
-            response = await handler(request)
-        except (Exception, PanicException) as e:  # noqa: BLE001 - every failure leaves in the envelope
-            response = failure_response(request, e)
+        # In Elasticsearch's order: the HTTP layer's size limit (413, before a byte of the body
+        # is read), credentials (401), the REST layer's checks (400), then the action's
+        # privileges (403).
+        length = request.headers.get(hdrs.CONTENT_LENGTH)  # validated by the HTTP parser
+        if length is not None and int(length) > max_length:
+            response = web.Response(status=413)
+        else:
+            try:
+                if auth is not None:
+                    authenticator, action = auth
+                    principal = await authenticator.authenticate(request)
+                if not takes_body:
+                    await _refuse_body(request)
+                if auth is not None:
+                    permit(request, principal, action)
+                response = await handler(request)
+            except (Exception, PanicException) as e:  # noqa: BLE001 - every failure leaves in the envelope
+                response = failure_response(request, e)
         if request.rel_url.raw_query_string:  # the common parameters that shape the answer
             filter_response(request, response)
             if wants_pretty(request):
@@ -83,6 +90,41 @@ def _endpoint(handler: Handler, route: tuple[str, str], by_route: dict[tuple[tup
 
     endpoint.enveloped = True  # type: ignore[attr-defined]  # see check_every_route
     return endpoint
+
+
+def expects_continue(request: web.Request) -> bool:
+    """The request asks for `100 Continue` before it sends its body."""
+    return request.version >= (1, 1) and request.headers.get(hdrs.EXPECT, "").lower() == "100-continue"
+
+
+def refuse_expected(request: web.Request, response: web.Response) -> web.Response:
+    """`response` instead of `100 Continue`: answered before any handler (and so before the
+    envelope), so stamped and counted here. The client is told not to send the body, but may
+    have sent it anyway: the connection closes after the answer."""
+    request.app[REQUEST_STATS].count(request, response.status)
+    response.headers[PRODUCT_HEADER] = "Elasticsearch"
+    end_connection(request, response)
+    return response
+
+
+def oversized(request: web.Request) -> bool:
+    length = request.content_length
+    return length is not None and length > request.app[SETTINGS].max_content_length
+
+
+async def send_continue(request: web.Request) -> None:
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """Every route's answer to `Expect: 100-continue`: 417 when the Content-Length is over the
+    limit (Elasticsearch's HTTP layer), else 100."""
+    if not expects_continue(request):
+        return None
+    if oversized(request):
+        return refuse_expected(request, web.Response(status=417))
+    await send_continue(request)
+    return None
 
 
 async def route_miss(request: web.Request) -> web.StreamResponse:
@@ -112,13 +154,26 @@ class Routes:
         self.app = app
         self._by_route = app[REQUEST_STATS].by_route
         self._authenticator = app[AUTHENTICATOR] if app[SETTINGS].security else None
+        self._max_length = app[SETTINGS].max_content_length
+        #: What each route was registered with, for its trailing-slash twin (`add_route_miss`).
+        self._added: list[tuple[str, str, Handler, ExpectHandler]] = []
 
-    def add_route(self, method: str, path: str, handler: Handler, *, body: bool = True, **kwargs: Any) -> None:
+    def add_route(self, method: str, path: str, handler: Handler, *, body: bool = True,
+                  expect_handler: ExpectHandler = expect_continue) -> None:
         """`body=False`: the API takes no request body, and a request with one gets a 400."""
         auth = None if self._authenticator is None else (self._authenticator, action_for(method, path))
-        self.app.router.add_route(method, path, _endpoint(handler, (method, path), self._by_route, auth, body), **kwargs)
+        endpoint = _endpoint(handler, (method, path), self._by_route, auth, body, self._max_length)
+        self.app.router.add_route(method, path, endpoint, expect_handler=expect_handler)
+        self._added.append((method, path, endpoint, expect_handler))
 
     def add_route_miss(self) -> None:
-        """The catch-all; registered last, so any real route is found before it."""
+        """The catch-all; registered last, so any real route is found before it. Just before it,
+        each route's path with a trailing slash, which Elasticsearch's router ignores: the same
+        endpoint (counted under its route), matched after every route so that it costs the
+        routes nothing."""
+        for method, path, endpoint, expect_handler in self._added:
+            if path != "/":
+                self.app.router.add_route(method, path + "/", endpoint, expect_handler=expect_handler)
         auth = None if self._authenticator is None else (self._authenticator, action_for("*", None))
-        self.app.router.add_route("*", MISS_ROUTE, _endpoint(route_miss, ("*", MISS_PATH), self._by_route, auth, True))
+        endpoint = _endpoint(route_miss, ("*", MISS_PATH), self._by_route, auth, True, self._max_length)
+        self.app.router.add_route("*", MISS_ROUTE, endpoint, expect_handler=expect_continue)
