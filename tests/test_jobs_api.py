@@ -120,7 +120,7 @@ async def test_every_api_refuses_an_oversized_content_length_at_once(client, met
     and the connection closes."""
     head = (f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             f"Content-Length: 5000\r\n").encode()
-    for expect, status in ((b"", 413), (b"Expect: 100-continue\r\n", 417)):
+    for expect, status in ((b"", 413), (b"Expect: 100-continue\r\n", 417), (b"Expect: 100-Continue\r\n", 417)):
         reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
         writer.write(head + expect + b"\r\n")  # no body: the answer must not wait for it
         answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
@@ -130,7 +130,21 @@ async def test_every_api_refuses_an_oversized_content_length_at_once(client, met
             assert b"Connection: close" in answer
         writer.close()
     metrics = await (await client.get("/metrics")).text()
-    assert 'status="413"} 1.0' in metrics and 'status="417"} 1.0' in metrics
+    assert 'status="413"} 1.0' in metrics and 'status="417"} 2.0' in metrics
+
+
+async def test_an_expectation_other_than_100_continue_is_417(client):
+    """As Elasticsearch's HTTP layer (Netty) answers an expectation it does not support: 417 at
+    once, and the connection closes; counted under the route, a trailing-slash path too."""
+    for path in (f"{BASE}/x", f"{BASE}/x/"):
+        reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+        writer.write(f"PUT {path} HTTP/1.1\r\nHost: x\r\nExpect: something\r\nContent-Length: 2\r\n\r\n".encode())
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert answer.startswith(b"HTTP/1.1 417 ") and b"Connection: close" in answer, answer
+        writer.close()
+    metrics = await (await client.get("/metrics")).text()
+    assert 'method="PUT",route="/_ml/anomaly_detectors/{job_id}",status="417"} 2.0' in metrics
+    assert (await client.get(f"{BASE}/x")).status == 404  # nothing was created
 
 
 async def test_a_trailing_slash_reaches_the_same_api(client):

@@ -351,6 +351,27 @@ def test_sigkill_restart_goes_on_after_the_stored_results(tmp_path: Path) -> Non
         srv.stop(signal.SIGTERM)
 
 
+def test_sigterm_waits_for_a_delete_in_the_background(tmp_path: Path) -> None:
+    """A `wait_for_completion=false` delete still running when SIGTERM comes finishes before
+    shutdown persists the other open jobs, whose models are all saved."""
+    data_dir = tmp_path / "data"
+    rows = b"".join(b'{"airline":"AAL","responsetime":%d,"time":%d}\n' % (100 + i % 7, 1403481600 + 600 * i)
+                    for i in range(5000))
+    srv = Server(data_dir).start()
+    try:
+        for j in ("gone", "kept-1", "kept-2"):
+            put_open(srv, j)
+            post(srv, j, rows)
+        status, body = http_json(f"{srv.url}{BASE}/gone?force=true&wait_for_completion=false", "DELETE")
+        assert status == 200 and "task" in body
+    finally:
+        assert srv.stop(signal.SIGTERM) == 0
+    db = sqlite3.connect(data_dir / "anomalyd.sqlite3")
+    assert sorted(r[0] for r in db.execute("SELECT job_id FROM models")) == ["kept-1", "kept-2"]
+    assert sorted(r[0] for r in db.execute("SELECT job_id FROM jobs")) == ["kept-1", "kept-2"]
+    db.close()
+
+
 def open_stream(server: Server, job_id: str, processed_after: int = 1) -> socket.socket:
     """A chunked `_data` post that has sent one record, read by the job (whose processed count
     is then `processed_after`), and goes on holding it."""

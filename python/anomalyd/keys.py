@@ -30,7 +30,8 @@ class RequestStats:
     def count(self, request: web.Request, status: int) -> None:
         """Count an answer given outside the envelope, for the route `request` matched."""
         route = request.match_info.route
-        path = route.resource.canonical if route.resource is not None else "?"
+        # a route's trailing-slash twin (api.routes) is counted as the route
+        path = (route.resource.canonical.rstrip("/") or "/") if route.resource is not None else "?"
         self.by_route[((route.method, path), status)] += 1
 
 

@@ -15,6 +15,7 @@ import json
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import structlog
@@ -60,6 +61,8 @@ class JobRegistry:
         #: Shutdown has begun: closes under way finish, and no new one starts (the shutdown
         #: persists every open job itself).
         self.stopping = False
+        #: Deletes running after their `wait_for_completion=false` answer.
+        self._deleting: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
         for stored in await self.store.load_jobs():
@@ -83,8 +86,10 @@ class JobRegistry:
         """Shutdown: persist every open job's counts and model; open jobs stay open across the restart."""
         under_way = [task for job in self.jobs.values() if job.actor is not None
                      for task in (job.actor.closing, job.actor.snapshotting) if task is not None]
-        await asyncio.gather(*under_way, return_exceptions=True)  # closes and snapshots under way finish first
-        for job in self.jobs.values():
+        # Closes, snapshots and background deletes under way finish first (a delete takes its
+        # job out of `jobs`: not while the loop below walks it).
+        await asyncio.gather(*under_way, *self._deleting, return_exceptions=True)
+        for job in list(self.jobs.values()):
             if job.actor is not None:
                 job.actor.engine.stamp(now_ms())  # the totals as they are now, failed requests included
                 self.writer.add(job.job_id, job.actor.engine)
@@ -294,6 +299,23 @@ class JobRegistry:
         # the stored figures): its models are freed on a thread, not by the loop wherever the
         # engine's last reference goes (a tenth of a second per 200k series).
         await asyncio.get_running_loop().run_in_executor(None, actor.engine.discard_model)
+
+    def delete_in_background(self, job_id: str, force: bool) -> None:
+        """`DELETE ?wait_for_completion=false`: the delete runs as a task of its own, which
+        shutdown waits for; how it ends is only logged."""
+        deleting = asyncio.ensure_future(self.delete(job_id, force))
+        self._deleting.add(deleting)
+        deleting.add_done_callback(partial(self._deleted, job_id))
+
+    def _deleted(self, job_id: str, deleting: asyncio.Future[None]) -> None:
+        self._deleting.discard(deleting)
+        if deleting.cancelled():
+            return
+        if (error := deleting.exception()) is not None:
+            log.warning("delete_job_failed", job_id=job_id,
+                        error=error.reason if isinstance(error, errors.EsError) else repr(error))
+        else:
+            log.info("job_deleted", job_id=job_id)
 
     async def delete(self, job_id: str, force: bool) -> None:
         job = self.get(job_id)

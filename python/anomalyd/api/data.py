@@ -26,7 +26,7 @@ from ..keys import REGISTRY, SETTINGS
 from ..settings import Settings
 from .human import counts_body, wants_human
 from .params import as_bool, as_str, date_param, merged_params, reject_unknown_query, smile_body
-from .routes import Routes, deprecated, expects_continue, oversized, refuse_expected, send_continue
+from .routes import Routes, deprecated, refuse_expectation, refuse_expected, send_continue
 
 BASE = "/_ml/anomaly_detectors"
 log = structlog.get_logger("anomalyd")
@@ -174,13 +174,10 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
 
 
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:
-    """`Expect: 100-continue`: 417 with an oversized Content-Length (as on every route), and,
-    here, the answer to a coding that cannot be read, since there is no use sending that body;
-    else 100."""
-    if not expects_continue(request):
-        return None
-    if oversized(request):
-        return refuse_expected(request, web.Response(status=417))
+    """`Expect`: answered as on every route (`routes.expect_continue`), but a coding that cannot
+    be read is refused before `100 Continue` too, since there is no use sending that body."""
+    if (refused := refuse_expectation(request)) is not None:
+        return refused
     try:
         content_coding(request)
     except SimpleError as e:

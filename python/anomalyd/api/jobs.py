@@ -60,9 +60,7 @@ async def get_jobs(request: web.Request) -> web.Response:
     return json_response({"count": len(jobs), "jobs": configs})
 
 
-#: Deletes running after their `wait_for_completion=false` answer (kept until done), and the
-#: numbers of the task ids they were answered with.
-_deleting: set[asyncio.Future[None]] = set()
+#: The numbers of the task ids that `wait_for_completion=false` deletes are answered with.
 _task_numbers = itertools.count(1)
 
 
@@ -76,20 +74,8 @@ async def delete_job(request: web.Request) -> web.Response:
         return json_response({"acknowledged": True})
     # As in Elasticsearch: the delete runs as a task, answered with its id at once; how it ends
     # (a missing or open job too) is only logged.
-    deleting = asyncio.ensure_future(_registry(request).delete(job_id, force))
-    _deleting.add(deleting)
-    deleting.add_done_callback(partial(_delete_done, job_id))
+    _registry(request).delete_in_background(job_id, force)
     return json_response({"task": f"{request.app[NODE].id}:{next(_task_numbers)}"})
-
-
-def _delete_done(job_id: str, deleting: asyncio.Future[None]) -> None:
-    _deleting.discard(deleting)
-    if deleting.cancelled():
-        return
-    if (error := deleting.exception()) is not None:
-        log.warning("delete_job_failed", job_id=job_id, error=str(error) if isinstance(error, EsError) else repr(error))
-    else:
-        log.info("job_deleted", job_id=job_id)
 
 
 async def update_job(request: web.Request) -> web.Response:

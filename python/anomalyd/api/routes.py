@@ -92,11 +92,6 @@ def _endpoint(handler: Handler, route: tuple[str, str], by_route: dict[tuple[tup
     return endpoint
 
 
-def expects_continue(request: web.Request) -> bool:
-    """The request asks for `100 Continue` before it sends its body."""
-    return request.version >= (1, 1) and request.headers.get(hdrs.EXPECT, "").lower() == "100-continue"
-
-
 def refuse_expected(request: web.Request, response: web.Response) -> web.Response:
     """`response` instead of `100 Continue`: answered before any handler (and so before the
     envelope), so stamped and counted here. The client is told not to send the body, but may
@@ -113,16 +108,23 @@ def oversized(request: web.Request) -> bool:
 
 
 async def send_continue(request: web.Request) -> None:
-    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    if request.version >= (1, 1):  # HTTP/1.0 has no interim answers
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+
+def refuse_expectation(request: web.Request) -> web.Response | None:
+    """An `Expect` header other than `100-continue`, or `100-continue` with a Content-Length over
+    the limit: Elasticsearch's HTTP layer answers 417 (empty) at once. None: go on (send
+    `100 Continue` first)."""
+    if request.version >= (1, 1) and (request.headers[hdrs.EXPECT].lower() != "100-continue" or oversized(request)):
+        return refuse_expected(request, web.Response(status=417))
+    return None
 
 
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:
-    """Every route's answer to `Expect: 100-continue`: 417 when the Content-Length is over the
-    limit (Elasticsearch's HTTP layer), else 100."""
-    if not expects_continue(request):
-        return None
-    if oversized(request):
-        return refuse_expected(request, web.Response(status=417))
+    """Every route's answer to an `Expect` header (aiohttp asks only when there is one)."""
+    if (refused := refuse_expectation(request)) is not None:
+        return refused
     await send_continue(request)
     return None
 
