@@ -1,14 +1,15 @@
 """Route registration, and the one place every response passes through.
 
 Each handler is registered through :class:`Routes`, which wraps it in :func:`_endpoint`: a
-``Content-Length`` over the limit gets Elasticsearch's HTTP layer's 413 before anything else (and,
-with ``Expect: 100-continue``, the route's expect handler answers 417 instead of 100); with
-security on it authenticates first, a route that takes no body refuses one (as Elasticsearch's
-``BaseRestHandler`` does, before the action runs), it checks privileges, it renders any failure
-in Elasticsearch's envelope (:func:`anomalyd.errors.failure_response`), applies ``?filter_path``
-and ``?pretty``, stamps ``X-Elastic-Product`` and counts the status for /metrics. A request no
-route takes reaches :func:`route_miss` (a catch-all registered last), which answers
-Elasticsearch's 405 or 400 through the same wrapper.
+``Content-Length`` over the limit gets Elasticsearch's HTTP layer's 413 before anything else (the
+route's expect handler answers 417 instead of ``100 Continue`` to that size, or to an ``Expect``
+other than ``100-continue``); with security on it authenticates first, a route that takes no
+body refuses one (as Elasticsearch's ``BaseRestHandler`` does, before the action runs), it
+checks privileges, it renders any failure in Elasticsearch's envelope
+(:func:`anomalyd.errors.failure_response`), applies ``?filter_path`` and ``?pretty``, stamps
+``X-Elastic-Product`` and counts the status for /metrics. Each path also takes a trailing slash,
+which Elasticsearch's router ignores. A request no route takes reaches :func:`route_miss` (a
+catch-all registered last), which answers Elasticsearch's 405 or 400 through the same wrapper.
 
 Why a wrapper per route rather than an aiohttp middleware: as soon as an application has one
 middleware, aiohttp runs every request through a chain of two (ours and the current-app fixer
