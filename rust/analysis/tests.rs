@@ -298,8 +298,8 @@ fn many_series_results_are_pinned() {
     let results = docs.iter().fold(0xcbf2_9ce4_8422_2325, |h, d| fnv1a(d.as_bytes(), h));
     let snapshot = fnv1a(&e.analysis().snapshot_untimed(), 0xcbf2_9ce4_8422_2325);
     assert!(records > 20, "{records} records");
-    assert_eq!((docs.len(), records), (8852, 1285));
-    assert_eq!(format!("{results:016x} {snapshot:016x}"), "9da0f34170f4a24c d026d578a3470c82");
+    assert_eq!((docs.len(), records), (8597, 1209));
+    assert_eq!(format!("{results:016x} {snapshot:016x}"), "41293483253d8a91 1aa78c37720e3eef");
 }
 
 /// The memory limit's refusals travel with the snapshot, with the buckets already counted; a

@@ -253,7 +253,26 @@ impl Marginal {
     /// fewer bins is summed; the other is `total` minus it unless that leaves under
     /// COMPLEMENT_MIN of the total, where it is summed too: a tail beyond all the mass must be
     /// exactly 0, not a rounding residue of `total` (which would floor p near 1e-16).
+    ///
+    /// A value in the bin of the lowest value learnt ties with it: that whole bin counts as at
+    /// or below x (and likewise for the highest, above). Mass there may well sit on one point
+    /// (a series that repeats a value: its residuals are one point, on a bin's edge), where
+    /// "uniform inside" would leave the value beyond its own mass, an anomaly every bucket.
     fn masses(&self, x: f64) -> (f64, f64) {
+        let (ge, le) = self.interpolated_masses(x);
+        let width = (self.hi - self.lo) / BINS as f64;
+        if !(x > self.lo && x < self.hi && width > 0.0) {
+            return (ge, le);
+        }
+        let bin = |v: f64| (((v - self.lo) / width) as i32).clamp(0, BINS as i32 - 1) as usize;
+        let i = bin(x);
+        let le = if i == bin(self.env_lo) { sum_range(&self.bins, 0, i + 1) } else { le };
+        let ge = if i == bin(self.env_hi) { sum_range(&self.bins, i, BINS) } else { ge };
+        (ge, le)
+    }
+
+    /// [`Self::masses`] as the bins say, with no ties.
+    fn interpolated_masses(&self, x: f64) -> (f64, f64) {
         if x <= self.lo {
             return (self.total, 0.0);
         }

@@ -43,6 +43,26 @@ fn spike_after_steady_series_is_tiny() {
 }
 
 #[test]
+fn a_series_that_repeats_one_value_is_ordinary() {
+    // A constant series (its residuals are one point) and one that only ever goes up from its
+    // usual value: the usual value is never an anomaly, on either side, however long the
+    // history; going below it is.
+    for side in [Side::Both, Side::Low, Side::High] {
+        let c = cfg(side);
+        for spikes in [false, true] {
+            let mut m = SeriesModel::new(&c);
+            let values: Vec<f64> = (0..2000).map(|i| if spikes && i % 97 == 50 { 9.0 } else { 5.0 }).collect();
+            let obs = run(&mut m, &c, &values);
+            for (i, o) in obs.iter().enumerate().filter(|(i, _)| values[*i] == 5.0) {
+                assert!(o.probability > 0.5, "{side:?} spikes {spikes}: bucket {i} p = {}", o.probability);
+            }
+            let dip = m.score_only(&c, 2000 * 300, 1.0, 1.0).probability;
+            assert_eq!(dip < 1e-6, side != Side::High, "{side:?} dip {dip}");
+        }
+    }
+}
+
+#[test]
 fn one_sided() {
     let mut noise = Noise(3);
     let values: Vec<f64> = (0..1000).map(|_| 10.0 + noise.normal()).collect();
