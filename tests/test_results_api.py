@@ -147,6 +147,55 @@ async def test_parameter_errors(client):
     assert status == 404 and body["error"]["reason"] == "No known job with id 'no-such-job'"
 
 
+async def test_a_bucket_time_as_a_parameter(client):
+    """`timestamp` in the query string or the body picks one bucket, as the path form does, and
+    excludes the same parameters (jobs_get_result_buckets.yml "mutually-exclusive params via body")."""
+    await spiked_job(client)
+    t = 1403481600000 + 5 * 3600_000
+    for kw in ({"params": {"timestamp": str(t)}}, {"method": "POST", "json": {"timestamp": "2014-06-23T05:00:00Z"}}):
+        status, body = await get(client, "buckets", **kw)
+        assert status == 200 and body["count"] == 1 and body["buckets"][0]["timestamp"] == t, kw
+    for extra in ({"start": "2014-06-01T00:00:00Z"}, {"anomaly_score": 1}, {"from": 1}):
+        status, body = await get(client, "buckets", method="POST", json={"timestamp": str(t), **extra})
+        assert status == 400 and "is incompatible with" in body["error"]["reason"], extra
+
+
+async def test_range_bounds_read_as_elasticsearch_reads_dates(client):
+    """`start`/`end` are bounds on a date field: epoch milliseconds for any number (the default
+    `-1` too) but a four-digit year, ISO dates, and date math rounded down."""
+    await spiked_job(client)
+    first, last = 1403481600000, 1403481600000 + (24 * 12 - 1) * 3600_000
+    cases = {
+        ("-1", None): 24 * 12, (None, "-1"): 0, ("1403481600", None): 24 * 12,  # 10 digits: ms, 1970
+        ("2014", None): 24 * 12, ("2015", None): 0, (None, "now"): 24 * 12, ("now-1d", None): 0,
+        ("2014-06-23T00:00:00Z||+1d", None): 24 * 11, ("2014-06-23T05:30:00Z||/h", "2014-06-23T07:00:00Z"): 2,
+        (str(first), str(first + 3600_000)): 1, ("2014-07||-1M/M", None): 24 * 12,
+    }
+    for (start, end), n in cases.items():
+        params = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
+        status, body = await get(client, "buckets", params=params | {"size": "1000"})
+        assert (status, body.get("count")) == (200, n), (params, body)
+    assert (await get(client, "buckets", params={"start": str(last)}))[1]["count"] == 1
+    for bad in ("now-1x", "soon", "2014-06-23||+1"):
+        status, body = await get(client, "buckets", params={"start": bad})
+        assert status == 400 and body["error"]["type"] == "parse_exception", bad
+
+
+async def test_ties_follow_the_sort_direction(client):
+    """Equal scores come latest first when sorted descending (jobs_get_result_buckets.yml "sort
+    field and secondary sort by time"), records of one bucket then by score."""
+    await spiked_job(client)
+    _, body = await get(client, "buckets", params={"sort": "anomaly_score", "desc": "true", "size": "1000"})
+    zero = [b["timestamp"] for b in body["buckets"] if b["anomaly_score"] == 0]
+    assert len(zero) > 10 and zero == sorted(zero, reverse=True)
+    _, body = await get(client, "buckets", params={"sort": "anomaly_score", "size": "1000"})
+    zero = [b["timestamp"] for b in body["buckets"] if b["anomaly_score"] == 0]
+    assert zero == sorted(zero)
+    _, body = await get(client, "records", params={"sort": "timestamp", "desc": "true", "size": "1000"})
+    keys = [(r["timestamp"], r["record_score"]) for r in body["records"]]
+    assert keys == sorted(keys, reverse=True)
+
+
 async def test_interim_results_are_replaced_by_final_ones(client):
     analysis = {"bucket_span": "60s", "detectors": [{"function": "count"}]}
     await make_job(client, analysis=analysis)

@@ -21,6 +21,8 @@ from .store import GroupCommit, Store
 if TYPE_CHECKING:
     from ._native import ResultRow
 
+#: What breaks ties between records, after time and score (Elasticsearch's records query).
+RECORD_TIES = ("over_field_value", "partition_field_value", "by_field_value", "field_name", "function")
 #: The score column each result type is filtered and sorted by.
 SCORE_FIELD = {"bucket": "anomaly_score", "record": "record_score", "influencer": "influencer_score"}
 _FIELD_RE = re.compile(r"[A-Za-z0-9_@][A-Za-z0-9_@.\-]*")
@@ -104,13 +106,18 @@ async def search(store: Store, writer: ResultsWriter, job_id: str, q: Query) -> 
         args.append(q.min_score)
     if q.exclude_interim:
         where.append("is_interim = 0")
+    # Ties are broken as Elasticsearch's query builders break them, in the same direction:
+    # by time, and records then by score and by what tells a bucket's records apart.
     direction = "DESC" if q.desc else "ASC"
-    if q.sort == "timestamp":
-        order = f"timestamp {direction}"
-    elif q.sort == SCORE_FIELD[q.result_type]:
-        order = f"score {direction}, timestamp ASC"
-    else:
-        order = f"json_extract(doc, '$.\"{q.sort}\"') {direction}, timestamp ASC"
+    score = SCORE_FIELD[q.result_type]
+    keys = ["timestamp" if q.sort == "timestamp" else "score" if q.sort == score else f"json_extract(doc, '$.\"{q.sort}\"')"]
+    if q.sort != "timestamp":
+        keys.append("timestamp")
+    if q.result_type == "record":
+        if q.sort != score:
+            keys.append("score")
+        keys += [f"json_extract(doc, '$.{f}')" for f in RECORD_TIES]
+    order = ", ".join(f"{k} {direction}" for k in keys)
     clause = " AND ".join(where)
 
     def run(db: sqlite3.Connection) -> tuple[int, list[str]]:

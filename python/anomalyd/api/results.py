@@ -13,9 +13,11 @@ from typing import Any
 from aiohttp import web
 
 from .. import results
+from ..actor import now_ms
 from ..errors import EsError, bad_request
 from ..keys import REGISTRY
-from .params import as_bool, as_str, date_param, merged_params
+from . import datemath
+from .params import as_bool, as_str, merged_params
 from .routes import Routes
 
 BASE = "/_ml/anomaly_detectors/{job_id}/results"
@@ -52,6 +54,18 @@ def _float(params: dict[str, Any], name: str) -> float:
         raise bad_request(f"Failed to parse float parameter [{name}] with value [{v}]") from None
 
 
+def _date(name: str, value: Any, now: int) -> int | None:
+    """A range bound or bucket time in epoch ms (None when absent), as Elasticsearch's results
+    index reads it (`datemath`); a `parse_exception` when it is no date."""
+    if value is None or value == "":
+        return None
+    ms = datemath.parse(str(value), now)
+    if ms is None:
+        raise EsError(400, "parse_exception",
+                      f"Query param [{name}] with value [{value}] cannot be parsed as a date or converted to a number (epoch).")
+    return ms
+
+
 async def _query(request: web.Request, kind: str) -> tuple[str, results.Query, bool]:
     _, extra, default_sort, default_desc, parser = KINDS[kind]
     params = await merged_params(request, COMMON | extra | {"job_id"}, parser)
@@ -63,7 +77,8 @@ async def _query(request: web.Request, kind: str) -> tuple[str, results.Query, b
     for k in ("from", "size"):
         if k in page:
             params[k] = page[k]
-    timestamp = request.match_info.get("timestamp")
+    # The bucket's time in the path, or as a parameter (query or body) like the others.
+    timestamp = request.match_info.get("timestamp") or params.get("timestamp")
     if timestamp is not None:
         for group in (("start", "end"), ("from", "size"), ("anomaly_score",)):
             if any(params.get(k) is not None for k in group):
@@ -75,9 +90,10 @@ async def _query(request: web.Request, kind: str) -> tuple[str, results.Query, b
     sort = as_str(params, "sort") or default_sort
     if not results.valid_sort_field(sort):
         raise bad_request(f"No mapping found for [{sort}] in order to sort on")
+    now = now_ms()
     q = results.Query(
-        result_type=kind, start=date_param("start", params.get("start")), end=date_param("end", params.get("end")),
-        timestamp=date_param("timestamp", timestamp), min_score=_float(params, results.SCORE_FIELD[kind]),
+        result_type=kind, start=_date("start", params.get("start"), now), end=_date("end", params.get("end"), now),
+        timestamp=_date("timestamp", timestamp, now), min_score=_float(params, results.SCORE_FIELD[kind]),
         exclude_interim=as_bool(params, "exclude_interim", False), sort=sort,
         desc=as_bool(params, "desc", default_desc), offset=offset, size=size,
     )
