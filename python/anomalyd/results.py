@@ -63,13 +63,36 @@ class Query:
     result_type: str
     start: int | None = None
     end: int | None = None
-    timestamp: int | None = None
+    #: A bucket's time, matched as Elasticsearch matches a date: any time in [first, last] ms.
+    timestamp: tuple[int, int] | None = None
     min_score: float = 0.0
     exclude_interim: bool = False
     sort: str = "timestamp"
     desc: bool = False
     offset: int = 0
     size: int = 100
+
+
+def _order(q: Query) -> str:
+    """ORDER BY as Elasticsearch's query builders sort, every key in the sort's direction with
+    missing values last: the sort field (an array by its largest value descending, its smallest
+    ascending), then records by score and by what tells a bucket's records apart, and buckets
+    and influencers by time."""
+    direction = "DESC" if q.desc else "ASC"
+    score = SCORE_FIELD[q.result_type]
+
+    def field(name: str) -> str:
+        path = f"'$.\"{name}\"'"
+        pick = "max" if q.desc else "min"
+        return (f"(CASE json_type(doc, {path}) WHEN 'array' THEN (SELECT {pick}(value) FROM json_each(doc, {path})) "
+                f"ELSE json_extract(doc, {path}) END)")
+
+    keys = ["timestamp" if q.sort == "timestamp" else "score" if q.sort == score else field(q.sort)]
+    if q.result_type == "record":
+        keys += ([] if q.sort == score else ["score"]) + [field(f) for f in RECORD_TIES]
+    elif q.sort != "timestamp":
+        keys.append("timestamp")
+    return ", ".join(f"{k} IS NULL, {k} {direction}" if k.startswith("(") else f"{k} {direction}" for k in keys)
 
 
 def valid_sort_field(name: str) -> bool:
@@ -93,8 +116,8 @@ async def search(store: Store, writer: ResultsWriter, job_id: str, q: Query) -> 
     where = ["job_id = ?", "result_type = ?"]
     args: list[object] = [job_id, q.result_type]
     if q.timestamp is not None:
-        where.append("timestamp = ?")
-        args.append(q.timestamp)
+        where.append("timestamp BETWEEN ? AND ?")
+        args.extend(q.timestamp)
     if q.start is not None:
         where.append("timestamp >= ?")
         args.append(q.start)
@@ -106,18 +129,7 @@ async def search(store: Store, writer: ResultsWriter, job_id: str, q: Query) -> 
         args.append(q.min_score)
     if q.exclude_interim:
         where.append("is_interim = 0")
-    # Ties are broken as Elasticsearch's query builders break them, in the same direction:
-    # by time, and records then by score and by what tells a bucket's records apart.
-    direction = "DESC" if q.desc else "ASC"
-    score = SCORE_FIELD[q.result_type]
-    keys = ["timestamp" if q.sort == "timestamp" else "score" if q.sort == score else f"json_extract(doc, '$.\"{q.sort}\"')"]
-    if q.sort != "timestamp":
-        keys.append("timestamp")
-    if q.result_type == "record":
-        if q.sort != score:
-            keys.append("score")
-        keys += [f"json_extract(doc, '$.{f}')" for f in RECORD_TIES]
-    order = ", ".join(f"{k} {direction}" for k in keys)
+    order = _order(q)
     clause = " AND ".join(where)
 
     def run(db: sqlite3.Connection) -> tuple[int, list[str]]:

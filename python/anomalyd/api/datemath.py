@@ -1,94 +1,130 @@
 """Dates as Elasticsearch reads the results API's `start`, `end` and `timestamp`.
 
-There they are bounds of a range query on the results' `timestamp`, a `date` field: its format is
+There they are bounds of a query on the results' `timestamp`, a `date` field: its format is
 `strict_date_optional_time||epoch_millis` (so `2021` is a year, but any other number, `-1` and
 `1600898400` too, is epoch milliseconds), and date math applies (`now-1d`, `now/d`,
-`2021-05-01||+1M/d`), rounding down as `gte` and `lt` bounds round. The `_flush` and `_data`
-parameters follow other rules (`params.date_param`).
+`2021-05-01||+1M/d`). A bound is read rounded down (`gte`, `lt`) or up (the end of a bucket
+`timestamp`'s match, so `2020-09-13` matches that whole day): missing fields and `/unit` roundings
+take their first or their last millisecond. All in UTC, in integer calendar arithmetic over the
+whole range of epoch-ms longs. The `_flush` and `_data` parameters follow other rules
+(`params.date_param`).
 """
 
 from __future__ import annotations
 
-import calendar
 import re
-from datetime import datetime, timedelta, timezone
 
-from .._native import parse_date_param
-
+_DAY_MS = 86_400_000
+_LONG = 1 << 63
 _EPOCH_MILLIS = re.compile(r"-?\d+")
-_YEAR = re.compile(r"\d{4}")
-_MATH = re.compile(r"([+-])(\d+)([yMwdhHms])|/([yMwdhHms])")
-_STEP = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1), "H": timedelta(hours=1),
-         "m": timedelta(minutes=1), "s": timedelta(seconds=1)}
+# strict_date_optional_time: yyyy[-MM[-dd[THH[:mm[:ss[.fraction]]][offset]]]]
+_ISO = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
+                  r"(Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?")
+_OP = re.compile(r"([+\-/])(\d*)([yMwdhHms])")
+_FIXED_MS = {"w": 7 * _DAY_MS, "d": _DAY_MS, "h": 3_600_000, "H": 3_600_000, "m": 60_000, "s": 1000}
 
 
-def parse(text: str, now_ms: int) -> int | None:
-    """`text` in epoch ms, or None when it is not a date."""
+def parse(text: str, now_ms: int, *, round_up: bool = False) -> int | None:
+    """`text` in epoch ms, or None when it is not a date Elasticsearch would read."""
     if text.startswith("now"):
         anchor: int | None = now_ms
         ops = text[3:]
     elif "||" in text:
         base, ops = text.split("||", 1)
-        anchor = _date(base)
+        anchor = _date(base, round_up)
     else:
-        return _date(text)
-    return None if anchor is None else _math(anchor, ops)
-
-
-def _date(text: str) -> int | None:
-    if _EPOCH_MILLIS.fullmatch(text) and not _YEAR.fullmatch(text):
-        return int(text)
-    if _YEAR.fullmatch(text):
-        return int(datetime(int(text), 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
-    if not text[:1].isdigit():
-        return None  # `now` and the other words the `_flush` parser knows are not dates here
-    return parse_date_param(text, 0)
-
-
-def _math(anchor_ms: int, ops: str) -> int | None:
-    """Apply `+1d`, `-2M`, `/h`… in turn, in UTC; None when `ops` is not date math."""
-    try:
-        t = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=anchor_ms)
-        at = 0
-        while at < len(ops):
-            m = _MATH.match(ops, at)
-            if m is None:
-                return None
-            sign, n, unit, rounding = m.groups()
-            if rounding is not None:
-                t = _round_down(t, rounding)
-            elif unit in ("y", "M"):
-                months = (12 if unit == "y" else 1) * int(n) * (1 if sign == "+" else -1)
-                t = _plus_months(t, months)
-            else:
-                t += _STEP[unit] * int(n) * (1 if sign == "+" else -1)
-            at = m.end()
-    except (OverflowError, ValueError):
+        anchor, ops = _date(text, round_up), ""
+    if anchor is None:
         return None
-    return (t - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1)
+    t = _math(anchor, ops, round_up)
+    return t if t is not None and -_LONG <= t < _LONG else None
 
 
-def _plus_months(t: datetime, months: int) -> datetime:
-    """As java.time's `plusMonths`: the day kept, or the month's last day when it has fewer."""
-    y, m = divmod(t.month - 1 + months, 12)
-    year, month = t.year + y, m + 1
-    return t.replace(year=year, month=month, day=min(t.day, calendar.monthrange(year, month)[1]))
+def _date(text: str, round_up: bool) -> int | None:
+    if _EPOCH_MILLIS.fullmatch(text) and not (len(text) == 4 and text.isdigit()):
+        return int(text)
+    m = _ISO.fullmatch(text)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second, fraction, offset = m.groups()
+    if not (1 <= int(month or 1) <= 12 and 1 <= int(day or 1) <= _month_days(int(year), int(month or 1))
+            and int(hour or 0) <= 23 and int(minute or 0) <= 59 and int(second or 0) <= 59):
+        return None
+    t = _days(int(year), int(month or 1), int(day or 1)) * _DAY_MS + (
+        int(hour or 0) * 3_600_000 + int(minute or 0) * 60_000 + int(second or 0) * 1000 + int((fraction or "0")[:3].ljust(3, "0")))
+    if offset and offset != "Z":
+        digits = offset[1:].replace(":", "")
+        shift = int(digits[:2]) * 3_600_000 + int(digits[2:] or 0) * 60_000
+        t -= shift if offset[0] == "+" else -shift
+    if round_up:  # the last millisecond of the period the text names
+        end = {0: None, 1: "y", 2: "M", 3: "d", 4: "h", 5: "m", 6: "s"}[sum(g is not None for g in (year, month, day, hour, minute, second))]
+        if fraction is None and end is not None:
+            t = _plus(t, 1, end) - 1
+    return t
 
 
-def _round_down(t: datetime, unit: str) -> datetime:
-    t = t.replace(microsecond=0)
-    if unit == "s":
-        return t
-    t = t.replace(second=0)
-    if unit == "m":
-        return t
-    t = t.replace(minute=0)
-    if unit in ("h", "H"):
-        return t
-    t = t.replace(hour=0)
-    if unit == "d":
-        return t
+def _math(t: int, ops: str, round_up: bool) -> int | None:
+    at = 0
+    while at < len(ops):
+        m = _OP.match(ops, at)
+        if m is None:
+            return None
+        op, n, unit = m.groups()
+        if op == "/":
+            if n not in ("", "1"):
+                return None  # rounding takes one unit only
+            t = _floor(t, unit)
+            if round_up:
+                t = _plus(t, 1, unit) - 1
+        else:
+            t = _plus(t, (int(n) if n else 1) * (1 if op == "+" else -1), unit)
+        at = m.end()
+    return t
+
+
+def _plus(t: int, n: int, unit: str) -> int:
+    if unit not in ("y", "M"):
+        return t + n * _FIXED_MS[unit]
+    days, ms = divmod(t, _DAY_MS)
+    year, month, day = _civil(days)
+    carry, month0 = divmod(month - 1 + n * (12 if unit == "y" else 1), 12)
+    y, m = year + carry, month0 + 1
+    return _days(y, m, min(day, _month_days(y, m))) * _DAY_MS + ms  # as java.time's plusMonths
+
+
+def _floor(t: int, unit: str) -> int:
+    days, ms = divmod(t, _DAY_MS)
+    if unit in _FIXED_MS and unit != "w":
+        return t - ms % _FIXED_MS[unit]
     if unit == "w":
-        return t - timedelta(days=t.weekday())  # ISO weeks start on Monday
-    t = t.replace(day=1)
-    return t if unit == "M" else t.replace(month=1)
+        return (days - (days + 3) % 7) * _DAY_MS  # ISO weeks start on Monday; 1970-01-01 was a Thursday
+    y, m, _ = _civil(days)
+    return _days(y, m if unit == "M" else 1, 1) * _DAY_MS
+
+
+def _month_days(y: int, m: int) -> int:
+    if m == 2:
+        return 29 if y % 4 == 0 and (y % 100 != 0 or y % 400 == 0) else 28
+    return 30 if m in (4, 6, 9, 11) else 31
+
+
+def _days(y: int, m: int, d: int) -> int:
+    """Days from 1970-01-01 to a proleptic Gregorian date (year 0 and before too)."""
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    return era * 146_097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719_468
+
+
+def _civil(days: int) -> tuple[int, int, int]:
+    """The date `days` after 1970-01-01: the inverse of `_days`."""
+    z = days + 719_468
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + (3 if mp < 10 else -9)
+    return yoe + era * 400 + (m <= 2), m, d

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import simdjson
@@ -71,7 +72,10 @@ async def json_body(request: web.Request, *, required: bool = False) -> dict[str
         except ValueError:
             raise EsError(400, "x_content_parse_exception", "Failed to parse request body: malformed SMILE") from None
     try:
-        body = simdjson.loads(raw)
+        try:
+            body = simdjson.loads(raw)
+        except RuntimeError:  # an integer beyond 64 bits (BIGINT_ERROR), which Jackson reads
+            body = json.loads(raw)
     except ValueError as e:
         raise EsError(400, "x_content_parse_exception", f"Failed to parse request body: {e}") from None
     if not isinstance(body, dict):

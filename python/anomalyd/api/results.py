@@ -54,16 +54,26 @@ def _float(params: dict[str, Any], name: str) -> float:
         raise bad_request(f"Failed to parse float parameter [{name}] with value [{v}]") from None
 
 
-def _date(name: str, value: Any, now: int) -> int | None:
-    """A range bound or bucket time in epoch ms (None when absent), as Elasticsearch's results
-    index reads it (`datemath`); a `parse_exception` when it is no date."""
+def _date(name: str, value: Any, now: int, round_up: bool = False) -> int | None:
+    """A range bound in epoch ms (None when absent), as Elasticsearch's results index reads it
+    (`datemath`); a `parse_exception` when it is no date."""
     if value is None or value == "":
         return None
-    ms = datemath.parse(str(value), now)
+    ms = datemath.parse(str(value), now, round_up=round_up)
     if ms is None:
         raise EsError(400, "parse_exception",
                       f"Query param [{name}] with value [{value}] cannot be parsed as a date or converted to a number (epoch).")
     return ms
+
+
+def _bucket_time(value: Any, now: int) -> tuple[int, int] | None:
+    """A bucket `timestamp`, matched as Elasticsearch matches a date: every time the text names
+    (`2020-09-13` is that whole day)."""
+    first = _date("timestamp", value, now)
+    if first is None:
+        return None
+    last = _date("timestamp", value, now, round_up=True)
+    return first, first if last is None else last
 
 
 async def _query(request: web.Request, kind: str) -> tuple[str, results.Query, bool]:
@@ -83,7 +93,8 @@ async def _query(request: web.Request, kind: str) -> tuple[str, results.Query, b
         for group in (("start", "end"), ("from", "size"), ("anomaly_score",)):
             if any(params.get(k) is not None for k in group):
                 raise bad_request(f"Param [timestamp] is incompatible with [{', '.join(group)}].")
-    offset, size = _int(params, "from", 0), _int(params, "size", 100)
+    # A bucket's time gets one bucket (and the count of all it matches), as in Elasticsearch.
+    offset, size = _int(params, "from", 0), _int(params, "size", 100 if timestamp is None else 1)
     if offset + size > MAX_RESULT_WINDOW:
         raise bad_request(f"Result window is too large, from + size must be less than or equal to: "
                           f"[{MAX_RESULT_WINDOW}] but was [{offset + size}].")
@@ -93,7 +104,7 @@ async def _query(request: web.Request, kind: str) -> tuple[str, results.Query, b
     now = now_ms()
     q = results.Query(
         result_type=kind, start=_date("start", params.get("start"), now), end=_date("end", params.get("end"), now),
-        timestamp=_date("timestamp", timestamp, now), min_score=_float(params, results.SCORE_FIELD[kind]),
+        timestamp=_bucket_time(timestamp, now), min_score=_float(params, results.SCORE_FIELD[kind]),
         exclude_interim=as_bool(params, "exclude_interim", False), sort=sort,
         desc=as_bool(params, "desc", default_desc), offset=offset, size=size,
     )
@@ -106,7 +117,7 @@ async def _respond(request: web.Request, kind: str) -> web.Response:
     total, docs = await results.search(registry.store, registry.results, job_id, q)
     plural = KINDS[kind][0]
     if kind == "bucket" and q.timestamp is not None and not docs:
-        raise EsError(404, "resource_not_found_exception", f"No known bucket with timestamp [{q.timestamp}]")
+        raise EsError(404, "resource_not_found_exception", f"No known bucket with timestamp [{q.timestamp[0]}]")
     if expand and docs:
         docs = [await _expanded(registry, job_id, doc, q.exclude_interim) for doc in docs]
     body = f'{{"count":{total},"{plural}":[{",".join(docs)}]}}'
@@ -115,7 +126,7 @@ async def _respond(request: web.Request, kind: str) -> web.Response:
 
 async def _expanded(registry: Any, job_id: str, doc: str, exclude_interim: bool) -> str:
     bucket = json.loads(doc)
-    rq = results.Query("record", timestamp=bucket["timestamp"], exclude_interim=exclude_interim,
+    rq = results.Query("record", timestamp=(bucket["timestamp"], bucket["timestamp"]), exclude_interim=exclude_interim,
                        sort="record_score", desc=True, size=MAX_RESULT_WINDOW)
     _, records = await results.search(registry.store, registry.results, job_id, rq)
     bucket["records"] = [json.loads(r) for r in records]
