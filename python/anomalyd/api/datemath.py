@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import re
 
-_DAY_MS = 86_400_000
+DAY_MS = 86_400_000
 _LONG = 1 << 63
 _EPOCH_MILLIS = re.compile(r"-?\d+")
 # strict_date_optional_time: yyyy[-MM[-dd[THH[:mm[:ss[.fraction]]][offset]]]]
 _ISO = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
                   r"(Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?")
 _OP = re.compile(r"([+\-/])(\d*)([yMwdhHms])")
-_FIXED_MS = {"w": 7 * _DAY_MS, "d": _DAY_MS, "h": 3_600_000, "H": 3_600_000, "m": 60_000, "s": 1000}
+_FIXED_MS = {"w": 7 * DAY_MS, "d": DAY_MS, "h": 3_600_000, "H": 3_600_000, "m": 60_000, "s": 1000}
 
 
 def parse(text: str, now_ms: int, *, round_up: bool = False) -> int | None:
@@ -50,7 +50,7 @@ def _date(text: str, round_up: bool) -> int | None:
     if not (1 <= int(month or 1) <= 12 and 1 <= int(day or 1) <= _month_days(int(year), int(month or 1))
             and int(hour or 0) <= 23 and int(minute or 0) <= 59 and int(second or 0) <= 59):
         return None
-    t = _days(int(year), int(month or 1), int(day or 1)) * _DAY_MS + (
+    t = _days(int(year), int(month or 1), int(day or 1)) * DAY_MS + (
         int(hour or 0) * 3_600_000 + int(minute or 0) * 60_000 + int(second or 0) * 1000 + int((fraction or "0")[:3].ljust(3, "0")))
     if offset and offset != "Z":
         digits = offset[1:].replace(":", "")
@@ -85,21 +85,21 @@ def _math(t: int, ops: str, round_up: bool) -> int | None:
 def _plus(t: int, n: int, unit: str) -> int:
     if unit not in ("y", "M"):
         return t + n * _FIXED_MS[unit]
-    days, ms = divmod(t, _DAY_MS)
-    year, month, day = _civil(days)
+    days, ms = divmod(t, DAY_MS)
+    year, month, day = civil(days)
     carry, month0 = divmod(month - 1 + n * (12 if unit == "y" else 1), 12)
     y, m = year + carry, month0 + 1
-    return _days(y, m, min(day, _month_days(y, m))) * _DAY_MS + ms  # as java.time's plusMonths
+    return _days(y, m, min(day, _month_days(y, m))) * DAY_MS + ms  # as java.time's plusMonths
 
 
 def _floor(t: int, unit: str) -> int:
-    days, ms = divmod(t, _DAY_MS)
+    days, ms = divmod(t, DAY_MS)
     if unit in _FIXED_MS and unit != "w":
         return t - ms % _FIXED_MS[unit]
     if unit == "w":
-        return (days - (days + 3) % 7) * _DAY_MS  # ISO weeks start on Monday; 1970-01-01 was a Thursday
-    y, m, _ = _civil(days)
-    return _days(y, m if unit == "M" else 1, 1) * _DAY_MS
+        return (days - (days + 3) % 7) * DAY_MS  # ISO weeks start on Monday; 1970-01-01 was a Thursday
+    y, m, _ = civil(days)
+    return _days(y, m if unit == "M" else 1, 1) * DAY_MS
 
 
 def _month_days(y: int, m: int) -> int:
@@ -117,8 +117,9 @@ def _days(y: int, m: int, d: int) -> int:
     return era * 146_097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719_468
 
 
-def _civil(days: int) -> tuple[int, int, int]:
-    """The date `days` after 1970-01-01: the inverse of `_days`."""
+def civil(days: int) -> tuple[int, int, int]:
+    """The date `days` after 1970-01-01 (eras of 400 years, March-based years): the inverse of
+    `_days`."""
     z = days + 719_468
     era = z // 146_097
     doe = z - era * 146_097

@@ -13,15 +13,13 @@ from typing import Any
 
 from aiohttp import web
 
+from .datemath import DAY_MS, civil
 from .params import as_bool
 
 #: The timestamps of DataCounts and model_size_stats, in any order.
 TIME_FIELDS = frozenset({"earliest_record_timestamp", "latest_record_timestamp", "last_data_time",
                          "latest_empty_bucket_timestamp", "latest_sparse_bucket_timestamp", "log_time",
                          "timestamp"})
-
-_DAY_MS = 86_400_000
-
 
 def wants_human(request: web.Request) -> bool:
     return as_bool({"human": request.query.get("human")}, "human", False)
@@ -30,17 +28,8 @@ def wants_human(request: web.Request) -> bool:
 def iso_millis(ms: int) -> str:
     """Epoch ms as `yyyy-MM-ddTHH:mm:ss.SSSZ` (proleptic Gregorian, UTC), for any 64-bit value:
     years beyond 9999 get a `+`, years before 0 a `-` (java.time's ISO year style)."""
-    days, rem = divmod(ms, _DAY_MS)
-    # Civil date from days since 1970-01-01 (eras of 400 years, March-based years).
-    z = days + 719_468
-    era = z // 146_097
-    doe = z - era * 146_097
-    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + 3 if mp < 10 else mp - 9
-    year = yoe + era * 400 + (1 if month <= 2 else 0)
+    days, rem = divmod(ms, DAY_MS)
+    year, month, day = civil(days)
     if year > 9999:
         y = f"+{year}"
     elif year < 0:
