@@ -176,7 +176,8 @@ async def test_range_bounds_read_as_elasticsearch_reads_dates(client):
         status, body = await get(client, "buckets", params=params | {"size": "1000"})
         assert (status, body.get("count")) == (200, n), (params, body)
     assert (await get(client, "buckets", params={"start": str(last)}))[1]["count"] == 1
-    for bad in ("now-1x", "soon", "2014-06-23||+1"):
+    for bad in ("now-1x", "soon", "2014-06-23||+1", "now-" + "9" * 5000 + "s", "9" * 5000, "now-3000000000s",
+                "2014-06-23T10:00+25:00", "2014-06-23T10:00+05:99", "\u0661\u0664\u0660\u0663", "now/2d"):
         status, body = await get(client, "buckets", params={"start": bad})
         assert status == 400 and body["error"]["type"] == "parse_exception", bad
 
@@ -201,6 +202,7 @@ async def test_ties_follow_the_sort_direction(client):
         assert len(actual) > 1 and actual == sorted(actual, reverse=desc)
 
 
+
 async def test_a_bucket_time_matches_what_it_names(client):
     """A `timestamp` matches as Elasticsearch matches a date: `2014-06-23` is that whole day, of
     which one bucket is returned with the count of all."""
@@ -210,12 +212,20 @@ async def test_a_bucket_time_matches_what_it_names(client):
     assert body["buckets"][0]["timestamp"] == 1403481600000
     r = await client.get(f"{BASE}/{J}/results/buckets/2014-06-23T05")
     assert (await r.json())["count"] == 1
+    # date math's anchor is not rounded up, only a `/unit` is
+    status, body = await get(client, "buckets", params={"timestamp": "2014-06-23||+1d"})
+    assert body["count"] == 1 and body["buckets"][0]["timestamp"] == 1403481600000 + 24 * 3600_000
+    status, body = await get(client, "buckets", params={"timestamp": "2014-06-23||+1d/d"})
+    assert body["count"] == 24
     for bad in ("99999999999999999999", "0000"):
         status, body = await get(client, "buckets", params={"start": bad})
         assert status in (200, 400) and (status == 200) == (bad == "0000"), (bad, body)
     # an integer beyond 64 bits in a body is read (as Jackson reads it), then refused as a date
     status, body = await get(client, "buckets", method="POST", json={"timestamp": 100000000000000000000})
     assert status == 400 and body["error"]["type"] == "parse_exception"
+    deep = "[" * 1500 + "]" * 1500
+    r = await client.post(f"{BASE}/{J}/results/records", data=f'{{"a":{deep}}}', headers={"Content-Type": "application/json"})
+    assert r.status == 400 and (await r.json())["error"]["type"] == "x_content_parse_exception"
 
 
 async def test_interim_results_are_replaced_by_final_ones(client):

@@ -82,17 +82,19 @@ def _order(q: Query) -> str:
     score = SCORE_FIELD[q.result_type]
 
     def field(name: str) -> str:
-        path = f"'$.\"{name}\"'"
+        """A document field (dots are nested objects), an array by its largest or smallest value."""
+        path = "'$." + ".".join(f'"{part}"' for part in name.split(".")) + "'"
         pick = "max" if q.desc else "min"
         return (f"(CASE json_type(doc, {path}) WHEN 'array' THEN (SELECT {pick}(value) FROM json_each(doc, {path})) "
                 f"ELSE json_extract(doc, {path}) END)")
 
     keys = ["timestamp" if q.sort == "timestamp" else "score" if q.sort == score else field(q.sort)]
     if q.result_type == "record":
-        keys += ([] if q.sort == score else ["score"]) + [field(f) for f in RECORD_TIES]
+        # split values and names are strings, never arrays
+        keys += ([] if q.sort == score else ["score"]) + [f"json_extract(doc, '$.{f}')" for f in RECORD_TIES]
     elif q.sort != "timestamp":
         keys.append("timestamp")
-    return ", ".join(f"{k} IS NULL, {k} {direction}" if k.startswith("(") else f"{k} {direction}" for k in keys)
+    return ", ".join(f"{k} {direction} NULLS LAST" for k in keys)
 
 
 def valid_sort_field(name: str) -> bool:

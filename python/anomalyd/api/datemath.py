@@ -16,11 +16,15 @@ import re
 
 DAY_MS = 86_400_000
 _LONG = 1 << 63
-_EPOCH_MILLIS = re.compile(r"-?\d+")
+# ASCII digits only, as java.time parses dates (date math's numbers take any digits, as Java's
+# Character.isDigit does).
+_EPOCH_MILLIS = re.compile(r"-?\d{1,19}", re.ASCII)
 # strict_date_optional_time: yyyy[-MM[-dd[THH[:mm[:ss[.fraction]]][offset]]]]
 _ISO = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
-                  r"(Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?")
-_OP = re.compile(r"([+\-/])(\d*)([yMwdhHms])")
+                  r"(Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?", re.ASCII)
+_OP = re.compile(r"([+\-/])(\d{0,10})([yMwdhHms])")
+#: Java's Integer.MAX_VALUE: a date-math number is an int there.
+_INT_MAX = (1 << 31) - 1
 _FIXED_MS = {"w": 7 * DAY_MS, "d": DAY_MS, "h": 3_600_000, "H": 3_600_000, "m": 60_000, "s": 1000}
 
 
@@ -31,7 +35,7 @@ def parse(text: str, now_ms: int, *, round_up: bool = False) -> int | None:
         ops = text[3:]
     elif "||" in text:
         base, ops = text.split("||", 1)
-        anchor = _date(base, round_up)
+        anchor = _date(base, False)  # the anchor itself is never rounded up, only a `/unit`
     else:
         anchor, ops = _date(text, round_up), ""
     if anchor is None:
@@ -54,7 +58,10 @@ def _date(text: str, round_up: bool) -> int | None:
         int(hour or 0) * 3_600_000 + int(minute or 0) * 60_000 + int(second or 0) * 1000 + int((fraction or "0")[:3].ljust(3, "0")))
     if offset and offset != "Z":
         digits = offset[1:].replace(":", "")
-        shift = int(digits[:2]) * 3_600_000 + int(digits[2:] or 0) * 60_000
+        hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+        if minutes > 59 or hours * 60 + minutes > 18 * 60:  # java.time's ZoneOffset range
+            return None
+        shift = hours * 3_600_000 + minutes * 60_000
         t -= shift if offset[0] == "+" else -shift
     if round_up:  # the last millisecond of the period the text names
         end = {0: None, 1: "y", 2: "M", 3: "d", 4: "h", 5: "m", 6: "s"}[sum(g is not None for g in (year, month, day, hour, minute, second))]
@@ -70,14 +77,17 @@ def _math(t: int, ops: str, round_up: bool) -> int | None:
         if m is None:
             return None
         op, n, unit = m.groups()
+        count = int(n) if n else 1
+        if count > _INT_MAX:
+            return None
         if op == "/":
-            if n not in ("", "1"):
+            if count != 1:
                 return None  # rounding takes one unit only
             t = _floor(t, unit)
             if round_up:
                 t = _plus(t, 1, unit) - 1
         else:
-            t = _plus(t, (int(n) if n else 1) * (1 if op == "+" else -1), unit)
+            t = _plus(t, count * (1 if op == "+" else -1), unit)
         at = m.end()
     return t
 

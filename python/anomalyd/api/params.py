@@ -74,9 +74,11 @@ async def json_body(request: web.Request, *, required: bool = False) -> dict[str
     try:
         try:
             body = simdjson.loads(raw)
-        except RuntimeError:  # an integer beyond 64 bits (BIGINT_ERROR), which Jackson reads
-            body = json.loads(raw)
-    except ValueError as e:
+        except RuntimeError as e:
+            if "BIGINT" not in str(e):
+                raise ValueError(str(e)) from None  # e.g. nested too deep
+            body = json.loads(raw)  # an integer beyond 64 bits, which Jackson reads
+    except (ValueError, RecursionError) as e:
         raise EsError(400, "x_content_parse_exception", f"Failed to parse request body: {e}") from None
     if not isinstance(body, dict):
         raise EsError(400, "x_content_parse_exception", "request body must be a JSON object")
