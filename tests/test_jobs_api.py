@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from anomalyd.keys import NODE
+from anomalyd.keys import NODE, REGISTRY
 from conftest import POST_DATA_JOB
 
 BASE = "/_ml/anomaly_detectors"
@@ -231,6 +231,17 @@ async def test_delete_job(client):
     r = await client.delete(f"{BASE}/del")
     assert r.status == 404
     assert await r.json() == es_error(404, "resource_not_found_exception", "No known job with id 'del'")
+
+
+async def test_a_job_being_deleted_says_so(client):
+    await put(client, "going")
+    job = client.server.app[REGISTRY].jobs["going"]
+    job.deleting = True
+    assert (await (await client.get(f"{BASE}/going")).json())["jobs"][0]["deleting"] is True
+    assert (await stats(client, "going"))[1]["jobs"][0]["deleting"] is True
+    job.deleting = False
+    assert "deleting" not in (await (await client.get(f"{BASE}/going")).json())["jobs"][0]
+    assert "deleting" not in (await stats(client, "going"))[1]["jobs"][0]
 
 
 async def test_delete_without_waiting_answers_a_task(client):

@@ -54,7 +54,9 @@ async def get_jobs(request: web.Request) -> web.Response:
     query = dict(request.query)
     allow = _allow_no_match(request, query)
     jobs = _registry(request).select(request.match_info.get("job_id"), allow)
-    configs = [j.config for j in jobs]
+    # A job being deleted says so, as Elasticsearch's does (a `wait_for_completion=false`
+    # delete answers before it ends).
+    configs = [j.config | {"deleting": True} if j.deleting else j.config for j in jobs]
     if as_bool(query, "exclude_generated", False):
         configs = [{k: v for k, v in c.items() if k not in GENERATED} for c in configs]
     return json_response({"count": len(jobs), "jobs": configs})
@@ -189,6 +191,8 @@ def job_stats(request: web.Request, registry: JobRegistry, job: Job, human: bool
         "forecasts_stats": {"total": 0, "forecasted_jobs": 0},
         "state": job.state,
     }
+    if job.deleting:
+        out["deleting"] = True
     if human:
         out["data_counts"] = with_time_strings(counts)
         out["model_size_stats"] = with_time_strings(out["model_size_stats"])
