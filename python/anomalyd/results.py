@@ -21,7 +21,8 @@ from .store import GroupCommit, Store
 if TYPE_CHECKING:
     from ._native import ResultRow
 
-#: What breaks ties between records, after time and score (Elasticsearch's records query).
+#: What breaks ties between records, after the sort field and the score (Elasticsearch's records
+#: query).
 RECORD_TIES = ("over_field_value", "partition_field_value", "by_field_value", "field_name", "function")
 #: The score column each result type is filtered and sorted by.
 SCORE_FIELD = {"bucket": "anomaly_score", "record": "record_score", "influencer": "influencer_score"}
