@@ -25,6 +25,8 @@ _ISO = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2
 _OP = re.compile(r"([+\-/])(\d{0,10})([yMwdhHms])")
 #: Java's Integer.MAX_VALUE: a date-math number is an int there.
 _INT_MAX = (1 << 31) - 1
+#: The unit an ISO text names, by how many fields after the year it has.
+_PRECISION = ("y", "M", "d", "h", "m", "s")
 _FIXED_MS = {"w": 7 * DAY_MS, "d": DAY_MS, "h": 3_600_000, "H": 3_600_000, "m": 60_000, "s": 1000}
 
 
@@ -64,9 +66,8 @@ def _date(text: str, round_up: bool) -> int | None:
         shift = hours * 3_600_000 + minutes * 60_000
         t -= shift if offset[0] == "+" else -shift
     if round_up:  # the last millisecond of the period the text names
-        end = {0: None, 1: "y", 2: "M", 3: "d", 4: "h", 5: "m", 6: "s"}[sum(g is not None for g in (year, month, day, hour, minute, second))]
-        if fraction is None and end is not None:
-            t = _plus(t, 1, end) - 1
+        if fraction is None:
+            t = _plus(t, 1, _PRECISION[sum(g is not None for g in (month, day, hour, minute, second))]) - 1
     return t
 
 

@@ -259,20 +259,6 @@ impl Marginal {
     /// (a series that repeats a value: its residuals are one point, on a bin's edge), where
     /// "uniform inside" would leave the value beyond its own mass, an anomaly every bucket.
     fn masses(&self, x: f64) -> (f64, f64) {
-        let (ge, le) = self.interpolated_masses(x);
-        let width = (self.hi - self.lo) / BINS as f64;
-        if !(x > self.lo && x < self.hi && width > 0.0) {
-            return (ge, le);
-        }
-        let bin = |v: f64| (((v - self.lo) / width) as i32).clamp(0, BINS as i32 - 1) as usize;
-        let i = bin(x);
-        let le = if i == bin(self.env_lo) { sum_range(&self.bins, 0, i + 1) } else { le };
-        let ge = if i == bin(self.env_hi) { sum_range(&self.bins, i, BINS) } else { ge };
-        (ge, le)
-    }
-
-    /// [`Self::masses`] as the bins say, with no ties.
-    fn interpolated_masses(&self, x: f64) -> (f64, f64) {
         if x <= self.lo {
             return (self.total, 0.0);
         }
@@ -280,9 +266,10 @@ impl Marginal {
             return (0.0, self.total);
         }
         let width = (self.hi - self.lo) / BINS as f64;
-        let pos = (x - self.lo) / width;
         // Via i32: a saturating f64 → usize cast costs several instructions more.
-        let i = (pos as i32).clamp(0, BINS as i32 - 1) as usize;
+        let bin = |v: f64| (((v - self.lo) / width) as i32).clamp(0, BINS as i32 - 1) as usize;
+        let pos = (x - self.lo) / width;
+        let i = bin(x);
         let frac_above = (i + 1) as f64 - pos;
         let ge = || self.bins[i] * frac_above + sum_range(&self.bins, i + 1, BINS);
         let le = || self.bins[i] * (1.0 - frac_above) + sum_range(&self.bins, 0, i);
@@ -290,13 +277,17 @@ impl Marginal {
             let rest = self.total - part;
             if rest > COMPLEMENT_MIN * self.total { rest } else { exact() }
         };
-        if i >= BINS / 2 {
+        let (ge, le) = if i >= BINS / 2 {
             let ge = ge();
             (ge, complement(ge, &le))
         } else {
             let le = le();
             (complement(le, &ge), le)
-        }
+        };
+        // Ties with the lowest and the highest value learnt (see above).
+        let le = if i == bin(self.env_lo) { sum_range(&self.bins, 0, i + 1) } else { le };
+        let ge = if i == bin(self.env_hi) { sum_range(&self.bins, i, BINS) } else { ge };
+        (ge, le)
     }
 
     /// (P(X ≥ x), P(X ≤ x)) with one pseudo-observation smeared exponentially beyond the envelope.
