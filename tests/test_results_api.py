@@ -285,7 +285,10 @@ async def test_stats_report_model_size_and_timing(client):
     assert list(job["timing_stats"]) == ["job_id", "bucket_count", "total_bucket_processing_time_ms",
                                          "minimum_bucket_processing_time_ms", "maximum_bucket_processing_time_ms",
                                          "average_bucket_processing_time_ms",
-                                         "exponential_average_bucket_processing_time_ms"]
+                                         "exponential_average_bucket_processing_time_ms",
+                                         "exponential_average_bucket_processing_time_per_hour_ms"]
+    # 24 hours of data: the hourly average blends the last hours' bucket times, so it is positive
+    assert job["timing_stats"]["exponential_average_bucket_processing_time_per_hour_ms"] > 0
     assert list(job["model_size_stats"])[:7] == ["job_id", "result_type", "model_bytes", "peak_model_bytes",
                                                  "model_bytes_exceeded", "model_bytes_memory_limit",
                                                  "total_by_field_count"]
@@ -293,6 +296,9 @@ async def test_stats_report_model_size_and_timing(client):
     closed = (await (await client.get(f"{BASE}/{J}/_stats")).json())["jobs"][0]
     assert closed["model_size_stats"]["model_bytes"] > 0
     assert closed["timing_stats"]["bucket_count"] == 24 * 12
+    # the hourly average survives the close (kept with the model snapshot)
+    assert (closed["timing_stats"]["exponential_average_bucket_processing_time_per_hour_ms"]
+            == job["timing_stats"]["exponential_average_bucket_processing_time_per_hour_ms"])
 
 
 async def test_never_fed_job_has_zero_timing(client):

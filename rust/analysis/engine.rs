@@ -13,6 +13,7 @@ use super::model::{ModelConfig, Observation, ProfileBins, SeriesModel};
 use super::results::{self, finite, ResultRow};
 use super::score::{raw_score, Normalizer, RECORD_PROBABILITY_THRESHOLD};
 use super::series::{models_for, Series, SeriesSet};
+use super::timing::{HourlyAverage, Timing};
 use super::AnalysisSpec;
 
 /// Longest run of empty buckets modelled across a gap in the data; beyond it the models skip
@@ -46,26 +47,6 @@ pub struct FlushRequest {
     pub end_ms: Option<i64>,
     pub advance_time_ms: Option<i64>,
     pub skip_time_ms: Option<i64>,
-}
-
-/// Bucket processing times, as `timing_stats` reports them.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Timing {
-    pub bucket_count: u64,
-    pub total_ms: f64,
-    pub min_ms: Option<f64>,
-    pub max_ms: Option<f64>,
-    pub exponential_average_ms: Option<f64>,
-}
-
-impl Timing {
-    fn add(&mut self, ms: f64) {
-        self.bucket_count += 1;
-        self.total_ms += ms;
-        self.min_ms = Some(self.min_ms.map_or(ms, |m| m.min(ms)));
-        self.max_ms = Some(self.max_ms.map_or(ms, |m| m.max(ms)));
-        self.exponential_average_ms = Some(self.exponential_average_ms.map_or(ms, |e| 0.99 * e + 0.01 * ms));
-    }
 }
 
 /// Everything that changes as data flows, persisted in snapshots.
@@ -174,6 +155,8 @@ pub struct AnalysisEngine {
     memory: MemoryBudget,
     /// Bytes of a new series of each detector, before its split values.
     series_bytes: Vec<usize>,
+    /// Elasticsearch's per-hour average of bucket times, kept beside [`Timing`] (see `snapshot`).
+    hourly: HourlyAverage,
 }
 
 /// A field value as a number, as Elasticsearch reads it (Java's `Double.parseDouble`), with a
@@ -261,6 +244,7 @@ impl AnalysisEngine {
             plans: spec.detectors.iter().map(|d| Plan::new(d, &spec.influencers)).collect(),
             memory: MemoryBudget::new(spec.model_memory_limit),
             series_bytes,
+            hourly: HourlyAverage::default(),
             spec,
             model_configs,
             state,
@@ -599,6 +583,7 @@ impl AnalysisEngine {
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         if !interim {
             st.timing.add(elapsed_ms);
+            self.hourly.add(elapsed_ms, ts.saturating_add(self.span_ms));
         }
         let doc = results::BucketDoc {
             job_id, timestamp: ts, anomaly_score: bucket_score, bucket_span: span_s,
@@ -669,10 +654,12 @@ impl AnalysisEngine {
 
     // -- persistence and stats ---------------------------------------------------------------
 
-    /// The snapshot proper, then the memory limit's refusals: appended rather than part of
-    /// [`State`], so that snapshots from before they were kept still restore (with none).
+    /// The snapshot proper, then the memory limit's refusals, then the per-hour average of
+    /// bucket times: appended rather than part of [`State`], so that snapshots from before they
+    /// were kept still restore (with none).
     pub fn snapshot(&self) -> Vec<u8> {
-        postcard::to_extend(self.memory.refused(), self.snapshot_of(&self.state)).expect("refusals serialise")
+        let tail = (self.memory.refused(), &self.hourly);
+        postcard::to_extend(&tail, self.snapshot_of(&self.state)).expect("snapshot tail serialises")
     }
 
     /// The snapshot proper (without the refusals) of the series with `state`.
@@ -685,6 +672,11 @@ impl AnalysisEngine {
     #[cfg(test)]
     pub(super) fn snapshot_untimed(&self) -> Vec<u8> {
         self.snapshot_of(&State { timing: Timing::default(), ..self.state.clone() })
+    }
+
+    #[cfg(test)]
+    pub(super) fn hourly(&self) -> &HourlyAverage {
+        &self.hourly
     }
 
     /// Forget the models and open buckets (the job has closed, its snapshot stored), so that
@@ -705,9 +697,10 @@ impl AnalysisEngine {
             return Err(format!("model snapshot: format {version}, this build reads {SNAPSHOT_VERSION}"));
         }
         let (s, rest) = postcard::take_from_bytes::<Snapshot>(bytes).map_err(|e| format!("model snapshot: {e}"))?;
-        // A tail that does not read (none before the refusals were kept) costs the refusals
-        // only, not the model.
-        let refused = postcard::from_bytes::<Refusals>(rest).unwrap_or_default();
+        // A tail that does not read (older snapshots end sooner) costs what it would have held,
+        // not the model.
+        let (refused, rest) = postcard::take_from_bytes::<Refusals>(rest).unwrap_or_default();
+        let hourly = postcard::from_bytes::<HourlyAverage>(rest).unwrap_or_default();
         let detectors = self.spec.detectors.len();
         if s.state.record_normalizers.len() != detectors
             || s.state.influencer_normalizers.len() != self.spec.influencers.len()
@@ -719,6 +712,7 @@ impl AnalysisEngine {
         self.memory.set_used(self.series.series.iter().map(|x| x.memory_bytes() + INDEX_BYTES_PER_SERIES).sum());
         self.memory.set_refused(refused);
         self.state = s.state;
+        self.hourly = hourly;
         self.hot = Hot::NONE;
         Ok(())
     }
@@ -737,18 +731,6 @@ impl AnalysisEngine {
     /// `model_size_stats` and `timing_stats` figures, as JSON for the Python front.
     pub fn stats_json(&self) -> String {
         let (by, partition) = self.series.field_counts();
-        let t = &self.state.timing;
-        let mut timing = serde_json::json!({
-            "bucket_count": t.bucket_count,
-            "total_bucket_processing_time_ms": t.total_ms,
-        });
-        if t.bucket_count > 0 {
-            let m = timing.as_object_mut().expect("an object");
-            m.insert("minimum_bucket_processing_time_ms".into(), t.min_ms.into());
-            m.insert("maximum_bucket_processing_time_ms".into(), t.max_ms.into());
-            m.insert("average_bucket_processing_time_ms".into(), (t.total_ms / t.bucket_count as f64).into());
-            m.insert("exponential_average_bucket_processing_time_ms".into(), t.exponential_average_ms.into());
-        }
         serde_json::json!({
             "model_bytes": self.model_bytes(),
             "model_bytes_memory_limit": self.memory.limit(),
@@ -758,7 +740,7 @@ impl AnalysisEngine {
             "total_by_field_count": by,
             "total_partition_field_count": partition,
             "series_count": self.series.len(),
-            "timing_stats": timing,
+            "timing_stats": self.state.timing.json(&self.hourly),
         })
         .to_string()
     }

@@ -17,6 +17,7 @@ pub mod model;
 pub mod results;
 pub mod score;
 pub mod series;
+pub mod timing;
 mod engine;
 #[cfg(test)]
 mod tests;

@@ -340,3 +340,28 @@ fn snapshots_keep_the_memory_refusals() {
         assert_eq!(old.analysis().snapshot_untimed(), proper);
     }
 }
+
+/// The hourly average of bucket times travels with the snapshot (in its tail, after the
+/// refusals); a snapshot from the builds before it (refusals only) restores with none.
+#[test]
+fn snapshots_keep_the_hourly_bucket_time() {
+    let hourly = |e: &IngestEngine| {
+        let s: serde_json::Value = serde_json::from_str(&e.analysis().stats_json()).unwrap();
+        s["timing_stats"]["exponential_average_bucket_processing_time_per_hour_ms"].as_f64()
+    };
+    let mut e = engine(AIRLINE);
+    assert_eq!(hourly(&e), None, "no bucket yet: not shown");
+    let body: String = (0..600).map(|k| format!(r#"{{"airline":"AAL","responsetime":{},"time":{}}}"#, k % 7, 1403481600 + 60 * k)).collect();
+    post(&mut e, &body);
+    let before = hourly(&e).expect("buckets were processed");
+    assert!(before > 0.0);
+    let snapshot = e.analysis().snapshot();
+    let mut restored = engine(AIRLINE);
+    restored.analysis_mut().restore(&snapshot).unwrap();
+    assert_eq!(hourly(&restored), Some(before));
+    let tail = postcard::to_allocvec(e.analysis().hourly()).unwrap();
+    let mut old = engine(AIRLINE);
+    old.analysis_mut().restore(&snapshot[..snapshot.len() - tail.len()]).unwrap();
+    assert_eq!(old.analysis().hourly(), &Default::default());
+    assert_eq!(old.analysis().snapshot_untimed(), e.analysis().snapshot_untimed());
+}
