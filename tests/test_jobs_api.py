@@ -205,6 +205,59 @@ async def test_get_jobs_for_export_can_be_put_again(client):
     assert (await r.json())["jobs"][0] == full
 
 
+async def test_job_expressions_as_elasticsearch_expands_them(client):
+    """Empty items are dropped, `_all` is special only alone, `*` is the only wildcard, every
+    missing id is named, and `allow_no_match=false` needs `_all` to match something."""
+    for path in (BASE + "/_all", BASE, BASE + "/_stats", BASE + "/*/_stats"):
+        r = await client.get(path, params={"allow_no_match": "false"})
+        assert r.status == 404, path
+        assert await r.json() == es_error(404, "resource_not_found_exception", "No known job with id '*'")
+    r = await client.post(BASE + "/_all/_close", params={"allow_no_match": "false"})
+    assert r.status == 404
+    for j in ("job-a", "job-b"):
+        await put(client, j)
+    await put(client, "grouped", MINIMAL | {"groups": ["ones"]})
+    body = await (await client.get(BASE + "/ones,")).json()
+    assert [j["job_id"] for j in body["jobs"]] == ["grouped"]
+    body = await (await client.get(BASE + "/,")).json()
+    assert body["count"] == 3
+    r = await client.get(BASE + "/_all,ones")
+    assert await r.json() == es_error(404, "resource_not_found_exception", "No known job with id '_all'")
+    for pattern in ("job-?", "job-[ab]"):
+        r = await client.get(f"{BASE}/{pattern}")
+        assert r.status == 404, pattern
+    body = await (await client.get(BASE + "/j*-*")).json()
+    assert [j["job_id"] for j in body["jobs"]] == ["job-a", "job-b"]
+    r = await client.get(BASE + "/missing1,job-a,missing2")
+    assert await r.json() == es_error(404, "resource_not_found_exception", "No known job with id 'missing1,missing2'")
+
+
+async def test_job_fields_keep_elasticsearch_order(client):
+    """Fields set after the put (groups and description by an update, finished_time by a close)
+    take their places in Elasticsearch's order, and `human` adds the readable times."""
+    first = await put(client, "ordered")
+    r = await client.post(f"{BASE}/ordered/_update", json={"groups": ["g1"], "description": "d"})
+    updated = await r.json()
+    assert list(updated)[:6] == ["job_id", "job_type", "job_version", "create_time", "groups", "description"]
+    await open_job(client, "ordered")
+    assert (await client.post(f"{BASE}/ordered/_close")).status == 200
+    job = (await (await client.get(f"{BASE}/ordered")).json())["jobs"][0]
+    assert list(job) == ["job_id", "job_type", "job_version", "create_time", "finished_time", "groups", "description",
+                         *[k for k in first if k not in ("job_id", "job_type", "job_version", "create_time")]]
+    r = await client.get(f"{BASE}/ordered", params={"human": "true"})
+    job = (await r.json())["jobs"][0]
+    assert list(job)[3:7] == ["create_time_string", "create_time", "finished_time_string", "finished_time"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", job["create_time_string"])
+
+
+async def test_export_leaves_out_what_made_the_job(client):
+    await put(client, "module-made", MINIMAL | {"custom_settings": {"created_by": "ml-module-x", "team": "a"}})
+    r = await client.get(f"{BASE}/module-made", params={"exclude_generated": "true"})
+    assert (await r.json())["jobs"][0]["custom_settings"] == {"team": "a"}
+    full = (await (await client.get(f"{BASE}/module-made")).json())["jobs"][0]
+    assert full["custom_settings"] == {"created_by": "ml-module-x", "team": "a"}
+
+
 async def test_get_jobs_not_found(client):
     await put(client, "job-a")
     r = await client.get(f"{BASE}/nope")
@@ -291,7 +344,11 @@ async def test_open(client):
     assert list(body) == ["opened", "node"]
     r = await client.post(f"{BASE}/j/_open")
     assert r.status == 409
-    assert await r.json() == es_error(409, "status_exception", "Cannot open job [j] because it has already been opened")
+    # the persistent-task service's refusal is the cause, as in Elasticsearch
+    cause = {"type": "resource_already_exists_exception", "reason": "task with id {job-j} already exist"}
+    assert await r.json() == {"error": {"root_cause": [cause], "type": "status_exception",
+                                        "reason": "Cannot open job [j] because it has already been opened",
+                                        "caused_by": cause}, "status": 409}
     r = await client.post(f"{BASE}/not_a_job/_open")
     assert r.status == 404
     assert await r.json() == es_error(404, "resource_not_found_exception", "No known job with id 'not_a_job'")
@@ -662,6 +719,14 @@ async def test_update_job(client):
     assert r.status == 400 and (await r.json())["error"]["type"] == "resource_already_exists_exception"
     r = await client.post(f"{BASE}/nope/_update", json={"description": "x"})
     assert r.status == 404 and (await r.json())["error"]["type"] == "resource_not_found_exception"
+    r = await client.post(f"{BASE}/_all/_update", json={"description": "x"})
+    assert (r.status, await r.json()) == (400, es_error(400, "status_exception", "Cannot update more than 1 job at a time"))
+    # a detector update without its index: a parse failure (400), never a 500
+    r = await client.post(f"{BASE}/u/_update", json={"detectors": [{"description": "x"}]})
+    err = (await r.json())["error"]
+    assert r.status == 400 and err["type"] == "x_content_parse_exception", err
+    assert err["reason"] == "[job_update] failed to parse field [detectors]"
+    assert err["caused_by"]["reason"] == "Failed to build [detector_update] after last required field arrived"
 
 
 async def test_data_counts_document(client):

@@ -28,9 +28,16 @@ def byte_size_string(n: int) -> str:
     return f"{whole}{suffix}" if tenths[:1] in ("", "0") else f"{whole}.{tenths[0]}{suffix}"
 
 
+def _need_index(d: dict) -> None:
+    if "detector_index" not in d:
+        raise ConfigError("[detector_index] must be set")
+
+
 def _detector_update(raw: dict) -> dict:
+    # Elasticsearch's parser takes all three as optional constructor arguments and builds when
+    # the last arrives or at the end: without an index, the build fails.
     fields = {"detector_index": (NUM, _long), "description": (STR, str), "custom_rules": (OBJ_ARRAY, _objects)}
-    d = _parse_object("detector_update", raw, fields, required=("detector_index",))
+    d = _parse_object("detector_update", raw, fields, ctor=tuple(fields), build=_need_index)
     if d.get("custom_rules"):
         raise ConfigError("custom_rules are not supported by anomalyd yet")
     return d

@@ -10,13 +10,13 @@ as Elasticsearch reassigns open jobs to a node. It also persists what open jobs 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import json
+import re
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Callable
 
 import structlog
 
@@ -45,6 +45,14 @@ class Job:
     opened: asyncio.Future[None] | None = field(default=None, repr=False)
     #: A delete (or reset) has begun: no open from now on.
     deleting: bool = False
+
+
+def _simple_match(pattern: str) -> Callable[[str], bool]:
+    """Elasticsearch's simple match: `*` stands for any text, every other character for itself."""
+    if "*" not in pattern:
+        return pattern.__eq__
+    rx = re.compile(".*".join(map(re.escape, pattern.split("*"))), re.DOTALL)
+    return lambda text: rx.fullmatch(text) is not None
 
 
 class JobRegistry:
@@ -101,22 +109,23 @@ class JobRegistry:
     # -- selection ----------------------------------------------------------------------------
 
     def select(self, expression: str | None, allow_no_match: bool = True) -> list[Job]:
-        """Ids, groups, wildcards, comma lists and `_all`, as Elasticsearch expands them."""
-        if expression in (None, "", "_all", "*"):
-            return sorted(self.jobs.values(), key=lambda j: j.job_id)
+        """Ids, groups, wildcards, comma lists and `_all`, as Elasticsearch expands them: empty
+        items are dropped; `_all` (or `*`, or nothing) alone means every job; `*` is the only
+        wildcard; an id matching nothing, or with `allow_no_match=false` a pattern matching
+        nothing, is missing, and all the missing ones are named in one 404."""
+        tokens = [t for t in (t.strip() for t in (expression or "").split(",")) if t]
+        if not tokens or tokens in (["_all"], ["*"]):
+            tokens = ["*"]
         chosen: dict[str, Job] = {}
-        for token in expression.split(","):
-            token = token.strip()
-            if token in ("_all", "*"):
-                chosen.update(self.jobs)
-                continue
-            matches = [
-                j for j in self.jobs.values()
-                if fnmatch.fnmatchcase(j.job_id, token) or any(fnmatch.fnmatchcase(g, token) for g in j.config.get("groups", []))
-            ]
-            if not matches and ("*" not in token or not allow_no_match):
-                raise errors.unknown_job(token)
-            chosen.update((j.job_id, j) for j in matches)
+        missing: list[str] = []
+        for token in tokens:
+            match = _simple_match(token)
+            found = [j for j in self.jobs.values() if match(j.job_id) or any(map(match, j.config.get("groups", [])))]
+            if not found and ("*" not in token or not allow_no_match):
+                missing.append(token)
+            chosen.update((j.job_id, j) for j in found)
+        if missing:
+            raise errors.unknown_job(",".join(missing))
         return sorted(chosen.values(), key=lambda j: j.job_id)
 
     def get(self, job_id: str) -> Job:
@@ -164,6 +173,8 @@ class JobRegistry:
 
     async def update(self, job_id: str, body: Any) -> dict[str, Any]:
         """`_update`: the job's config with the update applied, stored."""
+        if job_id == "_all":
+            raise errors.EsError(400, "status_exception", "Cannot update more than 1 job at a time")
         job = self.get(job_id)
         model_bytes = (job.model_stats or {}).get("model_bytes")
         config = apply_update(job.config, body, job_open=job.state != "closed", job_ids=self.jobs, model_bytes=model_bytes)
@@ -179,7 +190,10 @@ class JobRegistry:
         if job.deleting:
             raise errors.EsError(409, "status_exception", f"Cannot open job [{job_id}] because it is being deleted")
         if job.actor is not None or job.state == "opening":
-            raise errors.EsError(409, "status_exception", f"Cannot open job [{job_id}] because it has already been opened")
+            # Elasticsearch's persistent-task service refuses the second task; the open wraps that
+            cause = errors.EsError(400, "resource_already_exists_exception", f"task with id {{job-{job_id}}} already exist")
+            raise errors.EsError(409, "status_exception", f"Cannot open job [{job_id}] because it has already been opened",
+                                 caused_by=cause)
         job.state = "opening"  # until the actor runs: no second open, no analysis-limit update
         job.opened = asyncio.get_running_loop().create_future()  # what a close or delete meanwhile awaits
         try:

@@ -1,4 +1,4 @@
-"""`?human=true`: Elasticsearch's human-readable extras on the counts endpoints.
+"""`?human=true`: Elasticsearch's human-readable extras on the counts and job endpoints.
 
 Elasticsearch writes every timestamp of `DataCounts` (and of `model_size_stats`) through its
 time-field helper, which with `human` first writes `<name>_string`, the ISO-8601 UTC form with
@@ -20,6 +20,8 @@ from .params import as_bool
 TIME_FIELDS = frozenset({"earliest_record_timestamp", "latest_record_timestamp", "last_data_time",
                          "latest_empty_bucket_timestamp", "latest_sparse_bucket_timestamp", "log_time",
                          "timestamp"})
+#: The timestamps of a job's configuration.
+JOB_TIME_FIELDS = frozenset({"create_time", "finished_time"})
 
 def wants_human(request: web.Request) -> bool:
     return as_bool({"human": request.query.get("human")}, "human", False)
@@ -40,11 +42,11 @@ def iso_millis(ms: int) -> str:
     return f"{y}-{month:02d}-{day:02d}T{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}.{milli:03d}Z"
 
 
-def with_time_strings(doc: dict[str, Any]) -> dict[str, Any]:
-    """`doc` with `<name>_string` written before each timestamp it holds."""
+def with_time_strings(doc: dict[str, Any], fields: frozenset[str] = TIME_FIELDS) -> dict[str, Any]:
+    """`doc` with `<name>_string` written before each timestamp of `fields` it holds."""
     out: dict[str, Any] = {}
     for name, value in doc.items():
-        if name in TIME_FIELDS and isinstance(value, int):
+        if name in fields and isinstance(value, int):
             out[name + "_string"] = iso_millis(value)
         out[name] = value
     return out

@@ -15,7 +15,7 @@ from ..jobconfig import request_time_value
 from ..keys import NODE, REGISTRY
 from ..registry import Job, JobRegistry, open_seconds
 from ..settings import parse_size
-from .human import wants_human, with_time_strings
+from .human import JOB_TIME_FIELDS, wants_human, with_time_strings
 from .params import as_bool, json_body, merged_params, reject_unknown_query
 from .routes import Routes, deprecated
 
@@ -40,13 +40,35 @@ async def put_job(request: web.Request) -> web.Response:
     reject_unknown_query(request, frozenset({"ignore_unavailable", "allow_no_indices", "ignore_throttled", "expand_wildcards"}))
     body = await json_body(request, required=True)
     config = await _registry(request).put(request.match_info["job_id"], body or {})
-    return json_response(config)
+    return json_response(job_json(config, human=wants_human(request)))
 
 
 #: What `exclude_generated` leaves out: the fields Elasticsearch sets, so that the configuration
 #: can be put again as it is (here or on another cluster).
 GENERATED = frozenset({"job_type", "job_version", "create_time", "finished_time", "model_snapshot_id",
                        "model_snapshot_min_version", "deleting", "blocked"})
+
+#: Elasticsearch's order of a job's fields (`Job.doXContentBody`): those set after the put
+#: (`finished_time` by a close, `groups` by an update, ...) take their places.
+JOB_ORDER = {name: i for i, name in enumerate((
+    "job_id", "job_type", "job_version", "create_time", "finished_time", "model_snapshot_id", "deleting",
+    "model_snapshot_min_version", "custom_settings", "groups", "description", "analysis_config", "analysis_limits",
+    "data_description", "model_plot_config", "renormalization_window_days", "background_persist_interval",
+    "model_snapshot_retention_days", "daily_model_snapshot_retention_after_days", "results_retention_days",
+    "results_index_name", "allow_lazy_open", "blocked"))}
+
+
+def job_json(config: dict[str, Any], *, deleting: bool = False, exclude_generated: bool = False,
+             human: bool = False) -> dict[str, Any]:
+    """A job's configuration as Elasticsearch renders it."""
+    fields = config | {"deleting": True} if deleting else config
+    if exclude_generated:
+        fields = {k: v for k, v in fields.items() if k not in GENERATED}
+        if isinstance(custom := fields.get("custom_settings"), dict) and "created_by" in custom:
+            # what made the job (an ML module, say) is generated too
+            fields["custom_settings"] = {k: v for k, v in custom.items() if k != "created_by"}
+    out = dict(sorted(fields.items(), key=lambda kv: JOB_ORDER.get(kv[0], len(JOB_ORDER))))
+    return with_time_strings(out, JOB_TIME_FIELDS) if human else out
 
 
 async def get_jobs(request: web.Request) -> web.Response:
@@ -56,9 +78,8 @@ async def get_jobs(request: web.Request) -> web.Response:
     jobs = _registry(request).select(request.match_info.get("job_id"), allow)
     # A job being deleted says so, as Elasticsearch's does (a `wait_for_completion=false`
     # delete answers before it ends).
-    configs = [j.config | {"deleting": True} if j.deleting else j.config for j in jobs]
-    if as_bool(query, "exclude_generated", False):
-        configs = [{k: v for k, v in c.items() if k not in GENERATED} for c in configs]
+    generated, human = as_bool(query, "exclude_generated", False), wants_human(request)
+    configs = [job_json(j.config, deleting=j.deleting, exclude_generated=generated, human=human) for j in jobs]
     return json_response({"count": len(jobs), "jobs": configs})
 
 
@@ -83,7 +104,8 @@ async def delete_job(request: web.Request) -> web.Response:
 async def update_job(request: web.Request) -> web.Response:
     reject_unknown_query(request, frozenset())
     body = await json_body(request, required=True)
-    return json_response(await _registry(request).update(request.match_info["job_id"], body))
+    config = await _registry(request).update(request.match_info["job_id"], body)
+    return json_response(job_json(config, human=wants_human(request)))
 
 
 async def open_job(request: web.Request) -> web.Response:
