@@ -7,6 +7,8 @@
 
 // Negated float comparisons (`!(x > 0.0)`) are deliberate throughout: they are true for NaN.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
+// Every unsafe operation gets its own block and SAFETY note, inside unsafe functions too.
+#![deny(unsafe_op_in_unsafe_fn)]
 
 use pyo3::buffer::PyBuffer;
 use pyo3::create_exception;

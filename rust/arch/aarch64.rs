@@ -14,40 +14,42 @@ impl Vector for Neon {
     const LANES: usize = 16;
     #[inline(always)]
     unsafe fn load(ptr: *const u8) -> Self {
-        Neon(vld1q_u8(ptr))
+        unsafe { Neon(vld1q_u8(ptr)) }
     }
     #[inline(always)]
     unsafe fn splat(b: u8) -> Self {
-        Neon(vdupq_n_u8(b))
+        unsafe { Neon(vdupq_n_u8(b)) }
     }
     #[inline(always)]
     unsafe fn eq(self, o: Self) -> Self {
-        Neon(vceqq_u8(self.0, o.0))
+        unsafe { Neon(vceqq_u8(self.0, o.0)) }
     }
     #[inline(always)]
     unsafe fn le_unsigned(self, o: Self) -> Self {
-        Neon(vcleq_u8(self.0, o.0))
+        unsafe { Neon(vcleq_u8(self.0, o.0)) }
     }
     #[inline(always)]
     unsafe fn or(self, o: Self) -> Self {
-        Neon(vorrq_u8(self.0, o.0))
+        unsafe { Neon(vorrq_u8(self.0, o.0)) }
     }
     #[inline(always)]
     unsafe fn high_bit(self) -> Self {
-        Neon(vcgeq_u8(self.0, vdupq_n_u8(0x80)))
+        unsafe { Neon(vcgeq_u8(self.0, vdupq_n_u8(0x80))) }
     }
     #[inline(always)]
     unsafe fn mask(self) -> u64 {
         // Narrowing shift keeps 4 bits of every lane: a 64-bit word for 16 lanes.
-        let nibbles = vshrn_n_u16(vreinterpretq_u16_u8(self.0), 4);
-        vget_lane_u64(vreinterpret_u64_u8(nibbles), 0)
+        unsafe {
+            let nibbles = vshrn_n_u16(vreinterpretq_u16_u8(self.0), 4);
+            vget_lane_u64(vreinterpret_u64_u8(nibbles), 0)
+        }
     }
     const BITS_PER_LANE: u32 = 4;
 }
 
 #[inline]
 pub fn find_string_stop_neon(hay: &[u8]) -> usize {
-    // SAFETY: NEON is mandatory on aarch64 and was detected by `level()`.
+    // SAFETY: NEON is mandatory on aarch64.
     unsafe { generic::find_string_stop::<Neon>(hay) }
 }
 

@@ -15,7 +15,8 @@ use super::vector::Vector;
 /// `V`'s instructions must be supported by the running CPU.
 #[inline(always)]
 pub unsafe fn stop_mask<V: Vector>(v: V) -> u64 {
-    v.eq(V::splat(b'"')).or(v.eq(V::splat(b'\\'))).or(v.le_unsigned(V::splat(0x1f))).or(v.high_bit()).mask()
+    // SAFETY: the caller's CPU supports `V` (this function's contract).
+    unsafe { v.eq(V::splat(b'"')).or(v.eq(V::splat(b'\\'))).or(v.le_unsigned(V::splat(0x1f))).or(v.high_bit()).mask() }
 }
 
 /// # Safety
@@ -24,8 +25,9 @@ pub unsafe fn stop_mask<V: Vector>(v: V) -> u64 {
 pub unsafe fn find_string_stop<V: Vector>(hay: &[u8]) -> usize {
     let mut i = 0;
     while i + V::LANES <= hay.len() {
-        // SAFETY: `i + LANES <= len`, so the load stays inside `hay`.
-        let mask = stop_mask(V::load(hay.as_ptr().add(i)));
+        // SAFETY: `i + LANES <= len`, so the load stays inside `hay`; the CPU supports `V`
+        // (this function's contract).
+        let mask = unsafe { stop_mask(V::load(hay.as_ptr().add(i))) };
         if mask != 0 {
             return i + (mask.trailing_zeros() / V::BITS_PER_LANE) as usize;
         }

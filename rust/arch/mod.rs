@@ -28,12 +28,16 @@ mod aarch64;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
+// Crate-private: a finder runs its level's instructions, so only code that checked the level
+// (the fast path's dispatch) may pick one.
 #[cfg(target_arch = "aarch64")]
-pub use aarch64::NeonFinder;
+pub(crate) use aarch64::NeonFinder;
 #[cfg(target_arch = "x86_64")]
-pub use x86_64::{Avx2Finder, Sse2Finder};
+pub(crate) use x86_64::{Avx2Finder, Sse2Finder};
 
 /// The string-stop search ([`find_string_stop`]) as a type, for loops monomorphised per level.
+///
+/// Calling an instance is sound only on a CPU that has its level: pick it from [`level`].
 pub trait StopFinder {
     /// Index of the first byte of `buf[from..]` that [`is_string_stop`], as an index into
     /// `buf`; `buf.len()` when there is none. `from <= buf.len()`.

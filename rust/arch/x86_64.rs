@@ -15,23 +15,23 @@ impl Vector for Sse2 {
     const LANES: usize = 16;
     #[inline(always)]
     unsafe fn load(ptr: *const u8) -> Self {
-        Sse2(_mm_loadu_si128(ptr as *const __m128i))
+        unsafe { Sse2(_mm_loadu_si128(ptr as *const __m128i)) }
     }
     #[inline(always)]
     unsafe fn splat(b: u8) -> Self {
-        Sse2(_mm_set1_epi8(b as i8))
+        unsafe { Sse2(_mm_set1_epi8(b as i8)) }
     }
     #[inline(always)]
     unsafe fn eq(self, o: Self) -> Self {
-        Sse2(_mm_cmpeq_epi8(self.0, o.0))
+        unsafe { Sse2(_mm_cmpeq_epi8(self.0, o.0)) }
     }
     #[inline(always)]
     unsafe fn le_unsigned(self, o: Self) -> Self {
-        Sse2(_mm_cmpeq_epi8(_mm_max_epu8(self.0, o.0), o.0))
+        unsafe { Sse2(_mm_cmpeq_epi8(_mm_max_epu8(self.0, o.0), o.0)) }
     }
     #[inline(always)]
     unsafe fn or(self, o: Self) -> Self {
-        Sse2(_mm_or_si128(self.0, o.0))
+        unsafe { Sse2(_mm_or_si128(self.0, o.0)) }
     }
     #[inline(always)]
     unsafe fn high_bit(self) -> Self {
@@ -39,7 +39,7 @@ impl Vector for Sse2 {
     }
     #[inline(always)]
     unsafe fn mask(self) -> u64 {
-        _mm_movemask_epi8(self.0) as u32 as u64
+        unsafe { _mm_movemask_epi8(self.0) as u32 as u64 }
     }
     const BITS_PER_LANE: u32 = 1;
 }
@@ -51,23 +51,23 @@ impl Vector for Avx2 {
     const LANES: usize = 32;
     #[inline(always)]
     unsafe fn load(ptr: *const u8) -> Self {
-        Avx2(_mm256_loadu_si256(ptr as *const __m256i))
+        unsafe { Avx2(_mm256_loadu_si256(ptr as *const __m256i)) }
     }
     #[inline(always)]
     unsafe fn splat(b: u8) -> Self {
-        Avx2(_mm256_set1_epi8(b as i8))
+        unsafe { Avx2(_mm256_set1_epi8(b as i8)) }
     }
     #[inline(always)]
     unsafe fn eq(self, o: Self) -> Self {
-        Avx2(_mm256_cmpeq_epi8(self.0, o.0))
+        unsafe { Avx2(_mm256_cmpeq_epi8(self.0, o.0)) }
     }
     #[inline(always)]
     unsafe fn le_unsigned(self, o: Self) -> Self {
-        Avx2(_mm256_cmpeq_epi8(_mm256_max_epu8(self.0, o.0), o.0))
+        unsafe { Avx2(_mm256_cmpeq_epi8(_mm256_max_epu8(self.0, o.0), o.0)) }
     }
     #[inline(always)]
     unsafe fn or(self, o: Self) -> Self {
-        Avx2(_mm256_or_si256(self.0, o.0))
+        unsafe { Avx2(_mm256_or_si256(self.0, o.0)) }
     }
     #[inline(always)]
     unsafe fn high_bit(self) -> Self {
@@ -75,7 +75,7 @@ impl Vector for Avx2 {
     }
     #[inline(always)]
     unsafe fn mask(self) -> u64 {
-        _mm256_movemask_epi8(self.0) as u32 as u64
+        unsafe { _mm256_movemask_epi8(self.0) as u32 as u64 }
     }
     const BITS_PER_LANE: u32 = 1;
 }
@@ -88,15 +88,17 @@ pub fn find_string_stop_sse2(hay: &[u8]) -> usize {
 
 #[target_feature(enable = "avx2")]
 unsafe fn find_string_stop_avx2_impl(hay: &[u8]) -> usize {
+    // SAFETY (all three blocks): AVX2 (and so SSE2) is enabled for this function, whose callers
+    // run it only on CPUs that have it; the one direct load reads 16 bytes of a `hay` that long.
     // Short strings are the norm: one SSE2 probe first avoids the wider setup for them.
     if hay.len() >= 16 {
-        let mask = generic::stop_mask(Sse2::load(hay.as_ptr()));
+        let mask = unsafe { generic::stop_mask(Sse2::load(hay.as_ptr())) };
         if mask != 0 {
             return mask.trailing_zeros() as usize;
         }
-        return 16 + generic::find_string_stop::<Avx2>(&hay[16..]);
+        return 16 + unsafe { generic::find_string_stop::<Avx2>(&hay[16..]) };
     }
-    generic::find_string_stop::<Avx2>(hay)
+    unsafe { generic::find_string_stop::<Avx2>(hay) }
 }
 
 #[inline]
@@ -133,6 +135,7 @@ pub struct Avx2Finder;
 impl super::StopFinder for Avx2Finder {
     #[inline(always)]
     fn find(buf: &[u8], from: usize) -> usize {
+        debug_assert!(std::is_x86_feature_detected!("avx2"));
         let hay = &buf[from..];
         // The steps of `find_string_stop_avx2_impl`, written out: calling a shared helper from
         // here made the fast path's loop 34 instructions per record longer (register allocation).

@@ -158,8 +158,18 @@ pub struct Records {
     pub too_large: bool,
 }
 
-/// The fast path for `level` (chosen once per buffer by the caller).
-pub fn for_level(level: Level) -> FastPath {
+/// The fast path for the level this CPU runs ([`arch::level`]; the caller asks once per buffer).
+pub fn for_this_cpu() -> FastPath {
+    // SAFETY: `arch::level` picks only levels the CPU has (`set_level` refuses others).
+    unsafe { for_level(arch::level()) }
+}
+
+/// The fast path for `level`.
+///
+/// # Safety
+/// The CPU must have `level` (one of [`arch::supported_levels`]): the AVX2 instance runs AVX2
+/// instructions.
+unsafe fn for_level(level: Level) -> FastPath {
     match level {
         #[cfg(target_arch = "x86_64")]
         Level::Avx2 => FastPath { record: avx2::record, records: avx2::records },
@@ -182,8 +192,8 @@ mod avx2 {
     }
 
     pub fn record(buf: &[u8], open: usize, fields: &FieldSet, rec: &mut Record, scratch: &mut Scratch) -> Option<usize> {
-        // SAFETY: `for_level` hands this function out only for `Level::Avx2`, which
-        // `arch::level` picks, and `arch::set_level` accepts, only on CPUs that have AVX2.
+        // SAFETY: `for_level` hands this function out only for `Level::Avx2`, which its
+        // callers may ask for only on CPUs that have AVX2.
         unsafe { record_avx2(buf, open, fields, rec, scratch) }
     }
 
@@ -826,7 +836,8 @@ mod tests {
                 .iter()
                 .map(|s| {
                     let mut rec = Record::with_fields(f.len());
-                    (for_level(level).record)(s, 0, &f, &mut rec, &mut scratch)
+                    // SAFETY: a level this CPU has.
+                    (unsafe { for_level(level) }.record)(s, 0, &f, &mut rec, &mut scratch)
                         .map(|end| (end, rec.n, (0..f.len()).map(|i| rec.value(s, i).map(<[u8]>::to_vec)).collect()))
                 })
                 .collect();
@@ -953,7 +964,9 @@ mod tests {
         for level in supported_levels() {
             let mut scratch = Scratch::default();
             let mut rec = Record::with_fields(f.len());
-            let mut read = |s: &[u8], scratch: &mut Scratch| (for_level(level).record)(s, 0, &f, &mut rec, scratch);
+            // SAFETY: a level this CPU has.
+            let path = unsafe { for_level(level) };
+            let mut read = |s: &[u8], scratch: &mut Scratch| (path.record)(s, 0, &f, &mut rec, scratch);
             let lean = |s: &[u8], scratch: &Scratch| {
                 let mut rec = Record::with_fields(f.len());
                 match known_keys::<Swar>(s, 1, &scratch.shape[..scratch.lean], &mut rec) {

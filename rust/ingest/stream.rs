@@ -218,7 +218,7 @@ impl BodyStream {
 
     /// Parse `buf` from the start. `complete`: `buf` is one whole unit (from the carry).
     fn run(&mut self, fields: &FieldSet, buf: &[u8], complete: bool, out: &mut dyn OnRecord) -> Result<(), StreamError> {
-        let fast = fast::for_level(crate::arch::level());
+        let fast = fast::for_this_cpu();
         let mut pos = 0;
         // The last position between top-level units, with the tokenizer state there.
         let mut safe = (0, self.tok.mark());
