@@ -363,13 +363,6 @@ fn parse_date_param(text: &str, now_ms: i64) -> Option<i64> {
     time::parse_date_param(text, now_ms)
 }
 
-/// Parse a record time value with a job's time format (epoch ms, None when invalid).
-#[pyfunction]
-fn parse_time(fmt: &str, text: &str) -> PyResult<Option<i64>> {
-    let f = time::TimeFormat::compile(fmt).map_err(PyValueError::new_err)?;
-    Ok(f.parse_ms(text.as_bytes()))
-}
-
 /// The JSON text of a SMILE body: as the engine reads a `_data` body (every root value, a line
 /// each), or with `max_document` as Elasticsearch reads another API's (the first root value,
 /// empty when there is none; DocumentTooLargeError past that many bytes of JSON). ValueError
@@ -410,7 +403,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PanicException", m.py().get_type::<pyo3::panic::PanicException>())?;
     m.add_function(wrap_pyfunction!(validate_time_format, m)?)?;
     m.add_function(wrap_pyfunction!(parse_date_param, m)?)?;
-    m.add_function(wrap_pyfunction!(parse_time, m)?)?;
     m.add_function(wrap_pyfunction!(smile_to_json, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(set_simd_level, m)?)?;

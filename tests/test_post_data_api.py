@@ -373,6 +373,8 @@ async def test_not_open_checked_before_reset_params(client):
 @pytest.mark.parametrize("start, end", [
     ("1403481600", ""), ("1403481600000", ""), ("2014-06-23T00:00:00Z", ""), ("2014-06-23T00:00:00.000Z", ""),
     ("now", ""), ("1403481600", "1403485200"), ("1403481600", "1403481600"), ("", "1403481600"),
+    # the largest long: its end (a second later) lies beyond 64-bit ms, where the engine ends it
+    ("9223372036854775807", ""), ("9223372036854775000", "9223372036854775807"),
 ])
 async def test_reset_formats_accepted(client, start, end):
     await setup_job(client)

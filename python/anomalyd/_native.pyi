@@ -82,9 +82,6 @@ def validate_time_format(fmt: str) -> None:
 def parse_date_param(text: str, now_ms: int) -> int | None:
     """`now`, epoch seconds (<= 10 chars) or ms, or ISO-8601, in epoch ms; None if invalid."""
 
-def parse_time(fmt: str, text: str) -> int | None:
-    """Parse a record time value with a job time format, in epoch ms."""
-
 def smile_to_json(body: bytes, max_document: int | None = None) -> bytes:
     """The JSON text of a SMILE body: as the engine reads a `_data` body (every root value of every
     piece ending in 0xFF, a line each), or with `max_document` as Elasticsearch reads another

@@ -59,6 +59,9 @@ enum Item {
         reserve: usize,
         /// The pattern's width, which printing pads to (Java prints `HH` as `00`).
         width: usize,
+        /// A `+` may lead it: java.time's lenient parse takes a sign before any number whose
+        /// pattern width varies (`y`, `yyyy`, `d`, `DD`), not before fixed ones (`dd`, `yy`, `SSS`).
+        signed: bool,
     },
     /// English month or weekday names (full or abbreviated) or AM/PM, case-sensitive as in java.time.
     Name(Field),
@@ -78,6 +81,7 @@ impl Item {
             max,
             reserve: 0,
             width: min,
+            signed: false,
         }
     }
 }
@@ -244,7 +248,9 @@ fn letters(c: u8, n: usize) -> Option<Item> {
 /// Appends a number with java.time's "adjacent value parsing": a fixed-width number right after
 /// another number is read at exactly its width and the run's first number leaves room for it
 /// (so `yyyyMMdd` works); a variable-width one ends the run and pins the previous first number
-/// to its strict width. Numbers outside runs are lenient: 1 to 9 digits.
+/// to its strict width. Numbers outside runs are lenient: 1 to 9 digits. A fraction (`S…`) is
+/// lenient wherever it stands: 0 to 9 digits (`ss.SSS` reads `03.`, `03.5` and `03.123456`),
+/// while a run's first number still leaves its pattern width for it.
 ///
 /// `yy` is java.time's reduced-value parser, which lenient parsing never treats as fixed-width:
 /// after a run is ended by a variable-width number it reads greedily (its room for the fixed
@@ -272,13 +278,18 @@ fn push_number(items: &mut Vec<Item>, run: &mut Option<Run>, field: Field, stric
             }
         }
         if fixed {
-            let (min, max) = if field == Field::Year2 { (1, 9) } else { strict };
+            let (min, max) = match field {
+                Field::Year2 => (1, 9),
+                Field::Nano => (0, 9),
+                _ => strict,
+            };
             items.push(Item::Number {
                 field,
                 min,
                 max,
                 reserve: 0,
                 width: strict.0,
+                signed: false,
             });
             return;
         }
@@ -289,10 +300,11 @@ fn push_number(items: &mut Vec<Item>, run: &mut Option<Run>, field: Field, stric
     });
     items.push(Item::Number {
         field,
-        min: 1,
+        min: if field == Field::Nano { 0 } else { 1 },
         max: 9,
         reserve: 0,
         width: strict.0,
+        signed: !fixed,
     });
 }
 
@@ -393,8 +405,11 @@ fn parse_seq(items: &[Item], s: &[u8], mut pos: usize, f: &mut Fields) -> Option
                 min,
                 max,
                 reserve,
+                signed,
                 ..
             } => {
+                let sign = usize::from(*signed && rest.first() == Some(&b'+'));
+                let rest = &rest[sign..];
                 let available = count_digits(rest, max + reserve);
                 let n = available.saturating_sub(*reserve).max(*min);
                 if n > available {
@@ -407,8 +422,11 @@ fn parse_seq(items: &[Item], s: &[u8], mut pos: usize, f: &mut Fields) -> Option
                     Field::Nano => value * 10_i64.pow(9 - n as u32),
                     _ => value,
                 };
-                f.set(*field, value)?;
-                n
+                // A fraction of no digits sets nothing, as in java.time.
+                if n > 0 {
+                    f.set(*field, value)?;
+                }
+                sign + n
             }
             Item::Name(field) => {
                 let (value, n) = parse_name(*field, rest)?;
@@ -774,10 +792,29 @@ mod tests {
             (p, "2014-06-23 00:00:00.1", Some(T + 100)),
             (p, "2014-06-23 00:00:00.123456789", Some(T + 123)),
             (p, "2014-06-23 00:00:00.1234567891", None),
-            (p, "2014-06-23 00:00:00.", None),
+            (p, "2014-06-23 00:00:00.", Some(T)), // no digits: lenient java.time takes that
+            (p, "2014-06-23 00:00:00.+5", None),
             ("yyyy-MM-dd HH:mm:ss.SSSSSS", "1969-12-31 23:59:59.500001", Some(-500)),
             ("yyyyMMddHHmmssSSS", "20140623000000042", Some(T + 42)),
             ("yyyyMMddHHmmssSSS", "2014062300000004", None),
+            // right after the seconds, the fraction takes what the seconds leave, none included
+            ("yyyy-MM-dd HH:mm:ssSSS", "2014-06-23 00:00:01", Some(T + 1000)),
+            ("yyyy-MM-dd HH:mm:ssSSS", "2014-06-23 00:00:021", Some(T + 2100)),
+        ]);
+    }
+
+    /// A lenient `+` before a number whose pattern width varies, never before a fixed one; `-`
+    /// makes a year of era or a field below its range. Each case as java.time answers it.
+    #[test]
+    fn signs() {
+        check(&[
+            ("yyyy-MM-dd HH:mm:ss", "+2014-06-23 00:00:04", Some(T + 4000)),
+            ("yyyy-MM-dd HH:mm:ss", "-2014-06-23 00:00:04", None),
+            ("yyyy-MM-dd HH:mm:ss", "2014-06-+23 00:00:04", None),
+            ("yyyy-M-d H:m:s", "2014-+6-+23 +0:+0:+4", Some(T + 4000)),
+            ("yyyyMMddHHmmssSSS", "+20140623000000042", Some(T + 42)),
+            ("yyyy-DD HH", "2014-+174 00", Some(T)),
+            ("yyyy-DDD HH", "2014-+174 00", None),
         ]);
     }
 

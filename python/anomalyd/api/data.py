@@ -36,8 +36,13 @@ DEPRECATION = ("Posting data directly to anomaly detection jobs is deprecated, "
                "in a future major version it will be compulsory to use a datafeed")
 
 
+#: The engine's times are 64-bit ms: a range's end beyond them ends there.
+_LAST_MS = 2**63 - 1
+
+
 def reset_range(request: web.Request) -> tuple[int, int] | None:
-    """`reset_start` / `reset_end` validated as Elasticsearch does (after the open check)."""
+    """`reset_start` / `reset_end` validated as Elasticsearch does (after the open check), in
+    ms: Elasticsearch's whole seconds."""
     raw_start = request.query.get("reset_start", "")
     raw_end = request.query.get("reset_end", "")
     start = date_param("start", raw_start, wrapped=True)
@@ -49,7 +54,7 @@ def reset_range(request: web.Request) -> tuple[int, int] | None:
     if end_s < start_s:
         reason = f"Invalid time range: end time '{raw_end}' is earlier than start time '{raw_start}'."
         raise EsError(400, "status_exception", reason, caused_by=EsError(400, "illegal_argument_exception", reason))
-    return start_s, end_s
+    return start_s * 1000, min(end_s * 1000, _LAST_MS)
 
 
 class _Watchdog:
@@ -162,7 +167,7 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
                 # limit bounds chunked and compressed streams, whose size nothing bounds.
                 known = int(length) if length is not None and coding is None else None
                 body = await actor.ingest(_body_chunks(request, settings.read_timeout, decoder),
-                                          None if reset is None else (reset[0] * 1000, reset[1] * 1000), known, smile)
+                                          reset, known, smile)
     except MalformedInputError:
         reason = "The input JSON data is malformed."
         raise EsError(400, "status_exception", reason, caused_by=EsError(400, "parse_exception", reason)) from None
