@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import es_driver
-from conftest import POST_DATA_JOB, Server, es8_path, http_json, job_stats
+from conftest import ANOMALYD, POST_DATA_JOB, Server, es8_path, free_port, http_json, job_stats
 
 BASE = "/_ml/anomaly_detectors"
 
@@ -443,6 +443,21 @@ def test_a_stalled_stream_is_cut_and_counted_apart_from_disconnects(tmp_path: Pa
         assert job_stats(srv, "slow")["data_counts"]["processed_record_count"] == 2
     finally:
         assert srv.stop(signal.SIGTERM) == 0
+
+
+def test_one_data_dir_one_server(server: Server, tmp_path: Path) -> None:
+    """A second server on the same data directory refuses to start (it would overwrite what the
+    first acknowledged), as does one whose port is taken, before it touches any store."""
+    env = {**os.environ, "ANOMALYD_DATA_DIR": str(server.data_dir), "ANOMALYD_PORT": str(free_port())}
+    r = subprocess.run([str(ANOMALYD), "serve"], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert f"failed to lock the data directory [{server.data_dir}]: another anomalyd is using it" in r.stderr
+    other = tmp_path / "other"
+    env = {**os.environ, "ANOMALYD_DATA_DIR": str(other), "ANOMALYD_PORT": str(server.port)}
+    r = subprocess.run([str(ANOMALYD), "serve"], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and f"cannot listen on 127.0.0.1:{server.port}" in r.stderr
+    assert "url=" not in r.stderr and not other.exists()  # never said it was ready
+    assert http_json(server.url + "/")[0] == 200  # the first goes on serving
 
 
 def test_access_log_on_request(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from anomalyd._native import DEFAULT_MAX_DOCUMENT_BYTES, IngestEngine
-from anomalyd.store import Store
+from anomalyd.store import DataDirInUse, Store
 
 
 async def test_model_snapshots_are_stored_in_pieces(tmp_path) -> None:
@@ -60,3 +60,14 @@ def test_a_model_restores_from_its_pieces() -> None:
         engine.model_snapshot(0)
     engine.discard_model()
     assert json.loads(engine.analysis_stats_json())["series_count"] == 0
+
+
+async def test_one_store_per_data_dir(tmp_path) -> None:
+    store = Store(tmp_path)
+    await store.open()
+    with pytest.raises(DataDirInUse, match="another anomalyd is using it"):
+        Store(tmp_path)
+    await store.close()
+    again = Store(tmp_path)  # the lock goes with the store
+    await again.open()
+    await again.close()

@@ -14,6 +14,7 @@ import click
 from aiohttp import web
 
 from .settings import Settings, parse_duration, parse_size
+from .store import DataDirInUse
 
 
 class _Parsed(click.ParamType):
@@ -95,12 +96,43 @@ def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str,
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported OS
         uvloop = None
     loop = uvloop.new_event_loop() if uvloop else asyncio.new_event_loop()
+    # The port first: a server that cannot listen must not restore (and at its end save) the
+    # jobs of a store another server may be using, nor say it is ready.
+    try:
+        sockets = listen_sockets(host, port)
+    except OSError as e:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     # A header may take 16 KB, Elasticsearch's http.max_header_size (aiohttp's default is 8 KB;
     # aiohttp limits each header, Elasticsearch all of them together).
-    web.run_app(create_app(settings), host=host, port=port, shutdown_timeout=settings.shutdown_timeout,
-                access_log=logs.ACCESS if access_log else None, access_log_format=logs.ACCESS_FORMAT,
-                print=None, loop=loop, handle_signals=True, ssl_context=ssl_context,
-                max_field_size=16 << 10)
+    try:
+        web.run_app(create_app(settings), sock=sockets, shutdown_timeout=settings.shutdown_timeout,
+                    access_log=logs.ACCESS if access_log else None, access_log_format=logs.ACCESS_FORMAT,
+                    print=None, loop=loop, handle_signals=True, ssl_context=ssl_context,
+                    max_field_size=16 << 10)
+    except DataDirInUse as e:
+        raise click.ClickException(str(e)) from None
+
+
+def listen_sockets(host: str, port: int, backlog: int = 128) -> list[socket.socket]:
+    """Listening sockets for `host:port`, one per address it names ("" and 0.0.0.0: every
+    interface), made as asyncio's own server makes them."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            s = socket.socket(family, kind, proto)
+            sockets.append(s)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.bind(address)
+            s.listen(backlog)
+            s.setblocking(False)
+    except OSError:
+        for s in sockets:
+            s.close()
+        raise
+    return sockets
 
 
 def is_loopback(host: str) -> bool:

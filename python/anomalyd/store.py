@@ -12,7 +12,9 @@ lifetime counts of many jobs are written in one transaction (see :class:`CountsW
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -79,10 +81,28 @@ class StoredJob:
     data_counts: dict[str, Any] | None
 
 
+def _lock(data_dir: Path) -> int:
+    """An exclusive lock on the data directory, held while the store is open, as Elasticsearch
+    locks its data path: two servers on one store would each overwrite the other's counts and
+    models, losing records both had acknowledged."""
+    fd = os.open(data_dir / "anomalyd.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DataDirInUse(f"failed to lock the data directory [{data_dir}]: another anomalyd is using it") from None
+    return fd
+
+
+class DataDirInUse(RuntimeError):
+    """Another anomalyd holds the data directory."""
+
+
 class Store:
     def __init__(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / "anomalyd.sqlite3"
+        self._lock_fd = _lock(data_dir)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anomalyd-store")
         self._db: sqlite3.Connection | None = None
 
@@ -111,6 +131,7 @@ class Store:
         if self._db is not None:
             await self.submit(_close)
         self._executor.shutdown(wait=True)
+        os.close(self._lock_fd)  # releases the lock
 
     async def load_jobs(self) -> list[StoredJob]:
         def q(db: sqlite3.Connection) -> list[StoredJob]:
