@@ -44,6 +44,9 @@ def run(url: str, compress: bool = False) -> dict[str, Any]:
         info = body(es.info())
         out["info"] = {"tagline": info["tagline"], "version": info["version"]["number"]}
         out["health"] = body(es.cluster.health(wait_for_status="yellow"))["status"]
+        # A client that sniffs for nodes first (GET _nodes/_all/http) finds this one.
+        with Elasticsearch(url, request_timeout=30, sniff_on_start=True) as sniffing:
+            out["sniffed"] = body(sniffing.info())["tagline"]
 
         put = body(es.ml.put_job(job_id=JOB, description="client lifecycle", analysis_config=ANALYSIS,
                                  data_description=DATA_DESCRIPTION))

@@ -719,6 +719,11 @@ async def test_update_job(client):
     assert r.status == 400 and (await r.json())["error"]["type"] == "resource_already_exists_exception"
     r = await client.post(f"{BASE}/nope/_update", json={"description": "x"})
     assert r.status == 404 and (await r.json())["error"]["type"] == "resource_not_found_exception"
+    for no_op in ({"categorization_filters": []}, {"per_partition_categorization": {"enabled": False}}):
+        r = await client.post(f"{BASE}/u/_update", json=no_op)
+        assert r.status == 200, (no_op, await r.text())
+    r = await client.post(f"{BASE}/u/_update", json={"categorization_filters": ["x"]})
+    assert r.status == 400 and "categorization is not supported" in await r.text()
     r = await client.post(f"{BASE}/_all/_update", json={"description": "x"})
     assert (r.status, await r.json()) == (400, es_error(400, "status_exception", "Cannot update more than 1 job at a time"))
     # a detector update without its index: a parse failure (400), never a 500
@@ -889,3 +894,23 @@ async def test_apis_without_a_body_refuse_one(client):
     assert r.status == 200
     r = await client.post(f"{BASE}/nb/_close", json={"force": True})
     assert r.status == 200
+
+
+async def test_nodes_http_publishes_the_address_asked(client):
+    """A sniffing client (`GET _nodes/_all/http`) learns this node's address: the one it reached."""
+    for path in ("/_nodes/http", "/_nodes/_all/http", "/_nodes/_local/http"):
+        body = await (await client.get(path)).json()
+        assert body["_nodes"] == {"total": 1, "successful": 1, "failed": 0}, path
+        (node,) = body["nodes"].values()
+        assert node["http"]["publish_address"] == f"127.0.0.1:{client.server.port}"
+        assert "master" in node["roles"] and node["roles"] != ["master"]  # clients skip master-only nodes
+    body = await (await client.get("/_nodes/someone-else/http")).json()
+    assert body["nodes"] == {} and body["_nodes"]["total"] == 0
+
+
+async def test_opaque_id_comes_back(client):
+    r = await client.get("/", headers={"X-Opaque-Id": "trace-42"})
+    assert r.headers["X-Opaque-Id"] == "trace-42"
+    r = await client.get(f"{BASE}/nope", headers={"X-Opaque-Id": "trace-43"})
+    assert r.status == 404 and r.headers["X-Opaque-Id"] == "trace-43"
+    assert "X-Opaque-Id" not in (await client.get("/")).headers

@@ -76,6 +76,7 @@ def counts(d: dict, *keys: str) -> tuple:
 def check_client_report(r: dict) -> None:
     assert r["info"] == {"tagline": "You Know, for Search", "version": r["info"]["version"]}
     assert r["health"] in ("green", "yellow")
+    assert r["sniffed"] == "You Know, for Search"
     assert r["put_job_id"] == es_driver.JOB
     assert r["get_jobs"] == {"count": 1, "ids": [es_driver.JOB]}
     assert r["open"] is True

@@ -64,7 +64,9 @@ def apply_update(config: dict[str, Any], body: Any, *, job_open: bool, job_ids: 
         "categorization_filters": (STR_ARRAY, _strings), "per_partition_categorization": (OBJ, lambda v: v),
     })
     job_id = config["job_id"]  # a job_id in the body is overridden by the URL's, as in Elasticsearch
-    if "categorization_filters" in u or "per_partition_categorization" in u:
+    # What leaves categorization off (no filters, per-partition still disabled) is a no-op, as
+    # in Elasticsearch; anything that would turn it on is refused.
+    if u.get("categorization_filters") or (u.get("per_partition_categorization") or {}).get("enabled"):
         raise ConfigError("categorization is not supported by anomalyd yet")
     if (clash := next((g for g in u.get("groups", ()) if g in job_ids), None)) is not None:
         raise names_clash(clash)

@@ -1,11 +1,12 @@
-"""The cluster-level endpoints clients and orchestrators probe: `GET /`, health, readiness."""
+"""The cluster-level endpoints clients and orchestrators probe: `GET /`, health, readiness, and
+the nodes' HTTP addresses that sniffing clients ask for."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from ..errors import json_response
-from ..keys import NODE, REGISTRY
+from ..keys import NODE, REGISTRY, SETTINGS
 from ..version import BUILD_HASH, ES_VERSION
 from .routes import Routes
 
@@ -41,6 +42,30 @@ async def cluster_health(request: web.Request) -> web.Response:
     })
 
 
+async def nodes_http(request: web.Request) -> web.Response:
+    """`GET _nodes/http`: this one node, published at the address the request came in on, so that
+    a client sniffing for nodes (`sniff_on_start`) finds itself back here."""
+    node = request.app[NODE]
+    wanted = request.match_info.get("node_id", "_all").split(",")
+    if not {"_all", "_local", "*", node.id, node.name} & set(wanted):
+        return json_response({"_nodes": {"total": 0, "successful": 0, "failed": 0}, "cluster_name": "anomalyd",
+                              "nodes": {}})
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    host, port = (sockname[0], sockname[1]) if sockname else ("127.0.0.1", 9200)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return json_response({
+        "_nodes": {"total": 1, "successful": 1, "failed": 0},
+        "cluster_name": "anomalyd",
+        "nodes": {node.id: {
+            "name": node.name, "transport_address": node.transport_address, "host": host, "ip": host,
+            "version": ES_VERSION, "build_flavor": "default", "build_type": "anomalyd", "build_hash": BUILD_HASH,
+            "roles": ["data", "ingest", "master", "ml"], "attributes": {},
+            "http": {"bound_address": [address], "publish_address": address,
+                     "max_content_length_in_bytes": request.app[SETTINGS].max_content_length},
+        }},
+    })
+
+
 async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
@@ -54,5 +79,7 @@ def setup(routes: Routes) -> None:
     routes.add_route("GET", "/", info, body=False)
     routes.add_route("HEAD", "/", info, body=False)
     routes.add_route("GET", "/_cluster/health", cluster_health, body=False)
+    routes.add_route("GET", "/_nodes/http", nodes_http, body=False)
+    routes.add_route("GET", "/_nodes/{node_id}/http", nodes_http, body=False)
     routes.add_route("GET", "/healthz", healthz, body=False)
     routes.add_route("GET", "/readyz", readyz, body=False)

@@ -36,6 +36,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 #: An `istr`, so that stamping it on every response skips case-folding the name.
 PRODUCT_HEADER = istr("X-Elastic-Product")
+#: A client's request id, which Elasticsearch sends back (clients tie logs and slow calls to it).
+OPAQUE_ID = istr("X-Opaque-Id")
 #: The catch-all route's path, and its canonical form (how aiohttp and the tests name it).
 MISS_ROUTE = "/{tail:.*}"
 MISS_PATH = "/{tail}"
@@ -81,6 +83,8 @@ def _endpoint(handler: Handler, route: tuple[str, str], by_route: dict[tuple[tup
             if wants_pretty(request):
                 prettify(response)
         response.headers[PRODUCT_HEADER] = "Elasticsearch"
+        if (opaque := request.headers.get(OPAQUE_ID)) is not None:
+            response.headers[OPAQUE_ID] = opaque
         # The request's state is empty on nearly every request, and looking up a missing key
         # raises inside Mapping.get: half a microsecond a request, without the `len` test.
         if len(request) and (warnings := request.get(WARNINGS)):
