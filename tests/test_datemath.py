@@ -68,3 +68,19 @@ def test_any_text_is_a_long_or_none():
         for up in (False, True):
             t = datemath.parse(text, NOW, round_up=up)
             assert t is None or -(1 << 63) <= t < (1 << 63), (text, t)
+
+
+def test_iso_dates_read_as_the_native_date_parameters_read_them():
+    """One format, two readers (the results API here, `_data`/`_flush` parameters natively):
+    every ISO text gets the same answer from both, random texts included."""
+    from anomalyd._native import parse_date_param
+
+    cases = ["2014-06-23T", "2014-06-23TZ", "2014-06-23T10+01:00:30", "2014-06-23T10+010030", "2014-06-23T10+01:0030",
+             "2014-06-23T10:20:30,123456789-18:00", "2014-06-23T10-18:00:01", "2014-06-23T10:20:30.Z", "2014-06",
+             "2014-06-23T10:20:30.1234567891Z", "2014-06-23T1", "2014-06-23T10:2", "2014-02-29", "2016-02-29T23:59:59Z"]
+    rnd = random.Random(3)
+    alphabet = "0123456789-+:.,TZ"
+    for _ in range(20000):
+        cases.append("2014-06-23" + "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 16))))
+    for text in cases:
+        assert datemath.parse(text, NOW) == parse_date_param(text, NOW), text

@@ -19,9 +19,10 @@ _LONG = 1 << 63
 # ASCII digits only, as java.time parses dates (date math's numbers take any digits, as Java's
 # Character.isDigit does).
 _EPOCH_MILLIS = re.compile(r"-?\d{1,19}", re.ASCII)
-# strict_date_optional_time: yyyy[-MM[-dd[THH[:mm[:ss[.fraction]]][offset]]]]
-_ISO = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
-                  r"(Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?", re.ASCII)
+# strict_date_optional_time: yyyy[-MM[-dd[T[HH[:mm[:ss[.fraction]]]][offset]]]], the offset
+# `Z` or ±HH[[:]MM[[:]SS]] (the native parser of the `_data` and `_flush` dates reads the same).
+_ISO = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(?:(\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?)?"
+                  r"(Z|[+-]\d{2}(?:(:?)\d{2}(?:\9\d{2})?)?)?)?)?)?", re.ASCII)
 _OP = re.compile(r"([+\-/])(\d{0,10})([yMwdhHms])")
 #: Java's Integer.MAX_VALUE: a date-math number is an int there.
 _INT_MAX = (1 << 31) - 1
@@ -52,7 +53,7 @@ def _date(text: str, round_up: bool) -> int | None:
     m = _ISO.fullmatch(text)
     if m is None:
         return None
-    year, month, day, hour, minute, second, fraction, offset = m.groups()
+    year, month, day, hour, minute, second, fraction, offset, _ = m.groups()
     if not (1 <= int(month or 1) <= 12 and 1 <= int(day or 1) <= _month_days(int(year), int(month or 1))
             and int(hour or 0) <= 23 and int(minute or 0) <= 59 and int(second or 0) <= 59):
         return None
@@ -60,10 +61,10 @@ def _date(text: str, round_up: bool) -> int | None:
         int(hour or 0) * 3_600_000 + int(minute or 0) * 60_000 + int(second or 0) * 1000 + int((fraction or "0")[:3].ljust(3, "0")))
     if offset and offset != "Z":
         digits = offset[1:].replace(":", "")
-        hours, minutes = int(digits[:2]), int(digits[2:] or 0)
-        if minutes > 59 or hours * 60 + minutes > 18 * 60:  # java.time's ZoneOffset range
+        hours, minutes, seconds = int(digits[:2]), int(digits[2:4] or 0), int(digits[4:] or 0)
+        shift = hours * 3_600_000 + minutes * 60_000 + seconds * 1000
+        if minutes > 59 or seconds > 59 or shift > 18 * 3_600_000:  # java.time's ZoneOffset range
             return None
-        shift = hours * 3_600_000 + minutes * 60_000
         t -= shift if offset[0] == "+" else -shift
     if round_up:  # the last millisecond of the period the text names
         if fraction is None:
