@@ -5,13 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.deps-stamp
 NATIVE_STAMP := $(VENV)/.native-stamp
 RUST_SRC := $(shell find rust -name '*.rs') Cargo.toml Cargo.lock
-PY_SRC := $(shell find python -name '*.py' -o -name '*.pyi')
 
 export ANOMALYD_HOST ?= 127.0.0.1
 export ANOMALYD_PORT ?= 9200
 export ANOMALYD_DATA_DIR ?= ./data
 
-.PHONY: setup dev serve test test-rust test-python bench-core bench-http bench-analysis eval-nab clean
+.PHONY: setup serve test test-rust test-python bench-core bench-http bench-analysis eval-nab clean
 
 setup: $(NATIVE_STAMP)
 
@@ -24,12 +23,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -r $(VENV)/requirements.txt
 	touch $@
 
-# The extension, built in release mode into the package (maturin develop is incremental).
-$(NATIVE_STAMP): $(STAMP) $(RUST_SRC) $(PY_SRC)
+# The extension, built in release mode into the package (maturin develop is incremental; the
+# install is editable, so Python changes need no rebuild).
+$(NATIVE_STAMP): $(STAMP) $(RUST_SRC)
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop --release -q
 	touch $@
-
-dev: setup
 
 serve: setup
 	$(VENV)/bin/anomalyd serve

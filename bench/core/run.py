@@ -135,7 +135,7 @@ def native_bench(body: bytes) -> Bench:
     try:
         from anomalyd import _native
     except ImportError as exc:
-        fail(f"cannot import anomalyd._native ({exc}): build first: make dev")
+        fail(f"cannot import anomalyd._native ({exc}): build first: make setup")
     config_json = json.dumps(JOB_CONFIG)
     chunks = [body[i:i + CHUNK] for i in range(0, len(body), CHUNK)]
 
