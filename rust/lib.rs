@@ -26,8 +26,8 @@ pub mod time;
 
 use ingest::stream::StreamError;
 
-create_exception!(_native, MalformedInputError, PyValueError, "The input JSON data is malformed.");
-create_exception!(_native, DocumentTooLargeError, PyValueError, "A document exceeds the configured size limit.");
+create_exception!(anomalyd._native, MalformedInputError, PyValueError, "Too many parse errors, or the body ended inside a document.");
+create_exception!(anomalyd._native, DocumentTooLargeError, PyValueError, "One JSON document exceeds the configured size limit.");
 
 /// Chunks smaller than this are scanned without releasing the GIL: the hand-off would cost
 /// more than it frees.
@@ -151,6 +151,8 @@ impl PyIngestEngine {
 
 #[pymethods]
 impl PyIngestEngine {
+    /// `config`: the job's JSON; `data_counts`: its persisted lifetime totals (JSON). ValueError
+    /// when either does not read.
     #[new]
     #[pyo3(signature = (config, data_counts=None, max_document_bytes=ingest::DEFAULT_MAX_DOCUMENT))]
     fn new(config: &str, data_counts: Option<&str>, max_document_bytes: usize) -> PyResult<Self> {
@@ -165,14 +167,16 @@ impl PyIngestEngine {
         Ok(PyIngestEngine { state, frozen: Mutex::new(None), job_id, bucket_span_ms })
     }
 
-    /// Start a request; `body_bytes`, when the body's size is known, is also the largest
-    /// document it may hold (else the job's `max_document_bytes`); `smile`: the body is SMILE.
+    /// Start a request; `body_bytes`, the body's size when known (Content-Length): a document
+    /// may be as large as the larger of it and `max_document_bytes`; `smile`: a SMILE body
+    /// (whose documents `max_document_bytes` bounds).
     #[pyo3(signature = (body_bytes=None, smile=false))]
     fn start_request(&self, py: Python<'_>, body_bytes: Option<usize>, smile: bool) {
         self.engine(py).inner.start_body(body_bytes, smile);
     }
 
-    /// Feed the next chunk of the body.
+    /// Feed the next chunk of the body. Raises MalformedInputError or DocumentTooLargeError
+    /// (the request stays open: `abort_request` ends it).
     fn feed(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         self.feed_chunks(py, &[Chunk::of(data)?])
     }
@@ -214,7 +218,8 @@ impl PyIngestEngine {
         Ok(PyBytes::new(py, state.response.as_bytes()))
     }
 
-    /// End of body: the per-request DataCounts as JSON.
+    /// End of body: the per-request DataCounts as JSON. Raises MalformedInputError or
+    /// DocumentTooLargeError after aborting the request (what was read stays in the totals).
     fn finish_request<'py>(&self, py: Python<'py>, now_ms: i64) -> PyResult<Bound<'py, PyBytes>> {
         let mut state = self.engine(py);
         let EngineState { inner, response } = &mut *state;
@@ -222,6 +227,7 @@ impl PyIngestEngine {
         Ok(PyBytes::new(py, response.as_bytes()))
     }
 
+    /// The request failed: what was read stays in the lifetime totals.
     fn abort_request(&self, py: Python<'_>) {
         self.engine(py).inner.abort_request();
     }
@@ -272,7 +278,7 @@ impl PyIngestEngine {
     }
 
     /// The analysis state (models, open buckets, normalisers) as an opaque snapshot, cut into
-    /// pieces of at most `piece_bytes` (as the store keeps it).
+    /// pieces of at most `piece_bytes` (as the store keeps it; ValueError when 0).
     fn model_snapshot<'py>(&self, py: Python<'py>, piece_bytes: usize) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         if piece_bytes == 0 {
             return Err(PyValueError::new_err("piece_bytes must be positive"));
@@ -340,8 +346,9 @@ impl PyIngestEngine {
         &self.job_id
     }
 
+    /// The job's latest processed record time (epoch ms).
     #[getter]
-    fn latest_record_timestamp(&self, py: Python<'_>) -> Option<i64> {
+    fn latest_record_ms(&self, py: Python<'_>) -> Option<i64> {
         self.engine(py).inner.latest_record_ms()
     }
 
@@ -357,7 +364,8 @@ fn validate_time_format(fmt: &str) -> PyResult<()> {
     time::TimeFormat::compile(fmt).map(|_| ()).map_err(PyValueError::new_err)
 }
 
-/// Elasticsearch's date parameter rule (`now`, epoch seconds or ms, ISO-8601) in epoch ms.
+/// `now`, epoch seconds (<= 10 chars) or ms (with up to six fractional digits), or ISO-8601
+/// (`strict_date_optional_time`), in epoch ms; None when unparseable or negative.
 #[pyfunction]
 fn parse_date_param(text: &str, now_ms: i64) -> Option<i64> {
     time::parse_date_param(text, now_ms)

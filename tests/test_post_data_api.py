@@ -705,7 +705,7 @@ async def test_client_disconnect_mid_body(client):
         task = asyncio.ensure_future(session.post(url, data=gen(), headers=NDJSON))
         await asyncio.wait_for(sent.wait(), 10)
         for _ in range(200):
-            if actor.engine.latest_record_timestamp == 1403481601000:
+            if actor.engine.latest_record_ms == 1403481601000:
                 break
             await asyncio.sleep(0.02)
         task.cancel()

@@ -24,24 +24,29 @@ class IngestEngine:
     Thread-safe (a mutex inside): the actor feeds large chunks from worker threads."""
 
     def __init__(self, config: str, data_counts: str | None = None, max_document_bytes: int = ...) -> None:
-        """`config`: the job's JSON; `data_counts`: its persisted lifetime totals (JSON)."""
+        """`config`: the job's JSON; `data_counts`: its persisted lifetime totals (JSON).
+        ValueError when either does not read."""
     def start_request(self, body_bytes: int | None = None, smile: bool = False) -> None:
         """Start a request; `body_bytes`, the body's size when known (Content-Length): a document
         may be as large as the larger of it and `max_document_bytes`; `smile`: a SMILE body
         (whose documents `max_document_bytes` bounds)."""
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Feed the next chunk of the body (`bytes` zero-copy, other buffers copied; the GIL is
-        released for large chunks)."""
+        released for large chunks). Raises MalformedInputError or DocumentTooLargeError (the
+        request stays open: `abort_request` ends it). Benchmarks and tests; the actor feeds
+        with `feed_many` or `ingest_body`."""
     def feed_many(self, chunks: list[bytes | bytearray | memoryview]) -> None:
         """Feed the next chunks of the body, in order, in one call (for a worker thread: the
-        GIL is released while they are read, and reads of the totals meanwhile wait)."""
+        GIL is released while they are read, and reads of the totals meanwhile wait). Raises
+        as `feed` does."""
     def ingest_body(self, data: bytes | bytearray | memoryview, now_ms: int, sized: bool = False,
                     smile: bool = False) -> bytes:
         """A whole body in one call: the request's DataCounts as JSON. Raises MalformedInputError
         or DocumentTooLargeError after aborting the request (what was read stays in the totals).
         `sized`: the body came with a Content-Length, so it may be one document; `smile`: SMILE."""
     def finish_request(self, now_ms: int) -> bytes:
-        """End of body: the request's DataCounts as JSON. Raises MalformedInputError."""
+        """End of body: the request's DataCounts as JSON. Raises MalformedInputError or
+        DocumentTooLargeError after aborting the request (what was read stays in the totals)."""
     def abort_request(self) -> None:
         """The request failed: what was read stays in the lifetime totals."""
     def stats_json(self) -> bytes:
@@ -61,18 +66,21 @@ class IngestEngine:
     def take_results(self) -> list[ResultRow]:
         """Results made since the last call, oldest first."""
     def model_snapshot(self, piece_bytes: int) -> list[bytes]:
-        """The analysis state as an opaque snapshot, in pieces of at most `piece_bytes`."""
+        """The analysis state as an opaque snapshot, in pieces of at most `piece_bytes`
+        (ValueError when 0)."""
     def discard_model(self) -> None:
         """Free the models and open buckets (the job has closed), with the GIL released."""
     def restore_model(self, pieces: Sequence[bytes]) -> None:
         """Continue from a snapshot stored as consecutive pieces; ValueError if it does not fit
         the configuration."""
     def analysis_stats_json(self) -> bytes:
-        """model_bytes, total_by_field_count, total_partition_field_count, series_count, timing_stats."""
+        """model_bytes, model_bytes_memory_limit, model_bytes_exceeded, bucket_allocation_failures_count,
+        memory_status, total_by_field_count, total_partition_field_count, series_count and timing_stats."""
     @property
     def job_id(self) -> str: ...
     @property
-    def latest_record_timestamp(self) -> int | None: ...
+    def latest_record_ms(self) -> int | None:
+        """The job's latest processed record time (epoch ms)."""
     @property
     def bucket_span_ms(self) -> int: ...
 
@@ -80,7 +88,8 @@ def validate_time_format(fmt: str) -> None:
     """Raise ValueError("Invalid Time format string '<fmt>'") unless `fmt` is usable."""
 
 def parse_date_param(text: str, now_ms: int) -> int | None:
-    """`now`, epoch seconds (<= 10 chars) or ms, or ISO-8601, in epoch ms; None if invalid."""
+    """`now`, epoch seconds (<= 10 chars) or ms (with up to six fractional digits), or ISO-8601
+    (`strict_date_optional_time`), in epoch ms; None when unparseable or negative."""
 
 def smile_to_json(body: bytes, max_document: int | None = None) -> bytes:
     """The JSON text of a SMILE body: as the engine reads a `_data` body (every root value of every
