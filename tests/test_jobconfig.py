@@ -5,8 +5,8 @@ import copy
 
 import pytest
 
-from anomalyd.jobconfig import (ConfigError, analysis_fields, bucket_span_seconds, build_job_config,
-                                latency_seconds, parse_time_value, validate_job_id)
+from anomalyd.jobconfig import (ConfigError, analysis_fields, build_job_config,
+                                parse_time_value, validate_job_id)
 
 NOW = 1_700_000_000_000
 from conftest import POST_DATA_JOB
@@ -448,12 +448,6 @@ def test_model_prune_window_must_fit_the_bucket_span():
         "status_exception", "model_prune_window [1h] must be at least 2 times greater than bucket_span [1h]")
 
 
-def test_span_accessors():
-    config = build(job({"function": "count"}, bucket_span="15m", latency="2m"))
-    assert (bucket_span_seconds(config), latency_seconds(config)) == (900, 120)
-    assert (bucket_span_seconds(build(SMALLEST)), latency_seconds(build(SMALLEST))) == (300, 0)
-
-
 def test_background_persist_interval():
     body = dict(SMALLEST, background_persist_interval="10m")
     assert chain(error(body)) == [("illegal_argument_exception",
@@ -602,7 +596,7 @@ def test_analysis_fields_in_order_of_first_appearance():
                        {"function": "max", "field_name": "rt", "over_field_name": "client"},
                        influencers=["airline", "region"], categorization_field_name="message",
                        summary_count_field_name="doc_count"))
-    assert analysis_fields(config) == ["rt", "airline", "host", "client", "region", "message", "doc_count"]
+    assert analysis_fields(config) == ["rt", "airline", "mlcategory", "host", "client", "region", "message", "doc_count"]
 
 
 def test_error_to_dict_matches_elasticsearch_root_cause_rules():

@@ -1299,8 +1299,8 @@ async def test_periodic_snapshots_leave_the_loop_serving(client):
         await asyncio.sleep(0.01)
     assert (await job_stats(client))["data_counts"]["processed_record_count"] == airlines + 1
     assert (await job_stats(client, "other"))["data_counts"]["processed_record_count"] == other_posted
-    stored = await registry.store.load_model(J)
-    assert stored is not None and stored[1]["series_count"] == airlines
+    stored = await registry.store.load_model_stats(J)
+    assert stored is not None and stored["series_count"] == airlines
 
 
 @pytest.mark.settings(snapshot_interval=0.0)  # every request is due for a model snapshot
@@ -1380,7 +1380,7 @@ async def test_a_closed_job_frees_its_model_and_reopens_from_pieces(client, monk
     assert json.loads(engine.analysis_stats_json())["series_count"] == 0
     closed = (await job_stats(client))["model_size_stats"]  # the stored figures, not the freed engine's
     assert {k: v for k, v in closed.items() if k != "log_time"} == {k: v for k, v in before.items() if k != "log_time"}
-    pieces, _ = await client.server.app[REGISTRY].store.load_model(J)
+    pieces = await client.server.app[REGISTRY].store.load_model(J)
     assert len(pieces) > 1 and all(len(p) <= 4096 for p in pieces)
     assert (await client.post(f"{BASE}/{J}/_open")).status == 200
     after = (await job_stats(client))["model_size_stats"]

@@ -33,7 +33,7 @@ BODY = (
 )
 CHALLENGES = ['Basic realm="security", charset="UTF-8"', "ApiKey"]
 
-MANAGE, MONITOR, ANY, SECURITY = "manage", "monitor", "any", "security"
+MANAGE, MONITOR, ANY, SECURITY, CLUSTER_MONITOR = "manage", "monitor", "any", "security", "cluster_monitor"
 # Every endpoint, on a job that does not exist: authorization must come before that check.
 ENDPOINTS = [
     ("GET", "/", None, ANY, "cluster:monitor/main"),
@@ -41,6 +41,7 @@ ENDPOINTS = [
     ("GET", "/healthz", None, ANY, ""),
     ("GET", "/readyz", None, ANY, ""),
     ("GET", "/metrics", None, MONITOR, ""),
+    ("GET", "/_nodes/http", None, CLUSTER_MONITOR, "cluster:monitor/nodes/info"),
     ("GET", "/_ml/anomaly_detectors", None, MONITOR, "cluster:monitor/xpack/ml/job/get"),
     ("GET", JOB, None, MONITOR, "cluster:monitor/xpack/ml/job/get"),
     ("GET", "/_ml/anomaly_detectors/_stats", None, MONITOR, "cluster:monitor/xpack/ml/job/stats/get"),
@@ -59,11 +60,12 @@ ENDPOINTS = [
     ("GET", "/_security/_authenticate", None, ANY, ""),
 ]
 ALLOWED = {
-    "superuser": {ANY, MONITOR, MANAGE, SECURITY},
+    "superuser": {ANY, MONITOR, MANAGE, SECURITY, CLUSTER_MONITOR},
     "machine_learning_admin": {ANY, MONITOR, MANAGE},
     "machine_learning_user": {ANY, MONITOR},
 }
-GRANTS = {MANAGE: "manage_ml,manage,all", MONITOR: "monitor_ml,manage_ml,monitor,manage,all", SECURITY: "all"}
+GRANTS = {MANAGE: "manage_ml,manage,all", MONITOR: "monitor_ml,manage_ml,monitor,manage,all", SECURITY: "all",
+          CLUSTER_MONITOR: "monitor,manage,all"}
 
 
 @pytest.fixture(autouse=True)

@@ -20,13 +20,13 @@ async def test_model_snapshots_are_stored_in_pieces(tmp_path) -> None:
         await store.create_job("j", {"job_id": "j"})
         big = [os.urandom(1000) for _ in range(3)] + [os.urandom(500)]
         await store.save_model("j", big, b'{"series_count":1}')
-        assert await store.load_model("j") == (big, {"series_count": 1})
+        assert await store.load_model("j") == big
         assert await store.load_model_stats("j") == {"series_count": 1}
         small = [os.urandom(10)]
         await store.save_model("j", small, b"{}")
-        assert await store.load_model("j") == (small, {})
+        assert await store.load_model("j") == small
         await store.save_model("j", [b""], b"{}")
-        assert await store.load_model("j") == ([b""], {})
+        assert await store.load_model("j") == [b""]
         await store.save_model("j", big, b"{}")
         await store.delete_jobs(["j"])
         assert await store.load_model("j") is None and await store.load_model_stats("j") is None

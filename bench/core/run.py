@@ -161,7 +161,7 @@ def native_bench(body: bytes) -> Bench:
                                 f" + out_of_order = {records}")
         return run
 
-    info = {"simd_level": _native.simd_level()} if hasattr(_native, "simd_level") else {}
+    info = {"simd_level": _native.simd_level()}
     return Bench("native", "native IngestEngine.feed (1 MiB chunks)", NATIVE_RUNS, run_once, info)
 
 

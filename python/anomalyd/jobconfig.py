@@ -11,8 +11,8 @@ prefixes parse errors with the JSON position ("[3:5] "); we see a decoded dict, 
 out. Checks made after parsing (ids, retention, duplicate detectors, time field) are top-level
 ``illegal_argument_exception`` errors, as in Elasticsearch.
 
-Also here: ``validate_job_id``, ``validate_groups``, ``parse_time_value``, ``request_time_value``, config accessors for the
-server, and the parsing pieces and ``check_*`` rules ``jobupdate`` (the ``_update`` API) shares.
+Also here: ``validate_job_id``, ``validate_groups``, ``parse_time_value``, ``request_time_value``, and the
+parsing pieces and ``check_*`` rules ``jobupdate`` (the ``_update`` API) shares.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from typing import Any, Callable
 from ._native import SUPPORTED_FUNCTIONS
 
 __all__ = ["ConfigError", "validate_job_id", "validate_groups", "build_job_config", "analysis_fields",
-           "bucket_span_seconds", "latency_seconds", "parse_time_value", "request_time_value"]
+           "parse_time_value", "request_time_value"]
 
 X, IAE, STATUS = "x_content_parse_exception", "illegal_argument_exception", "status_exception"
 _ES_TYPES = {STATUS, "parse_exception", "resource_already_exists_exception"}  # ElasticsearchException subclasses
@@ -674,7 +674,7 @@ def _validate_job(job_id: str, j: dict) -> None:
     if "data_description" not in j:
         raise ConfigError("A data_description must be set")
     ac = j["analysis_config"]
-    if j["data_description"]["time_field"] in analysis_fields({"analysis_config": ac}, keep_mlcategory=True):
+    if j["data_description"]["time_field"] in analysis_fields({"analysis_config": ac}):
         raise ConfigError("data_description.time_field may not be used in the analysis_config")
     if (interval := j.get("background_persist_interval")) is not None:
         check_persist_interval(interval)
@@ -764,25 +764,12 @@ def build_job_config(job_id: str, body: dict, *, now_ms: int, job_version: str,
     return config
 
 
-# ----------------------------------------------------------------------------- accessors for the server
-def analysis_fields(config: dict, *, keep_mlcategory: bool = False) -> list[str]:
+def analysis_fields(config: dict) -> list[str]:
     """The distinct input fields the analysis uses, in order of first appearance: each detector's field_name
-    and by/over/partition fields, then influencers, categorization_field_name and summary_count_field_name.
-    Empty names, and (unless ``keep_mlcategory``) the generated "mlcategory", are left out."""
+    and by/over/partition fields, then influencers, categorization_field_name and summary_count_field_name
+    (the time field may be none of them; the engine's own list is `rust/config.rs`)."""
     ac = config["analysis_config"]
     names = [d.get(k) for d in ac["detectors"]
              for k in ("field_name", "by_field_name", "over_field_name", "partition_field_name")]
     names += [*ac.get("influencers", []), ac.get("categorization_field_name"), ac.get("summary_count_field_name")]
-    skip = {None, ""} | (set() if keep_mlcategory else {ML_CATEGORY})
-    return list(dict.fromkeys(n for n in names if n not in skip))
-
-
-def bucket_span_seconds(config: dict) -> int:
-    """The job's bucket_span in whole seconds."""
-    return _time_value(config["analysis_config"]["bucket_span"], "bucket_span").seconds
-
-
-def latency_seconds(config: dict) -> int:
-    """The job's latency in whole seconds (0 when not set)."""
-    latency = config["analysis_config"].get("latency")
-    return 0 if latency is None else _time_value(latency, "latency").seconds
+    return list(dict.fromkeys(n for n in names if n not in (None, "")))

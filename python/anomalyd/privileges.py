@@ -26,6 +26,8 @@ BUILTIN_ROLES: dict[str, tuple[str, ...]] = {
 # Who may perform an action: the privilege sets of Elasticsearch's ML actions.
 MANAGE_ML = ("manage_ml", "manage", "all")
 MONITOR_ML = ("monitor_ml", "manage_ml", "monitor", "manage", "all")
+#: Cluster monitoring (nodes info): not the ML privileges.
+MONITOR = ("monitor", "manage", "all")
 # `manage` does not cover security actions in Elasticsearch; of our privileges only `all` does.
 SECURITY = ("all",)
 #: Any authenticated user (root, health): no privilege is checked.
@@ -47,6 +49,8 @@ _RESULTS = (("buckets", "buckets"), ("buckets", "buckets/{timestamp}"), ("record
 ACTIONS: dict[tuple[str, str], Action] = {
     ("GET", "/"): Action("cluster:monitor/main", AUTHENTICATED),
     ("GET", "/_cluster/health"): Action("cluster:monitor/health", AUTHENTICATED),
+    ("GET", "/_nodes/http"): Action("cluster:monitor/nodes/info", MONITOR),
+    ("GET", "/_nodes/{node_id}/http"): Action("cluster:monitor/nodes/info", MONITOR),
     ("GET", "/healthz"): Action("cluster:monitor/anomalyd/healthz", AUTHENTICATED),
     ("GET", "/readyz"): Action("cluster:monitor/anomalyd/readyz", AUTHENTICATED),
     ("GET", "/metrics"): Action("cluster:monitor/anomalyd/metrics", MONITOR_ML),

@@ -212,10 +212,10 @@ class JobRegistry:
     async def _start_actor(self, job: Job) -> None:
         counts = json.dumps(job.data_counts) if job.data_counts else None
         engine = IngestEngine(json.dumps(job.config), counts, self.max_document_bytes)
-        model = await self.store.load_model(job.job_id)
-        if model is not None:
+        pieces = await self.store.load_model(job.job_id)
+        if pieces is not None:
             try:  # on a thread: a large model takes seconds to read, and the loop serves meanwhile
-                await asyncio.get_running_loop().run_in_executor(None, engine.restore_model, model[0])
+                await asyncio.get_running_loop().run_in_executor(None, engine.restore_model, pieces)
             except ValueError as e:
                 log.warning("model_snapshot_discarded", job_id=job.job_id, reason=str(e))
         # After a crash the stored results can reach past the snapshot (up to an interval

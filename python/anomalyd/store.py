@@ -158,17 +158,17 @@ class Store:
         stmts += [("INSERT INTO model_parts VALUES (?, ?, ?)", (job_id, k, piece)) for k, piece in enumerate(pieces[1:], 1)]
         return self.submit(lambda db: _tx(db, stmts))
 
-    async def load_model(self, job_id: str) -> tuple[list[bytes], dict[str, Any]] | None:
-        """The snapshot's pieces, in order (the engine joins them without the GIL), and its stats."""
-        def q(db: sqlite3.Connection) -> tuple[list[bytes], dict[str, Any]] | None:
-            row = db.execute("SELECT snapshot, stats FROM models WHERE job_id = ?", (job_id,)).fetchone()
+    async def load_model(self, job_id: str) -> list[bytes] | None:
+        """The snapshot's pieces, in order (the engine joins them without the GIL)."""
+        def q(db: sqlite3.Connection) -> list[bytes] | None:
+            row = db.execute("SELECT snapshot FROM models WHERE job_id = ?", (job_id,)).fetchone()
             if row is None:
                 return None
             # The pieces stay apart (no join under the GIL): each is copied out of SQLite
             # holding the GIL, a few ms for a 16 MB piece. (A store written before snapshots
             # were cut this fine has 256 MB pieces, a longer wait each, until the next snapshot.)
             rest = db.execute("SELECT data FROM model_parts WHERE job_id = ? ORDER BY part", (job_id,))
-            return [row[0], *(r[0] for r in rest)], json.loads(row[1])
+            return [row[0], *(r[0] for r in rest)]
 
         return await self.submit(q)
 

@@ -643,6 +643,7 @@ impl AnalysisEngine {
         }
     }
 
+    #[cfg(test)]
     pub fn last_finalized_bucket_end(&self) -> Option<i64> {
         self.state.cursor_ms
     }

@@ -300,6 +300,7 @@ impl IngestEngine {
         self.saved = self.totals.clone();
     }
 
+    #[cfg(test)]
     pub fn totals(&self) -> &DataCounts {
         &self.totals
     }

@@ -48,10 +48,6 @@ pub struct UnitScanner {
 }
 
 impl UnitScanner {
-    pub fn kind(&self) -> UnitKind {
-        self.kind
-    }
-
     /// True while the pending unit cannot end at end of input (an open record, string or
     /// block comment): the body would end inside a document.
     pub fn needs_more(&self) -> bool {

@@ -39,8 +39,8 @@ impl SeriesModel {
         self.day[a] * (1.0 - f) + self.day[b] * f
     }
 
-    /// The weekly correction at the bins `week_bins` returned: linear interpolation between
-    /// bin centres.
+    /// The weekly correction at the bins `profile_bins` gives for the week: linear
+    /// interpolation between bin centres.
     pub(super) fn weekly_profile(&self, (a, b, f): (usize, usize, f64)) -> f64 {
         self.week[a] as f64 * (1.0 - f) + self.week[b] as f64 * f
     }
