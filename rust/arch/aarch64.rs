@@ -47,12 +47,6 @@ impl Vector for Neon {
     const BITS_PER_LANE: u32 = 4;
 }
 
-#[inline]
-pub fn find_string_stop_neon(hay: &[u8]) -> usize {
-    // SAFETY: NEON is mandatory on aarch64.
-    unsafe { generic::find_string_stop::<Neon>(hay) }
-}
-
 /// NEON instance of [`super::StopFinder`] (NEON is mandatory on aarch64).
 pub struct NeonFinder;
 

@@ -5,15 +5,15 @@
 //! the next byte that ends the boring run?" — a quote, a backslash, a control character or a
 //! non-ASCII byte inside a string. [`generic`] answers it with one algorithm over the small
 //! [`vector::Vector`] trait; `x86_64` (SSE2, AVX2) and `aarch64` (NEON) instantiate it, and
-//! [`fallback`] is the portable scalar version. [`level`] is the single dispatch point: it picks
-//! the widest instruction set the CPU has on first use, or the one named by `ANOMALYD_SIMD`
-//! (`scalar`, `sse2`, `avx2`, `neon`) so that tests and benchmarks can force the fallback.
+//! [`fallback`] is the portable scalar level (SWAR: eight bytes per step in a register).
 //!
-//! Hot loops that want the search inlined (the record fast path) are instead written once over
-//! [`StopFinder`] and monomorphised per level: [`Swar`] (portable, 8 bytes per step in a
-//! general-purpose register, the scalar level), `Sse2Finder` and `NeonFinder`; the caller picks
-//! the instance from [`level`] once per buffer. The same types classify the 16 bytes of a
-//! number at once ([`StopFinder::non_digits`]).
+//! Each level is a [`StopFinder`] type: [`Swar`], `Sse2Finder`, `Avx2Finder`, `NeonFinder`.
+//! [`level`] is the single dispatch point: it picks the widest level the CPU has on first use,
+//! or the one named by `ANOMALYD_SIMD` (`scalar`, `sse2`, `avx2`, `neon`) so that tests and
+//! benchmarks can force the fallback. [`find_string_stop`] asks it per call; hot loops that
+//! want the search inlined (the record fast path) are written once over [`StopFinder`],
+//! monomorphised per level, and pick their instance from it once per buffer. The same types
+//! classify the 16 bytes of a number at once ([`StopFinder::non_digits`]).
 //!
 //! [`prefetch`] is the one helper outside scanning: a cache hint for the analysis, whose
 //! per-series models are spread over more memory than the caches hold.
@@ -30,6 +30,7 @@ mod x86_64;
 
 // Crate-private: a finder runs its level's instructions, so only code that checked the level
 // (the fast path's dispatch) may pick one.
+pub use fallback::{swar_digit_run, swar_non_digits, Swar};
 #[cfg(target_arch = "aarch64")]
 pub(crate) use aarch64::NeonFinder;
 #[cfg(target_arch = "x86_64")]
@@ -54,66 +55,6 @@ pub trait StopFinder {
         // partial products meet (so nothing carries).
         let gather = |w: u64| ((w >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32;
         gather(lo) | gather(hi) << 8
-    }
-}
-
-/// How many bytes at the start of `s` are ASCII digits, 8 at a time.
-#[inline(always)]
-pub fn swar_digit_run(s: &[u8]) -> usize {
-    let mut i = 0;
-    while let Some(chunk) = s.get(i..i + 8) {
-        let other = swar_non_digits(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-        if other != 0 {
-            return i + (other.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < s.len() && s[i].is_ascii_digit() {
-        i += 1;
-    }
-    i
-}
-
-/// Bit 7 of each byte of `w` that is not an ASCII digit.
-#[inline(always)]
-pub fn swar_non_digits(w: u64) -> u64 {
-    let t = w ^ 0x3030_3030_3030_3030;
-    // A byte is a digit iff t <= 9: bit 7 of (t & 0x7f) + 0x76, or of t itself, is set exactly
-    // for the others (no carry leaves a byte: the largest sum is 0xf5).
-    ((t & 0x7f7f_7f7f_7f7f_7f7f).wrapping_add(0x7676_7676_7676_7676) | t) & 0x8080_8080_8080_8080
-}
-
-/// Portable SWAR search: eight bytes per step, exact per byte (no carries cross bytes).
-pub struct Swar;
-
-/// Bit 7 of each byte of `w` that [`is_string_stop`].
-#[inline(always)]
-pub fn swar_string_stops(w: u64) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let y = w & LOW7;
-    // For y <= 0x7f: y + 0x60 has bit 7 set iff y >= 0x20, and z + 0x7f iff z != 0 (no carry
-    // can leave a byte: the largest sum is 0xfe).
-    let printable = y.wrapping_add(0x6060_6060_6060_6060);
-    let not_quote = (y ^ 0x2222_2222_2222_2222).wrapping_add(LOW7);
-    let not_backslash = (y ^ 0x5c5c_5c5c_5c5c_5c5c).wrapping_add(LOW7);
-    (w | !(printable & not_quote & not_backslash)) & HIGH
-}
-
-impl StopFinder for Swar {
-    #[inline(always)]
-    fn find(buf: &[u8], mut from: usize) -> usize {
-        while let Some(chunk) = buf.get(from..from + 8) {
-            let stops = swar_string_stops(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-            if stops != 0 {
-                return from + (stops.trailing_zeros() / 8) as usize;
-            }
-            from += 8;
-        }
-        while from < buf.len() && !is_string_stop(buf[from]) {
-            from += 1;
-        }
-        from
     }
 }
 
@@ -229,10 +170,10 @@ pub fn find_string_stop(hay: &[u8]) -> usize {
         #[cfg(target_arch = "x86_64")]
         Level::Avx2 => x86_64::find_string_stop_avx2(hay),
         #[cfg(target_arch = "x86_64")]
-        Level::Sse2 => x86_64::find_string_stop_sse2(hay),
+        Level::Sse2 => Sse2Finder::find(hay, 0),
         #[cfg(target_arch = "aarch64")]
-        Level::Neon => aarch64::find_string_stop_neon(hay),
-        _ => fallback::find_string_stop(hay),
+        Level::Neon => NeonFinder::find(hay, 0),
+        _ => Swar::find(hay, 0),
     }
 }
 

@@ -80,25 +80,11 @@ impl Vector for Avx2 {
     const BITS_PER_LANE: u32 = 1;
 }
 
-#[inline]
-pub fn find_string_stop_sse2(hay: &[u8]) -> usize {
-    // SAFETY: SSE2 is part of every x86-64 CPU.
-    unsafe { generic::find_string_stop::<Sse2>(hay) }
-}
-
+/// [`Avx2Finder`] compiled with AVX2 enabled, for the callers not compiled so (the
+/// tokenizer's string scan).
 #[target_feature(enable = "avx2")]
 unsafe fn find_string_stop_avx2_impl(hay: &[u8]) -> usize {
-    // SAFETY (all three blocks): AVX2 (and so SSE2) is enabled for this function, whose callers
-    // run it only on CPUs that have it; the one direct load reads 16 bytes of a `hay` that long.
-    // Short strings are the norm: one SSE2 probe first avoids the wider setup for them.
-    if hay.len() >= 16 {
-        let mask = unsafe { generic::stop_mask(Sse2::load(hay.as_ptr())) };
-        if mask != 0 {
-            return mask.trailing_zeros() as usize;
-        }
-        return 16 + unsafe { generic::find_string_stop::<Avx2>(&hay[16..]) };
-    }
-    unsafe { generic::find_string_stop::<Avx2>(hay) }
+    <Avx2Finder as super::StopFinder>::find(hay, 0)
 }
 
 #[inline]
