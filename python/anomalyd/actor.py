@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Protocol
 
 from . import errors
 from ._native import IngestEngine
+from .clock import now_ms
 
 if TYPE_CHECKING:
     from .registry import Job
@@ -46,10 +47,6 @@ OFFLOAD_MIN_BYTES = 64 << 10
 #: many bytes; then receiving waits for the engine (and the socket's flow control takes over).
 #: Also bounds what a failing request waits for on the loop (`_Feeder.settle`).
 FEED_AHEAD_BYTES = 2 << 20
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class ActorHooks(Protocol):
@@ -195,6 +192,11 @@ class JobActor:
         self.opened_at = time.monotonic()
         #: When the model state was last snapshotted (monotonic seconds).
         self.snapshot_at = self.opened_at
+
+    @property
+    def open_time(self) -> str:
+        """How long the job has been open, as `_stats` shows it: whole seconds."""
+        return f"{int(time.monotonic() - self.opened_at)}s"
 
     # -- the queue ---------------------------------------------------------------------------
 

@@ -22,7 +22,8 @@ from multidict import CIMultiDict
 
 from .errors import EsError
 from .privileges import Action
-from .security import ApiKey, SecurityStore, Snapshot, dummy_hash, now_ms, verify_key, verify_password
+from .clock import now_ms
+from .security import ApiKey, SecurityStore, Snapshot, dummy_hash, verify_key, verify_password
 
 log = structlog.get_logger("anomalyd.security")
 

@@ -277,7 +277,8 @@ def api_keys_create(name: str, roles: tuple[str, ...], expiration: str | None, d
     """Create a key and print it, as JSON like `POST _security/api_key` answers (shown only once)."""
     import json
 
-    from .security import CLI_OWNER, encoded_key, now_ms
+    from .clock import now_ms
+    from .security import CLI_OWNER, encoded_key
 
     store = _store(data_dir)
     snapshot = store.load()

@@ -22,7 +22,8 @@ import structlog
 
 from . import errors, results
 from ._native import IngestEngine, validate_time_format
-from .actor import JobActor, now_ms
+from .actor import JobActor
+from .clock import now_ms
 from .jobconfig import build_job_config, check_supported, names_clash, validate_job_id
 from .jobupdate import apply_update
 from .store import MODEL_PIECE_BYTES, CountsWriter, Store
@@ -100,7 +101,7 @@ class JobRegistry:
         for job in list(self.jobs.values()):
             if job.actor is not None:
                 job.actor.engine.stamp(now_ms())  # the totals as they are now, failed requests included
-                self.writer.add(job.job_id, job.actor.engine)
+                self.writer.add(job.job_id, job.actor.engine.saved_json)
                 self.results_ready(job.actor)
                 await self._save_model(job.actor)
         await self.results.stop()
@@ -233,7 +234,7 @@ class JobRegistry:
     def request_done(self, actor: JobActor) -> None:
         # One hook for counts and results: this runs for every request. The counts are
         # rendered at commit time, from the totals the engine stamped as the request finished.
-        self.writer.add(actor.job.job_id, actor.engine)
+        self.writer.add(actor.job.job_id, actor.engine.saved_json)
         self.results_ready(actor)
         if time.monotonic() - actor.snapshot_at >= self.snapshot_interval and actor.snapshotting is None:
             actor.snapshotting = asyncio.ensure_future(self._periodic_snapshot(actor))
@@ -372,6 +373,13 @@ class JobRegistry:
             return json.loads(job.actor.engine.analysis_stats_json())
         return job.model_stats
 
+    def saved_counts(self, job: Job) -> dict[str, Any] | None:
+        """The counts as persisted (the data-counts document): for an open job, those its last
+        successful request stamped, which the group commit writes."""
+        if job.actor is not None:
+            return json.loads(job.actor.engine.saved_json())
+        return job.data_counts
+
     def data_counts(self, job: Job) -> dict[str, Any]:
         if job.actor is not None:
             return json.loads(job.actor.engine.stats_json())
@@ -387,6 +395,3 @@ def zero_counts(job_id: str) -> dict[str, Any]:
     ).split()
     return {"job_id": job_id, **{k: 0 for k in keys}, "input_record_count": 0}
 
-
-def open_seconds(actor: JobActor) -> str:
-    return f"{int(time.monotonic() - actor.opened_at)}s"

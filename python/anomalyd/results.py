@@ -16,7 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .store import GroupCommit, Store
+from .store import GroupCommit, Store, transaction
 
 if TYPE_CHECKING:
     from ._native import ResultRow
@@ -35,21 +35,15 @@ DELETE_INTERIM = "DELETE FROM results WHERE job_id = ? AND is_interim = 1"
 
 
 def _write_batches(store: Store, batches: list[tuple[str, list[ResultRow]]]) -> asyncio.Future[None]:
-    def tx(db: sqlite3.Connection) -> None:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for job_id, rows in batches:
-                db.execute(DELETE_INTERIM, (job_id,))
-                db.executemany(
-                    "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)",
-                    [(job_id, kind, ts, score, int(interim), doc) for kind, ts, score, interim, doc in rows],
-                )
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def write(db: sqlite3.Connection) -> None:
+        for job_id, rows in batches:
+            db.execute(DELETE_INTERIM, (job_id,))
+            db.executemany(
+                "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)",
+                [(job_id, kind, ts, score, int(interim), doc) for kind, ts, score, interim, doc in rows],
+            )
 
-    return store.submit(tx)
+    return store.submit(lambda db: transaction(db, write))
 
 
 class ResultsWriter(GroupCommit["list[ResultRow]"]):

@@ -17,11 +17,11 @@ import json
 import os
 import secrets
 import sqlite3
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .clock import now_ms
 from .privileges import BUILTIN_ROLES, PRIVILEGES, unknown_privilege_message
 
 FILENAME = "security.sqlite3"
@@ -154,10 +154,6 @@ class Snapshot:
         for name in role_names:
             out.update(BUILTIN_ROLES.get(name) or self.roles.get(name) or ())
         return out
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class SecurityStore:

@@ -19,12 +19,9 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generic, TypeVar
+from typing import Any, Awaitable, Callable, Generic, TypeVar
 
 import structlog
-
-if TYPE_CHECKING:
-    from ._native import IngestEngine
 
 T = TypeVar("T")
 #: Model snapshots are stored in pieces of at most this size: SQLite takes at most 1 GB per
@@ -215,15 +212,22 @@ class Store:
         await self.submit(lambda db: _tx(db, [("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))]))
 
 
-def _tx(db: sqlite3.Connection, stmts: list[tuple[str, Any]]) -> None:
+def transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], None]) -> None:
+    """`work` as one transaction: all of it or, if it raises, none."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        for sql, args in stmts:
-            db.execute(sql, args)
+        work(db)
     except BaseException:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _tx(db: sqlite3.Connection, stmts: list[tuple[str, Any]]) -> None:
+    def run(db: sqlite3.Connection) -> None:
+        for sql, args in stmts:
+            db.execute(sql, args)
+    transaction(db, run)
 
 
 class GroupCommit(Generic[T]):
@@ -294,11 +298,11 @@ class GroupCommit(Generic[T]):
         await self.flush()
 
 
-class CountsWriter(GroupCommit["IngestEngine"]):
-    """Lifetime counts, grouped: each job's counts are rendered once per commit, from the totals
-    its engine stamped at the end of its last successful request."""
+class CountsWriter(GroupCommit[Callable[[], bytes]]):
+    """Lifetime counts, grouped: each job adds what renders its counts (its engine's stamped
+    totals), called once per commit however many requests added it since the last."""
 
     def __init__(self, store: Store, interval: float) -> None:
         super().__init__(interval, lambda batch: store.save_counts(
-            {job_id: engine.saved_json() for job_id, engine in dict(batch).items()}))
+            {job_id: render() for job_id, render in dict(batch).items()}))
 

@@ -9,7 +9,6 @@ served: any other id is `found: false`, and an index that names no job is Elasti
 
 from __future__ import annotations
 
-import json
 import re
 
 from aiohttp import web
@@ -40,10 +39,7 @@ async def get_document(request: web.Request) -> web.Response:
     job = registry.jobs.get(doc_id[: -len(SUFFIX)]) if doc_id.endswith(SUFFIX) else None
     if job is None or (name in registry.jobs and job.job_id != name):
         return json_response({"_index": index, "_id": doc_id, "found": False}, 404)
-    if job.actor is not None:
-        source = json.loads(job.actor.engine.saved_json())
-    else:
-        source = job.data_counts or {}
+    source = registry.saved_counts(job)
     if not source:
         return json_response({"_index": index, "_id": doc_id, "found": False}, 404)
     concrete = PREFIX + str(job.config.get("results_index_name", "shared"))

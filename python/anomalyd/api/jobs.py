@@ -10,10 +10,11 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from ..clock import now_ms
 from ..errors import EsError, json_response
 from ..jobconfig import request_time_value
 from ..keys import NODE, REGISTRY
-from ..registry import Job, JobRegistry, open_seconds
+from ..registry import Job, JobRegistry
 from ..settings import parse_size
 from .human import JOB_TIME_FIELDS, wants_human, with_time_strings
 from .params import as_bool, json_body, merged_params, reject_unknown_query
@@ -181,8 +182,6 @@ TIMING_ORDER = ("bucket_count", "total_bucket_processing_time_ms", "minimum_buck
 
 
 def job_stats(request: web.Request, registry: JobRegistry, job: Job, human: bool = False) -> dict[str, Any]:
-    from ..actor import now_ms
-
     counts = registry.data_counts(job)
     model = registry.model_stats(job) or {}
     size: dict[str, Any] = {"job_id": job.job_id, "result_type": "model_size_stats"}
@@ -221,7 +220,7 @@ def job_stats(request: web.Request, registry: JobRegistry, job: Job, human: bool
     if job.actor is not None:
         out["node"] = _node_json(request)
         out["assignment_explanation"] = ""
-        out["open_time"] = open_seconds(job.actor)
+        out["open_time"] = job.actor.open_time
     timing = model.get("timing_stats", {"bucket_count": 0, "total_bucket_processing_time_ms": 0.0})
     out["timing_stats"] = {"job_id": job.job_id, **{k: timing[k] for k in TIMING_ORDER if k in timing}}
     return out

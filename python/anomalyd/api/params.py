@@ -9,7 +9,7 @@ import simdjson
 from aiohttp import hdrs, web
 
 from .._native import DocumentTooLargeError, parse_date_param, smile_to_json
-from ..actor import now_ms
+from ..clock import now_ms
 from ..encoding import content_coding, decode_whole
 from ..errors import EsError, SimpleError, bad_request
 from ..keys import SETTINGS

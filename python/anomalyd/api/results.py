@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import results
-from ..actor import now_ms
+from ..clock import now_ms
 from ..errors import EsError, bad_request
 from ..keys import REGISTRY
 from . import datemath

@@ -14,7 +14,8 @@ from aiohttp import web
 from ..auth import AUTHENTICATOR, PRINCIPAL, Principal
 from ..errors import EsError, bad_request, json_response
 from ..privileges import unknown_privilege_message, unknown_privileges
-from ..security import encoded_key, now_ms
+from ..clock import now_ms
+from ..security import encoded_key
 from ..settings import parse_duration
 from .params import json_body, reject_unknown_query
 from .routes import Routes
