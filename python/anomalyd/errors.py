@@ -49,10 +49,16 @@ class EsError(Exception):
             out["caused_by"] = self.caused_by._error()
         return out
 
-    def body(self) -> dict[str, Any]:
+    def root_cause(self) -> EsError:
+        """The cause `root_cause` names: the innermost (see `ConfigError` for the parse errors'
+        rule)."""
         root = self
         while root.caused_by is not None:
             root = root.caused_by
+        return root
+
+    def body(self) -> dict[str, Any]:
+        root = self.root_cause()
         error = {"root_cause": [{"type": root.type, "reason": root.reason}], **self._error()}
         return {"error": error, "status": self.status}
 
@@ -118,8 +124,6 @@ def end_connection(request: web.Request, response: web.StreamResponse) -> None:
 
 def failure_response(request: web.Request, exc: BaseException) -> web.Response:
     """The response for any exception raised while handling `request`."""
-    from .jobconfig import ConfigError  # the validation module has its own error type
-
     if isinstance(exc, web.HTTPMethodNotAllowed):
         methods = sorted(exc.allowed_methods)
         msg = (f"Incorrect HTTP method for uri [{request.path_qs}] and method [{request.method}], "
@@ -149,8 +153,6 @@ def failure_response(request: web.Request, exc: BaseException) -> web.Response:
         return web.Response(status=499)
     if isinstance(exc, EsError):
         return json_response(exc.body(), exc.status, exc.headers)
-    if isinstance(exc, ConfigError):
-        return json_response({"error": exc.to_dict(), "status": exc.status}, exc.status)
     if isinstance(exc, SimpleError):
         return json_response({"error": exc.message, "status": exc.status}, exc.status, exc.headers)
     log.exception("unhandled error", path=request.path)

@@ -20,6 +20,7 @@ import re
 from typing import Any, Callable
 
 from ._native import SUPPORTED_FUNCTIONS
+from .errors import EsError
 
 __all__ = ["ConfigError", "validate_job_id", "validate_groups", "build_job_config", "analysis_fields",
            "parse_time_value", "request_time_value"]
@@ -28,29 +29,25 @@ X, IAE, STATUS = "x_content_parse_exception", "illegal_argument_exception", "sta
 _ES_TYPES = {STATUS, "parse_exception", "resource_already_exists_exception"}  # ElasticsearchException subclasses
 
 
-class ConfigError(Exception):
-    """An Elasticsearch-style validation failure; ``caused_by`` holds the nested cause, if any."""
+class ConfigError(EsError):
+    """A validation failure, as Elasticsearch's parsers and builders raise them; ``caused_by``
+    holds the nested cause, if any."""
 
     def __init__(self, reason: str, *, status: int = 400, type: str = IAE, caused_by: ConfigError | None = None):
-        super().__init__(reason)
-        self.reason, self.status, self.type, self.caused_by = reason, status, type, caused_by
+        super().__init__(status, type, reason, caused_by=caused_by)
 
-    def root_cause(self) -> ConfigError:
-        """ElasticsearchException.guessRootCauses: descend through parse errors and Elasticsearch exceptions."""
-        err = self
+    def root_cause(self) -> EsError:
+        """ElasticsearchException.guessRootCauses: descend through parse errors and Elasticsearch
+        exceptions only (a plain Java exception inside one is not the root named)."""
+        err: EsError = self
         while (nxt := err.caused_by) is not None and (
                 (err.type == X and nxt.type in _ES_TYPES | {X}) or (err.type in _ES_TYPES and nxt.type in _ES_TYPES)):
             err = nxt
         return err
 
-    def _body(self) -> dict[str, Any]:
-        return {"type": self.type, "reason": self.reason,
-                **({"caused_by": self.caused_by._body()} if self.caused_by else {})}
-
     def to_dict(self) -> dict[str, Any]:
-        """The ``error`` object of Elasticsearch's error response (the caller adds ``"status"``)."""
-        root = self.root_cause()
-        return {"root_cause": [{"type": root.type, "reason": root.reason}], **self._body()}
+        """The ``error`` object of Elasticsearch's error response."""
+        return self.body()["error"]
 
 
 # ------------------------------------------------------------------------------------------ data tables
