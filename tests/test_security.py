@@ -361,3 +361,14 @@ def test_the_security_store_is_private(tmp_path: Path) -> None:
         os.chown(foreign / FILENAME, 65534, 65534)
         SecurityStore(foreign).close()
         assert stat.S_IMODE((foreign / FILENAME).stat().st_mode) == 0o644
+
+
+async def test_api_key_expiration_is_an_elasticsearch_time_value(secure) -> None:
+    root = basic("root")
+    r = await secure.post("/_security/api_key", headers=root, json={"name": "k", "expiration": "1d"})
+    body = await r.json()
+    assert r.status == 200 and body["expiration"] - int(time.time() * 1000) in range(86_300_000, 86_400_001)
+    r = await secure.post("/_security/api_key", headers=root, json={"name": "k", "expiration": "1 day"})
+    error = (await r.json())["error"]
+    assert r.status == 400 and error["type"] == "x_content_parse_exception"
+    assert error["reason"] == "[api_key_request] failed to parse field [expiration]"

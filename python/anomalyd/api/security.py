@@ -12,11 +12,11 @@ from typing import Any
 from aiohttp import web
 
 from ..auth import AUTHENTICATOR, PRINCIPAL, Principal
-from ..errors import EsError, bad_request, json_response
-from ..privileges import unknown_privilege_message, unknown_privileges
 from ..clock import now_ms
+from ..errors import EsError, bad_request, json_response
+from ..jobconfig import request_time_value
+from ..privileges import unknown_privilege_message, unknown_privileges
 from ..security import encoded_key
-from ..settings import parse_duration
 from .params import json_body, reject_unknown_query
 from .routes import Routes
 
@@ -69,11 +69,9 @@ async def create_api_key(request: web.Request) -> web.Response:
         # A key derived from a key would need chained limits; anomalyd keeps keys one level deep.
         raise bad_request("an API key cannot create API keys in anomalyd; authenticate as a user")
     expiration = None
-    if body.get("expiration") is not None:
-        try:
-            expiration = now_ms() + int(parse_duration(str(body["expiration"])) * 1000)
-        except ValueError:
-            raise bad_request(f"failed to parse setting [expiration] with value [{body['expiration']}] as a time value") from None
+    if body.get("expiration") is not None:  # Elasticsearch's time value, with its messages
+        seconds, _ = request_time_value(body["expiration"], "expiration", "api_key_request")
+        expiration = now_ms() + int(seconds * 1000) if seconds is not None else None
     descriptors = parse_role_descriptors(body.get("role_descriptors"))
     store = request.app[AUTHENTICATOR].store
     key, secret = await asyncio.to_thread(store.create_api_key, name, principal.username,
