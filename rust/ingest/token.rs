@@ -577,7 +577,7 @@ fn fix_resume(e: Stop, q: usize) -> Stop {
 
 /// Validate the escape at `p` (a backslash); the position after it.
 #[cold]
-fn scan_escape(buf: &[u8], p: usize) -> Result<usize, Stop> {
+pub(super) fn scan_escape(buf: &[u8], p: usize) -> Result<usize, Stop> {
     let Some(&e) = buf.get(p + 1) else { return Err(Stop::Eof) };
     match e {
         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Ok(p + 2),
@@ -596,7 +596,7 @@ fn scan_escape(buf: &[u8], p: usize) -> Result<usize, Stop> {
 
 /// Validate one UTF-8 encoded character starting at `p`; the position after it.
 #[cold]
-fn scan_utf8(buf: &[u8], p: usize) -> Result<usize, Stop> {
+pub(super) fn scan_utf8(buf: &[u8], p: usize) -> Result<usize, Stop> {
     let lead = buf[p];
     let width = match lead {
         0xc2..=0xdf => 2,
