@@ -5,6 +5,7 @@
 //! match: `epoch`/`epoch_ms` go through an integer fast path (see `epoch`), patterns through a
 //! precompiled item list (see `pattern`). Nothing here allocates per record.
 
+mod calendar;
 mod epoch;
 mod pattern;
 
