@@ -22,6 +22,7 @@ pub mod analysis;
 pub mod arch;
 pub mod config;
 pub mod ingest;
+pub mod javanum;
 pub mod time;
 
 use ingest::stream::StreamError;

@@ -15,6 +15,7 @@ use super::score::{raw_score, Normalizer, RECORD_PROBABILITY_THRESHOLD};
 use super::series::{models_for, Series, SeriesSet};
 use super::timing::{HourlyAverage, Timing};
 use super::AnalysisSpec;
+use crate::javanum::parse_finite;
 
 /// Longest run of empty buckets modelled across a gap in the data; beyond it the models skip
 /// time, as after `skip_time` (a feed resumed after months must not replay every bucket).
@@ -159,61 +160,6 @@ pub struct AnalysisEngine {
     hourly: HourlyAverage,
 }
 
-/// A field value as a number, as Elasticsearch reads it (Java's `Double.parseDouble`), with a
-/// fast path for the plain decimals that make up almost every metric value.
-#[inline]
-fn parse_number(v: &[u8]) -> Option<f64> {
-    match plain_decimal(v) {
-        Some(x) => Some(x), // always finite
-        None => crate::time::java_parse_double(v).filter(|x| x.is_finite()),
-    }
-}
-
-/// `-?digits(.digits)?` with at most 15 significant digits: the mantissa and the power of ten
-/// are both exact doubles, so one division is correctly rounded (Clinger's fast path).
-#[inline]
-fn plain_decimal(v: &[u8]) -> Option<f64> {
-    const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
-    let (negative, digits) = match v {
-        [b'-', rest @ ..] => (true, rest),
-        _ => (false, v),
-    };
-    // At most 16 bytes: 15 digits and a dot, so the mantissa cannot overflow.
-    if digits.len() > 16 {
-        return None;
-    }
-    // Integer digits up to the first non-digit, then (after a dot) fraction digits to the end.
-    let mut mantissa = 0u64;
-    let mut i = 0;
-    while let Some(d) = digits.get(i).map(|b| b.wrapping_sub(b'0')).filter(|&d| d <= 9) {
-        mantissa = mantissa * 10 + d as u64;
-        i += 1;
-    }
-    let mut fraction = 0;
-    if i < digits.len() {
-        // A dot needs digits on both sides.
-        if i == 0 || digits[i] != b'.' || i + 1 == digits.len() {
-            return None;
-        }
-        for &b in &digits[i + 1..] {
-            let d = b.wrapping_sub(b'0');
-            if d > 9 {
-                return None;
-            }
-            mantissa = mantissa * 10 + d as u64;
-        }
-        fraction = digits.len() - i - 1;
-    } else if i == 0 {
-        return None;
-    }
-    if i + fraction > 15 {
-        return None;
-    }
-    // Below 10^15, so the signed conversion is exact (and one instruction, unlike u64's).
-    let x = mantissa as i64 as f64 / POW10[fraction];
-    Some(if negative { -x } else { x })
-}
-
 impl AnalysisEngine {
     pub fn new(job_id: &str, span_ms: i64, latency_ms: i64, spec: AnalysisSpec) -> Self {
         let span_s = (span_ms / 1000).max(1);
@@ -275,7 +221,7 @@ impl AnalysisEngine {
     #[inline]
     pub fn record_with<'v>(&mut self, t: i64, value: impl Fn(usize) -> Option<&'v [u8]>) {
         let count = match self.spec.summary_count {
-            Some(i) => match value(i).and_then(parse_number) {
+            Some(i) => match value(i).and_then(parse_finite) {
                 Some(c) if c >= 0.0 => c,
                 _ => return, // a document without a usable count is not analysed
             },
@@ -302,7 +248,7 @@ impl AnalysisEngine {
             };
             let (Some(partition), Some(by)) = (split(plan.partition), split(plan.by)) else { continue };
             let v = match plan.field {
-                Some(i) => value(i).and_then(parse_number),
+                Some(i) => value(i).and_then(parse_finite),
                 None => None,
             };
             if plan.needs_field && v.is_none() {
@@ -744,28 +690,5 @@ impl AnalysisEngine {
             "timing_stats": self.state.timing.json(&self.hourly),
         })
         .to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{parse_number, plain_decimal};
-
-    #[test]
-    fn numbers_parse_as_java_does() {
-        for text in ["0", "12", "-3.25", "123.5", "0.1", "999999999999999", "-0.0", "7.0"] {
-            let java = crate::time::java_parse_double(text.as_bytes());
-            assert_eq!(plain_decimal(text.as_bytes()), java, "{text}");
-        }
-        for text in ["1e3", " 12 ", "12d", "+5", "0x1p3", "1.000000000000001"] {
-            assert_eq!(parse_number(text.as_bytes()), crate::time::java_parse_double(text.as_bytes()), "{text}");
-            assert_eq!(plain_decimal(text.as_bytes()), None, "{text}");
-        }
-        for text in ["", "-", ".5", "5.", "1.2.3", "abc", "NaN", "Infinity", "1e999", "true"] {
-            assert!(plain_decimal(text.as_bytes()).is_none(), "{text}");
-            assert!(parse_number(text.as_bytes()).is_none_or(f64::is_finite), "{text}");
-        }
-        assert_eq!(parse_number(b"NaN"), None);
-        assert_eq!(parse_number(b"1234567890123456789"), Some(1234567890123456789.0));
     }
 }

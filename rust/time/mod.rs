@@ -9,7 +9,6 @@ mod calendar;
 mod epoch;
 mod pattern;
 
-pub use epoch::java_parse_double;
 pub use pattern::DatePattern;
 
 /// A compiled data_description.time_format.
