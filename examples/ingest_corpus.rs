@@ -2,7 +2,7 @@
 //! cargo run --release --example ingest_corpus` (the bench-http mean job, or a count job). Feeds 1 MiB chunks like `make bench-core` and
 //! prints GB/s, records and the request's counts (so runs can be compared for equality).
 use anomalyd_native::config::JobSpec;
-use anomalyd_native::ingest::IngestEngine;
+use anomalyd_native::ingest::JobEngine;
 fn main() {
     let mean = r#"{"job_id":"bench","analysis_config":{"bucket_span":"5m","detectors":[{"function":"mean","field_name":"kpi","by_field_name":"host","partition_field_name":"region"}],"influencers":["host"]},"data_description":{"time_field":"time","time_format":"epoch_ms"}}"#;
     let count = r#"{"job_id":"bench","analysis_config":{"bucket_span":"5m","detectors":[{"function":"count"}]},"data_description":{"time_field":"time","time_format":"epoch_ms"}}"#;
@@ -20,7 +20,7 @@ fn main() {
     let mut best = f64::MAX;
     let mut out = String::new();
     for _ in 0..iters {
-        let mut e = IngestEngine::open(JobSpec::from_json(spec_json).unwrap(), None, 16 << 20);
+        let mut e = JobEngine::open(JobSpec::from_json(spec_json).unwrap(), None, 16 << 20);
         let t = std::time::Instant::now();
         e.start_request();
         for c in &chunks {

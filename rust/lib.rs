@@ -43,7 +43,8 @@ fn stream_error(e: StreamError) -> PyErr {
     }
 }
 
-/// One open job's ingest state.
+/// One open job's engine: its ingest (body chunks in, DataCounts out) and the analysis the
+/// records feed.
 ///
 /// Large chunks of a body are fed on worker threads with the GIL released (see the actor), so
 /// that several jobs use several cores, while the event loop may read the job's totals at the
@@ -56,8 +57,8 @@ fn stream_error(e: StreamError) -> PyErr {
 /// second per 200k series), on a worker thread while the actor holds the job: the reads from
 /// the event loop are then answered from figures rendered as the snapshot began (`frozen`),
 /// which are exact, since nothing changes the job meanwhile, so the loop never waits for it.
-#[pyclass(module = "anomalyd._native", name = "IngestEngine", frozen)]
-struct PyIngestEngine {
+#[pyclass(module = "anomalyd._native", name = "JobEngine", frozen)]
+struct PyJobEngine {
     state: Mutex<EngineState>,
     frozen: Mutex<Option<Frozen>>,
     job_id: String,
@@ -65,7 +66,7 @@ struct PyIngestEngine {
 }
 
 /// Ends a snapshot's frozen figures when dropped.
-struct Thaw<'a>(&'a PyIngestEngine);
+struct Thaw<'a>(&'a PyJobEngine);
 
 impl Drop for Thaw<'_> {
     fn drop(&mut self) {
@@ -81,7 +82,7 @@ struct Frozen {
 }
 
 struct EngineState {
-    inner: ingest::IngestEngine,
+    inner: ingest::JobEngine,
     /// The last response, kept so that its buffer is reused (no allocation per request).
     response: String,
 }
@@ -110,7 +111,7 @@ impl<'py> Chunk<'py> {
     }
 }
 
-impl PyIngestEngine {
+impl PyJobEngine {
     /// The engine, for a call holding the GIL. Uncontended (every call but a read that meets a
     /// worker's chunk): one atomic operation. Otherwise wait with the GIL released, so that the
     /// worker, which needs the GIL to return, can finish.
@@ -151,7 +152,7 @@ impl PyIngestEngine {
 }
 
 #[pymethods]
-impl PyIngestEngine {
+impl PyJobEngine {
     /// `config`: the job's JSON; `data_counts`: its persisted lifetime totals (JSON). ValueError
     /// when either does not read.
     #[new]
@@ -162,10 +163,10 @@ impl PyIngestEngine {
             Some(t) => Some(ingest::counts::DataCounts::from_json(t).map_err(PyValueError::new_err)?),
             None => None,
         };
-        let inner = ingest::IngestEngine::open(spec, totals, max_document_bytes.max(1));
+        let inner = ingest::JobEngine::open(spec, totals, max_document_bytes.max(1));
         let (job_id, bucket_span_ms) = (inner.job_id.clone(), inner.bucket_span_ms());
         let state = Mutex::new(EngineState { inner, response: String::new() });
-        Ok(PyIngestEngine { state, frozen: Mutex::new(None), job_id, bucket_span_ms })
+        Ok(PyJobEngine { state, frozen: Mutex::new(None), job_id, bucket_span_ms })
     }
 
     /// Start a request; `body_bytes`, the body's size when known (Content-Length): a document
@@ -405,7 +406,7 @@ fn set_simd_level(name: &str) -> bool {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PyIngestEngine>()?;
+    m.add_class::<PyJobEngine>()?;
     m.add("MalformedInputError", m.py().get_type::<MalformedInputError>())?;
     m.add("DocumentTooLargeError", m.py().get_type::<DocumentTooLargeError>())?;
     // What a Rust panic becomes in Python: a BaseException, so the route envelope names it.

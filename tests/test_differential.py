@@ -1,4 +1,4 @@
-"""Differential test: the native IngestEngine against the plain-Python reference (tests/reference.py)."""
+"""Differential test: the native JobEngine against the plain-Python reference (tests/reference.py)."""
 
 from __future__ import annotations
 
@@ -258,7 +258,7 @@ def run_engine(eng, chunks, now, fed_on_failure=None):
 def check(cfg, bodies, rnd):
     ref = ReferenceJob(cfg)
     hows = ["whole", "random", "many", "bytes"]  # "many": the random chunks in one feed_many call
-    engines = [_native.IngestEngine(cfg.to_json(), None, 1 << 24) for _ in hows]
+    engines = [_native.JobEngine(cfg.to_json(), None, 1 << 24) for _ in hows]
     byte_offset = [0] * len(hows)
     for i, b in enumerate(bodies):
         now = NOW + i

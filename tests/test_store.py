@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from anomalyd._native import DEFAULT_MAX_DOCUMENT_BYTES, IngestEngine
+from anomalyd._native import DEFAULT_MAX_DOCUMENT_BYTES, JobEngine
 from anomalyd.store import DataDirInUse, Store
 
 
@@ -42,7 +42,7 @@ def test_a_model_restores_from_its_pieces() -> None:
     config = json.dumps({"job_id": "j", "analysis_config": {"bucket_span": "1h", "detectors": [
         {"function": "mean", "field_name": "v", "by_field_name": "h"}]},
         "data_description": {"time_field": "time", "time_format": "epoch"}})
-    engine = IngestEngine(config, None, DEFAULT_MAX_DOCUMENT_BYTES)
+    engine = JobEngine(config, None, DEFAULT_MAX_DOCUMENT_BYTES)
     body = b"".join(b'{"time":%d,"h":"h%d","v":%d}\n' % (1403481600 + k * 60, k % 40, k) for k in range(5000))
     engine.ingest_body(body, 0)
     [snapshot] = engine.model_snapshot(1 << 30)
@@ -51,11 +51,11 @@ def test_a_model_restores_from_its_pieces() -> None:
     stats = engine.analysis_stats_json()
     for cuts in ([], [1], [7, 8, len(snapshot) // 2], list(range(100, len(snapshot), 997))):
         pieces = [snapshot[a:b] for a, b in zip([0, *cuts], [*cuts, len(snapshot)])]
-        restored = IngestEngine(config, None, DEFAULT_MAX_DOCUMENT_BYTES)
+        restored = JobEngine(config, None, DEFAULT_MAX_DOCUMENT_BYTES)
         restored.restore_model(pieces)
         assert restored.model_snapshot(1 << 30) == [snapshot] and restored.analysis_stats_json() == stats
     with pytest.raises(ValueError):
-        IngestEngine(config, None, DEFAULT_MAX_DOCUMENT_BYTES).restore_model([snapshot[:100], snapshot[200:]])
+        JobEngine(config, None, DEFAULT_MAX_DOCUMENT_BYTES).restore_model([snapshot[:100], snapshot[200:]])
     with pytest.raises(ValueError):
         engine.model_snapshot(0)
     engine.discard_model()

@@ -3,7 +3,7 @@
 1. Series throughput and memory: `examples/analysis_speed.rs` drives 10,000 series (100
    partitions × 100 by values, `mean`) over 1,000 five-minute buckets straight into the engine;
    series-bucket updates per second include aggregation, model updates and scoring.
-2. Ingest cost: the head of the bench-core corpus fed through `IngestEngine` for a job with a
+2. Ingest cost: the head of the bench-core corpus fed through `JobEngine` for a job with a
    `mean(kpi)` detector partitioned by `region` and for the same job with `count` only, runs
    interleaved; the ratio of their throughputs is what analysis leaves of ingest speed. The
    harder `mean(kpi) by host partitioned by region` (1,200 series, every one updated each
@@ -60,9 +60,9 @@ def series_bench(cpu: int) -> dict:
 
 
 def ingest_once(config: str, chunks: list[bytes]) -> float:
-    from anomalyd._native import IngestEngine
+    from anomalyd._native import JobEngine
 
-    engine = IngestEngine(config)
+    engine = JobEngine(config)
     started = time.perf_counter()
     engine.start_request()
     for c in chunks:

@@ -1,7 +1,7 @@
 """Core ingest benchmark (`make bench-core`).
 
 On one CPU (CPU 1 where there is one), over the same deterministic NDJSON corpus (corpus.py), it
-times the native core (``anomalyd._native.IngestEngine``: start_request, feed of 1 MiB ``bytes``
+times the native core (``anomalyd._native.JobEngine``: start_request, feed of 1 MiB ``bytes``
 chunks sliced beforehand, finish_request), a C++ simdjson On-Demand harness
 (simdjson_harness.cpp, compiled here into build/) and per-line Python baselines with orjson,
 pysimdjson and msgspec (baselines.py), all on the whole corpus.  Every implementation must return
@@ -140,7 +140,7 @@ def native_bench(body: bytes) -> Bench:
     chunks = [body[i:i + CHUNK] for i in range(0, len(body), CHUNK)]
 
     def run_once() -> Run:
-        engine = _native.IngestEngine(config_json)
+        engine = _native.JobEngine(config_json)
         now_ms = int(time.time() * 1000)
         wall0, cpu0 = time.perf_counter(), time.process_time()
         engine.start_request()
@@ -162,7 +162,7 @@ def native_bench(body: bytes) -> Bench:
         return run
 
     info = {"simd_level": _native.simd_level()}
-    return Bench("native", "native IngestEngine.feed (1 MiB chunks)", NATIVE_RUNS, run_once, info)
+    return Bench("native", "native JobEngine.feed (1 MiB chunks)", NATIVE_RUNS, run_once, info)
 
 
 def simdjson_bench(path: Path, job: baselines.Job) -> Bench | None:
@@ -304,7 +304,7 @@ def main() -> None:
     body = path.read_bytes()
     benches, skipped = [], []
     if args.skip_native:
-        skipped.append(f"{'native IngestEngine':40s} skipped (--skip-native)")
+        skipped.append(f"{'native JobEngine':40s} skipped (--skip-native)")
     else:
         benches.append(native_bench(body))
     simdjson = simdjson_bench(path, job)

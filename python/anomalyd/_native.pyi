@@ -19,9 +19,10 @@ class PanicException(BaseException):
 class DocumentTooLargeError(ValueError):
     """One JSON document exceeds the configured size limit."""
 
-class IngestEngine:
-    """One open job's ingest state: body chunks in, Elasticsearch-exact DataCounts out.
-    Thread-safe (a mutex inside): the actor feeds large chunks from worker threads."""
+class JobEngine:
+    """One open job's engine: body chunks in, Elasticsearch-exact DataCounts out, and the
+    analysis the records feed (results, snapshots). Thread-safe (a mutex inside): the actor
+    feeds large chunks from worker threads."""
 
     def __init__(self, config: str, data_counts: str | None = None, max_document_bytes: int = ...) -> None:
         """`config`: the job's JSON; `data_counts`: its persisted lifetime totals (JSON).

@@ -32,7 +32,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, AsyncIterator, Protocol
 
 from . import errors
-from ._native import IngestEngine
+from ._native import JobEngine
 from .clock import now_ms
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class _Feeder:
 
     __slots__ = ("_engine", "_pool", "_batch", "_ahead", "_job", "_reading")
 
-    def __init__(self, engine: IngestEngine, pool: Executor | None) -> None:
+    def __init__(self, engine: JobEngine, pool: Executor | None) -> None:
         self._engine = engine
         self._pool = pool
         self._batch: list[bytes] = []
@@ -170,7 +170,7 @@ def _outcome_unwanted(fut: asyncio.Future[None]) -> None:
 
 
 class JobActor:
-    def __init__(self, job: Job, engine: IngestEngine, hooks: ActorHooks, feed_pool: Executor | None = None) -> None:
+    def __init__(self, job: Job, engine: JobEngine, hooks: ActorHooks, feed_pool: Executor | None = None) -> None:
         self.job = job
         self.engine = engine
         self._hooks = hooks

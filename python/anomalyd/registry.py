@@ -21,7 +21,7 @@ from typing import Any, Callable
 import structlog
 
 from . import errors, results
-from ._native import IngestEngine, validate_time_format
+from ._native import JobEngine, validate_time_format
 from .actor import JobActor
 from .clock import now_ms
 from .jobconfig import build_job_config, check_supported, names_clash, validate_job_id
@@ -212,7 +212,7 @@ class JobRegistry:
 
     async def _start_actor(self, job: Job) -> None:
         counts = json.dumps(job.data_counts) if job.data_counts else None
-        engine = IngestEngine(json.dumps(job.config), counts, self.max_document_bytes)
+        engine = JobEngine(json.dumps(job.config), counts, self.max_document_bytes)
         pieces = await self.store.load_model(job.job_id)
         if pieces is not None:
             try:  # on a thread: a large model takes seconds to read, and the loop serves meanwhile

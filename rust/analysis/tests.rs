@@ -3,28 +3,28 @@
 
 use super::engine::FlushRequest;
 use crate::config::JobSpec;
-use crate::ingest::IngestEngine;
+use crate::ingest::JobEngine;
 
-fn engine(analysis: &str) -> IngestEngine {
+fn engine(analysis: &str) -> JobEngine {
     let spec = JobSpec::from_json(&format!(
         r#"{{"job_id":"j","analysis_config":{analysis},"data_description":{{"time_field":"time","time_format":"epoch"}}}}"#
     ))
     .unwrap();
-    IngestEngine::open(spec, None, 1 << 20)
+    JobEngine::open(spec, None, 1 << 20)
 }
 
-fn post(e: &mut IngestEngine, body: &str) {
+fn post(e: &mut JobEngine, body: &str) {
     e.start_request();
     e.feed(body.as_bytes()).unwrap();
     e.finish_request(0).unwrap();
 }
 
-fn flush(e: &mut IngestEngine, r: FlushRequest) -> Option<i64> {
+fn flush(e: &mut JobEngine, r: FlushRequest) -> Option<i64> {
     e.analysis_mut().flush(r)
 }
 
 /// Result documents of one type produced since the last call.
-fn take(e: &mut IngestEngine) -> Vec<serde_json::Value> {
+fn take(e: &mut JobEngine) -> Vec<serde_json::Value> {
     e.analysis_mut().take_results().into_iter().map(|r| serde_json::from_str(&r.doc).unwrap()).collect()
 }
 
@@ -310,12 +310,12 @@ fn snapshots_keep_the_memory_refusals() {
         let spec = format!(
             r#"{{"job_id":"j","analysis_config":{AIRLINE},"analysis_limits":{{"model_memory_limit":"64kb"}},"data_description":{{"time_field":"time","time_format":"epoch"}}}}"#
         );
-        IngestEngine::open(JobSpec::from_json(&spec).unwrap(), None, 1 << 20)
+        JobEngine::open(JobSpec::from_json(&spec).unwrap(), None, 1 << 20)
     };
     let mut e = limited();
     let body: String = (0..100).map(|k| format!(r#"{{"airline":"A{k}","responsetime":1,"time":{}}}"#, 1403481600 + k)).collect();
     post(&mut e, &body);
-    let stats = |e: &IngestEngine| {
+    let stats = |e: &JobEngine| {
         let s: serde_json::Value = serde_json::from_str(&e.analysis().stats_json()).unwrap();
         (s["memory_status"].clone(), s["bucket_allocation_failures_count"].clone(), s["model_bytes_exceeded"].clone())
     };
@@ -345,7 +345,7 @@ fn snapshots_keep_the_memory_refusals() {
 /// refusals); a snapshot from the builds before it (refusals only) restores with none.
 #[test]
 fn snapshots_keep_the_hourly_bucket_time() {
-    let hourly = |e: &IngestEngine| {
+    let hourly = |e: &JobEngine| {
         let s: serde_json::Value = serde_json::from_str(&e.analysis().stats_json()).unwrap();
         s["timing_stats"]["exponential_average_bucket_processing_time_per_hour_ms"].as_f64()
     };

@@ -2,7 +2,7 @@
 //! the same outcome as the body fed whole. `make test` runs a bounded number of cases;
 //! `PROPTEST_CASES` raises it.
 
-use super::IngestEngine;
+use super::JobEngine;
 use crate::config::JobSpec;
 use proptest::prelude::*;
 
@@ -12,22 +12,22 @@ pub(crate) fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn engine() -> IngestEngine {
+fn engine() -> JobEngine {
     let spec = JobSpec::from_json(
         r#"{"job_id":"f","analysis_config":{"bucket_span":"10s","detectors":[{"function":"mean","field_name":"v","by_field_name":"c.e"}]},
             "data_description":{"time_field":"t","time_format":"epoch"}}"#,
     )
     .unwrap();
-    IngestEngine::open(spec, None, 4096)
+    JobEngine::open(spec, None, 4096)
 }
 
 /// Post `body` as one request cut into pieces at `cuts`: the response, or the error (after
 /// which the request is aborted, as the Python front does).
-pub(super) fn post_in_pieces(e: &mut IngestEngine, body: &[u8], cuts: &[usize]) -> Result<String, String> {
+pub(super) fn post_in_pieces(e: &mut JobEngine, body: &[u8], cuts: &[usize]) -> Result<String, String> {
     post_as(e, body, cuts, false)
 }
 
-fn post_as(e: &mut IngestEngine, body: &[u8], cuts: &[usize], smile: bool) -> Result<String, String> {
+fn post_as(e: &mut JobEngine, body: &[u8], cuts: &[usize], smile: bool) -> Result<String, String> {
     e.start_body(None, smile);
     let mut last = 0;
     let mut res = Ok(());

@@ -1,11 +1,12 @@
-//! The per-job ingest engine: request bodies in, Elasticsearch-exact `DataCounts` out.
+//! Ingest, and [`JobEngine`], one open job's engine: request bodies in, Elasticsearch-exact
+//! `DataCounts` out, processed records on to the job's analysis.
 //!
-//! Data flows one way: [`stream`] cuts chunks into records (with [`token`], [`reader`] and
-//! [`scanner`]; a UTF-16 or UTF-32 body is first re-encoded by [`charset`], a SMILE body
-//! turned into JSON text by [`smile`]), [`pipeline`] accounts for each record and hands processed ones to the
-//! analysis engine, [`diagnostics`] finishes buckets, and [`counts`] renders the result. This module owns
-//! the request lifecycle: per-request counts, lifetime totals, and the state that survives a
-//! close and reopen.
+//! Data flows one way: [`stream`] cuts chunks into records (with [`token`], [`reader`],
+//! [`scanner`] and the flat-record fast path; a UTF-16 or UTF-32 body is first re-encoded by
+//! [`charset`], a SMILE body turned into JSON text by [`smile`]), [`pipeline`] accounts for
+//! each record and hands processed ones to the analysis engine, [`diagnostics`] finishes
+//! buckets, and [`counts`] renders the result. This module owns the request lifecycle:
+//! per-request counts, lifetime totals, and the state that survives a close and reopen.
 
 pub mod charset;
 pub mod counts;
@@ -44,7 +45,7 @@ impl OnRecord for Accounting<'_> {
     }
 }
 
-pub struct IngestEngine {
+pub struct JobEngine {
     pub job_id: String,
     fields: FieldSet,
     pipeline: Pipeline,
@@ -70,9 +71,9 @@ pub struct IngestEngine {
     requests_since_open: u64,
 }
 
-impl IngestEngine {
+impl JobEngine {
     /// A job opened with its configuration and its persisted lifetime totals, if any.
-    pub fn open(spec: JobSpec, totals: Option<DataCounts>, max_document: usize) -> IngestEngine {
+    pub fn open(spec: JobSpec, totals: Option<DataCounts>, max_document: usize) -> JobEngine {
         let fields = FieldSet::new(&spec.analysis_fields, &spec.time_field);
         let analysis = AnalysisEngine::new(&spec.job_id, spec.bucket_span_ms, spec.latency_ms, spec.analysis);
         let mut pipeline =
@@ -88,7 +89,7 @@ impl IngestEngine {
         }
         let stream = BodyStream::new(&fields, max_document);
         let saved = totals.clone();
-        IngestEngine { job_id: spec.job_id, fields, pipeline, stream, totals, saved, in_request: false, smile: None, recoder: None, charset_known: false, head: Vec::new(), sized: None, requests_since_open: 0 }
+        JobEngine { job_id: spec.job_id, fields, pipeline, stream, totals, saved, in_request: false, smile: None, recoder: None, charset_known: false, head: Vec::new(), sized: None, requests_since_open: 0 }
     }
 
     fn analysis_count(&self) -> u64 {
@@ -145,7 +146,7 @@ impl IngestEngine {
     pub fn feed(&mut self, mut data: &[u8]) -> Result<(), StreamError> {
         self.pipeline.request.input_bytes += data.len() as u64;
         if let Some(body) = &mut self.smile {
-            let IngestEngine { stream, fields, pipeline, .. } = self;
+            let JobEngine { stream, fields, pipeline, .. } = self;
             return body.feed(data, |json| stream.feed(fields, json, &mut Accounting(pipeline)));
         }
         if !self.charset_known {
@@ -181,7 +182,7 @@ impl IngestEngine {
 
     /// JSON text of the body in its own encoding, to the reader.
     fn feed_text(&mut self, data: &[u8]) -> Result<(), StreamError> {
-        let IngestEngine { stream, fields, pipeline, recoder, .. } = self;
+        let JobEngine { stream, fields, pipeline, recoder, .. } = self;
         match recoder {
             None => stream.feed(fields, data, &mut Accounting(pipeline)),
             Some(r) => r.feed(data, |text| stream.feed(fields, text, &mut Accounting(pipeline))),
@@ -196,7 +197,7 @@ impl IngestEngine {
             let skip = self.choose_charset(&head)?;
             self.feed_text(&head[skip..])?;
         }
-        let IngestEngine { stream, fields, pipeline, recoder, .. } = self;
+        let JobEngine { stream, fields, pipeline, recoder, .. } = self;
         match recoder {
             Some(r) => r.finish(|text| stream.feed(fields, text, &mut Accounting(pipeline))),
             None => Ok(()),

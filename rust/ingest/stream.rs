@@ -380,7 +380,7 @@ mod tests {
     }
     use crate::config::JobSpec;
     use crate::ingest::fuzz::post_in_pieces;
-    use crate::ingest::IngestEngine;
+    use crate::ingest::JobEngine;
     use proptest::prelude::*;
 
     /// The response (or error) and the lifetime stats after posting `body` in pieces cut at
@@ -392,7 +392,7 @@ mod tests {
                 "data_description":{"time_field":"time","time_format":"epoch"}}"#,
         )
         .unwrap();
-        let mut e = IngestEngine::open(spec, None, 1 << 20);
+        let mut e = JobEngine::open(spec, None, 1 << 20);
         let r = post_in_pieces(&mut e, body, cuts);
         FAST_PATH.with(|f| f.set(true));
         format!("{r:?} {}", if r.is_ok() { e.stats_json() } else { String::new() })

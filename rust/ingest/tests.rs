@@ -1,7 +1,7 @@
 //! The spec's worked examples, end to end through the engine, fed whole and in every chunking.
 
 use super::counts::DataCounts;
-use super::IngestEngine;
+use super::JobEngine;
 use crate::config::JobSpec;
 use crate::ingest::stream::StreamError;
 
@@ -18,7 +18,7 @@ fn metric_by_airline() -> JobSpec {
 }
 
 /// Post `body` as one request fed in `step`-byte chunks; the response as parsed JSON.
-fn post(e: &mut IngestEngine, body: &[u8], step: usize) -> Result<serde_json::Value, StreamError> {
+fn post(e: &mut JobEngine, body: &[u8], step: usize) -> Result<serde_json::Value, StreamError> {
     e.start_request();
     for c in body.chunks(step.max(1)) {
         e.feed(c)?;
@@ -29,9 +29,9 @@ fn post(e: &mut IngestEngine, body: &[u8], step: usize) -> Result<serde_json::Va
 
 /// The response to `body` posted to a fresh job, asserting that every chunking agrees.
 fn post_fresh(spec: impl Fn() -> JobSpec, body: &[u8]) -> Result<serde_json::Value, StreamError> {
-    let whole = post(&mut IngestEngine::open(spec(), None, 1 << 20), body, body.len());
+    let whole = post(&mut JobEngine::open(spec(), None, 1 << 20), body, body.len());
     for step in [1, 2, 3, 7, 64] {
-        let chunked = post(&mut IngestEngine::open(spec(), None, 1 << 20), body, step);
+        let chunked = post(&mut JobEngine::open(spec(), None, 1 << 20), body, step);
         assert_eq!(chunked, whole, "chunks of {step} bytes differ for {}", String::from_utf8_lossy(body));
     }
     whole
@@ -131,7 +131,7 @@ fn out_of_order_rule() {
 #[test]
 fn out_of_order_only_request_reports_its_largest_dropped_time() {
     let spec = job(r#"{"function":"count"}"#, r#","bucket_span":"1s""#, "epoch");
-    let mut e = IngestEngine::open(spec, None, 1 << 20);
+    let mut e = JobEngine::open(spec, None, 1 << 20);
     post(&mut e, b"{\"time\":10}", 100).unwrap();
     let r = post(&mut e, b"{\"time\":3}{\"time\":5}{\"time\":4}", 100).unwrap();
     assert_eq!(n(&r, "out_of_order_timestamp_count"), 3);
@@ -165,10 +165,10 @@ fn empty_and_sparse_buckets() {
 #[test]
 fn reopen_continues_and_seeds_the_window() {
     let spec = || job(r#"{"function":"count"}"#, r#","bucket_span":"1h""#, "epoch");
-    let mut e = IngestEngine::open(spec(), None, 1 << 20);
+    let mut e = JobEngine::open(spec(), None, 1 << 20);
     post(&mut e, b"{\"time\":0}{\"time\":3600}", 100).unwrap();
     let saved = DataCounts::from_json(&e.persist_json(1)).unwrap();
-    let mut e = IngestEngine::open(spec(), Some(saved), 1 << 20);
+    let mut e = JobEngine::open(spec(), Some(saved), 1 << 20);
     // Out of order against the persisted latest time.
     let r = post(&mut e, b"{\"time\":0}{\"time\":14400}", 100).unwrap();
     assert_eq!(n(&r, "out_of_order_timestamp_count"), 1);
@@ -183,10 +183,10 @@ fn reopen_continues_and_seeds_the_window() {
 #[test]
 fn stats_show_a_1_until_the_first_request_after_open() {
     let spec = || metric_by_airline();
-    let mut e = IngestEngine::open(spec(), None, 1 << 20);
+    let mut e = JobEngine::open(spec(), None, 1 << 20);
     post(&mut e, br#"{"airline":"AAL","responsetime":1,"time":1403481600}"#, 100).unwrap();
     let saved = DataCounts::from_json(&e.persist_json(1)).unwrap();
-    let mut e = IngestEngine::open(spec(), Some(saved), 1 << 20);
+    let mut e = JobEngine::open(spec(), Some(saved), 1 << 20);
     let s: serde_json::Value = serde_json::from_str(&e.stats_json()).unwrap();
     assert_eq!(n(&s, "processed_field_count"), 1);
     post(&mut e, b"", 100).unwrap();
@@ -223,7 +223,7 @@ fn a_truncated_body_fails_but_keeps_what_came_before() {
     let spec = || job(r#"{"function":"count"}"#, "", "epoch");
     assert_eq!(post_fresh(spec, br#"{"time":1}{"time"#), Err(StreamError::Malformed));
     assert_eq!(post_fresh(spec, br#"[{"time":1}"#), Err(StreamError::Malformed));
-    let mut e = IngestEngine::open(spec(), None, 1 << 20);
+    let mut e = JobEngine::open(spec(), None, 1 << 20);
     assert!(post(&mut e, br#"{"time":1}{"time":2}{"ti"#, 3).is_err());
     assert_eq!(e.totals().processed_record_count, 2);
     assert_eq!(e.totals().last_data_time, None);
@@ -234,9 +234,9 @@ fn a_truncated_body_fails_but_keeps_what_came_before() {
 #[test]
 fn the_saved_totals_are_those_of_the_last_successful_request() {
     let spec = || job(r#"{"function":"count"}"#, "", "epoch");
-    let mut e = IngestEngine::open(spec(), None, 1 << 20);
+    let mut e = JobEngine::open(spec(), None, 1 << 20);
     post(&mut e, br#"{"time":1}"#, 100).unwrap();
-    let saved = |e: &IngestEngine| DataCounts::from_json(&e.saved_json()).unwrap();
+    let saved = |e: &JobEngine| DataCounts::from_json(&e.saved_json()).unwrap();
     assert_eq!((saved(&e).processed_record_count, saved(&e).log_time), (1, Some(1_700_000_000_000)));
     // A failed request stays in the totals, not in what the group commit writes...
     assert!(post(&mut e, br#"{"time":2}{"ti"#, 100).is_err());
@@ -272,7 +272,7 @@ fn bom_comments_crlf_and_pretty_printing() {
 #[test]
 fn a_document_over_the_limit_fails() {
     let spec = job(r#"{"function":"count"}"#, "", "epoch");
-    let mut e = IngestEngine::open(spec, None, 64);
+    let mut e = JobEngine::open(spec, None, 64);
     let big = format!("{{\"time\":1}}{{\"time\":2,\"pad\":\"{}\"}}", "x".repeat(100));
     for step in [1, 10, 1000] {
         e.start_request();
@@ -284,7 +284,7 @@ fn a_document_over_the_limit_fails() {
 #[test]
 fn a_body_of_known_size_may_be_one_document_for_its_request_only() {
     let spec = job(r#"{"function":"count"}"#, "", "epoch");
-    let mut e = IngestEngine::open(spec, None, 64);
+    let mut e = JobEngine::open(spec, None, 64);
     let big = format!("{{\"time\":1}}{{\"time\":2,\"pad\":\"{}\"}}", "x".repeat(100));
     for step in [1, 10, 1000] {
         e.start_request();
@@ -324,7 +324,7 @@ fn top_level_arrays_nest_at_most_a_thousand_deep() {
     let flood = b"[".repeat(10 << 20);
     for (before, records) in [(&b""[..], 0), (&b"{\"time\":1}\n"[..], 1)] {
         for step in [1 << 16, 7] {
-            let mut e = IngestEngine::open(spec(), None, 1 << 20);
+            let mut e = JobEngine::open(spec(), None, 1 << 20);
             e.start_request();
             e.feed(before).unwrap();
             let failed = flood.chunks(step).map(|c| e.feed(c)).find(Result::is_err);
