@@ -13,6 +13,7 @@ pub mod counts;
 pub mod diagnostics;
 mod fast;
 pub mod fields;
+pub mod lex;
 pub mod pipeline;
 pub mod reader;
 pub mod scanner;

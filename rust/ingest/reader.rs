@@ -15,7 +15,8 @@
 
 use super::fields::{FieldSet, Record, Slot};
 use super::scanner::{self, NeedMore};
-use super::token::{unescape_into, Mark, Stop, Text, Tok, Tokenizer};
+use super::lex::unescape_into;
+use super::token::{Mark, Stop, Text, Tok, Tokenizer};
 
 /// Why reading stopped without a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,7 +12,7 @@
 //! number or literal, a comment, or a single other byte (`[`, `]`, `,`, stray characters). Units
 //! are where a chunk can be cut and resumed.
 
-use super::token::{is_json_number, is_run_byte, is_ws};
+use super::lex::{is_json_number, is_run_byte, is_ws};
 use crate::arch;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

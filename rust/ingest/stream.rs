@@ -17,7 +17,8 @@ use super::fast;
 use super::fields::{FieldSet, Record};
 use super::reader::{Pause, Reader};
 use super::scanner::{self, TopStep, UnitScanner};
-use super::token::{is_ws, Tokenizer, KEEP_CAPACITY};
+use super::lex::is_ws;
+use super::token::{Tokenizer, KEEP_CAPACITY};
 
 /// Parse errors allowed per request before it fails (Elasticsearch's `PARSE_ERRORS_LIMIT`).
 pub const PARSE_ERRORS_LIMIT: u32 = 100;

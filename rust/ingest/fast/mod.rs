@@ -31,7 +31,8 @@
 
 use super::fields::{FieldSet, Record, Slot};
 use super::stream::OnRecord;
-use super::token::{is_run_byte, is_ws, key_word, scan_escape, scan_utf8};
+use super::lex::{is_run_byte, is_ws, scan_escape, scan_utf8};
+use super::token::key_word;
 use crate::arch::{self, Level, StopFinder, Swar};
 
 /// Nested objects the fast path follows inside a record; deeper ones go the general way.
