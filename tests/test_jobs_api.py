@@ -722,6 +722,9 @@ async def test_update_job(client):
     for no_op in ({"categorization_filters": []}, {"per_partition_categorization": {"enabled": False}}):
         r = await client.post(f"{BASE}/u/_update", json=no_op)
         assert r.status == 200, (no_op, await r.text())
+    for malformed in ({}, {"bogus": 1}, {"enabled": False, "stop_on_warn": True}, {"enabled": 0}):
+        r = await client.post(f"{BASE}/u/_update", json={"per_partition_categorization": malformed})
+        assert r.status == 400, (malformed, await r.text())
     r = await client.post(f"{BASE}/u/_update", json={"categorization_filters": ["x"]})
     assert r.status == 400 and "categorization is not supported" in await r.text()
     r = await client.post(f"{BASE}/_all/_update", json={"description": "x"})

@@ -368,6 +368,9 @@ async def test_api_key_expiration_is_an_elasticsearch_time_value(secure) -> None
     r = await secure.post("/_security/api_key", headers=root, json={"name": "k", "expiration": "1d"})
     body = await r.json()
     assert r.status == 200 and body["expiration"] - int(time.time() * 1000) in range(86_300_000, 86_400_001)
+    for at_once in ("-1", "999ms"):  # whole seconds, as Elasticsearch adds them: none
+        r = await secure.post("/_security/api_key", headers=root, json={"name": "k", "expiration": at_once})
+        assert (await r.json())["expiration"] - int(time.time() * 1000) <= 0
     r = await secure.post("/_security/api_key", headers=root, json={"name": "k", "expiration": "1 day"})
     error = (await r.json())["error"]
     assert r.status == 400 and error["type"] == "x_content_parse_exception"

@@ -13,8 +13,9 @@ from collections.abc import Container
 from typing import Any
 
 from .jobconfig import (BOOL, NUM, OBJ, OBJ_ARRAY, STATUS, STR, STR_ARRAY, STR_OR_NULL, ConfigError, _analysis_limits,
-                        _bool, _long, _model_plot_config, _not_less, _objects, _parse_object, _strings, _time_value,
-                        check_persist_interval, check_prune_window, check_snapshot_retention, names_clash, validate_groups)
+                        _bool, _long, _model_plot_config, _not_less, _objects, _parse_object, _per_partition, _strings,
+                        _time_value, check_persist_interval, check_prune_window, check_snapshot_retention, names_clash,
+                        validate_groups)
 
 MB = 1 << 20
 
@@ -61,7 +62,7 @@ def apply_update(config: dict[str, Any], body: Any, *, job_open: bool, job_ids: 
         "daily_model_snapshot_retention_after_days": days, "custom_settings": (OBJ, lambda v: v),
         "allow_lazy_open": (BOOL, _bool),
         "model_prune_window": (STR, lambda v: _time_value(v, "model_prune_window")),
-        "categorization_filters": (STR_ARRAY, _strings), "per_partition_categorization": (OBJ, lambda v: v),
+        "categorization_filters": (STR_ARRAY, _strings), "per_partition_categorization": (OBJ, _per_partition),
     })
     job_id = config["job_id"]  # a job_id in the body is overridden by the URL's, as in Elasticsearch
     # What leaves categorization off (no filters, per-partition still disabled) is a no-op, as

@@ -18,11 +18,12 @@ DAY_MS = 86_400_000
 _LONG = 1 << 63
 # ASCII digits only, as java.time parses dates (date math's numbers take any digits, as Java's
 # Character.isDigit does).
-_EPOCH_MILLIS = re.compile(r"-?\d{1,19}", re.ASCII)
-# strict_date_optional_time: yyyy[-MM[-dd[T[HH[:mm[:ss[.fraction]]]][offset]]]], the offset
+# epoch_millis takes up to six digits of a millisecond's fraction too (dropped).
+_EPOCH_MILLIS = re.compile(r"(-?\d{1,19})(?:\.\d{0,6})?", re.ASCII)
+# strict_date_optional_time: yyyy[-MM[-dd]][T[HH[:mm[:ss[.fraction]]]][offset]], the offset
 # `Z` or ±HH[[:]MM[[:]SS]] (the native parser of the `_data` and `_flush` dates reads the same).
-_ISO = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(?:(\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?)?"
-                  r"(Z|[+-]\d{2}(?:(:?)\d{2}(?:\9\d{2})?)?)?)?)?)?", re.ASCII)
+_ISO = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:T(?:(\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?)?"
+                  r"(Z|[+-]\d{2}(?:(:?)\d{2}(?:\9\d{2})?)?)?)?", re.ASCII)
 _OP = re.compile(r"([+\-/])(\d{0,10})([yMwdhHms])")
 #: Java's Integer.MAX_VALUE: a date-math number is an int there.
 _INT_MAX = (1 << 31) - 1
@@ -48,8 +49,8 @@ def parse(text: str, now_ms: int, *, round_up: bool = False) -> int | None:
 
 
 def _date(text: str, round_up: bool) -> int | None:
-    if _EPOCH_MILLIS.fullmatch(text) and not (len(text) == 4 and text.isdigit()):
-        return int(text)
+    if (m := _EPOCH_MILLIS.fullmatch(text)) and not (len(text) == 4 and text.isdigit()):
+        return int(m.group(1))
     m = _ISO.fullmatch(text)
     if m is None:
         return None
@@ -67,8 +68,9 @@ def _date(text: str, round_up: bool) -> int | None:
             return None
         t -= shift if offset[0] == "+" else -shift
     if round_up:  # the last millisecond of the period the text names
-        if fraction is None:
-            t = _plus(t, 1, _PRECISION[sum(g is not None for g in (month, day, hour, minute, second))]) - 1
+        if fraction is None:  # the unit of the last field given
+            given = [g is not None for g in (month, day, hour, minute, second)]
+            t = _plus(t, 1, _PRECISION[max((i + 1 for i, g in enumerate(given) if g), default=0)]) - 1
     return t
 
 

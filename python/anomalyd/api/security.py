@@ -71,7 +71,9 @@ async def create_api_key(request: web.Request) -> web.Response:
     expiration = None
     if body.get("expiration") is not None:  # Elasticsearch's time value, with its messages
         seconds, _ = request_time_value(body["expiration"], "expiration", "api_key_request")
-        expiration = now_ms() + int(seconds * 1000) if seconds is not None else None
+        # Elasticsearch adds the value's whole seconds (TimeValue.getSeconds): `-1` and anything
+        # under a second expire at once.
+        expiration = now_ms() + int(seconds or 0) * 1000
     descriptors = parse_role_descriptors(body.get("role_descriptors"))
     store = request.app[AUTHENTICATOR].store
     key, secret = await asyncio.to_thread(store.create_api_key, name, principal.username,
