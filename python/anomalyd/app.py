@@ -74,8 +74,17 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     feed_pool = ThreadPoolExecutor(max_workers=cpus, thread_name_prefix="anomalyd-feed") if cpus > 1 else None
     registry = JobRegistry(store, writer, results_writer, settings.max_document_bytes, settings.snapshot_interval,
                            feed_pool)
-    await registry.start()
-    app[NODE] = await _node(store, settings)
+    try:
+        await registry.start()
+        app[NODE] = await _node(store, settings)
+    except BaseException:
+        # A start that fails lets the data directory go (its lock) for the next attempt.
+        await writer.stop()
+        await results_writer.stop()
+        if feed_pool is not None:
+            feed_pool.shutdown(wait=False)
+        await store.close()
+        raise
     app[REGISTRY] = registry
     scheme, host = "https" if settings.tls_cert else "http", settings.host
     log.info("ready", url=f"{scheme}://{f'[{host}]' if ':' in host else host}:{settings.port}", jobs=len(registry.jobs),

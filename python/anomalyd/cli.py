@@ -102,6 +102,7 @@ def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str,
         sockets = listen_sockets(host, port)
     except OSError as e:
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    settings.port = sockets[0].getsockname()[1]  # the one chosen for --port 0
     # A header may take 16 KB, Elasticsearch's http.max_header_size (aiohttp's default is 8 KB;
     # aiohttp limits each header, Elasticsearch all of them together).
     try:
