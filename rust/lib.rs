@@ -7,7 +7,8 @@
 
 // Negated float comparisons (`!(x > 0.0)`) are deliberate throughout: they are true for NaN.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
-// Every unsafe operation gets its own block and SAFETY note, inside unsafe functions too.
+// Every unsafe operation gets its own block, inside unsafe functions too, with a SAFETY note
+// (the vector instances' bodies share the contract written once in `arch/vector.rs`).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use pyo3::buffer::PyBuffer;

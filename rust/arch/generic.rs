@@ -2,8 +2,9 @@
 //!
 //! Per block of `V::LANES` bytes: compare against `"` and `\`, test `<= 0x1f`, and take the
 //! top bits (non-ASCII bytes have theirs set already); OR the four masks, and the lowest set bit
-//! is the answer (NEON spends four mask bits per lane). The tail shorter than one vector is finished by the scalar loop, so no load
-//! ever reads past the end of a Python `bytes` buffer (which has no SIMD padding).
+//! is the answer (NEON spends four mask bits per lane). The tail shorter than one vector is
+//! finished by the scalar (SWAR) level, so no load ever reads past the end of a Python `bytes`
+//! buffer (which has no SIMD padding).
 
 use super::fallback;
 use super::vector::Vector;

@@ -28,9 +28,9 @@ mod aarch64;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
-// Crate-private: a finder runs its level's instructions, so only code that checked the level
-// (the fast path's dispatch) may pick one.
 pub use fallback::{swar_digit_run, swar_non_digits, Swar};
+// Crate-private: a SIMD finder runs its level's instructions, so only code that checked the
+// level (the fast path's dispatch) may pick one.
 #[cfg(target_arch = "aarch64")]
 pub(crate) use aarch64::NeonFinder;
 #[cfg(target_arch = "x86_64")]
@@ -296,5 +296,46 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Random haystacks (any byte, or rare stops among plain text), lengths 0 to 199, at every
+    /// level through the dispatch, against the obvious loop; and every finder at every offset.
+    #[test]
+    fn random_haystacks_agree_at_every_level() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        fn check<F: StopFinder>(hay: &[u8]) {
+            for from in 0..=hay.len() {
+                assert_eq!(F::find(hay, from), from + reference(&hay[from..]), "{hay:?} from {from}");
+            }
+        }
+        let levels = supported_levels();
+        for iter in 0..20_000u32 {
+            let (len, density) = ((next() % 200) as usize, next() % 3);
+            let hay: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = next();
+                    match density {
+                        0 => (r >> 8) as u8,
+                        1 if r % 64 == 0 => (r >> 8) as u8,
+                        _ => 0x20 + ((r >> 16) as u8 % 0x60),
+                    }
+                })
+                .collect();
+            let want = reference(&hay);
+            for &l in &levels {
+                set_level(l);
+                assert_eq!(find_string_stop(&hay), want, "{l:?} {hay:?}");
+            }
+            if iter % 16 == 0 {
+                check_every_finder!(check, &hay);
+            }
+        }
+        set_level(detect());
     }
 }

@@ -49,7 +49,7 @@ impl TimeFormat {
 
 /// "now" → now; an integer string: seconds if its length is <= 10, else milliseconds; otherwise
 /// an ISO-8601 date (strict_date_optional_time: yyyy[-MM[-dd]], optional
-/// 'T'[HH[:mm[:ss[.SSS...]]]] and optional Z or ±HH[[:]MM[[:]SS]] offset; UTC when no offset) or epoch
+/// `'T'[HH[:mm[:ss[.SSS...]]]]` and optional `Z` or `±HH[[:]MM[[:]SS]]` offset; UTC when no offset) or epoch
 /// milliseconds with a fraction. Returns epoch milliseconds, None when unparseable or negative
 /// (Elasticsearch TimeUtils.dateStringToEpoch).
 pub fn parse_date_param(text: &str, now_ms: i64) -> Option<i64> {

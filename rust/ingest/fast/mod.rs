@@ -26,7 +26,7 @@
 //! - off the shape, a value is usually followed by `,"`: one 2-byte compare finds the next
 //!   key; whitespace there is skipped out of line (a spaced layout is read by the known keys).
 //!
-//! The level is chosen once per buffer ([`for_level`]); `ANOMALYD_SIMD=scalar` gives the
+//! The level is chosen once per buffer ([`for_this_cpu`]); `ANOMALYD_SIMD=scalar` gives the
 //! portable [`Swar`] instance.
 
 use super::fields::{FieldSet, Record, Slot};

@@ -1,5 +1,7 @@
-//! Values as the fast path reads them: whitespace, numbers, literals, strings, arrays of
-//! scalars, each validated as the tokenizer would and skipped without a state machine.
+//! Values as the fast path reads them: whitespace, keys' first words, numbers, literals,
+//! strings, arrays of scalars, each validated as the tokenizer would and skipped without a
+//! state machine; and the rare re-reads (a Bloom collision's duplicate-key check, skipping a
+//! value already read).
 
 use super::*;
 

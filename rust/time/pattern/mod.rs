@@ -61,6 +61,7 @@ enum Item {
         width: usize,
         /// A `+` may lead it: java.time's lenient parse takes a sign before any number whose
         /// pattern width varies (`y`, `yyyy`, `d`, `DD`), not before fixed ones (`dd`, `yy`, `SSS`).
+        /// (A `-` there is taken too, but no field here can then be in range, but for `-0`.)
         signed: bool,
     },
     /// English month or weekday names (full or abbreviated) or AM/PM, case-sensitive as in java.time.
@@ -249,8 +250,10 @@ fn letters(c: u8, n: usize) -> Option<Item> {
 /// another number is read at exactly its width and the run's first number leaves room for it
 /// (so `yyyyMMdd` works); a variable-width one ends the run and pins the previous first number
 /// to its strict width. Numbers outside runs are lenient: 1 to 9 digits. A fraction (`S…`) is
-/// lenient wherever it stands: 0 to 9 digits (`ss.SSS` reads `03.`, `03.5` and `03.123456`),
-/// while a run's first number still leaves its pattern width for it.
+/// lenient wherever it stands: 0 to 9 digits (`ss.SSS` reads `03.`, `03.5` and `03.123456`);
+/// a run's first number leaves the fraction's pattern width for it (`ssSSS`), but a fraction
+/// leaves nothing for the numbers after it, so `ss.SSSHH` cannot read what it prints and is
+/// refused, as java.time refuses it.
 ///
 /// `yy` is java.time's reduced-value parser, which lenient parsing never treats as fixed-width:
 /// after a run is ended by a variable-width number it reads greedily (its room for the fixed
@@ -268,13 +271,17 @@ fn push_number(items: &mut Vec<Item>, run: &mut Option<Run>, field: Field, stric
             ..
         } = &mut items[first.index]
         {
-            if fixed {
-                *reserve += strict.1;
-            }
-            if *first_field == Field::Year2 && !fixed {
-                (*min, *max, *reserve) = (1, 9, 0);
-            } else if first_fixed || !fixed {
-                (*min, *max) = first.strict;
+            // A fraction first in the run takes up to 9 digits whatever follows (java.time's
+            // lenient fraction ignores the widths after it): it stays as it is.
+            if *first_field != Field::Nano {
+                if fixed {
+                    *reserve += strict.1;
+                }
+                if *first_field == Field::Year2 && !fixed {
+                    (*min, *max, *reserve) = (1, 9, 0);
+                } else if first_fixed || !fixed {
+                    (*min, *max) = first.strict;
+                }
             }
         }
         if fixed {
@@ -422,8 +429,9 @@ fn parse_seq(items: &[Item], s: &[u8], mut pos: usize, f: &mut Fields) -> Option
                     Field::Nano => value * 10_i64.pow(9 - n as u32),
                     _ => value,
                 };
-                // A fraction of no digits sets nothing, as in java.time.
-                if n > 0 {
+                // java.time sets a fraction of no digits to 0, unless the text ended where it
+                // begins (then it sets nothing).
+                if n > 0 || !rest.is_empty() {
                     f.set(*field, value)?;
                 }
                 sign + n

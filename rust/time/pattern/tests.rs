@@ -366,3 +366,24 @@ proptest! {
         }
     }
 }
+
+/// Patterns and texts against java.time's own answers (`java_cases.tsv`, written by a Java
+/// harness building the formatter as Elasticsearch does): fractions, signs, adjacent numbers,
+/// optional sections, patterns it refuses. Only patterns with a year, so that the answers do
+/// not depend on the year the test runs in.
+#[test]
+fn java_time_answers() {
+    let mut compiled: std::collections::HashMap<&str, Option<DatePattern>> = Default::default();
+    let mut checked = 0;
+    for line in include_str!("java_cases.tsv").lines().filter(|l| !l.starts_with('#')) {
+        let mut cols = line.split('\t');
+        let (pattern, text, java) = (cols.next().unwrap(), cols.next().unwrap(), cols.next().unwrap());
+        let ours = match compiled.entry(pattern).or_insert_with(|| DatePattern::compile(pattern)) {
+            None => "BADPATTERN".to_string(),
+            Some(p) => p.parse_ms(text.as_bytes()).map_or("ERR".to_string(), |ms| ms.to_string()),
+        };
+        assert_eq!(ours, java, "{pattern:?} {text:?}");
+        checked += 1;
+    }
+    assert!(checked > 500);
+}
