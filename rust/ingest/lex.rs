@@ -142,50 +142,42 @@ pub(super) fn scan_run(buf: &[u8], p: usize, complete: bool) -> Result<(Tok, usi
     Ok((tok, q))
 }
 
-/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+/// Where the JSON number `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` starting at `p`
+/// ends (what follows it is not looked at); None when no such number starts there.
+#[inline]
+pub(super) fn json_number_end(buf: &[u8], p: usize) -> Option<usize> {
+    let digits_end = |i: usize| i + arch::swar_digit_run(&buf[i..]);
+    let mut i = p + usize::from(buf.get(p) == Some(&b'-'));
+    match buf.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => i = digits_end(i + 1),
+        _ => return None,
+    }
+    if buf.get(i) == Some(&b'.') {
+        let d = i + 1;
+        i = digits_end(d);
+        if i == d {
+            return None;
+        }
+    }
+    if matches!(buf.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(buf.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let d = i;
+        i = digits_end(d);
+        if i == d {
+            return None;
+        }
+    }
+    Some(i)
+}
+
+/// Whether all of `s` is one JSON number.
 #[inline]
 pub fn is_json_number(s: &[u8]) -> bool {
-    let mut i = 0;
-    let n = s.len();
-    if i < n && s[i] == b'-' {
-        i += 1;
-    }
-    if i >= n {
-        return false;
-    }
-    if s[i] == b'0' {
-        i += 1;
-    } else if s[i].is_ascii_digit() {
-        while i < n && s[i].is_ascii_digit() {
-            i += 1;
-        }
-    } else {
-        return false;
-    }
-    if i < n && s[i] == b'.' {
-        i += 1;
-        let d = i;
-        while i < n && s[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == d {
-            return false;
-        }
-    }
-    if i < n && (s[i] == b'e' || s[i] == b'E') {
-        i += 1;
-        if i < n && (s[i] == b'+' || s[i] == b'-') {
-            i += 1;
-        }
-        let d = i;
-        while i < n && s[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == d {
-            return false;
-        }
-    }
-    i == n
+    json_number_end(s, 0) == Some(s.len())
 }
 
 /// Append the unescaped form of a validated string's contents to `out` (cleared first).

@@ -31,7 +31,7 @@
 
 use super::fields::{FieldSet, Record, Slot};
 use super::stream::OnRecord;
-use super::lex::{is_run_byte, is_ws, scan_escape, scan_utf8};
+use super::lex::{is_run_byte, is_ws, json_number_end, scan_escape, scan_utf8};
 use super::token::key_word;
 use crate::arch::{self, Level, StopFinder, Swar};
 

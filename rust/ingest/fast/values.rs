@@ -47,12 +47,6 @@ pub(super) fn key_word_at(buf: &[u8], start: usize, len: usize) -> u64 {
     }
 }
 
-/// The end of the run of ASCII digits starting at `i`.
-#[inline(always)]
-pub(super) fn digits_end(buf: &[u8], i: usize) -> usize {
-    i + arch::swar_digit_run(&buf[i..])
-}
-
 /// A JSON number `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` starting at `p` and ending
 /// where the run of number/literal bytes ends (as the tokenizer's run does); its end. None for
 /// anything else, including a run cut by the buffer end.
@@ -94,33 +88,10 @@ pub(super) fn number<F: StopFinder>(buf: &[u8], p: usize) -> Option<usize> {
     None
 }
 
-/// [`number`] for any length, byte by byte past the first digits.
+/// [`number`] for any length: a whole JSON number, ending where the run ends.
 #[inline(never)]
 pub(super) fn number_general(buf: &[u8], p: usize) -> Option<usize> {
-    let mut i = p + usize::from(buf[p] == b'-');
-    match *buf.get(i)? {
-        b'0' => i += 1,
-        b'1'..=b'9' => i = digits_end(buf, i + 1),
-        _ => return None,
-    }
-    if *buf.get(i)? == b'.' {
-        let d = i + 1;
-        i = digits_end(buf, d);
-        if i == d {
-            return None;
-        }
-    }
-    if matches!(*buf.get(i)?, b'e' | b'E') {
-        i += 1;
-        if matches!(*buf.get(i)?, b'+' | b'-') {
-            i += 1;
-        }
-        let d = i;
-        i = digits_end(buf, d);
-        if i == d {
-            return None;
-        }
-    }
+    let i = json_number_end(buf, p)?;
     (!is_run_byte(*buf.get(i)?)).then_some(i)
 }
 
