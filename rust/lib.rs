@@ -361,7 +361,7 @@ impl PyJobEngine {
     }
 }
 
-/// Raise ValueError("Invalid Time format string '<fmt>'") unless `fmt` is usable.
+/// Raise `ValueError("Invalid Time format string '<fmt>'")` unless `fmt` is usable.
 #[pyfunction]
 fn validate_time_format(fmt: &str) -> PyResult<()> {
     time::TimeFormat::compile(fmt).map(|_| ()).map_err(PyValueError::new_err)

@@ -917,3 +917,28 @@ async def test_opaque_id_comes_back(client):
     r = await client.get(f"{BASE}/nope", headers={"X-Opaque-Id": "trace-43"})
     assert r.status == 404 and r.headers["X-Opaque-Id"] == "trace-43"
     assert "X-Opaque-Id" not in (await client.get("/")).headers
+
+
+async def test_a_stored_job_this_build_cannot_run_stays_closed(aiohttp_client, settings):
+    """A job an older build accepted, with a time format this one refuses (a fraction followed
+    by another number), does not keep the server from starting: it stays closed, the others
+    open again, and opening it says why."""
+    from anomalyd.app import create_app
+    from anomalyd.store import Store
+
+    first = await aiohttp_client(create_app(settings))
+    await put(first, "good")
+    await open_job(first, "good")
+    config = await put(first, "old", {**MINIMAL, "data_description": {"time_format": "yyyy-MM-dd HH:mm:ss"}})
+    await first.close()
+    store = Store(settings.data_dir)
+    config["data_description"]["time_format"] = "yyyy-MM-dd mm:ss.SSSHH"
+    await store.update_job("old", state="opened", config=config)
+    await store.close()
+    again = await aiohttp_client(create_app(settings))
+    states = {j["job_id"]: j["state"] for j in (await stats(again))[1]["jobs"]}
+    assert states == {"good": "opened", "old": "closed"}
+    r = await again.post(f"{BASE}/old/_open")
+    assert r.status == 400
+    assert (await r.json())["error"]["reason"] == (
+        "Cannot open job [old]: Invalid Time format string 'yyyy-MM-dd mm:ss.SSSHH'")

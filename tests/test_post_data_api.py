@@ -861,8 +861,11 @@ async def test_metrics(client):
     assert 'anomalyd_http_requests_total{method="GET",route="/metrics",status="200"}' not in text  # counted after
     assert 'anomalyd_http_requests_total{method="PUT",route="/_ml/anomaly_detectors/{job_id}",status="200"} 1.0' in text
     r = await client.get("/no/such/thing")
+    r = await client.head("/healthz/nope")
     text = await (await client.get("/metrics")).text()
-    assert 'anomalyd_http_requests_total{method="*",route="/{tail}",status="400"} 1.0' in text
+    # no route: counted under the method asked with
+    assert 'anomalyd_http_requests_total{method="GET",route="/{tail}",status="400"} 1.0' in text
+    assert 'anomalyd_http_requests_total{method="HEAD",route="/{tail}",status="400"} 1.0' in text
     assert f'anomalyd_job_queue_depth{{job_id="{J}"}} 0.0' in text
     assert "anomalyd_open_jobs 1.0" in text
 

@@ -380,3 +380,14 @@ def test_interim_delete_uses_its_own_index():
     db.executescript(_SCHEMA)
     plan = " ".join(str(row[-1]) for row in db.execute(f"EXPLAIN QUERY PLAN {DELETE_INTERIM}", ("j",)))
     assert "USING INDEX results_interim" in plan, plan
+
+
+async def test_results_take_pretty_and_filter_path(client):
+    """The common response parameters apply to results as to every answer (clients send
+    `filter_path` with results all the time)."""
+    await spiked_job(client)
+    status, body = await get(client, "records", params={"filter_path": "count,records.record_score", "size": "2"})
+    assert status == 200 and set(body) == {"count", "records"} and all(list(r) == ["record_score"] for r in body["records"])
+    r = await client.get(f"{BASE}/{J}/results/buckets", params={"pretty": "true", "size": "1"})
+    text = await r.text()
+    assert text.startswith('{\n  "count" : ') and (await r.json())["count"] > 0

@@ -43,7 +43,7 @@ def main() -> None:
 @main.command()
 @click.option("--host", envvar="ANOMALYD_HOST", show_envvar=True, default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", envvar="ANOMALYD_PORT", show_envvar=True, default=9200, show_default=True, type=int)
-@click.option("--data-dir", envvar="ANOMALYD_DATA_DIR", show_envvar=True, default="./data", show_default=True, type=click.Path(path_type=Path))
+@click.option("--data-dir", envvar="ANOMALYD_DATA_DIR", show_envvar=True, default="./data", show_default=True, type=click.Path(path_type=Path, file_okay=False))
 @click.option("--log-format", envvar="ANOMALYD_LOG_FORMAT", show_envvar=True, default="console", show_default=True, type=click.Choice(["json", "console"]))
 @click.option("--log-level", envvar="ANOMALYD_LOG_LEVEL", show_envvar=True, default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
@@ -88,6 +88,9 @@ def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str,
             "delete every job. Use --security (with users from `anomalyd users add`), or --allow-insecure "
             "if the network itself is trusted."
         )
+    if security and tls_cert is None and not is_loopback(host):
+        click.echo(f"warning: serving [{host}] with security but without TLS: credentials cross the network "
+                   "in clear text (use --tls-cert and --tls-key)", err=True)
     ssl_context = tls_context(tls_cert, tls_key)
     logs.configure(log_format, log_level, access_log)
     structlog.get_logger("anomalyd").debug("malloc_settings", applied=malloc.tune())
@@ -126,6 +129,8 @@ def listen_sockets(host: str, port: int, backlog: int = 128) -> list[socket.sock
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:  # one port for every address: the first one's
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
             s.bind(address)
             s.listen(backlog)
             s.setblocking(False)
@@ -169,7 +174,7 @@ def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
 # -- security administration (works while the server runs: it notices changes on the next request) --
 
 data_dir_option = click.option("--data-dir", envvar="ANOMALYD_DATA_DIR", default="./data", show_default=True,
-                               type=click.Path(path_type=Path))
+                               type=click.Path(path_type=Path, file_okay=False))
 
 
 def _store(data_dir: Path):  # noqa: ANN202 - imported lazily to keep `anomalyd --help` fast
@@ -259,6 +264,10 @@ def roles_list(data_dir: Path) -> None:
 @data_dir_option
 def roles_delete(name: str, data_dir: Path) -> None:
     """Delete a custom role (users keeping it get nothing from it)."""
+    from .privileges import BUILTIN_ROLES
+
+    if name in BUILTIN_ROLES:
+        raise click.ClickException(f"role [{name}] is reserved and cannot be deleted")
     if not _store(data_dir).delete_role(name):
         raise click.ClickException(f"role [{name}] does not exist")
     click.echo(f"role [{name}] deleted")
@@ -272,9 +281,9 @@ def api_keys() -> None:
 @api_keys.command("create")
 @click.argument("name")
 @click.option("--role", "roles", multiple=True, required=True, help="Role whose privileges the key gets; repeatable.")
-@click.option("--expiration", help="Lifetime, e.g. 30d (default: never expires).")
+@click.option("--expiration", type=DURATION, help="Lifetime, e.g. 30d (default: never expires).")
 @data_dir_option
-def api_keys_create(name: str, roles: tuple[str, ...], expiration: str | None, data_dir: Path) -> None:
+def api_keys_create(name: str, roles: tuple[str, ...], expiration: float | None, data_dir: Path) -> None:
     """Create a key and print it, as JSON like `POST _security/api_key` answers (shown only once)."""
     import json
 
@@ -286,7 +295,7 @@ def api_keys_create(name: str, roles: tuple[str, ...], expiration: str | None, d
     unknown = [r for r in roles if not snapshot.privileges([r])]
     if unknown:
         raise click.ClickException(f"unknown role(s) [{','.join(unknown)}]")
-    expires = now_ms() + int(parse_duration(expiration) * 1000) if expiration else None
+    expires = now_ms() + int(expiration * 1000) if expiration else None
     key, secret = store.create_api_key(name, CLI_OWNER, sorted(snapshot.privileges(list(roles))), {}, expires)
     out = {"id": key.id, "name": key.name, **({"expiration": expires} if expires else {}),
            "api_key": secret, "encoded": encoded_key(key.id, secret)}

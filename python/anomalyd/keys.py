@@ -32,7 +32,8 @@ class RequestStats:
         route = request.match_info.route
         # a route's trailing-slash twin (api.routes) is counted as the route
         path = (route.resource.canonical.rstrip("/") or "/") if route.resource is not None else "?"
-        self.by_route[((route.method, path), status)] += 1
+        method = request.method if route.method == "*" else route.method
+        self.by_route[((method, path), status)] += 1
 
 
 #: The (method, route) of requests counted though they could not be parsed as HTTP (framing.py).

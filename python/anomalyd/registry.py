@@ -78,9 +78,14 @@ class JobRegistry:
             job = Job(stored.job_id, stored.config, "closed", stored.data_counts)
             self.jobs[job.job_id] = job
             if stored.state in ("opened", "opening", "closing"):
-                await self._start_actor(job)
-            else:
-                job.model_stats = await self.store.load_model_stats(job.job_id)
+                try:
+                    await self._start_actor(job)
+                    continue
+                except errors.EsError as e:
+                    # A job this build cannot run (say, a time format an older build let in)
+                    # stays closed, and the others are served; its stored state is kept.
+                    log.error("job_not_reopened", job_id=job.job_id, reason=e.reason)
+            job.model_stats = await self.store.load_model_stats(job.job_id)
 
     def interrupt_all(self) -> None:
         """Shutdown has begun (aiohttp reads no more body bytes): every data operation holding
@@ -104,6 +109,7 @@ class JobRegistry:
                 self.writer.add(job.job_id, job.actor.engine.saved_json)
                 self.results_ready(job.actor)
                 await self._save_model(job.actor)
+                log.info("job_saved", job_id=job.job_id, state="opened")  # to open again at the next start
         await self.results.stop()
         await self.writer.stop()
 
@@ -212,11 +218,16 @@ class JobRegistry:
 
     async def _start_actor(self, job: Job) -> None:
         counts = json.dumps(job.data_counts) if job.data_counts else None
-        engine = JobEngine(json.dumps(job.config), counts, self.max_document_bytes)
+        try:
+            engine = JobEngine(json.dumps(job.config), counts, self.max_document_bytes)
+        except ValueError as e:
+            raise errors.EsError(400, "status_exception", f"Cannot open job [{job.job_id}]: {e}") from None
         pieces = await self.store.load_model(job.job_id)
         if pieces is not None:
             try:  # on a thread: a large model takes seconds to read, and the loop serves meanwhile
                 await asyncio.get_running_loop().run_in_executor(None, engine.restore_model, pieces)
+                log.info("model_restored", job_id=job.job_id, bytes=sum(map(len, pieces)),
+                         latest_record_timestamp=engine.latest_record_ms)
             except ValueError as e:
                 log.warning("model_snapshot_discarded", job_id=job.job_id, reason=str(e))
         # After a crash the stored results can reach past the snapshot (up to an interval

@@ -602,7 +602,7 @@ impl AnalysisEngine {
     // -- persistence and stats ---------------------------------------------------------------
 
     /// The snapshot proper, then the memory limit's refusals, then the per-hour average of
-    /// bucket times: appended rather than part of [`State`], so that snapshots from before they
+    /// bucket times: appended rather than part of `State`, so that snapshots from before they
     /// were kept still restore (with none).
     pub fn snapshot(&self) -> Vec<u8> {
         let tail = (self.memory.refused(), &self.hourly);

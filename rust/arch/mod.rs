@@ -3,9 +3,9 @@
 //! The ingest tokenizer spends its per-byte time inside strings (keys and values) and, when a
 //! document spans chunks, skipping over whole documents. Both reduce to one question: "where is
 //! the next byte that ends the boring run?" — a quote, a backslash, a control character or a
-//! non-ASCII byte inside a string. [`generic`] answers it with one algorithm over the small
+//! non-ASCII byte inside a string. `generic` answers it with one algorithm over the small
 //! [`vector::Vector`] trait; `x86_64` (SSE2, AVX2) and `aarch64` (NEON) instantiate it, and
-//! [`fallback`] is the portable scalar level (SWAR: eight bytes per step in a register).
+//! `fallback` is the portable scalar level (SWAR: eight bytes per step in a register).
 //!
 //! Each level is a [`StopFinder`] type: [`Swar`], `Sse2Finder`, `Avx2Finder`, `NeonFinder`.
 //! [`level`] is the single dispatch point: it picks the widest level the CPU has on first use,

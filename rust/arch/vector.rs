@@ -4,7 +4,7 @@
 ///
 /// # Safety
 /// Implementations are only constructed on CPUs that support their instructions (the caller of
-/// [`crate::arch::generic`] guarantees that through runtime detection). That is the safety
+/// `arch::generic` guarantees that through runtime detection). That is the safety
 /// contract of every method below (and, for `load`, a readable pointer), so they share it
 /// rather than repeat it; the instances' bodies are unsafe blocks under that contract.
 #[allow(clippy::missing_safety_doc)]

@@ -23,7 +23,7 @@ pub enum TimeFormat {
 
 impl TimeFormat {
     /// "epoch" | "epoch_ms" | a java.time DateTimeFormatter pattern.
-    /// Err carries exactly: Invalid Time format string '<fmt>' (for patterns that are invalid or
+    /// Err carries exactly: `Invalid Time format string '<fmt>'` (for patterns that are invalid or
     /// cannot yield a complete timestamp; a pattern without a year takes the current UTC year).
     pub fn compile(fmt: &str) -> Result<TimeFormat, String> {
         match fmt {
@@ -155,6 +155,9 @@ mod tests {
         assert_eq!(p("2014-06-23T00:00:00,5"), Some(JUNE_23_2014 + 500));
         assert_eq!(p("2014-06-23T00"), Some(JUNE_23_2014));
         assert_eq!(p("2014-06-23T"), Some(JUNE_23_2014));
+        assert_eq!(p("2014-06-23TZ"), None); // the offset belongs to a time
+        assert_eq!(p("2014-06-23T+01:00"), None);
+        assert_eq!(p("2014-06-23T01+01:00"), Some(JUNE_23_2014));
         assert_eq!(p("2014-06"), Some(1_401_580_800_000));
         assert_eq!(p("2014"), Some(2_014_000)); // an integer first: seconds
         for bad in [

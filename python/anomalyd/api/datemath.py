@@ -20,10 +20,11 @@ _LONG = 1 << 63
 # Character.isDigit does).
 # epoch_millis takes up to six digits of a millisecond's fraction too (dropped).
 _EPOCH_MILLIS = re.compile(r"(-?\d{1,19})(?:\.\d{0,6})?", re.ASCII)
-# strict_date_optional_time: yyyy[-MM[-dd]][T[HH[:mm[:ss[.fraction]]]][offset]], the offset
-# `Z` or ±HH[[:]MM[[:]SS]] (the native parser of the `_data` and `_flush` dates reads the same).
-_ISO = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:T(?:(\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?)?"
-                  r"(Z|[+-]\d{2}(?:(:?)\d{2}(?:\9\d{2})?)?)?)?", re.ASCII)
+# strict_date_optional_time: yyyy[-MM[-dd]][T[HH[:mm[:ss[.fraction]]][offset]]], the offset
+# `Z` or ±HH[[:]MM[[:]SS]] after an hour (the native parser of the `_data` and `_flush` dates
+# reads the same).
+_ISO = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:T(?:(\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
+                  r"(Z|[+-]\d{2}(?:(:?)\d{2}(?:\9\d{2})?)?)?)?)?", re.ASCII)
 _OP = re.compile(r"([+\-/])(\d{0,10})([yMwdhHms])")
 #: Java's Integer.MAX_VALUE: a date-math number is an int there.
 _INT_MAX = (1 << 31) - 1
@@ -50,7 +51,9 @@ def parse(text: str, now_ms: int, *, round_up: bool = False) -> int | None:
 
 def _date(text: str, round_up: bool) -> int | None:
     if (m := _EPOCH_MILLIS.fullmatch(text)) and not (len(text) == 4 and text.isdigit()):
-        return int(m.group(1))
+        whole, fraction = int(m.group(1)), text[len(m.group(1)) + 1:]
+        # a fraction of a millisecond before the epoch lies in the millisecond before (floor)
+        return whole - 1 if whole <= 0 and text.startswith("-") and fraction.strip("0") else whole
     m = _ISO.fullmatch(text)
     if m is None:
         return None

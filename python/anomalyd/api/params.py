@@ -79,10 +79,25 @@ async def json_body(request: web.Request, *, required: bool = False) -> dict[str
                 raise ValueError(str(e)) from None  # e.g. nested too deep
             body = json.loads(raw)  # an integer beyond 64 bits, which Jackson reads
     except (ValueError, RecursionError) as e:
-        raise EsError(400, "x_content_parse_exception", f"Failed to parse request body: {e}") from None
+        raise EsError(400, "x_content_parse_exception", _parse_failure(raw, e)) from None
     if not isinstance(body, dict):
         raise EsError(400, "x_content_parse_exception", "request body must be a JSON object")
     return body
+
+
+def _parse_failure(raw: bytes, error: Exception) -> str:
+    """What is wrong with a body that does not parse, where, as Jackson's messages say it
+    (`[line:column] ...`), rather than the fast parser's internal error names."""
+    try:
+        json.loads(raw)
+    except json.JSONDecodeError as e:
+        return f"[{e.lineno}:{e.colno}] Failed to parse request body: {e.msg}"
+    except UnicodeDecodeError:
+        return "Failed to parse request body: invalid UTF-8"
+    except (ValueError, RecursionError):
+        pass
+    return "Failed to parse request body: " + ("nested too deep" if "DEPTH" in str(error) or isinstance(error, RecursionError)
+                                               else "malformed JSON")
 
 
 def reject_unknown_query(request: web.Request, allowed: frozenset[str]) -> None:

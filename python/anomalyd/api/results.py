@@ -120,7 +120,8 @@ async def _respond(request: web.Request, kind: str) -> web.Response:
         raise EsError(404, "resource_not_found_exception", f"No known bucket with timestamp [{q.timestamp[0]}]")
     if expand and docs:
         docs = [await _expanded(registry, job_id, doc, q.exclude_interim) for doc in docs]
-    body = f'{{"count":{total},"{plural}":[{",".join(docs)}]}}'
+    # Bytes, as every answer: `pretty` and `filter_path` rework a body only in that form.
+    body = f'{{"count":{total},"{plural}":[{",".join(docs)}]}}'.encode()
     return web.Response(body=body, content_type="application/json")
 
 

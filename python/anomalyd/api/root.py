@@ -82,5 +82,7 @@ def setup(routes: Routes) -> None:
     routes.add_route("GET", "/_cluster/health", cluster_health, body=False)
     routes.add_route("GET", "/_nodes/http", nodes_http, body=False)
     routes.add_route("GET", "/_nodes/{node_id}/http", nodes_http, body=False)
-    routes.add_route("GET", "/healthz", healthz, body=False)
-    routes.add_route("GET", "/readyz", readyz, body=False)
+    for path, probe in (("/healthz", healthz), ("/readyz", readyz)):
+        # load balancers probe with HEAD as often as with GET
+        routes.add_route("GET", path, probe, body=False)
+        routes.add_route("HEAD", path, probe, body=False)

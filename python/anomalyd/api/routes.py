@@ -59,6 +59,8 @@ async def _refuse_body(request: web.Request) -> None:
 
 def _endpoint(handler: Handler, route: tuple[str, str], by_route: dict[tuple[tuple[str, str], int], int],
               auth: tuple[Authenticator, Action] | None, takes_body: bool, max_length: int) -> Handler:
+    any_method = route[0] == "*"
+
     async def endpoint(request: web.Request) -> web.StreamResponse:
         # In Elasticsearch's order: the HTTP layer's size limit (413, before a byte of the body
         # is read), credentials (401), the REST layer's checks (400), then the action's
@@ -90,7 +92,8 @@ def _endpoint(handler: Handler, route: tuple[str, str], by_route: dict[tuple[tup
         if len(request) and (warnings := request.get(WARNINGS)):
             for warning in warnings:
                 response.headers.add("Warning", warning)
-        by_route[(route, response.status)] += 1
+        # the catch-all ("no route": 400, 405) is counted under the method it was asked with
+        by_route[((request.method, route[1]) if any_method else route, response.status)] += 1
         return response
 
     endpoint.enveloped = True  # type: ignore[attr-defined]  # see check_every_route

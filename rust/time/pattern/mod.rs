@@ -631,7 +631,7 @@ fn resolve(f: &Fields, default_year: i64, has_offset: bool, resolver: Resolver) 
 }
 
 /// Elasticsearch's `strict_date_optional_time`:
-/// `yyyy[-MM[-dd]][T[HH[:mm[:ss[(.|,)S{1,9}]]]][Z|±HH[[:]MM[[:]SS]]]]`, UTC when no offset.
+/// `yyyy[-MM[-dd]][T[HH[:mm[:ss[(.|,)S{1,9}]]][Z|±HH[[:]MM[[:]SS]]]]]`, UTC when no offset.
 pub(super) fn parse_iso_ms(s: &[u8]) -> Option<i64> {
     let num = |at: usize, n: usize| {
         s.get(at..at + n)
@@ -678,11 +678,12 @@ pub(super) fn parse_iso_ms(s: &[u8]) -> Option<i64> {
                     }
                 }
             }
-        }
-        if pos < s.len() {
-            let (offset, n) = parse_offset(&s[pos..], is(pos + 3, b':'), true)?;
-            f.offset = Some(offset);
-            pos += n;
+            // The offset belongs to the time: a bare `T` takes none.
+            if pos < s.len() {
+                let (offset, n) = parse_offset(&s[pos..], is(pos + 3, b':'), true)?;
+                f.offset = Some(offset);
+                pos += n;
+            }
         }
     }
     if pos != s.len() {
