@@ -208,7 +208,8 @@ def users_add(name: str, roles: tuple[str, ...], password_stdin: bool, data_dir:
         _store(data_dir).add_user(name, _read_password(password_stdin), list(roles))
     except SecurityError as e:
         raise click.ClickException(str(e)) from None
-    click.echo(f"user [{name}] added")
+    # where: a mistyped --data-dir makes a store the server never reads
+    click.echo(f"user [{name}] added to {data_dir / 'security.sqlite3'}")
 
 
 @users.command("list")
@@ -246,7 +247,7 @@ def roles_add(name: str, privileges: tuple[str, ...], data_dir: Path) -> None:
         _store(data_dir).put_role(name, list(privileges))
     except SecurityError as e:
         raise click.ClickException(str(e)) from None
-    click.echo(f"role [{name}] saved")
+    click.echo(f"role [{name}] saved to {data_dir / 'security.sqlite3'}")
 
 
 @roles.command("list")
