@@ -866,6 +866,11 @@ async def test_metrics(client):
     # no route: counted under the method asked with
     assert 'anomalyd_http_requests_total{method="GET",route="/{tail}",status="400"} 1.0' in text
     assert 'anomalyd_http_requests_total{method="HEAD",route="/{tail}",status="400"} 1.0' in text
+    for method in ("PROPFIND", "MKCOL"):  # methods the HTTP parser knows, but not a label each
+        await client.request(method, "/nothing")
+    text = await (await client.get("/metrics")).text()
+    assert 'anomalyd_http_requests_total{method="other",route="/{tail}",status="400"} 2.0' in text
+    assert "PROPFIND" not in text
     assert f'anomalyd_job_queue_depth{{job_id="{J}"}} 0.0' in text
     assert "anomalyd_open_jobs 1.0" in text
 

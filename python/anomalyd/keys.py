@@ -32,8 +32,17 @@ class RequestStats:
         route = request.match_info.route
         # a route's trailing-slash twin (api.routes) is counted as the route
         path = (route.resource.canonical.rstrip("/") or "/") if route.resource is not None else "?"
-        method = request.method if route.method == "*" else route.method
+        method = asked_method(request) if route.method == "*" else route.method
         self.by_route[((method, path), status)] += 1
+
+
+#: The methods the catch-all route counts by name; any other is `other`, so that clients cannot
+#: grow the metrics without bound (a method is any token in HTTP).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
+
+
+def asked_method(request: web.Request) -> str:
+    return request.method if request.method in KNOWN_METHODS else "other"
 
 
 #: The (method, route) of requests counted though they could not be parsed as HTTP (framing.py).

@@ -26,7 +26,7 @@ from multidict import istr
 from .._native import PanicException
 from ..auth import AUTHENTICATOR, Authenticator, permit
 from ..errors import bad_request, end_connection, failure_response
-from ..keys import REQUEST_STATS, SETTINGS, WARNINGS
+from ..keys import REQUEST_STATS, SETTINGS, WARNINGS, asked_method
 from ..version import BUILD_HASH, ES_VERSION
 from ..privileges import Action, action_for
 from .filter_path import filter_response
@@ -93,7 +93,7 @@ def _endpoint(handler: Handler, route: tuple[str, str], by_route: dict[tuple[tup
             for warning in warnings:
                 response.headers.add("Warning", warning)
         # the catch-all ("no route": 400, 405) is counted under the method it was asked with
-        by_route[((request.method, route[1]) if any_method else route, response.status)] += 1
+        by_route[((asked_method(request), route[1]) if any_method else route, response.status)] += 1
         return response
 
     endpoint.enveloped = True  # type: ignore[attr-defined]  # see check_every_route
