@@ -729,6 +729,10 @@ async def test_update_job(client):
     assert r.status == 400 and "categorization is not supported" in await r.text()
     r = await client.post(f"{BASE}/_all/_update", json={"description": "x"})
     assert (r.status, await r.json()) == (400, es_error(400, "status_exception", "Cannot update more than 1 job at a time"))
+    # the body is parsed first, as Elasticsearch does: a bad one says so, for `_all` or a missing job
+    for target in ("_all", "nope"):
+        r = await client.post(f"{BASE}/{target}/_update", json={"bogus": 1})
+        assert r.status == 400 and (await r.json())["error"]["reason"] == "[job_update] unknown field [bogus]"
     # a detector update without its index: a parse failure (400), never a 500
     r = await client.post(f"{BASE}/u/_update", json={"detectors": [{"description": "x"}]})
     err = (await r.json())["error"]

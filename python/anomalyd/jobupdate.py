@@ -44,15 +44,13 @@ def _detector_update(raw: dict) -> dict:
     return d
 
 
-def apply_update(config: dict[str, Any], body: Any, *, job_open: bool, job_ids: Container[str] = (),
-                 model_bytes: int | None = None) -> dict[str, Any]:
-    """The job's config with `body` applied (a new dict), or ConfigError. `job_ids` are the
-    existing jobs' ids (no group may take one), `model_bytes` the model's size at its last
-    snapshot (the memory limit may not go below it)."""
+def parse_update(body: Any) -> dict[str, Any]:
+    """The update `body` asks for, parsed as Elasticsearch's `JobUpdate` parser reads it (before
+    it looks at any job), or ConfigError."""
     if not isinstance(body, dict):
         raise ConfigError(f"Expected START_OBJECT but was: {type(body).__name__}", type="x_content_parse_exception")
     days = (NUM, _long)
-    u = _parse_object("job_update", body, {
+    return _parse_object("job_update", body, {
         "job_id": (STR, str), "groups": (STR_ARRAY, _strings), "description": (STR_OR_NULL, lambda v: v),
         "detectors": (OBJ_ARRAY, lambda v: [_detector_update(d) for d in _objects(v)]),
         "model_plot_config": (OBJ, _model_plot_config), "analysis_limits": (OBJ, _analysis_limits),
@@ -64,6 +62,13 @@ def apply_update(config: dict[str, Any], body: Any, *, job_open: bool, job_ids: 
         "model_prune_window": (STR, lambda v: _time_value(v, "model_prune_window")),
         "categorization_filters": (STR_ARRAY, _strings), "per_partition_categorization": (OBJ, _per_partition),
     })
+
+
+def apply_update(config: dict[str, Any], u: dict[str, Any], *, job_open: bool, job_ids: Container[str] = (),
+                 model_bytes: int | None = None) -> dict[str, Any]:
+    """The job's config with the parsed update `u` applied (a new dict), or ConfigError.
+    `job_ids` are the existing jobs' ids (no group may take one), `model_bytes` the model's size
+    at its last snapshot (the memory limit may not go below it)."""
     job_id = config["job_id"]  # a job_id in the body is overridden by the URL's, as in Elasticsearch
     # What leaves categorization off (no filters, per-partition still disabled) is a no-op, as
     # in Elasticsearch; anything that would turn it on is refused.

@@ -25,7 +25,7 @@ from ._native import JobEngine, validate_time_format
 from .actor import JobActor
 from .clock import now_ms
 from .jobconfig import build_job_config, check_supported, names_clash, validate_job_id
-from .jobupdate import apply_update
+from .jobupdate import apply_update, parse_update
 from .store import MODEL_PIECE_BYTES, CountsWriter, Store
 from .version import ES_VERSION
 
@@ -179,12 +179,15 @@ class JobRegistry:
         return config
 
     async def update(self, job_id: str, body: Any) -> dict[str, Any]:
-        """`_update`: the job's config with the update applied, stored."""
+        """`_update`: the job's config with the update applied, stored. In Elasticsearch's order:
+        the body is parsed, then the id is checked, then the job is looked up."""
+        update = parse_update(body)
         if job_id == "_all":
             raise errors.EsError(400, "status_exception", "Cannot update more than 1 job at a time")
         job = self.get(job_id)
         model_bytes = (job.model_stats or {}).get("model_bytes")
-        config = apply_update(job.config, body, job_open=job.state != "closed", job_ids=self.jobs, model_bytes=model_bytes)
+        config = apply_update(job.config, update, job_open=job.state != "closed", job_ids=self.jobs,
+                              model_bytes=model_bytes)
         # Taken at once, so that an update, open or close that follows builds on it; the store
         # writes in submission order, and only the config (a state written here could land
         # after a close's and bring the job back open at the next start).
