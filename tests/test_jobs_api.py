@@ -946,3 +946,17 @@ async def test_a_stored_job_this_build_cannot_run_stays_closed(aiohttp_client, s
     assert r.status == 400
     assert (await r.json())["error"]["reason"] == (
         "Cannot open job [old]: Invalid Time format string 'yyyy-MM-dd mm:ss.SSSHH'")
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b'{x', "[1:2] Failed to parse request body: Expecting property name enclosed in double quotes"),
+    (b'{"a":1}\n x', "[2:2] Failed to parse request body: Extra data"),
+    (b'{"a":"x\ty"}', "Failed to parse request body: a control character in a string"),
+    (b'{"a":"xy', "Failed to parse request body: an unterminated string"),
+    (b'[' * 5000 + b']' * 5000, "Failed to parse request body: nested too deep"),
+    ('{"a":1}'.encode("utf-16"), "Failed to parse request body: not UTF-8 (UTF-16 and UTF-32 bodies are read only by the _data API)"),
+])
+async def test_a_body_that_does_not_parse_says_what_and_where(client, raw, reason):
+    r = await client.put(f"{BASE}/bad", data=raw, headers={"Content-Type": "application/json"})
+    assert r.status == 400
+    assert await r.json() == es_error(400, "x_content_parse_exception", reason)

@@ -375,3 +375,20 @@ async def test_api_key_expiration_is_an_elasticsearch_time_value(secure) -> None
     error = (await r.json())["error"]
     assert r.status == 400 and error["type"] == "x_content_parse_exception"
     assert error["reason"] == "[api_key_request] failed to parse field [expiration]"
+
+
+def test_cli_api_key_lifetimes(tmp_path: Path) -> None:
+    """`anomalyd api-keys create --expiration`: a lifetime of 0 expires at once (never "never"),
+    and a bad one is a usage error, not a traceback."""
+    from click.testing import CliRunner
+
+    from anomalyd.cli import main
+
+    runner = CliRunner()
+    args = ["api-keys", "create", "k", "--role", "machine_learning_user", "--data-dir", str(tmp_path)]
+    out = runner.invoke(main, [*args, "--expiration", "0s"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["expiration"] <= int(time.time() * 1000)
+    assert "expiration" not in json.loads(runner.invoke(main, args).output)  # not given: never expires
+    bad = runner.invoke(main, [*args, "--expiration", "1x"])
+    assert bad.exit_code == 2 and "'1x' is not a duration" in bad.output

@@ -296,7 +296,7 @@ def api_keys_create(name: str, roles: tuple[str, ...], expiration: float | None,
     unknown = [r for r in roles if not snapshot.privileges([r])]
     if unknown:
         raise click.ClickException(f"unknown role(s) [{','.join(unknown)}]")
-    expires = now_ms() + int(expiration * 1000) if expiration else None
+    expires = now_ms() + int(expiration * 1000) if expiration is not None else None  # 0: expired at once
     key, secret = store.create_api_key(name, CLI_OWNER, sorted(snapshot.privileges(list(roles))), {}, expires)
     out = {"id": key.id, "name": key.name, **({"expiration": expires} if expires else {}),
            "api_key": secret, "encoded": encoded_key(key.id, secret)}

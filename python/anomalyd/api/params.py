@@ -85,19 +85,33 @@ async def json_body(request: web.Request, *, required: bool = False) -> dict[str
     return body
 
 
+#: simdjson's error codes, in words.
+_PARSE_ERRORS = {"DEPTH_ERROR": "nested too deep", "UTF8_ERROR": "invalid UTF-8", "NUMBER_ERROR": "a malformed number",
+                 "BIGINT_ERROR": "a number out of range", "NUMBER_OUT_OF_RANGE": "a number out of range",
+                 "STRING_ERROR": "a malformed string", "UNESCAPED_CHARS": "a control character in a string",
+                 "UNCLOSED_STRING": "an unterminated string", "EMPTY": "no JSON document"}
+#: Bodies up to this size are parsed again, for the position of what is wrong (a larger one
+#: would hold the event loop for long; its message names the fault only).
+_POSITION_MAX_BYTES = 1 << 16
+
+
 def _parse_failure(raw: bytes, error: Exception) -> str:
-    """What is wrong with a body that does not parse, where, as Jackson's messages say it
-    (`[line:column] ...`), rather than the fast parser's internal error names."""
-    try:
-        json.loads(raw)
-    except json.JSONDecodeError as e:
-        return f"[{e.lineno}:{e.colno}] Failed to parse request body: {e.msg}"
-    except UnicodeDecodeError:
-        return "Failed to parse request body: invalid UTF-8"
-    except (ValueError, RecursionError):
-        pass
-    return "Failed to parse request body: " + ("nested too deep" if "DEPTH" in str(error) or isinstance(error, RecursionError)
-                                               else "malformed JSON")
+    """What is wrong with a body that does not parse, and where (`[line:column]`, as Jackson's
+    messages say it), in words rather than the fast parser's internal error names."""
+    text = str(error)
+    what = next((words for code, words in _PARSE_ERRORS.items() if code in text), None)
+    if isinstance(error, RecursionError):
+        what = "nested too deep"
+    if b"\x00" in raw[:4]:
+        what = "not UTF-8 (UTF-16 and UTF-32 bodies are read only by the _data API)"
+    if what is None and len(raw) <= _POSITION_MAX_BYTES:
+        try:
+            json.loads(raw)
+        except json.JSONDecodeError as e:
+            return f"[{e.lineno}:{e.colno}] Failed to parse request body: {e.msg.removesuffix(' at')}"
+        except (ValueError, RecursionError):
+            pass
+    return f"Failed to parse request body: {what or 'malformed JSON'}"
 
 
 def reject_unknown_query(request: web.Request, allowed: frozenset[str]) -> None:
