@@ -492,8 +492,10 @@ fn parse_name(field: Field, s: &[u8]) -> Option<(i64, usize)> {
             return Some((first + (i % names.len()) as i64, name.len()));
         }
     }
-    let n = count_digits(s, 9);
-    (n > 0).then(|| (digits(&s[..n]), n))
+    // Lenient java.time reads a name it does not find as the field's number, a `+` allowed.
+    let sign = usize::from(s.first() == Some(&b'+'));
+    let n = count_digits(&s[sign..], 9);
+    (n > 0).then(|| (digits(&s[sign..sign + n]), sign + n))
 }
 
 /// An offset in seconds east of UTC and its length: `±HH[[:]MM[[:]SS]]` (java.time's lenient
