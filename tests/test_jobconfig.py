@@ -599,9 +599,9 @@ def test_analysis_fields_in_order_of_first_appearance():
     assert analysis_fields(config) == ["rt", "airline", "mlcategory", "host", "client", "region", "message", "doc_count"]
 
 
-def test_error_to_dict_matches_elasticsearch_root_cause_rules():
+def test_error_body_matches_elasticsearch_root_cause_rules():
     err = error(job({"function": "mean", "by_field_name": "a"}))
-    assert err.to_dict() == {
+    assert err.body()["error"] == {
         "root_cause": [{"type": "status_exception",
                         "reason": "field_name must be set when the 'mean' function is used"}],
         "type": "x_content_parse_exception", "reason": "[job_details] failed to parse field [analysis_config]",
@@ -610,8 +610,8 @@ def test_error_to_dict_matches_elasticsearch_root_cause_rules():
                       "caused_by": {"type": "status_exception",
                                     "reason": "field_name must be set when the 'mean' function is used"}}}
     plain = error(dict(SMALLEST, job_id="other"))
-    assert plain.to_dict() == {"root_cause": [{"type": plain.type, "reason": plain.reason}], "type": plain.type,
-                               "reason": plain.reason}
+    assert plain.body()["error"] == {"root_cause": [{"type": plain.type, "reason": plain.reason}], "type": plain.type,
+                                       "reason": plain.reason}
 
 
 def test_the_body_is_not_modified():

@@ -5,8 +5,8 @@ filled in, keys in Elasticsearch's order) or raises ``ConfigError`` with Elastic
 
 Errors follow Elasticsearch's strict ``ObjectParser``: a failure inside a field is wrapped once per
 object level ("[job_details] failed to parse field [analysis_config]", caused by "[analysis_config]
-failed to parse field [detectors]", caused by the real message), so ``ConfigError`` has ``caused_by``,
-and ``to_dict()`` renders the response's ``error`` object including ``root_cause``. Elasticsearch
+failed to parse field [detectors]", caused by the real message), so ``ConfigError`` (an ``EsError``) has
+``caused_by``, and its ``body()`` names the ``root_cause`` as Elasticsearch guesses it. Elasticsearch
 prefixes parse errors with the JSON position ("[3:5] "); we see a decoded dict, so that prefix is left
 out. Checks made after parsing (ids, retention, duplicate detectors, time field) are top-level
 ``illegal_argument_exception`` errors, as in Elasticsearch.
@@ -44,10 +44,6 @@ class ConfigError(EsError):
                 (err.type == X and nxt.type in _ES_TYPES | {X}) or (err.type in _ES_TYPES and nxt.type in _ES_TYPES)):
             err = nxt
         return err
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``error`` object of Elasticsearch's error response."""
-        return self.body()["error"]
 
 
 # ------------------------------------------------------------------------------------------ data tables

@@ -53,7 +53,7 @@ def _date(text: str, round_up: bool) -> int | None:
     if (m := _EPOCH_MILLIS.fullmatch(text)) and not (len(text) == 4 and text.isdigit()):
         whole, fraction = int(m.group(1)), text[len(m.group(1)) + 1:]
         # a fraction of a millisecond before the epoch lies in the millisecond before (floor)
-        return whole - 1 if whole <= 0 and text.startswith("-") and fraction.strip("0") else whole
+        return whole - 1 if text.startswith("-") and fraction.strip("0") else whole
     m = _ISO.fullmatch(text)
     if m is None:
         return None
