@@ -1073,6 +1073,23 @@ async def test_no_close_starts_once_shutdown_has_begun(client):
     assert registry.jobs[J].state == "opened"
 
 
+async def test_winding_down_refuses_what_would_start_and_waits_for_what_runs(client):
+    """Shutdown's first step: a post, an open or a close that would start is refused with 503
+    and nothing read; /readyz answers 503; the wind-down is done at once when nothing runs."""
+    await setup_job(client)
+    await setup_job(client, {**POST_DATA_JOB, "job_id": "closed-one"}, open_=False)
+    registry = client.server.app[REGISTRY]
+    assert await registry.wind_down(1.0) is True
+    status, error = await post(client, b'{"time":"1403481600"}')
+    assert status == 503 and error["error"]["reason"] == "anomalyd is shutting down; nothing of this request was read or done"
+    for path in (f"{BASE}/{J}/_close", f"{BASE}/closed-one/_open"):
+        r = await client.post(path)
+        assert r.status == 503, path
+    r = await client.get("/readyz")
+    assert r.status == 503 and await r.json() == {"status": "stopping"}
+    assert (await job_stats(client))["data_counts"]["processed_record_count"] == 0
+
+
 # -- human-readable counts ---------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ Needs Debian's `syslog-ng-core` and `syslog-ng-mod-http` (CI installs them); ski
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,11 @@ BASE = "/_ml/anomaly_detectors"
 JOB = "syslog-job"
 N_LINES = 2000
 T0_MS = 1_700_000_000_000
+JOB_CONFIG = {
+    "analysis_config": {"bucket_span": "15m",
+                        "detectors": [{"function": "mean", "field_name": "responsetime", "by_field_name": "airline"}]},
+    "data_description": {"time_field": "time", "time_format": "epoch_ms"},
+}
 
 
 def syslog_ng_binary() -> str | None:
@@ -77,19 +84,14 @@ def request_counts(server: Server) -> dict[str, float]:
             for m in re.finditer(r'^anomalyd_http_requests_total\{' + data + r',status="(\d+)"\} (\S+)$', text, re.MULTILINE)}
 
 
-def test_syslog_ng_http_destination_feeds_a_job(server: Server, tmp_path: Path) -> None:
-    job = {
-        "analysis_config": {"bucket_span": "15m",
-                            "detectors": [{"function": "mean", "field_name": "responsetime", "by_field_name": "airline"}]},
-        "data_description": {"time_field": "time", "time_format": "epoch_ms"},
-    }
-    assert http_json(f"{server.url}{BASE}/{JOB}", "PUT", job)[0] == 200
-    assert http_json(f"{server.url}{BASE}/{JOB}/_open", "POST")[0] == 200
-
+@contextlib.contextmanager
+def syslog_ng(tmp_path: Path, url: str) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """syslog-ng running CONFIG, tailing the file it yields, posting into `url`; it must exit
+    cleanly on SIGTERM at the end."""
     infile = tmp_path / "in.ndjson"
     infile.touch()
     conf = tmp_path / "syslog-ng.conf"
-    conf.write_text(CONFIG.format(infile=infile, url=f"{server.url}{BASE}/{JOB}/_data", job=JOB.replace("-", "_")))
+    conf.write_text(CONFIG.format(infile=infile, url=url, job=JOB.replace("-", "_")))
     pidfile, ctl, persist = tmp_path / "syslog-ng.pid", tmp_path / "syslog-ng.ctl", tmp_path / "syslog-ng.persist"
     assert SYSLOG_NG is not None
     log = open(tmp_path / "syslog-ng.log", "wb")
@@ -101,23 +103,46 @@ def test_syslog_ng_http_destination_feeds_a_job(server: Server, tmp_path: Path) 
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"syslog-ng did not start: {(tmp_path / 'syslog-ng.log').read_text()}")
             time.sleep(0.05)
+        yield proc, infile
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        log.close()
+    assert proc.returncode == 0, (tmp_path / "syslog-ng.log").read_text()[-2000:]
 
-        lines = [
-            json.dumps({"time": T0_MS + 1000 * i, "airline": ("AAL", "JZA", "KLM")[i % 3],
-                        "responsetime": round(100 + (i * 37 % 101) / 7, 4), "seq": i}, separators=(",", ":"))
-            for i in range(N_LINES)
-        ]
-        payload = "".join(line + "\n" for line in lines).encode()
+
+def ndjson(first: int, n: int) -> bytes:
+    lines = (json.dumps({"time": T0_MS + 1000 * i, "airline": ("AAL", "JZA", "KLM")[i % 3],
+                         "responsetime": round(100 + (i * 37 % 101) / 7, 4), "seq": i}, separators=(",", ":"))
+             for i in range(first, first + n))
+    return "".join(line + "\n" for line in lines).encode()
+
+
+def wait_processed(server: Server, proc: subprocess.Popen[bytes], n: int, tmp_path: Path, timeout: float = 30) -> dict:
+    """The job's counts once `n` records are processed (or at the deadline)."""
+    deadline = time.monotonic() + timeout
+    dc = job_stats(server, JOB)["data_counts"]
+    while dc["processed_record_count"] < n and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"syslog-ng exited: {(tmp_path / 'syslog-ng.log').read_text()}")
+        time.sleep(0.1)
+        dc = job_stats(server, JOB)["data_counts"]
+    return dc
+
+
+def test_syslog_ng_http_destination_feeds_a_job(server: Server, tmp_path: Path) -> None:
+    assert http_json(f"{server.url}{BASE}/{JOB}", "PUT", JOB_CONFIG)[0] == 200
+    assert http_json(f"{server.url}{BASE}/{JOB}/_open", "POST")[0] == 200
+    with syslog_ng(tmp_path, f"{server.url}{BASE}/{JOB}/_data") as (proc, infile):
+        payload = ndjson(0, N_LINES)
         with open(infile, "ab") as f:
             f.write(payload)
-
-        deadline = time.monotonic() + 30
-        dc = job_stats(server, JOB)["data_counts"]
-        while dc["processed_record_count"] < N_LINES and time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"syslog-ng exited: {(tmp_path / 'syslog-ng.log').read_text()}")
-            time.sleep(0.1)
-            dc = job_stats(server, JOB)["data_counts"]
+        dc = wait_processed(server, proc, N_LINES, tmp_path)
         assert dc["processed_record_count"] == N_LINES, (dc, (tmp_path / "syslog-ng.log").read_text()[-2000:])
         time.sleep(0.3)  # nothing more arrives: no batch was resent
         dc = job_stats(server, JOB)["data_counts"]
@@ -132,17 +157,41 @@ def test_syslog_ng_http_destination_feeds_a_job(server: Server, tmp_path: Path) 
         assert not errors, statuses
         # batch-lines(500): at least 4 posts (syslog-ng may cut more batches on its read boundaries)
         assert statuses.get("202", 0) >= N_LINES // 500, statuses
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        log.close()
-    assert proc.returncode == 0, (tmp_path / "syslog-ng.log").read_text()[-2000:]
 
     dc = job_stats(server, JOB)["data_counts"]
     assert dc["processed_record_count"] == N_LINES
     assert http_json(f"{server.url}{BASE}/{JOB}/_close", "POST") == (200, {"closed": True})
+
+
+def test_a_restart_under_a_live_feed_counts_every_record_once(tmp_path: Path) -> None:
+    """anomalyd restarted (SIGTERM, then started again on the same port and data directory)
+    while syslog-ng feeds it: the batch under way finishes, the ones after are refused unread
+    and resent to the new server, so every record is counted exactly once."""
+    data_dir = tmp_path / "data"
+    srv = Server(data_dir).start()
+    n, step = 20_000, 500
+    try:
+        assert http_json(f"{srv.url}{BASE}/{JOB}", "PUT", JOB_CONFIG)[0] == 200
+        assert http_json(f"{srv.url}{BASE}/{JOB}/_open", "POST")[0] == 200
+        with syslog_ng(tmp_path, f"{srv.url}{BASE}/{JOB}/_data") as (proc, infile):
+            payload = b""
+            with open(infile, "ab") as f:
+                for first in range(0, n, step):
+                    if first == n // 2:
+                        assert srv.stop(signal.SIGTERM) == 0
+                        restarted = Server(data_dir)
+                        restarted.port, restarted.url = srv.port, srv.url
+                        srv = restarted.start()
+                    piece = ndjson(first, step)
+                    f.write(piece)
+                    f.flush()
+                    payload += piece
+                    time.sleep(0.05)
+            dc = wait_processed(srv, proc, n, tmp_path, timeout=60)
+            time.sleep(0.5)
+            dc = job_stats(srv, JOB)["data_counts"]
+            assert (dc["processed_record_count"], dc["input_bytes"], dc["out_of_order_timestamp_count"]) == \
+                (n, len(payload), 0), (dc, (tmp_path / "syslog-ng.log").read_text()[-3000:])
+    finally:
+        if srv.proc and srv.proc.poll() is None:
+            srv.stop()

@@ -14,7 +14,9 @@ and a close must finish). Protected turns never get the 429. The snapshot, a *ba
 takes no place in the queue, and requests arriving while it holds the job wait without counting
 against the queue limit (a background persist must not refuse data). A waiter whose client has
 gone is refused when its turn would come (or sooner, to make room): a body its client gave up on
-is not ingested. Once closed (or stopping), the actor refuses every new turn.
+is not ingested. Once closed (or stopping), the actor refuses every new turn. A shutdown first
+lets the operation under way end (:meth:`wind_down`) and interrupts it only if it outlasts the
+shutdown timeout.
 
 A streamed body's large chunks are read by the engine on a worker thread (:class:`_Feeder`),
 with the GIL released: the event loop goes on receiving this body and serving other requests
@@ -185,6 +187,8 @@ class JobActor:
         self._interrupted: tuple[asyncio.Task[object], Exception] | None = None
         #: Closed or stopping: every new turn is refused with this.
         self._retired: Exception | None = None
+        #: Shutdown waits on this for the operation under way to end (see `wind_down`).
+        self._free: asyncio.Future[None] | None = None
         #: The close in progress, which every later close joins.
         self.closing: asyncio.Future[None] | None = None
         #: The periodic model snapshot in progress (see JobRegistry.request_done).
@@ -265,6 +269,8 @@ class JobActor:
                 self._holder = waiter.task  # holds it from now, before it even resumes
                 return
         self._busy = False
+        if self._free is not None and not self._free.done():
+            self._free.set_result(None)
 
     def interrupt(self, error: Exception) -> None:
         """Force-close or shutdown: the data operation holding the job is cancelled and answers
@@ -275,12 +281,28 @@ class JobActor:
                 and (self._interrupted is None or self._interrupted[0] is not holder)):  # once
             self._interrupted = (holder, error)
             holder.cancel()
+        self._refuse_waiters(error)
+
+    def _refuse_waiters(self, error: Exception) -> None:
+        """Every waiter but a protected one is refused with `error`."""
         waiting, self._waiters = self._waiters, deque()
         for waiter in waiting:
             if waiter.task in self._protected:
                 self._waiters.append(waiter)
             else:
                 waiter.refuse(error)
+
+    def wind_down(self, error: Exception) -> asyncio.Future[None]:
+        """Shutdown's first step: no new operation starts (each is refused with `error` before
+        it reads a byte), those waiting are refused, and the one under way runs to its end.
+        Done when the job is free (a close or snapshot waiting goes first)."""
+        self._retired = error
+        self._refuse_waiters(error)
+        if self._free is None:
+            self._free = asyncio.get_running_loop().create_future()
+            if not self._busy:
+                self._free.set_result(None)
+        return self._free
 
     def retire(self, error: Exception | None = None) -> None:
         """The job is closed (or the server stopping, `error`): every new turn but a protected

@@ -18,7 +18,7 @@ from typing import AsyncIterator
 import structlog
 from aiohttp import web
 
-from . import encoding, framing
+from . import encoding, framing, shutdown
 from .api import setup_routes
 from .auth import AUTHENTICATOR, Authenticator
 from .keys import NODE, REGISTRY, REQUEST_STATS, SETTINGS, NodeInfo, RequestStats
@@ -102,11 +102,6 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         log.info("stopped")
 
 
-async def _interrupt_requests(app: web.Application) -> None:
-    # aiohttp reads no more request bytes once shutdown begins: a body in progress cannot end.
-    app[REGISTRY].interrupt_all()
-
-
 async def _security(app: web.Application) -> AsyncIterator[None]:
     authenticator = app[AUTHENTICATOR]
     snapshot = authenticator.refresh()  # a broken security store stops start-up, not the first request
@@ -127,7 +122,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[SETTINGS] = settings
     app[REQUEST_STATS] = RequestStats(by_route=defaultdict(int))
     app.cleanup_ctx.append(_resources)
-    app.on_shutdown.append(_interrupt_requests)
+    app.on_shutdown.append(shutdown.interrupt_requests)
     if settings.security:
         app[AUTHENTICATOR] = Authenticator(SecurityStore(settings.data_dir))
         app.cleanup_ctx.append(_security)

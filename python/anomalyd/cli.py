@@ -71,7 +71,7 @@ def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str,
     """Serve the API (embedded store under --data-dir)."""
     import structlog
 
-    from . import logs, malloc
+    from . import logs, malloc, shutdown
     from .app import create_app
 
     settings = Settings(
@@ -109,7 +109,9 @@ def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str,
     # A header may take 16 KB, Elasticsearch's http.max_header_size (aiohttp's default is 8 KB;
     # aiohttp limits each header, Elasticsearch all of them together).
     try:
-        web.run_app(create_app(settings), sock=sockets, shutdown_timeout=settings.shutdown_timeout,
+        app = create_app(settings)
+        shutdown.take_signals(app)
+        web.run_app(app, sock=sockets, shutdown_timeout=settings.shutdown_timeout,
                     access_log=logs.ACCESS if access_log else None, access_log_format=logs.ACCESS_FORMAT,
                     print=None, loop=loop, handle_signals=True, ssl_context=ssl_context,
                     max_field_size=16 << 10)

@@ -90,9 +90,15 @@ def no_process(job_id: str) -> EsError:
     return EsError(409, "status_exception", reason, caused_by=EsError(409, "status_exception", reason))
 
 
-def shutting_down() -> EsError:
+def shutdown_cut() -> EsError:
+    """A body still arriving when the shutdown timeout ran out."""
     return EsError(503, "status_exception",
                    "The request was cut short because anomalyd is shutting down; the records read before stay counted")
+
+
+def shutdown_refused() -> EsError:
+    """An operation that would start after shutdown began: nothing of it was done."""
+    return EsError(503, "status_exception", "anomalyd is shutting down; nothing of this request was read or done")
 
 
 def unknown_job(job_id: str) -> EsError:

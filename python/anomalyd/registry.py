@@ -87,14 +87,25 @@ class JobRegistry:
                     log.error("job_not_reopened", job_id=job.job_id, reason=e.reason)
             job.model_stats = await self.store.load_model_stats(job.job_id)
 
+    async def wind_down(self, timeout: float) -> bool:
+        """Shutdown's first step, while aiohttp still reads bodies: no new operation starts
+        (each is refused with a 503, nothing of it read), those waiting are refused, and those
+        under way may end, for up to `timeout` seconds. False if some were still going then."""
+        self.stopping = True
+        free = [job.actor.wind_down(errors.shutdown_refused()) for job in self.jobs.values() if job.actor is not None]
+        if not free:
+            return True
+        _, going = await asyncio.wait(free, timeout=timeout)
+        return not going
+
     def interrupt_all(self) -> None:
-        """Shutdown has begun (aiohttp reads no more body bytes): every data operation holding
-        a job answers 503 at once, keeping what it read, and those waiting are refused, instead
-        of hanging until the shutdown timeout."""
+        """aiohttp's shutdown has begun (it reads no more body bytes): every data operation
+        still holding a job answers 503 at once, keeping what it read, and those waiting are
+        refused, instead of hanging until the shutdown timeout."""
         self.stopping = True
         for job in self.jobs.values():
             if job.actor is not None:
-                job.actor.retire(errors.shutting_down())
+                job.actor.retire(errors.shutdown_cut())
 
     async def stop(self) -> None:
         """Shutdown: persist every open job's counts and model; open jobs stay open across the restart."""
@@ -197,6 +208,8 @@ class JobRegistry:
 
     async def open(self, job_id: str) -> None:
         job = self.get(job_id)
+        if self.stopping:
+            raise errors.shutdown_refused()
         if job.deleting:
             raise errors.EsError(409, "status_exception", f"Cannot open job [{job_id}] because it is being deleted")
         if job.actor is not None or job.state == "opening":
@@ -294,7 +307,7 @@ class JobRegistry:
         if actor is None:
             return
         if self.stopping and actor.closing is None:
-            raise errors.shutting_down()
+            raise errors.shutdown_refused()
         job.state = "closing"  # from now on, posts and flushes are refused
         if force:
             actor.interrupt(errors.not_open(job.job_id))

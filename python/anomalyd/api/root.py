@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import json_response
-from ..keys import NODE, SETTINGS
+from ..keys import NODE, REGISTRY, SETTINGS
 from ..version import BUILD_HASH, ES_VERSION
 from .routes import Routes
 
@@ -72,7 +72,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     # Requests are served only once every job is restored (the app's resources are set up
-    # before its first request; connections made meanwhile wait): reaching this is being ready.
+    # before its first request; connections made meanwhile wait): reaching this is being ready,
+    # until a shutdown begins (data is refused from then on: a balancer should look elsewhere).
+    if request.app[REGISTRY].stopping:
+        return json_response({"status": "stopping"}, status=503)
     return json_response({"status": "ready"})
 
 
