@@ -388,9 +388,9 @@ def open_stream(server: Server, job_id: str, processed_after: int = 1) -> socket
     return sock
 
 
-def read_answer(sock: socket.socket) -> tuple[int, dict]:
-    """The status and JSON body of the one answer `sock` gets (the server closes after it or
-    sends a Content-Length; bodies here are small)."""
+def read_answer(sock: socket.socket) -> tuple[int, dict, bytes]:
+    """The status, JSON body and head (lowercase) of the one answer `sock` gets (bodies here
+    are small)."""
     answer = b""
     while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
         piece = sock.recv(65536)
@@ -398,7 +398,7 @@ def read_answer(sock: socket.socket) -> tuple[int, dict]:
             break
         answer += piece
     head, _, body = answer.partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(body)
+    return int(head.split()[1]), json.loads(body), head.lower()
 
 
 def test_sigterm_lets_a_stream_under_way_finish_and_refuses_new_ones(tmp_path: Path) -> None:
@@ -419,7 +419,9 @@ def test_sigterm_lets_a_stream_under_way_finish_and_refuses_new_ones(tmp_path: P
         time.sleep(0.3)  # queued behind the stream
         assert srv.proc is not None
         srv.proc.send_signal(signal.SIGTERM)
-        assert read_answer(queued)[0] == 503
+        status, _, head = read_answer(queued)
+        assert status == 503 and b"connection: close" in head
+        assert queued.recv(1) == b""  # closed: a retry goes to a new connection
         queued.close()
         status, body = http_json(f"{srv.url}{BASE}/other/_data", "POST", b'{"time":"1403481600"}',
                                 {"Content-Type": "application/json"})
@@ -428,7 +430,7 @@ def test_sigterm_lets_a_stream_under_way_finish_and_refuses_new_ones(tmp_path: P
         time.sleep(0.5)  # the stream is not cut meanwhile
         rest = b"".join(b'{"airline":"AAL","responsetime":"1.5","time":"%d"}\n' % (1403481600 + 60 * i) for i in range(1, 5))
         sock.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest))
-        status, counts = read_answer(sock)
+        status, counts, _ = read_answer(sock)
         sock.close()
         assert status == 202 and counts["processed_record_count"] == 5, counts
         assert srv.proc.wait(timeout=30) == 0
@@ -455,7 +457,7 @@ def test_sigterm_cuts_a_stream_that_outlasts_the_shutdown_timeout(tmp_path: Path
         started = time.monotonic()
         assert srv.proc is not None
         srv.proc.send_signal(signal.SIGTERM)
-        status, body = read_answer(sock)
+        status, body, _ = read_answer(sock)
         sock.close()
         assert 1 <= time.monotonic() - started < 10, "the stream was not given the shutdown timeout, or more"
         assert status == 503, body

@@ -96,9 +96,14 @@ def shutdown_cut() -> EsError:
                    "The request was cut short because anomalyd is shutting down; the records read before stay counted")
 
 
+class ShutdownRefusal(EsError):
+    """An operation that would start after shutdown began: nothing of it was done. Answered
+    with the connection closed (as Elasticsearch closes connections in its shutdown grace
+    period), so that the client's retry opens a new one, to the next server."""
+
+
 def shutdown_refused() -> EsError:
-    """An operation that would start after shutdown began: nothing of it was done."""
-    return EsError(503, "status_exception", "anomalyd is shutting down; nothing of this request was read or done")
+    return ShutdownRefusal(503, "status_exception", "anomalyd is shutting down; nothing of this request was read or done")
 
 
 def unknown_job(job_id: str) -> EsError:
@@ -143,10 +148,10 @@ def failure_response(request: web.Request, exc: BaseException) -> web.Response:
         exc = SimpleError(exc.status, exc.reason)
     elif isinstance(exc, RequestPayloadError):  # broken chunked framing
         exc = UnreadableBody(_AIOHTTP_PREFIX.sub("", str(exc)).strip())
-    if isinstance(exc, UnreadableBody):
+    if isinstance(exc, (UnreadableBody, ShutdownRefusal)):
         # The rest of the body cannot be read (aiohttp would raise the same error again
-        # draining it after the answer).
-        response = json_response(exc.body(), 400)
+        # draining it after the answer), or is not wanted.
+        response = json_response(exc.body(), exc.status)
         end_connection(request, response)
         return response
     if isinstance(exc, ConnectionResetError):
