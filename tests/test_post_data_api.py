@@ -19,7 +19,7 @@ from aiohttp.http_exceptions import BadHttpMessage
 import structlog.testing
 
 from anomalyd.app import create_app
-from anomalyd.keys import REGISTRY, SETTINGS
+from anomalyd.keys import REGISTRY, REQUEST_STATS, SETTINGS
 from anomalyd.settings import Settings
 from conftest import POST_DATA_JOB
 
@@ -1079,7 +1079,7 @@ async def test_winding_down_refuses_what_would_start_and_waits_for_what_runs(cli
     await setup_job(client)
     await setup_job(client, {**POST_DATA_JOB, "job_id": "closed-one"}, open_=False)
     registry = client.server.app[REGISTRY]
-    assert await registry.wind_down(1.0) is True
+    registry.wind_down()
     status, error = await post(client, b'{"time":"1403481600"}')
     assert status == 503 and error["error"]["reason"] == "anomalyd is shutting down; nothing of this request was read or done"
     for path in (f"{BASE}/{J}/_close", f"{BASE}/closed-one/_open"):
@@ -1088,6 +1088,58 @@ async def test_winding_down_refuses_what_would_start_and_waits_for_what_runs(cli
     r = await client.get("/readyz")
     assert r.status == 503 and await r.json() == {"status": "stopping"}
     assert (await job_stats(client))["data_counts"]["processed_record_count"] == 0
+    # a client that waits for `100 Continue` is refused before it sends the body
+    r = await client.post(f"{BASE}/{J}/_data", data=b'{"time":"1403481600"}', expect100=True,
+                          headers={"Content-Type": "application/json"})
+    assert r.status == 503 and r.headers.get("Connection") == "close"
+    # and after aiohttp's own shutdown began, what starts is still refused as unread
+    registry.interrupt_all()
+    status, error = await post(client, b'{"time":"1403481600"}')
+    assert status == 503 and "nothing of this request was read" in error["error"]["reason"]
+
+
+async def test_a_job_opened_as_the_shutdown_begins_takes_no_data(client, monkeypatch):
+    """An open under way when the wind-down starts completes, but its job is wound down too:
+    nothing posted to it is read (it would otherwise be cut short by aiohttp's shutdown)."""
+    await setup_job(client, open_=False)
+    registry = client.server.app[REGISTRY]
+    store = registry.store
+    release = asyncio.Event()
+    load_model = store.load_model
+
+    async def slow_load_model(job_id):
+        await release.wait()
+        return await load_model(job_id)
+
+    monkeypatch.setattr(store, "load_model", slow_load_model)
+    opening = asyncio.ensure_future(client.post(f"{BASE}/{J}/_open"))
+    await asyncio.sleep(0.05)
+    registry.wind_down()
+    release.set()
+    assert (await opening).status == 200
+    status, error = await post(client, b'{"time":"1403481600"}')
+    assert status == 503 and "nothing of this request was read" in error["error"]["reason"]
+    assert (await job_stats(client))["data_counts"]["processed_record_count"] == 0
+
+
+async def test_requests_under_way_are_counted_for_the_wind_down(client):
+    """The shutdown waits until no request is under way: the envelope counts them."""
+    await setup_job(client)
+    stats = client.server.app[REQUEST_STATS]
+    assert stats.in_flight == 0
+    seen = []
+
+    async def body():
+        yield b'{"time":"1403481600"}\n'
+        for _ in range(100):  # until the server has the request
+            if stats.in_flight:
+                break
+            await asyncio.sleep(0.01)
+        seen.append(stats.in_flight)
+        yield b'{"time":"1403481700"}\n'
+
+    resp = await client.post(f"{BASE}/{J}/_data", data=body(), headers={"Content-Type": "application/json"})
+    assert resp.status == 202 and seen == [1] and stats.in_flight == 0
 
 
 # -- human-readable counts ---------------------------------------------------------------------

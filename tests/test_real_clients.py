@@ -493,6 +493,40 @@ def test_a_second_sigterm_does_not_wait(tmp_path: Path) -> None:
             srv.stop()
 
 
+def test_shutdown_takes_the_timeout_not_twice_and_a_late_second_signal_is_harmless(tmp_path: Path) -> None:
+    """A request that never ends (here a PUT whose body stalls) holds the wind-down for
+    `--shutdown-timeout`, and aiohttp's shutdown after it only briefly (not the timeout again).
+    A second SIGTERM during aiohttp's shutdown is ignored: the jobs are persisted, the exit is
+    clean."""
+    srv = Server(tmp_path / "data", "--shutdown-timeout", "1s").start()
+    try:
+        put_open(srv, "kept")
+        post(srv, "kept", b'{"airline":"AAL","responsetime":"1.5","time":"1403481600"}')
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+        sock.sendall(f"PUT {BASE}/stalled HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 100\r\n\r\n{".encode())
+        time.sleep(0.3)
+        assert srv.proc is not None
+        started = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(1.5)  # the wind-down gave up after 1 s; aiohttp now waits for the PUT
+        srv.proc.send_signal(signal.SIGTERM)
+        assert srv.proc.wait(timeout=30) == 0
+        assert time.monotonic() - started < 4.5
+        sock.close()
+    finally:
+        if srv.proc and srv.proc.poll() is None:
+            srv.stop()
+    events = [json.loads(line) for line in srv.log.read_text().splitlines() if line.startswith("{")]
+    assert not [e for e in events if e.get("level") in ("error", "critical")], events
+    assert any(e["event"] == "shutdown_timeout_passed" for e in events)
+    srv = Server(tmp_path / "data").start()
+    try:
+        assert job_stats(srv, "kept")["data_counts"]["processed_record_count"] == 1
+    finally:
+        assert srv.stop(signal.SIGTERM) == 0
+
+
 def test_a_stalled_stream_is_cut_and_counted_apart_from_disconnects(tmp_path: Path) -> None:
     """Over `anomalyd serve` (aiohttp's test server cancels handlers on a disconnect, which
     production does not): a stream that stalls past `--read-timeout` loses its connection, what

@@ -16,7 +16,7 @@ against the queue limit (a background persist must not refuse data). A waiter wh
 gone is refused when its turn would come (or sooner, to make room): a body its client gave up on
 is not ingested. Once closed (or stopping), the actor refuses every new turn. A shutdown first
 lets the operation under way end (:meth:`wind_down`) and interrupts it only if it outlasts the
-shutdown timeout.
+shutdown timeout (see `shutdown.py`).
 
 A streamed body's large chunks are read by the engine on a worker thread (:class:`_Feeder`),
 with the GIL released: the event loop goes on receiving this body and serving other requests
@@ -187,8 +187,6 @@ class JobActor:
         self._interrupted: tuple[asyncio.Task[object], Exception] | None = None
         #: Closed or stopping: every new turn is refused with this.
         self._retired: Exception | None = None
-        #: Shutdown waits on this for the operation under way to end (see `wind_down`).
-        self._free: asyncio.Future[None] | None = None
         #: The close in progress, which every later close joins.
         self.closing: asyncio.Future[None] | None = None
         #: The periodic model snapshot in progress (see JobRegistry.request_done).
@@ -269,8 +267,6 @@ class JobActor:
                 self._holder = waiter.task  # holds it from now, before it even resumes
                 return
         self._busy = False
-        if self._free is not None and not self._free.done():
-            self._free.set_result(None)
 
     def interrupt(self, error: Exception) -> None:
         """Force-close or shutdown: the data operation holding the job is cancelled and answers
@@ -292,17 +288,12 @@ class JobActor:
             else:
                 waiter.refuse(error)
 
-    def wind_down(self, error: Exception) -> asyncio.Future[None]:
+    def wind_down(self, error: Exception) -> None:
         """Shutdown's first step: no new operation starts (each is refused with `error` before
-        it reads a byte), those waiting are refused, and the one under way runs to its end.
-        Done when the job is free (a close or snapshot waiting goes first)."""
+        it reads a byte) and those waiting are refused; the one under way runs on (a close or
+        snapshot waiting still goes after it)."""
         self._retired = error
         self._refuse_waiters(error)
-        if self._free is None:
-            self._free = asyncio.get_running_loop().create_future()
-            if not self._busy:
-                self._free.set_result(None)
-        return self._free
 
     def retire(self, error: Exception | None = None) -> None:
         """The job is closed (or the server stopping, `error`): every new turn but a protected

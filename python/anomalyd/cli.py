@@ -111,7 +111,7 @@ def serve(host: str, port: int, data_dir: Path, log_format: str, log_level: str,
     try:
         app = create_app(settings)
         shutdown.take_signals(app)
-        web.run_app(app, sock=sockets, shutdown_timeout=settings.shutdown_timeout,
+        web.run_app(app, sock=sockets, shutdown_timeout=shutdown.aiohttp_shutdown_timeout(settings.shutdown_timeout),
                     access_log=logs.ACCESS if access_log else None, access_log_format=logs.ACCESS_FORMAT,
                     print=None, loop=loop, handle_signals=True, ssl_context=ssl_context,
                     max_field_size=16 << 10)

@@ -23,9 +23,11 @@ class NodeInfo:
 @dataclass
 class RequestStats:
     """Answers by route (method, path pattern) and status, counted by the route envelope
-    (`api/routes.py`) and exported by /metrics."""
+    (`api/routes.py`) and exported by /metrics; and the requests being handled now, which a
+    shutdown lets finish (`shutdown.py`)."""
 
     by_route: dict[tuple[tuple[str, str], int], int]
+    in_flight: int = 0
 
     def count(self, request: web.Request, status: int) -> None:
         """Count an answer given outside the envelope, for the route `request` matched."""

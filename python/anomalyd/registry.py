@@ -87,25 +87,24 @@ class JobRegistry:
                     log.error("job_not_reopened", job_id=job.job_id, reason=e.reason)
             job.model_stats = await self.store.load_model_stats(job.job_id)
 
-    async def wind_down(self, timeout: float) -> bool:
-        """Shutdown's first step, while aiohttp still reads bodies: no new operation starts
-        (each is refused with a 503, nothing of it read), those waiting are refused, and those
-        under way may end, for up to `timeout` seconds. False if some were still going then."""
-        self.stopping = True
-        free = [job.actor.wind_down(errors.shutdown_refused()) for job in self.jobs.values() if job.actor is not None]
-        if not free:
-            return True
-        _, going = await asyncio.wait(free, timeout=timeout)
-        return not going
-
-    def interrupt_all(self) -> None:
-        """aiohttp's shutdown has begun (it reads no more body bytes): every data operation
-        still holding a job answers 503 at once, keeping what it read, and those waiting are
-        refused, instead of hanging until the shutdown timeout."""
+    def wind_down(self) -> None:
+        """Shutdown's first step, while aiohttp still reads bodies (`shutdown.py`): from now on
+        no job operation starts (each is refused with a 503, nothing of it read) and those
+        waiting are refused; those under way run on. A job whose open is under way is wound
+        down as it opens."""
         self.stopping = True
         for job in self.jobs.values():
             if job.actor is not None:
-                job.actor.retire(errors.shutdown_cut())
+                job.actor.wind_down(errors.shutdown_refused())
+
+    def interrupt_all(self) -> None:
+        """aiohttp's shutdown has begun (it reads no more body bytes): every data operation
+        still holding a job answers 503 at once, keeping what it read, instead of hanging until
+        the shutdown timeout; any other is refused."""
+        self.wind_down()
+        for job in self.jobs.values():
+            if job.actor is not None:
+                job.actor.interrupt(errors.shutdown_cut())
 
     async def stop(self) -> None:
         """Shutdown: persist every open job's counts and model; open jobs stay open across the restart."""
@@ -255,6 +254,8 @@ class JobRegistry:
             engine.flush(skip_time=last + engine.bucket_span_ms)
         job.actor = JobActor(job, engine, self, self.feed_pool)
         job.state = "opened"
+        if self.stopping:  # opened as the shutdown began: it takes no data either
+            job.actor.wind_down(errors.shutdown_refused())
 
     # -- what actors report (ActorHooks) ------------------------------------------------------
 

@@ -4,11 +4,12 @@ aiohttp's shutdown begins by closing every connection, after which it drops what
 arrive: a body still coming in then can never end. A log shipper's batch cut that way is
 answered 503 after part of it was counted, and the shipper sends all of it again, so its first
 records would be counted twice (or as out of order). So SIGTERM and SIGINT first *wind down*,
-as Elasticsearch's `http.shutdown_grace_period` does: no new data operation starts (503, nothing
-read, so a client's retry loses and repeats nothing), those waiting are refused the same way,
-and those under way finish, for up to `--shutdown-timeout`. Then aiohttp's shutdown runs; a body
-still arriving at that point is cut short (`interrupt_requests`: 503, what it sent stays
-counted). A second signal skips the wait.
+as Elasticsearch's `http.shutdown_grace_period` does: no job operation starts (503, nothing
+read, the connection closed, so a client's retry loses and repeats nothing), those waiting are
+refused the same way, and every request under way may finish, for up to `--shutdown-timeout`.
+Then aiohttp's shutdown runs, briefly: a body still arriving is cut short
+(`interrupt_requests`: 503, what it sent stays counted), and the jobs are persisted. A second
+signal during the wind-down ends it at once.
 
 Only `anomalyd serve` takes the signals (`take_signals`); tests drive the steps directly.
 """
@@ -21,9 +22,21 @@ import signal
 import structlog
 from aiohttp import web
 
-from .keys import REGISTRY, SETTINGS
+from .keys import REGISTRY, REQUEST_STATS, SETTINGS
 
 log = structlog.get_logger("anomalyd")
+
+#: How long aiohttp's own shutdown waits, after the wind-down, for the handlers it interrupts
+#: to answer: the requests had the whole grace period already, so the shutdown takes about
+#: `--shutdown-timeout` in all, not twice that.
+ANSWER_GRACE_S = 2.0
+#: How often the wind-down looks whether requests are still under way.
+POLL_S = 0.02
+
+
+def aiohttp_shutdown_timeout(grace_s: float) -> float:
+    """`run_app`'s `shutdown_timeout` for a grace period of `grace_s` seconds."""
+    return min(grace_s, ANSWER_GRACE_S)
 
 
 async def interrupt_requests(app: web.Application) -> None:
@@ -54,16 +67,22 @@ class _WindDown:
     def signalled(self, sig: signal.Signals) -> None:
         if self.task is None:
             self.task = self.loop.create_task(self._wind_down(sig))
-        else:
+        elif not self.task.done():
             log.info("shutdown_hurried", signal=sig.name)
             self.task.cancel()
             _exit()
+        # else aiohttp's shutdown is under way, and bounded: let it persist the jobs
 
     async def _wind_down(self, sig: signal.Signals) -> None:
-        timeout = self.app[SETTINGS].shutdown_timeout
-        log.info("shutdown_started", signal=sig.name, waiting_up_to_s=timeout)
-        if not await self.app[REGISTRY].wind_down(timeout):
-            log.warning("shutdown_timeout_passed", shutdown_timeout_s=timeout)
+        grace = self.app[SETTINGS].shutdown_timeout
+        stats = self.app[REQUEST_STATS]
+        log.info("shutdown_started", signal=sig.name, waiting_up_to_s=grace)
+        self.app[REGISTRY].wind_down()
+        deadline = self.loop.time() + grace
+        while stats.in_flight and self.loop.time() < deadline:
+            await asyncio.sleep(POLL_S)
+        if stats.in_flight:
+            log.warning("shutdown_timeout_passed", shutdown_timeout_s=grace, requests_under_way=stats.in_flight)
         self.loop.call_soon(_exit)  # raised from a callback, as run_app's own handler does
 
 

@@ -180,12 +180,15 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
 
 async def expect_continue(request: web.Request) -> web.StreamResponse | None:
     """`Expect`: answered as on every route (`routes.expect_continue`), but a coding that cannot
-    be read is refused before `100 Continue` too, since there is no use sending that body."""
+    be read, or a shutdown under way, is refused before `100 Continue` too, since there is no
+    use sending that body."""
     if (refused := refuse_expectation(request)) is not None:
         return refused
     try:
         content_coding(request)
-    except SimpleError as e:
+        if request.app[REGISTRY].stopping:  # no use sending a body that would not be read
+            raise errors.shutdown_refused()
+    except (SimpleError, EsError) as e:
         return refuse_expected(request, errors.failure_response(request, e))
     await send_continue(request)
     return None

@@ -26,7 +26,7 @@ from multidict import istr
 from .._native import PanicException
 from ..auth import AUTHENTICATOR, Authenticator, permit
 from ..errors import bad_request, end_connection, failure_response
-from ..keys import REQUEST_STATS, SETTINGS, WARNINGS, asked_method
+from ..keys import REQUEST_STATS, SETTINGS, WARNINGS, RequestStats, asked_method
 from ..version import BUILD_HASH, ES_VERSION
 from ..privileges import Action, action_for
 from .filter_path import filter_response
@@ -57,9 +57,10 @@ async def _refuse_body(request: web.Request) -> None:
         raise bad_request(f"request [{request.method} {request.path}] does not support having a body")
 
 
-def _endpoint(handler: Handler, route: tuple[str, str], by_route: dict[tuple[tuple[str, str], int], int],
+def _endpoint(handler: Handler, route: tuple[str, str], stats: RequestStats,
               auth: tuple[Authenticator, Action] | None, takes_body: bool, max_length: int) -> Handler:
     any_method = route[0] == "*"
+    by_route = stats.by_route
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
         # In Elasticsearch's order: the HTTP layer's size limit (413, before a byte of the body
@@ -69,6 +70,7 @@ def _endpoint(handler: Handler, route: tuple[str, str], by_route: dict[tuple[tup
         if length is not None and int(length) > max_length:
             response = web.Response(status=413)
         else:
+            stats.in_flight += 1
             try:
                 if auth is not None:
                     authenticator, action = auth
@@ -80,6 +82,8 @@ def _endpoint(handler: Handler, route: tuple[str, str], by_route: dict[tuple[tup
                 response = await handler(request)
             except (Exception, PanicException) as e:  # noqa: BLE001 - every failure leaves in the envelope
                 response = failure_response(request, e)
+            finally:
+                stats.in_flight -= 1
         if request.rel_url.raw_query_string:  # the common parameters that shape the answer
             filter_response(request, response)
             if wants_pretty(request):
@@ -162,7 +166,7 @@ class Routes:
 
     def __init__(self, app: web.Application) -> None:
         self.app = app
-        self._by_route = app[REQUEST_STATS].by_route
+        self._stats = app[REQUEST_STATS]
         self._authenticator = app[AUTHENTICATOR] if app[SETTINGS].security else None
         self._max_length = app[SETTINGS].max_content_length
         #: What each route was registered with, for its trailing-slash twin (`add_route_miss`).
@@ -172,7 +176,7 @@ class Routes:
                   expect_handler: ExpectHandler = expect_continue) -> None:
         """`body=False`: the API takes no request body, and a request with one gets a 400."""
         auth = None if self._authenticator is None else (self._authenticator, action_for(method, path))
-        endpoint = _endpoint(handler, (method, path), self._by_route, auth, body, self._max_length)
+        endpoint = _endpoint(handler, (method, path), self._stats, auth, body, self._max_length)
         self.app.router.add_route(method, path, endpoint, expect_handler=expect_handler)
         self._added.append((method, path, endpoint, expect_handler))
 
@@ -185,5 +189,5 @@ class Routes:
             if path != "/":
                 self.app.router.add_route(method, path + "/", endpoint, expect_handler=expect_handler)
         auth = None if self._authenticator is None else (self._authenticator, action_for("*", None))
-        endpoint = _endpoint(route_miss, ("*", MISS_PATH), self._by_route, auth, True, self._max_length)
+        endpoint = _endpoint(route_miss, ("*", MISS_PATH), self._stats, auth, True, self._max_length)
         self.app.router.add_route("*", MISS_ROUTE, endpoint, expect_handler=expect_continue)
