@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import structlog
 
-from . import errors, results
+from . import errors, malloc, results
 from ._native import JobEngine, validate_time_format
 from .actor import JobActor
 from .clock import now_ms
@@ -54,6 +54,11 @@ def _simple_match(pattern: str) -> Callable[[str], bool]:
         return pattern.__eq__
     rx = re.compile(".*".join(map(re.escape, pattern.split("*"))), re.DOTALL)
     return lambda text: rx.fullmatch(text) is not None
+
+
+def _free_models(engine: JobEngine) -> None:
+    engine.discard_model()
+    malloc.release()
 
 
 class JobRegistry:
@@ -340,8 +345,9 @@ class JobRegistry:
             raise
         # The job is closed and nothing reads this engine any more (`_stats` and /metrics read
         # the stored figures): its models are freed on a thread, not by the loop wherever the
-        # engine's last reference goes (a tenth of a second per 200k series).
-        await asyncio.get_running_loop().run_in_executor(None, actor.engine.discard_model)
+        # engine's last reference goes (a tenth of a second per 200k series), and the memory
+        # goes back to the system (malloc.py).
+        await asyncio.get_running_loop().run_in_executor(None, _free_models, actor.engine)
 
     def delete_in_background(self, job_id: str, force: bool) -> None:
         """`DELETE ?wait_for_completion=false`: the delete runs as a task of its own, which
