@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+import structlog.testing
 
 from anomalyd.keys import NODE, REGISTRY
 from conftest import POST_DATA_JOB
@@ -278,8 +279,10 @@ async def test_get_jobs_not_found(client):
 
 async def test_delete_job(client):
     await put(client, "del")
-    r = await client.delete(f"{BASE}/del")
+    with structlog.testing.capture_logs() as logs:
+        r = await client.delete(f"{BASE}/del")
     assert r.status == 200 and await r.json() == {"acknowledged": True}
+    assert [e["job_id"] for e in logs if e["event"] == "job_deleted"] == ["del"]  # logged however asked
     assert (await client.get(f"{BASE}/del")).status == 404
     r = await client.delete(f"{BASE}/del")
     assert r.status == 404

@@ -363,8 +363,6 @@ class JobRegistry:
         if (error := deleting.exception()) is not None:
             log.warning("delete_job_failed", job_id=job_id,
                         error=error.reason if isinstance(error, errors.EsError) else repr(error))
-        else:
-            log.info("job_deleted", job_id=job_id)
 
     async def delete(self, job_id: str, force: bool) -> None:
         job = self.get(job_id)
@@ -382,6 +380,7 @@ class JobRegistry:
             job.deleting = False
             raise
         self.jobs.pop(job_id, None)
+        log.info("job_deleted", job_id=job_id)
 
     async def reset(self) -> None:
         """`POST _features/_reset`: every job goes, open or not."""
