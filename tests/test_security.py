@@ -392,3 +392,34 @@ def test_cli_api_key_lifetimes(tmp_path: Path) -> None:
     assert "expiration" not in json.loads(runner.invoke(main, args).output)  # not given: never expires
     bad = runner.invoke(main, [*args, "--expiration", "1x"])
     assert bad.exit_code == 2 and "'1x' is not a duration" in bad.output
+
+
+def test_cli_changes_a_password_and_roles_in_place(tmp_path: Path) -> None:
+    """`users passwd` and `users roles -a/-r` (as `elasticsearch-users`): the stored user changes,
+    the other fields stay, unknown users and roles are clean errors."""
+    from click.testing import CliRunner
+
+    from anomalyd.cli import main
+
+    runner = CliRunner()
+    dd = ["--data-dir", str(tmp_path)]
+    assert runner.invoke(main, ["users", "add", "ann", "--role", "machine_learning_user", "--password-stdin", *dd],
+                         input="first-pw\n").exit_code == 0
+    store = SecurityStore(tmp_path)
+    old_hash = store.load().users["ann"].hash
+    out = runner.invoke(main, ["users", "passwd", "ann", "--password-stdin", *dd], input="second-pw\n")
+    assert out.exit_code == 0, out.output
+    user = store.load().users["ann"]
+    assert user.hash != old_hash and security.verify_password("second-pw", user.hash)
+    assert user.roles == ["machine_learning_user"]
+    out = runner.invoke(main, ["users", "roles", "ann", "-a", "machine_learning_admin", "-r", "machine_learning_user", *dd])
+    assert out.exit_code == 0 and out.output == "ann\tmachine_learning_admin\n", out.output
+    assert store.load().users["ann"].roles == ["machine_learning_admin"]
+    for args, message in ((["users", "passwd", "bob", "--password-stdin"], "user [bob] does not exist"),
+                          (["users", "roles", "bob", "-a", "superuser"], "user [bob] does not exist"),
+                          (["users", "roles", "ann", "-a", "nope"], "unknown role(s) [nope]")):
+        out = runner.invoke(main, [*args, *dd], input="third-pw-x\n")
+        assert out.exit_code == 1 and message in out.output, out.output
+    out = runner.invoke(main, ["users", "passwd", "ann", "--password-stdin", *dd], input="short\n")
+    assert out.exit_code == 1 and "at least" in out.output
+    store.close()

@@ -214,6 +214,37 @@ def users_add(name: str, roles: tuple[str, ...], password_stdin: bool, data_dir:
     click.echo(f"user [{name}] added to {data_dir / 'security.sqlite3'}")
 
 
+@users.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@data_dir_option
+def users_passwd(name: str, password_stdin: bool, data_dir: Path) -> None:
+    """Change a user's password (API keys the user made stay valid)."""
+    from .security import SecurityError
+
+    try:
+        _store(data_dir).set_password(name, _read_password(password_stdin))
+    except SecurityError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"password of user [{name}] changed in {data_dir / 'security.sqlite3'}")
+
+
+@users.command("roles")
+@click.argument("name")
+@click.option("--add", "-a", "add", multiple=True, help="A role to give the user; repeatable.")
+@click.option("--remove", "-r", "remove", multiple=True, help="A role to take from the user; repeatable.")
+@data_dir_option
+def users_roles(name: str, add: tuple[str, ...], remove: tuple[str, ...], data_dir: Path) -> None:
+    """Give roles to a user and take roles from them; prints the roles the user has then."""
+    from .security import SecurityError
+
+    try:
+        now = _store(data_dir).change_roles(name, list(add), list(remove))
+    except SecurityError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{name}\t{','.join(now)}")
+
+
 @users.command("list")
 @data_dir_option
 def users_list(data_dir: Path) -> None:

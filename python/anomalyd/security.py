@@ -243,6 +243,24 @@ class SecurityStore:
         except sqlite3.IntegrityError:
             raise SecurityError(f"user [{name}] already exists") from None
 
+    def set_password(self, name: str, password: str) -> None:
+        if len(password) < MIN_PASSWORD:
+            raise SecurityError(f"passwords must be at least [{MIN_PASSWORD}] characters long")
+        if not self._write("UPDATE users SET hash = ? WHERE name = ?", (hash_password(password), name)):
+            raise SecurityError(f"user [{name}] does not exist")
+
+    def change_roles(self, name: str, add: list[str], remove: list[str]) -> list[str]:
+        """Add and remove roles of user `name` (as `elasticsearch-users roles -a/-r`); the roles
+        it has now."""
+        self._check_roles(add)
+        user = self.load().users.get(name)
+        if user is None:
+            raise SecurityError(f"user [{name}] does not exist")
+        roles = [r for r in user.roles if r not in remove]
+        roles += [r for r in dict.fromkeys(add) if r not in roles]
+        self._write("UPDATE users SET roles = ? WHERE name = ?", (json.dumps(roles), name))
+        return roles
+
     def delete_user(self, name: str) -> bool:
         return self._write("DELETE FROM users WHERE name = ?", (name,)) > 0
 
