@@ -1082,9 +1082,10 @@ async def test_winding_down_refuses_what_would_start_and_waits_for_what_runs(cli
     registry.wind_down()
     status, error = await post(client, b'{"time":"1403481600"}')
     assert status == 503 and error["error"]["reason"] == "anomalyd is shutting down; nothing of this request was read or done"
-    for path in (f"{BASE}/{J}/_close", f"{BASE}/closed-one/_open"):
+    for path in (f"{BASE}/{J}/_close", f"{BASE}/closed-one/_open", "/_features/_reset"):
         r = await client.post(path)
         assert r.status == 503, path
+    assert registry.jobs[J].state == "opened" and not registry.jobs[J].deleting
     r = await client.get("/readyz")
     assert r.status == 503 and await r.json() == {"status": "stopping"}
     assert (await job_stats(client))["data_counts"]["processed_record_count"] == 0
@@ -1120,6 +1121,29 @@ async def test_a_job_opened_as_the_shutdown_begins_takes_no_data(client, monkeyp
     status, error = await post(client, b'{"time":"1403481600"}')
     assert status == 503 and "nothing of this request was read" in error["error"]["reason"]
     assert (await job_stats(client))["data_counts"]["processed_record_count"] == 0
+
+
+async def test_a_reset_under_way_when_the_shutdown_begins_finishes(client, monkeypatch):
+    """A reset is one operation: begun before the wind-down, its closes are not refused halfway
+    (which would leave some jobs closed and the answer claiming nothing was done)."""
+    await setup_job(client)
+    await setup_job(client, {**POST_DATA_JOB, "job_id": "second"})
+    registry = client.server.app[REGISTRY]
+    release = asyncio.Event()
+    flush = registry.results.flush
+
+    async def slow_flush():  # the first close waits here until the wind-down has begun
+        await release.wait()
+        await flush()
+
+    monkeypatch.setattr(registry.results, "flush", slow_flush)
+    resetting = asyncio.ensure_future(client.post("/_features/_reset"))
+    await asyncio.sleep(0.05)
+    registry.wind_down()
+    release.set()
+    r = await resetting
+    assert r.status == 200, await r.text()
+    assert registry.jobs == {}
 
 
 async def test_requests_under_way_are_counted_for_the_wind_down(client):

@@ -55,7 +55,7 @@ pytestmark = [
 CONFIG = """\
 @version: 3.38
 options {{ stats-freq(0); }};
-source s_in {{ file("{infile}" flags(no-parse) follow-freq(0.2) log-msg-size(65536)); }};
+source s_in {{ file("{infile}" flags(no-parse) follow-freq(0.2) log-msg-size(65536) log-iw-size(10000)); }};
 destination d_ml {{
   http(
     url("{url}")
@@ -71,7 +71,7 @@ destination d_ml {{
     persist-name("ml_{job}")
   );
 }};
-log {{ source(s_in); destination(d_ml); }};
+log {{ source(s_in); destination(d_ml); flags(flow-control); }};
 """
 
 
@@ -164,29 +164,35 @@ def test_syslog_ng_http_destination_feeds_a_job(server: Server, tmp_path: Path) 
 
 
 def test_a_restart_under_a_live_feed_counts_every_record_once(tmp_path: Path) -> None:
-    """anomalyd restarted (SIGTERM, then started again on the same port and data directory)
-    while syslog-ng feeds it: the batch under way finishes, the ones after are refused unread
-    and resent to the new server, so every record is counted exactly once."""
+    """anomalyd restarted (SIGTERM, down for 3 s, started again on the same port and data
+    directory) while syslog-ng feeds it with the README's configuration: the batch under way
+    finishes, the ones after are refused unread or cannot connect, and are sent again to the new
+    server; meanwhile more lines are written than syslog-ng's queue holds (`flow-control` pauses
+    reading instead of dropping them). Every record is counted exactly once."""
     data_dir = tmp_path / "data"
     srv = Server(data_dir).start()
-    n, step = 20_000, 500
+    n, step = 24_000, 500
     try:
         assert http_json(f"{srv.url}{BASE}/{JOB}", "PUT", JOB_CONFIG)[0] == 200
         assert http_json(f"{srv.url}{BASE}/{JOB}/_open", "POST")[0] == 200
         with syslog_ng(tmp_path, f"{srv.url}{BASE}/{JOB}/_data") as (proc, infile):
             payload = b""
+            down_since = None
             with open(infile, "ab") as f:
                 for first in range(0, n, step):
-                    if first == n // 2:
+                    if first == 4_000:
                         assert srv.stop(signal.SIGTERM) == 0
-                        restarted = Server(data_dir)
-                        restarted.port, restarted.url = srv.port, srv.url
-                        srv = restarted.start()
+                        down_since = time.monotonic()
                     piece = ndjson(first, step)
                     f.write(piece)
                     f.flush()
                     payload += piece
-                    time.sleep(0.05)
+                    time.sleep(0.02)
+            assert down_since is not None
+            time.sleep(max(0.0, down_since + 3 - time.monotonic()))
+            restarted = Server(data_dir)
+            restarted.port, restarted.url = srv.port, srv.url
+            srv = restarted.start()
             dc = wait_processed(srv, proc, n, tmp_path, timeout=60)
             time.sleep(0.5)
             dc = job_stats(srv, JOB)["data_counts"]

@@ -301,18 +301,19 @@ class JobRegistry:
         pieces = await asyncio.get_running_loop().run_in_executor(None, actor.engine.model_snapshot, MODEL_PIECE_BYTES)
         await self.store.save_model(actor.job.job_id, pieces, stats)
 
-    async def close(self, job: Job, force: bool, *, for_delete: bool = False) -> None:
+    async def close(self, job: Job, force: bool, *, for_delete: bool = False, starting: bool = True) -> None:
         """Close `job` (a job being opened, once it is open). The close runs as a task of its own,
         which every close meanwhile joins, so that no caller, disconnect or force-close can cut
         it short; `force` interrupts the data operation holding the job and refuses those
         waiting. `for_delete` skips the model snapshot (seconds for a large model) that the
-        delete would throw away at once."""
+        delete would throw away at once. `starting=False`: part of an operation under way (a
+        reset), which a shutdown lets finish rather than refuse halfway."""
         if job.opened is not None:
             await asyncio.shield(job.opened)
         actor = job.actor
         if actor is None:
             return
-        if self.stopping and actor.closing is None:
+        if self.stopping and actor.closing is None and starting:
             raise errors.shutdown_refused()
         job.state = "closing"  # from now on, posts and flushes are refused
         if force:
@@ -384,12 +385,19 @@ class JobRegistry:
 
     async def reset(self) -> None:
         """`POST _features/_reset`: every job goes, open or not."""
+        if self.stopping:
+            raise errors.shutdown_refused()
         doomed = list(self.jobs.values())
         for job in doomed:
             job.deleting = True
-        for job in doomed:
-            if job.state != "closed":
-                await self.close(job, force=True, for_delete=True)
+        try:
+            for job in doomed:
+                if job.state != "closed":
+                    await self.close(job, force=True, for_delete=True, starting=False)
+        except BaseException:
+            for job in doomed:
+                job.deleting = False
+            raise
         ids = [job.job_id for job in doomed]
         for j in ids:
             self.writer.forget(j)
