@@ -388,6 +388,15 @@ def open_stream(server: Server, job_id: str, processed_after: int = 1) -> socket
     return sock
 
 
+def stats_after_restart(data_dir: Path, *job_ids: str) -> list[dict]:
+    """The jobs' `_stats` from a server started again on `data_dir` (then stopped cleanly)."""
+    srv = Server(data_dir).start()
+    try:
+        return [job_stats(srv, j) for j in job_ids]
+    finally:
+        assert srv.stop(signal.SIGTERM) == 0
+
+
 def read_answer(sock: socket.socket) -> tuple[int, dict, bytes]:
     """The status, JSON body and head (lowercase) of the one answer `sock` gets (bodies here
     are small)."""
@@ -437,18 +446,14 @@ def test_sigterm_lets_a_stream_under_way_finish_and_refuses_new_ones(tmp_path: P
     finally:
         if srv.proc and srv.proc.poll() is None:
             srv.stop()
-    srv = Server(data_dir).start()
-    try:
-        assert job_stats(srv, "batch")["data_counts"]["processed_record_count"] == 5
-        assert job_stats(srv, "other")["data_counts"]["processed_record_count"] == 0
-    finally:
-        assert srv.stop(signal.SIGTERM) == 0
+    batch, other = stats_after_restart(data_dir, "batch", "other")
+    assert (batch["data_counts"]["processed_record_count"], other["data_counts"]["processed_record_count"]) == (5, 0)
 
 
 def test_sigterm_cuts_a_stream_that_outlasts_the_shutdown_timeout(tmp_path: Path) -> None:
     """A stream still arriving when `--shutdown-timeout` runs out cannot go on (aiohttp reads no
     more body bytes once its own shutdown begins): it gets a 503 then, not later, and the
-    records read before are persisted. A second SIGTERM would not wait at all."""
+    records read before are persisted."""
     data_dir = tmp_path / "data"
     srv = Server(data_dir, "--shutdown-timeout", "1s").start()
     try:
@@ -466,12 +471,8 @@ def test_sigterm_cuts_a_stream_that_outlasts_the_shutdown_timeout(tmp_path: Path
     finally:
         if srv.proc and srv.proc.poll() is None:
             srv.stop()
-    srv = Server(data_dir).start()
-    try:
-        stats = job_stats(srv, "cut")
-        assert (stats["state"], stats["data_counts"]["processed_record_count"]) == ("opened", 1)
-    finally:
-        assert srv.stop(signal.SIGTERM) == 0
+    [stats] = stats_after_restart(data_dir, "cut")
+    assert (stats["state"], stats["data_counts"]["processed_record_count"]) == ("opened", 1)
 
 
 def test_a_second_sigterm_does_not_wait(tmp_path: Path) -> None:
@@ -520,11 +521,8 @@ def test_shutdown_takes_the_timeout_not_twice_and_a_late_second_signal_is_harmle
     events = [json.loads(line) for line in srv.log.read_text().splitlines() if line.startswith("{")]
     assert not [e for e in events if e.get("level") in ("error", "critical")], events
     assert any(e["event"] == "shutdown_timeout_passed" for e in events)
-    srv = Server(tmp_path / "data").start()
-    try:
-        assert job_stats(srv, "kept")["data_counts"]["processed_record_count"] == 1
-    finally:
-        assert srv.stop(signal.SIGTERM) == 0
+    [kept] = stats_after_restart(tmp_path / "data", "kept")
+    assert kept["data_counts"]["processed_record_count"] == 1
 
 
 def test_a_stalled_stream_is_cut_and_counted_apart_from_disconnects(tmp_path: Path) -> None:

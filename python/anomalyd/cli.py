@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import ssl
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -185,6 +187,17 @@ def _store(data_dir: Path):  # noqa: ANN202 - imported lazily to keep `anomalyd 
     return SecurityStore(data_dir)
 
 
+@contextlib.contextmanager
+def _security_errors() -> Iterator[None]:
+    """A refused user, role or key change is a clean CLI error, not a traceback."""
+    from .security import SecurityError
+
+    try:
+        yield
+    except SecurityError as e:
+        raise click.ClickException(str(e)) from None
+
+
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
@@ -204,12 +217,8 @@ def users() -> None:
 @data_dir_option
 def users_add(name: str, roles: tuple[str, ...], password_stdin: bool, data_dir: Path) -> None:
     """Add a user with a password and roles."""
-    from .security import SecurityError
-
-    try:
+    with _security_errors():
         _store(data_dir).add_user(name, _read_password(password_stdin), list(roles))
-    except SecurityError as e:
-        raise click.ClickException(str(e)) from None
     # where: a mistyped --data-dir makes a store the server never reads
     click.echo(f"user [{name}] added to {data_dir / 'security.sqlite3'}")
 
@@ -220,12 +229,8 @@ def users_add(name: str, roles: tuple[str, ...], password_stdin: bool, data_dir:
 @data_dir_option
 def users_passwd(name: str, password_stdin: bool, data_dir: Path) -> None:
     """Change a user's password (API keys the user made stay valid)."""
-    from .security import SecurityError
-
-    try:
+    with _security_errors():
         _store(data_dir).set_password(name, _read_password(password_stdin))
-    except SecurityError as e:
-        raise click.ClickException(str(e)) from None
     click.echo(f"password of user [{name}] changed in {data_dir / 'security.sqlite3'}")
 
 
@@ -236,12 +241,8 @@ def users_passwd(name: str, password_stdin: bool, data_dir: Path) -> None:
 @data_dir_option
 def users_roles(name: str, add: tuple[str, ...], remove: tuple[str, ...], data_dir: Path) -> None:
     """Give roles to a user and take roles from them; prints the roles the user has then."""
-    from .security import SecurityError
-
-    try:
+    with _security_errors():
         now = _store(data_dir).change_roles(name, list(add), list(remove))
-    except SecurityError as e:
-        raise click.ClickException(str(e)) from None
     click.echo(f"{name}\t{','.join(now)}")
 
 
@@ -274,12 +275,8 @@ def roles() -> None:
 @data_dir_option
 def roles_add(name: str, privileges: tuple[str, ...], data_dir: Path) -> None:
     """Create or replace a role granting PRIVILEGES (all, manage, manage_ml, monitor, monitor_ml)."""
-    from .security import SecurityError
-
-    try:
+    with _security_errors():
         _store(data_dir).put_role(name, list(privileges))
-    except SecurityError as e:
-        raise click.ClickException(str(e)) from None
     click.echo(f"role [{name}] saved to {data_dir / 'security.sqlite3'}")
 
 
