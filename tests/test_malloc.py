@@ -58,7 +58,7 @@ def rss():
 
 malloc.tune()
 base = rss()
-pieces = [bytes(100_000) * 1 + b"x" for _ in range(2000)]
+pieces = [bytes(100_000) + b"x" for _ in range(2000)]
 last = pieces.pop()
 del pieces
 kept = rss() - base

@@ -1062,17 +1062,6 @@ async def test_a_close_failing_after_its_timeout_is_logged(client, monkeypatch):
     assert (await client.post(f"{BASE}/{J}/_close")).status == 200
 
 
-async def test_no_close_starts_once_shutdown_has_begun(client):
-    """Shutdown persists every open job itself: a close arriving after it began is refused
-    with the shutdown's 503 rather than racing it."""
-    await setup_job(client)
-    registry = client.server.app[REGISTRY]
-    registry.interrupt_all()
-    r = await client.post(f"{BASE}/{J}/_close")
-    assert r.status == 503 and (await r.json())["error"]["type"] == "status_exception"
-    assert registry.jobs[J].state == "opened"
-
-
 async def test_winding_down_refuses_what_would_start_and_waits_for_what_runs(client):
     """Shutdown's first step: a post, an open or a close that would start is refused with 503
     and nothing read; /readyz answers 503; the wind-down is done at once when nothing runs."""
@@ -1105,16 +1094,17 @@ async def test_a_job_opened_as_the_shutdown_begins_takes_no_data(client, monkeyp
     await setup_job(client, open_=False)
     registry = client.server.app[REGISTRY]
     store = registry.store
-    release = asyncio.Event()
+    entered, release = asyncio.Event(), asyncio.Event()
     load_model = store.load_model
 
     async def slow_load_model(job_id):
+        entered.set()
         await release.wait()
         return await load_model(job_id)
 
     monkeypatch.setattr(store, "load_model", slow_load_model)
     opening = asyncio.ensure_future(client.post(f"{BASE}/{J}/_open"))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(entered.wait(), 10)
     registry.wind_down()
     release.set()
     assert (await opening).status == 200
@@ -1129,21 +1119,76 @@ async def test_a_reset_under_way_when_the_shutdown_begins_finishes(client, monke
     await setup_job(client)
     await setup_job(client, {**POST_DATA_JOB, "job_id": "second"})
     registry = client.server.app[REGISTRY]
-    release = asyncio.Event()
+    entered, release = asyncio.Event(), asyncio.Event()
     flush = registry.results.flush
 
     async def slow_flush():  # the first close waits here until the wind-down has begun
+        entered.set()
         await release.wait()
         await flush()
 
     monkeypatch.setattr(registry.results, "flush", slow_flush)
     resetting = asyncio.ensure_future(client.post("/_features/_reset"))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(entered.wait(), 10)
     registry.wind_down()
     release.set()
     r = await resetting
     assert r.status == 200, await r.text()
     assert registry.jobs == {}
+
+
+@SMALL_LIMITS
+async def test_every_way_a_request_ends_leaves_none_counted_under_way(client):
+    """What the shutdown waits for stays exact: 413, 417, a refused body, an error, a
+    disconnect mid-body and a request begun after the signal all leave the count at 0."""
+    await setup_job(client)
+    stats = client.server.app[REQUEST_STATS]
+    assert (await client.post(DATA, data=b"x" * 2000, headers=NDJSON)).status == 413
+    r = await client.post(DATA, data=rec(1403481600), headers={**NDJSON, "Expect": "later"})
+    assert r.status == 417
+    assert (await client.get(f"{BASE}/{J}/_stats", data=b"{}", headers=NDJSON)).status == 400
+    assert (await client.post(f"{BASE}/missing/_data", data=rec(1403481600), headers=NDJSON)).status == 409
+    sent = asyncio.Event()
+
+    async def gen():
+        yield rec(1403481600) + b"\n"
+        sent.set()
+        await asyncio.sleep(3600)
+        yield b""
+
+    async with aiohttp.ClientSession() as session:
+        task = asyncio.ensure_future(session.post(client.make_url(DATA), data=gen(), headers=NDJSON))
+        await asyncio.wait_for(sent.wait(), 10)
+        for _ in range(200):
+            if stats.in_flight:
+                break
+            await asyncio.sleep(0.01)
+        assert stats.in_flight == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    for _ in range(300):
+        if not stats.in_flight:
+            break
+        await asyncio.sleep(0.02)
+    assert stats.in_flight == 0
+    stats.draining = True  # begun after the signal: served, not waited for
+    assert (await client.get(f"{BASE}/{J}/_stats")).status == 200
+    assert stats.in_flight == 0
+
+
+async def test_a_closed_job_with_a_large_model_gives_memory_back(client, monkeypatch):
+    """Closing a job frees its models on a thread and trims the heap, if they were large."""
+    from anomalyd import malloc
+
+    calls = []
+    monkeypatch.setattr(malloc, "release", lambda: calls.append(1) or True)
+    for threshold, expected in ((1 << 40, []), (0, [1])):
+        monkeypatch.setattr(malloc, "RELEASE_MIN_BYTES", threshold)
+        await setup_job(client)
+        assert (await client.post(f"{BASE}/{J}/_close")).status == 200
+        assert calls == expected
+        assert (await client.delete(f"{BASE}/{J}")).status == 200
 
 
 async def test_requests_under_way_are_counted_for_the_wind_down(client):

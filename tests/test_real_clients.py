@@ -388,6 +388,11 @@ def open_stream(server: Server, job_id: str, processed_after: int = 1) -> socket
     return sock
 
 
+def metrics_text(server: Server) -> str:
+    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as r:
+        return r.read().decode()
+
+
 def stats_after_restart(data_dir: Path, *job_ids: str) -> list[dict]:
     """The jobs' `_stats` from a server started again on `data_dir` (then stopped cleanly)."""
     srv = Server(data_dir).start()
@@ -425,7 +430,10 @@ def test_sigterm_lets_a_stream_under_way_finish_and_refuses_new_ones(tmp_path: P
         line = b'{"airline":"AAL","responsetime":"2.5","time":"1403481700"}\n'
         queued.sendall(b"POST %s/batch/_data HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                        b"Content-Length: %d\r\n\r\n%s" % (BASE.encode(), len(line), line))
-        time.sleep(0.3)  # queued behind the stream
+        deadline = time.monotonic() + 10
+        while 'anomalyd_job_queue_depth{job_id="batch"} 1.0' not in metrics_text(srv):  # queued behind the stream
+            assert time.monotonic() < deadline, "the second post never queued"
+            time.sleep(0.02)
         assert srv.proc is not None
         srv.proc.send_signal(signal.SIGTERM)
         status, _, head = read_answer(queued)
@@ -497,9 +505,9 @@ def test_a_second_sigterm_does_not_wait(tmp_path: Path) -> None:
 def test_shutdown_takes_the_timeout_not_twice_and_a_late_second_signal_is_harmless(tmp_path: Path) -> None:
     """A request that never ends (here a PUT whose body stalls) holds the wind-down for
     `--shutdown-timeout`, and aiohttp's shutdown after it only briefly (not the timeout again).
-    A second SIGTERM during aiohttp's shutdown is ignored: the jobs are persisted, the exit is
+    A second SIGTERM once the wind-down is over is ignored: the jobs are persisted, the exit is
     clean."""
-    srv = Server(tmp_path / "data", "--shutdown-timeout", "1s").start()
+    srv = Server(tmp_path / "data", "--shutdown-timeout", "3s").start()
     try:
         put_open(srv, "kept")
         post(srv, "kept", b'{"airline":"AAL","responsetime":"1.5","time":"1403481600"}')
@@ -510,10 +518,12 @@ def test_shutdown_takes_the_timeout_not_twice_and_a_late_second_signal_is_harmle
         assert srv.proc is not None
         started = time.monotonic()
         srv.proc.send_signal(signal.SIGTERM)
-        time.sleep(1.5)  # the wind-down gave up after 1 s; aiohttp now waits for the PUT
+        while "shutdown_timeout_passed" not in srv.log.read_text():  # the wind-down gave up
+            assert srv.proc.poll() is None and time.monotonic() - started < 20
+            time.sleep(0.02)
         srv.proc.send_signal(signal.SIGTERM)
         assert srv.proc.wait(timeout=30) == 0
-        assert time.monotonic() - started < 4.5
+        assert 3 <= time.monotonic() - started < 5  # a second timeout would make it 6
         sock.close()
     finally:
         if srv.proc and srv.proc.poll() is None:

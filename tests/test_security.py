@@ -415,6 +415,11 @@ def test_cli_changes_a_password_and_roles_in_place(tmp_path: Path) -> None:
     out = runner.invoke(main, ["users", "roles", "ann", "-a", "machine_learning_admin", "-r", "machine_learning_user", *dd])
     assert out.exit_code == 0 and out.output == "ann\tmachine_learning_admin\n", out.output
     assert store.load().users["ann"].roles == ["machine_learning_admin"]
+    out = runner.invoke(main, ["users", "roles", "ann", "-a", "superuser", "-r", "superuser", *dd])
+    assert out.output == "ann\tmachine_learning_admin\n"  # given and taken: taken
+    store.load()
+    assert runner.invoke(main, ["users", "roles", "ann", *dd]).output == "ann\tmachine_learning_admin\n"
+    assert not store.changed(), "nothing changed, so nothing may be written"
     for args, message in ((["users", "passwd", "bob", "--password-stdin"], "user [bob] does not exist"),
                           (["users", "roles", "bob", "-a", "superuser"], "user [bob] does not exist"),
                           (["users", "roles", "ann", "-a", "nope"], "unknown role(s) [nope]")):
@@ -422,4 +427,20 @@ def test_cli_changes_a_password_and_roles_in_place(tmp_path: Path) -> None:
         assert out.exit_code == 1 and message in out.output, out.output
     out = runner.invoke(main, ["users", "passwd", "ann", "--password-stdin", *dd], input="short\n")
     assert out.exit_code == 1 and "at least" in out.output
+    store.close()
+
+
+async def test_a_changed_password_and_roles_apply_to_the_running_server(secure, settings: Settings) -> None:
+    """`users passwd` and `users roles` write the store another process reads: the server
+    refuses the old password and takes the new one at the next request (its memory of
+    verified passwords is dropped), and the new roles apply."""
+    path = "/_ml/anomaly_detectors/_stats"
+    assert (await secure.get(path, headers=basic("mluser"))).status == 200
+    store = SecurityStore(settings.data_dir)
+    store.set_password("mluser", "another-pw")
+    assert (await secure.get(path, headers=basic("mluser"))).status == 401
+    assert (await secure.get(path, headers=basic("mluser", "another-pw"))).status == 200
+    assert (await secure.put("/_ml/anomaly_detectors/x", json={}, headers=basic("mluser", "another-pw"))).status == 403
+    store.change_roles("mluser", ["machine_learning_admin"], [])
+    assert (await secure.put("/_ml/anomaly_detectors/x", json={}, headers=basic("mluser", "another-pw"))).status == 400
     store.close()

@@ -295,10 +295,10 @@ class JobActor:
         self._retired = error
         self._refuse_waiters(error)
 
-    def retire(self, error: Exception | None = None) -> None:
-        """The job is closed (or the server stopping, `error`): every new turn but a protected
-        one is refused, and the operations under way are interrupted."""
-        self._retired = error if error is not None else errors.not_open(self.job.job_id)
+    def retire(self) -> None:
+        """The job is closed: every new turn but a protected one is refused, and the
+        operations under way are interrupted."""
+        self._retired = errors.not_open(self.job.job_id)
         self.interrupt(self._retired)
 
     def _raise_interruption(self) -> None:

@@ -240,7 +240,8 @@ def users_passwd(name: str, password_stdin: bool, data_dir: Path) -> None:
 @click.option("--remove", "-r", "remove", multiple=True, help="A role to take from the user; repeatable.")
 @data_dir_option
 def users_roles(name: str, add: tuple[str, ...], remove: tuple[str, ...], data_dir: Path) -> None:
-    """Give roles to a user and take roles from them; prints the roles the user has then."""
+    """Give roles to a user and take roles from them (a role given and taken is taken); prints
+    the roles the user has then (all it does without --add or --remove)."""
     with _security_errors():
         now = _store(data_dir).change_roles(name, list(add), list(remove))
     click.echo(f"{name}\t{','.join(now)}")

@@ -102,7 +102,7 @@ class ShutdownRefusal(EsError):
     period), so that the client's retry opens a new one, to the next server."""
 
 
-def shutdown_refused() -> EsError:
+def shutdown_refused() -> ShutdownRefusal:
     return ShutdownRefusal(503, "status_exception", "anomalyd is shutting down; nothing of this request was read or done")
 
 

@@ -23,11 +23,14 @@ class NodeInfo:
 @dataclass
 class RequestStats:
     """Answers by route (method, path pattern) and status, counted by the route envelope
-    (`api/routes.py`) and exported by /metrics; and the requests being handled now, which a
-    shutdown lets finish (`shutdown.py`)."""
+    (`api/routes.py`) and exported by /metrics; and the requests under way, which a shutdown
+    lets finish (`shutdown.py`)."""
 
     by_route: dict[tuple[tuple[str, str], int], int]
+    #: Requests being handled that began before any shutdown did.
     in_flight: int = 0
+    #: A shutdown has begun: requests from now on are served but not waited for.
+    draining: bool = False
 
     def count(self, request: web.Request, status: int) -> None:
         """Count an answer given outside the envelope, for the route `request` matched."""

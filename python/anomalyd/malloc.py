@@ -12,8 +12,8 @@ Only on Linux with glibc, and not when the operator tunes malloc through the env
 
 The price is memory kept after a job closes: its models are many allocations spread over the
 heap and the worker threads' arenas, and the trim threshold returns only free memory at the top
-of the main heap. So a closed or deleted job's memory is handed back explicitly (`release`,
-glibc's `malloc_trim`), whoever tuned malloc.
+of the main heap. So a closed or deleted job's memory, when large, is handed back explicitly
+(`release`, glibc's `malloc_trim`), whoever tuned malloc.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ M_MMAP_THRESHOLD = -3
 
 MMAP_THRESHOLD = 4 << 20
 TRIM_THRESHOLD = 64 << 20
+#: A closed job's models worth a `release`: below this the memory is simply reused.
+RELEASE_MIN_BYTES = 16 << 20
 
 #: Environment through which an operator tunes glibc malloc: their choice wins.
 OPERATOR_SETTINGS = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")
@@ -57,8 +59,9 @@ def tune() -> bool:
 
 def release() -> bool:
     """Hand the free pages of every arena back to the kernel (glibc's `malloc_trim(0)`); a few
-    milliseconds per hundred MB, with the GIL released (ctypes). False where there is no
-    `malloc_trim` (not glibc)."""
+    milliseconds per hundred MB, with the GIL released (ctypes), though each arena is locked
+    meanwhile (other threads' allocations wait), and the heap kept for body pieces goes too.
+    False where there is no `malloc_trim` (not glibc)."""
     trim = _malloc_trim()
     if trim is None:
         return False

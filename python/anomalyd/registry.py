@@ -57,8 +57,12 @@ def _simple_match(pattern: str) -> Callable[[str], bool]:
 
 
 def _free_models(engine: JobEngine) -> None:
+    """Free a closed job's models, and give the memory back to the system if there was much of
+    it (a trim also gives back the heap kept for body pieces: not for every small job)."""
+    size = json.loads(engine.analysis_stats_json())["model_bytes"]
     engine.discard_model()
-    malloc.release()
+    if size >= malloc.RELEASE_MIN_BYTES:
+        malloc.release()
 
 
 class JobRegistry:
@@ -72,8 +76,8 @@ class JobRegistry:
         self.max_document_bytes = max_document_bytes
         self.snapshot_interval = snapshot_interval
         self.jobs: dict[str, Job] = {}
-        #: Shutdown has begun: closes under way finish, and no new one starts (the shutdown
-        #: persists every open job itself).
+        #: Shutdown has begun: operations under way finish, and no job operation starts
+        #: (no post, flush, open, close or reset; the shutdown persists every open job itself).
         self.stopping = False
         #: Deletes running after their `wait_for_completion=false` answer.
         self._deleting: set[asyncio.Future[None]] = set()
@@ -405,6 +409,7 @@ class JobRegistry:
         await self.store.delete_jobs(ids)
         for j in ids:  # a job created meanwhile stays
             self.jobs.pop(j, None)
+            log.info("job_deleted", job_id=j, by="reset")
 
     # -- reporting ------------------------------------------------------------------------------
 

@@ -250,16 +250,26 @@ class SecurityStore:
             raise SecurityError(f"user [{name}] does not exist")
 
     def change_roles(self, name: str, add: list[str], remove: list[str]) -> list[str]:
-        """Add and remove roles of user `name` (as `elasticsearch-users roles -a/-r`); the roles
-        it has now."""
+        """Give user `name` the roles `add` and take `remove` from them (a role in both is
+        taken, as `elasticsearch-users roles -a/-r` does); the roles the user has then. Nothing
+        is written when nothing changes (a write makes the server check passwords afresh)."""
         self._check_roles(add)
-        user = self.load().users.get(name)
-        if user is None:
-            raise SecurityError(f"user [{name}] does not exist")
-        roles = [r for r in user.roles if r not in remove]
-        roles += [r for r in dict.fromkeys(add) if r not in roles]
-        self._write("UPDATE users SET roles = ? WHERE name = ?", (json.dumps(roles), name))
-        return roles
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")  # read and write as one: two changes at once both count
+            row = db.execute("SELECT roles FROM users WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise SecurityError(f"user [{name}] does not exist")
+            had = json.loads(row[0])
+            roles = [r for r in dict.fromkeys([*had, *add]) if r not in remove]
+            if roles != had:
+                db.execute("UPDATE users SET roles = ? WHERE name = ?", (json.dumps(roles), name))
+            db.execute("COMMIT")
+            return roles
+        finally:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            db.close()
 
     def delete_user(self, name: str) -> bool:
         return self._write("DELETE FROM users WHERE name = ?", (name,)) > 0

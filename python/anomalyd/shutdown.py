@@ -6,8 +6,9 @@ answered 503 after part of it was counted, and the shipper sends all of it again
 records would be counted twice (or as out of order). So SIGTERM and SIGINT first *wind down*,
 as Elasticsearch's `http.shutdown_grace_period` does: no job operation starts (503, nothing
 read, the connection closed, so a client's retry loses and repeats nothing), those waiting are
-refused the same way, and every request under way may finish, for up to `--shutdown-timeout`.
-Then aiohttp's shutdown runs, briefly: a body still arriving is cut short
+refused the same way, and every request under way when the signal came may finish, for up to
+`--shutdown-timeout` (requests arriving meanwhile are served, not waited for). Then aiohttp's
+shutdown runs, briefly: a body still arriving is cut short
 (`interrupt_requests`: 503, what it sent stays counted), and the jobs are persisted. A second
 signal during the wind-down ends it at once.
 
@@ -27,10 +28,11 @@ from .keys import REGISTRY, REQUEST_STATS, SETTINGS
 log = structlog.get_logger("anomalyd")
 
 #: How long aiohttp's own shutdown waits, after the wind-down, for the handlers it interrupts
-#: to answer: the requests had the whole grace period already, so the shutdown takes about
-#: `--shutdown-timeout` in all, not twice that.
-ANSWER_GRACE_S = 2.0
-#: How often the wind-down looks whether requests are still under way.
+#: to answer (they do at once): the requests had the whole grace period already, so a shutdown
+#: takes `--shutdown-timeout` and half a second at most, not twice the timeout.
+ANSWER_GRACE_S = 0.5
+#: How often the wind-down looks whether requests are still under way (polling keeps the
+#: per-request path free of any shutdown signalling).
 POLL_S = 0.02
 
 
@@ -63,28 +65,39 @@ class _WindDown:
         self.app = app
         self.loop = loop
         self.task: asyncio.Task[None] | None = None
+        self.exiting = False
 
     def signalled(self, sig: signal.Signals) -> None:
         if self.task is None:
             self.task = self.loop.create_task(self._wind_down(sig))
-        elif not self.task.done():
+        elif not self.exiting:
             log.info("shutdown_hurried", signal=sig.name)
             self.task.cancel()
-            _exit()
+            self._exit()
         # else aiohttp's shutdown is under way, and bounded: let it persist the jobs
 
+    def _exit(self) -> None:
+        """Start aiohttp's shutdown, once: `GracefulExit` raised from a callback, as run_app's
+        own signal handler raises it (a second one would escape run_app's clean-up)."""
+        if not self.exiting:
+            self.exiting = True
+            self.loop.call_soon(_raise_exit)
+
     async def _wind_down(self, sig: signal.Signals) -> None:
-        grace = self.app[SETTINGS].shutdown_timeout
-        stats = self.app[REQUEST_STATS]
-        log.info("shutdown_started", signal=sig.name, waiting_up_to_s=grace)
-        self.app[REGISTRY].wind_down()
-        deadline = self.loop.time() + grace
-        while stats.in_flight and self.loop.time() < deadline:
-            await asyncio.sleep(POLL_S)
-        if stats.in_flight:
-            log.warning("shutdown_timeout_passed", shutdown_timeout_s=grace, requests_under_way=stats.in_flight)
-        self.loop.call_soon(_exit)  # raised from a callback, as run_app's own handler does
+        try:
+            grace = self.app[SETTINGS].shutdown_timeout
+            stats = self.app[REQUEST_STATS]
+            log.info("shutdown_started", signal=sig.name, waiting_up_to_s=grace)
+            stats.draining = True
+            self.app[REGISTRY].wind_down()
+            deadline = self.loop.time() + grace
+            while stats.in_flight and self.loop.time() < deadline:
+                await asyncio.sleep(POLL_S)
+            if stats.in_flight:
+                log.warning("shutdown_timeout_passed", shutdown_timeout_s=grace, requests_under_way=stats.in_flight)
+        finally:
+            self._exit()  # whatever happened above, the server stops
 
 
-def _exit() -> None:
+def _raise_exit() -> None:
     raise web.GracefulExit()

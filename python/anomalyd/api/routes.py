@@ -7,7 +7,8 @@ other than ``100-continue``); with security on it authenticates first, a route t
 body refuses one (as Elasticsearch's ``BaseRestHandler`` does, before the action runs), it
 checks privileges, it renders any failure in Elasticsearch's envelope
 (:func:`anomalyd.errors.failure_response`), applies ``?filter_path`` and ``?pretty``, stamps
-``X-Elastic-Product`` and counts the status for /metrics. Each path also takes a trailing slash,
+``X-Elastic-Product`` and counts the status for /metrics, and the requests under way for a
+graceful shutdown (``shutdown.py``). Each path also takes a trailing slash,
 which Elasticsearch's router ignores. A request no route takes reaches :func:`route_miss` (a
 catch-all registered last), which answers Elasticsearch's 405 or 400 through the same wrapper.
 
@@ -70,7 +71,9 @@ def _endpoint(handler: Handler, route: tuple[str, str], stats: RequestStats,
         if length is not None and int(length) > max_length:
             response = web.Response(status=413)
         else:
-            stats.in_flight += 1
+            counted = not stats.draining  # what a shutdown waits for: requests begun before it
+            if counted:
+                stats.in_flight += 1
             try:
                 if auth is not None:
                     authenticator, action = auth
@@ -83,7 +86,8 @@ def _endpoint(handler: Handler, route: tuple[str, str], stats: RequestStats,
             except (Exception, PanicException) as e:  # noqa: BLE001 - every failure leaves in the envelope
                 response = failure_response(request, e)
             finally:
-                stats.in_flight -= 1
+                if counted:
+                    stats.in_flight -= 1
         if request.rel_url.raw_query_string:  # the common parameters that shape the answer
             filter_response(request, response)
             if wants_pretty(request):
