@@ -523,7 +523,7 @@ def test_shutdown_takes_the_timeout_not_twice_and_a_late_second_signal_is_harmle
             time.sleep(0.02)
         srv.proc.send_signal(signal.SIGTERM)
         assert srv.proc.wait(timeout=30) == 0
-        assert 3 <= time.monotonic() - started < 5  # a second timeout would make it 6
+        assert 3 <= time.monotonic() - started < 5.5  # a second timeout would make it 6
         sock.close()
     finally:
         if srv.proc and srv.proc.poll() is None:
