@@ -231,11 +231,15 @@ class SecurityStore:
         if missing:
             raise SecurityError(f"unknown role(s) [{','.join(missing)}]; known: [{','.join(sorted(known))}]")
 
+    @staticmethod
+    def _check_password(password: str) -> None:
+        if len(password) < MIN_PASSWORD:
+            raise SecurityError(f"passwords must be at least [{MIN_PASSWORD}] characters long")
+
     def add_user(self, name: str, password: str, roles: list[str]) -> None:
         if not name or ":" in name:
             raise SecurityError("a user name must be non-empty and must not contain ':'")
-        if len(password) < MIN_PASSWORD:
-            raise SecurityError(f"passwords must be at least [{MIN_PASSWORD}] characters long")
+        self._check_password(password)
         self._check_roles(roles)
         try:
             self._write("INSERT INTO users (name, hash, roles) VALUES (?, ?, ?)",
@@ -244,8 +248,7 @@ class SecurityStore:
             raise SecurityError(f"user [{name}] already exists") from None
 
     def set_password(self, name: str, password: str) -> None:
-        if len(password) < MIN_PASSWORD:
-            raise SecurityError(f"passwords must be at least [{MIN_PASSWORD}] characters long")
+        self._check_password(password)
         if not self._write("UPDATE users SET hash = ? WHERE name = ?", (hash_password(password), name)):
             raise SecurityError(f"user [{name}] does not exist")
 
