@@ -359,6 +359,12 @@ impl PyJobEngine {
     fn bucket_span_ms(&self) -> i64 {
         self.bucket_span_ms
     }
+
+    /// Moves whenever the analysis state may have changed: equal values, equal snapshots.
+    #[getter]
+    fn model_changes(&self, py: Python<'_>) -> u64 {
+        self.engine(py).inner.analysis().changes()
+    }
 }
 
 /// Raise `ValueError("Invalid Time format string '<fmt>'")` unless `fmt` is usable.

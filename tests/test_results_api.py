@@ -272,6 +272,64 @@ async def test_close_and_reopen_continue_the_model(aiohttp_client, settings, tmp
     assert got["count"] >= 1
 
 
+async def test_an_unchanged_model_is_not_stored_again(aiohttp_client, settings, monkeypatch):
+    """A close, a periodic snapshot or a shutdown stores the model only when something may have
+    changed it since it was stored or restored: a restart rewrites no idle job's model."""
+    from anomalyd.app import create_app
+    from anomalyd.keys import REGISTRY
+    from anomalyd.store import Store
+
+    stored: list[str] = []
+    save_model = Store.save_model
+
+    def counted(self, job_id, pieces, stats):
+        stored.append(job_id)
+        return save_model(self, job_id, pieces, stats)
+
+    monkeypatch.setattr(Store, "save_model", counted)
+    docs = steady_then_spike(48)
+    client = await aiohttp_client(create_app(settings))
+    registry = client.server.app[REGISTRY]
+
+    async def cycle(change, expect_store: bool) -> None:
+        assert (await client.post(f"{BASE}/{J}/_open")).status == 200
+        await change()
+        engine = registry.get(J).actor.engine
+        live = b"".join(engine.model_snapshot(1 << 30))
+        before = len(stored)
+        assert (await client.post(f"{BASE}/{J}/_close")).status == 200
+        assert len(stored) - before == expect_store, change.__name__
+        assert b"".join(await registry.store.load_model(J)) == live, change.__name__
+
+    async def nothing(): pass
+    async def records(): await post(client, docs[24:])
+    async def only_out_of_order(): assert (await post(client, docs[:4]))["out_of_order_timestamp_count"] == 4
+    async def interim(): assert (await client.post(f"{BASE}/{J}/_flush", params={"calc_interim": "true"})).status == 200
+    async def advance(): assert (await client.post(f"{BASE}/{J}/_flush", params={"advance_time": "1403700000"})).status == 200
+
+    await make_job(client, open_=False)
+    await cycle(nothing, True)  # the first close stores the (empty) model
+    assert (await client.post(f"{BASE}/{J}/_open")).status == 200
+    await post(client, docs[:24])
+    assert (await client.post(f"{BASE}/{J}/_close")).status == 200
+    for change, expect in ((nothing, False), (records, True), (only_out_of_order, False), (interim, False),
+                           (advance, True), (nothing, False)):
+        await cycle(change, expect)
+    # A new memory limit: the same model, the new figures stored with it.
+    r = await client.post(f"{BASE}/{J}/_update", json={"analysis_limits": {"model_memory_limit": "20mb"}})
+    assert r.status == 200, await r.text()
+    await cycle(nothing, False)
+    assert (await registry.store.load_model_stats(J))["model_bytes_memory_limit"] == 20 * 1024 * 1024
+    # A restart with the job open: the shutdown stores nothing unchanged either.
+    assert (await client.post(f"{BASE}/{J}/_open")).status == 200
+    before = len(stored)
+    await client.close()
+    assert len(stored) == before
+    again = await aiohttp_client(create_app(settings))
+    job = (await (await again.get(f"{BASE}/{J}/_stats")).json())["jobs"][0]
+    assert job["state"] == "opened" and job["data_counts"]["processed_record_count"] == len(docs)
+
+
 async def test_stats_report_model_size_and_timing(client):
     await spiked_job(client)
     r = await client.get(f"{BASE}/{J}/_stats")

@@ -84,6 +84,10 @@ class JobEngine:
         """The job's latest processed record time (epoch ms)."""
     @property
     def bucket_span_ms(self) -> int: ...
+    @property
+    def model_changes(self) -> int:
+        """Moves whenever the analysis state may have changed (a record, a flush that moves
+        something, a reset, a restore): equal values, equal snapshots."""
 
 def validate_time_format(fmt: str) -> None:
     """Raise ValueError("Invalid Time format string '<fmt>'") unless `fmt` is usable."""

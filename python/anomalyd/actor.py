@@ -194,6 +194,9 @@ class JobActor:
         self.opened_at = time.monotonic()
         #: When the model state was last snapshotted (monotonic seconds).
         self.snapshot_at = self.opened_at
+        #: The engine's `model_changes` when the stored snapshot was taken or restored (None:
+        #: none is stored for this engine), so that an unchanged model is not stored again.
+        self.stored_changes: int | None = None
 
     @property
     def open_time(self) -> str:

@@ -247,9 +247,11 @@ class JobRegistry:
         except ValueError as e:
             raise errors.EsError(400, "status_exception", f"Cannot open job [{job.job_id}]: {e}") from None
         pieces = await self.store.load_model(job.job_id)
+        stored = None
         if pieces is not None:
             try:  # on a thread: a large model takes seconds to read, and the loop serves meanwhile
                 await asyncio.get_running_loop().run_in_executor(None, engine.restore_model, pieces)
+                stored = engine.model_changes
                 log.info("model_restored", job_id=job.job_id, bytes=sum(map(len, pieces)),
                          latest_record_timestamp=engine.latest_record_ms)
             except ValueError as e:
@@ -262,6 +264,7 @@ class JobRegistry:
         if last is not None:
             engine.flush(skip_time=last + engine.bucket_span_ms)
         job.actor = JobActor(job, engine, self, self.feed_pool)
+        job.actor.stored_changes = stored
         job.state = "opened"
         if self.stopping:  # opened as the shutdown began: it takes no data either
             job.actor.wind_down(errors.shutdown_refused())
@@ -298,12 +301,21 @@ class JobRegistry:
 
     async def _save_model(self, actor: JobActor) -> None:
         """Snapshot the model (on a thread, with the GIL released: a large model takes seconds)
-        and store it. The caller holds the job, so nothing changes the model meanwhile."""
+        and store it, unless the stored one is this model already (nothing changed it since it
+        was stored or restored): a restart would otherwise rewrite every idle job's model. The
+        caller holds the job, so nothing changes the model meanwhile."""
         actor.snapshot_at = time.monotonic()
-        stats = actor.engine.analysis_stats_json()
-        actor.job.model_stats = json.loads(stats)
-        pieces = await asyncio.get_running_loop().run_in_executor(None, actor.engine.model_snapshot, MODEL_PIECE_BYTES)
-        await self.store.save_model(actor.job.job_id, pieces, stats)
+        engine, job_id = actor.engine, actor.job.job_id
+        changes = engine.model_changes
+        stats = engine.analysis_stats_json()
+        previous, actor.job.model_stats = actor.job.model_stats, json.loads(stats)
+        if changes == actor.stored_changes:
+            if actor.job.model_stats != previous:  # the same model under a new memory limit
+                await self.store.save_model_stats(job_id, stats)
+            return
+        pieces = await asyncio.get_running_loop().run_in_executor(None, engine.model_snapshot, MODEL_PIECE_BYTES)
+        await self.store.save_model(job_id, pieces, stats)
+        actor.stored_changes = changes
 
     async def close(self, job: Job, force: bool, *, for_delete: bool = False, starting: bool = True) -> None:
         """Close `job` (a job being opened, once it is open). The close runs as a task of its own,

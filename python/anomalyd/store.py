@@ -155,6 +155,11 @@ class Store:
         stmts += [("INSERT INTO model_parts VALUES (?, ?, ?)", (job_id, k, piece)) for k, piece in enumerate(pieces[1:], 1)]
         return self.submit(lambda db: _tx(db, stmts))
 
+    def save_model_stats(self, job_id: str, stats: bytes) -> asyncio.Future[None]:
+        """Replace the stats stored with the job's snapshot, keeping the snapshot."""
+        stmts = [("UPDATE models SET stats = ? WHERE job_id = ?", (stats.decode(), job_id))]
+        return self.submit(lambda db: _tx(db, stmts))
+
     async def load_model(self, job_id: str) -> list[bytes] | None:
         """The snapshot's pieces, in order (the engine joins them without the GIL)."""
         def q(db: sqlite3.Connection) -> list[bytes] | None:

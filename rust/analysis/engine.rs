@@ -158,6 +158,8 @@ pub struct AnalysisEngine {
     series_bytes: Vec<usize>,
     /// Elasticsearch's per-hour average of bucket times, kept beside [`Timing`] (see `snapshot`).
     hourly: HourlyAverage,
+    /// Bumped by everything that may change what a snapshot holds (see [`Self::changes`]).
+    changes: u64,
 }
 
 impl AnalysisEngine {
@@ -197,7 +199,17 @@ impl AnalysisEngine {
             out: Vec::new(),
             scratch: Vec::new(),
             hot: Hot::NONE,
+            changes: 0,
         }
+    }
+
+    /// A count that moves whenever the snapshot's content may have changed (a record, a flush
+    /// that does something, a reset, a restore): equal counts, equal snapshots. The owner uses
+    /// it to skip storing a model that has not changed since it was last stored or restored
+    /// (a restart would otherwise rewrite every idle job's model). It may move without a
+    /// change, never the other way.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     fn span_s(&self) -> i64 {
@@ -220,6 +232,7 @@ impl AnalysisEngine {
     /// pipeline reads the record's slots directly, and only those a detector needs.
     #[inline]
     pub fn record_with<'v>(&mut self, t: i64, value: impl Fn(usize) -> Option<&'v [u8]>) {
+        self.changes = self.changes.wrapping_add(1);
         let count = match self.spec.summary_count {
             Some(i) => match value(i).and_then(parse_finite) {
                 Some(c) if c >= 0.0 => c,
@@ -553,11 +566,21 @@ impl AnalysisEngine {
             skip_time_ms: within(r.skip_time_ms),
             ..r
         };
+        // Interim results change nothing (`score_bucket`), nor does a skip to or before the
+        // cursor: the buckets before it are final and take no records (the skip at open, after
+        // a clean close, is such a one).
+        let mut changed = r.advance_time_ms.is_some();
         if let Some(skip) = r.skip_time_ms {
             let to = -(-skip).div_euclid(self.span_ms) * self.span_ms; // up to a bucket boundary
-            self.state.open.retain(|b| b.start_ms >= to);
-            self.state.cursor_ms = Some(self.state.cursor_ms.map_or(to, |c| c.max(to)));
-            self.state.skip_until_ms = Some(self.state.skip_until_ms.map_or(to, |s| s.max(to)));
+            if self.state.cursor_ms.is_none_or(|c| to > c) {
+                self.state.open.retain(|b| b.start_ms >= to);
+                self.state.cursor_ms = Some(to);
+                self.state.skip_until_ms = Some(self.state.skip_until_ms.map_or(to, |s| s.max(to)));
+                changed = true;
+            }
+        }
+        if changed {
+            self.changes = self.changes.wrapping_add(1);
         }
         if let Some(advance) = r.advance_time_ms {
             if self.state.cursor_ms.is_none() {
@@ -584,6 +607,7 @@ impl AnalysisEngine {
     pub fn reset_buckets(&mut self, start_ms: i64, end_ms: i64) {
         let start_ms = start_ms.clamp(-TIME_LIMIT_MS, TIME_LIMIT_MS);
         let from = self.bucket_of(start_ms);
+        self.changes = self.changes.wrapping_add(1);
         for b in self.state.open.iter_mut().filter(|b| b.start_ms >= from && b.start_ms < end_ms) {
             *b = OpenBucket::new(b.start_ms);
         }
@@ -634,6 +658,7 @@ impl AnalysisEngine {
         self.state.open = VecDeque::new();
         self.memory.set_used(0);
         self.hot = Hot::NONE;
+        self.changes = self.changes.wrapping_add(1);
     }
 
     /// Continue from a snapshot of the same job configuration.
@@ -661,6 +686,7 @@ impl AnalysisEngine {
         self.state = s.state;
         self.hourly = hourly;
         self.hot = Hot::NONE;
+        self.changes = self.changes.wrapping_add(1);
         Ok(())
     }
 

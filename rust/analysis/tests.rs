@@ -365,3 +365,36 @@ fn snapshots_keep_the_hourly_bucket_time() {
     assert_eq!(old.analysis().hourly(), &Default::default());
     assert_eq!(old.analysis().snapshot_untimed(), e.analysis().snapshot_untimed());
 }
+
+/// `changes` moves with everything that changes the snapshot and stays put otherwise, so a
+/// model that has not changed since it was stored is not stored again.
+#[test]
+fn changes_move_exactly_when_the_snapshot_may_change() {
+    let mut e = engine(AIRLINE);
+    let mut last = e.analysis().changes();
+    let mut step = |e: &mut JobEngine, what: &str, moves: bool, op: &dyn Fn(&mut JobEngine)| {
+        let snap = e.analysis().snapshot();
+        op(e);
+        let now = e.analysis().changes();
+        assert_eq!(now != last, moves, "{what}: changes {last} -> {now}");
+        if !moves {
+            assert_eq!(e.analysis().snapshot(), snap, "{what}: the snapshot changed without a count");
+        }
+        last = now;
+    };
+    let rec = r#"{"airline":"AAL","responsetime":1,"time":1403481600}"#;
+    step(&mut e, "a record", true, &|e| post(e, rec));
+    step(&mut e, "a request with no record", false, &|e| post(e, " "));
+    step(&mut e, "an undated record", false, &|e| post(e, r#"{"airline":"AAL"}"#));
+    step(&mut e, "a flush", false, &|e| { flush(e, FlushRequest::default()); });
+    step(&mut e, "interim results", false, &|e| { flush(e, FlushRequest { calc_interim: true, ..Default::default() }); });
+    step(&mut e, "results taken", false, &|e| { take(e); });
+    let noop_skip = FlushRequest { skip_time_ms: Some(1403481600000), ..Default::default() };
+    step(&mut e, "a skip to the open bucket", false, &|e| { flush(e, noop_skip); });
+    step(&mut e, "a reset", true, &|e| e.analysis_mut().reset_buckets(0, i64::MAX));
+    step(&mut e, "an advance", true, &|e| { flush(e, FlushRequest { advance_time_ms: Some(1403488800000), ..Default::default() }); });
+    step(&mut e, "a skip ahead", true, &|e| { flush(e, FlushRequest { skip_time_ms: Some(1403499600000), ..Default::default() }); });
+    let snap = e.analysis().snapshot();
+    step(&mut e, "a restore", true, &|e| e.analysis_mut().restore(&snap).unwrap());
+    step(&mut e, "a discard", true, &|e| e.analysis_mut().discard());
+}
