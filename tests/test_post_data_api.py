@@ -244,6 +244,22 @@ async def test_missing_content_type_chunked(client):
     assert await r.json() == {"error": "Content-Type header is missing", "status": 406}
 
 
+async def test_an_empty_chunked_body_needs_no_content_type(client):
+    """Elasticsearch checks the type of a body it has; an empty chunked body is none."""
+    await setup_job(client)
+
+    async def nothing():
+        return
+        yield
+
+    for headers in ({"Content-Type": "text/plain"}, {}):
+        r = await client.post(DATA, data=nothing(), headers=headers, skip_auto_headers=["Content-Type"])
+        assert r.status == 202, await r.text()
+        assert (await r.json())["input_bytes"] == 0
+    r = await client.post(f"{BASE}/nosuchjob/_data", data=nothing(), headers={"Content-Type": "text/plain"})
+    assert r.status == 409
+
+
 async def test_text_plain_not_supported(client):
     await setup_job(client)
     r = await client.post(DATA, data=BODY, headers={"Content-Type": "text/plain"})

@@ -139,7 +139,12 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
     content = request.content
     coding, smile = None, False
     if type(content) is not EmptyStreamReader:  # a body (Content-Length or chunked); an empty one needs no type
-        smile = smile_body(request, streaming=True)
+        try:
+            smile = smile_body(request, streaming=True)
+        except SimpleError:
+            # An empty chunked body is no body either, as in Elasticsearch: its first piece tells.
+            if length is not None or await content.readany():
+                raise
         coding = content_coding(request)
     if settings.deprecation_warning:
         deprecated(request, DEPRECATION)
