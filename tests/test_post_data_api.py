@@ -223,6 +223,21 @@ async def test_gzip_body_counted_after_decompression(client):
     assert counts["processed_record_count"] == 2
 
 
+async def test_time_format_with_zone_names(client):
+    """Unix `date` output, as Elasticsearch's find_structure names it: the zone name picks the
+    zone, whose rules give the offset; a name java.time does not know is an invalid date."""
+    job = dict(POST_DATA_JOB, job_id="zoned", data_description={"time_field": "time", "time_format": "EEE MMM dd HH:mm:ss zzz yyyy"})
+    await setup_job(client, job)
+    body = b"".join(b'{"time":"%s"}' % t for t in (b"Sun Nov 29 10:11:12 UTC 2026", b"Sun Nov 29 10:11:13 PST 2026",
+                                                  b"Sun Nov 29 10:11:14 IST 2026"))
+    r = await client.post(f"{BASE}/zoned/_data", data=body, headers=NDJSON)
+    assert r.status == 202, await r.text()
+    counts = await r.json()
+    assert (counts["processed_record_count"], counts["invalid_date_count"]) == (2, 1)
+    assert counts["earliest_record_timestamp"] == 1795947072000  # 10:11:12Z
+    assert counts["latest_record_timestamp"] == 1795975873000  # 10:11:13 PST is 18:11:13Z
+
+
 # -- content type and size ----------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@
 mod calendar;
 mod epoch;
 mod pattern;
+mod zone;
 
 pub use pattern::DatePattern;
 

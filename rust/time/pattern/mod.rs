@@ -11,6 +11,7 @@
 //! bytes with no allocation, followed by integer calendar arithmetic.
 
 use super::calendar::{civil_from_days, current_utc_year, days_from_civil, days_in_month, is_leap};
+use super::zone::{offset_at_local, parse_zone, Zone, ZoneStyle};
 
 /// A compiled java.time pattern.
 #[derive(Debug, Clone)]
@@ -18,7 +19,8 @@ pub struct DatePattern {
     items: Vec<Item>,
     /// Java fixes the default year when the converter is built, not per record.
     default_year: i64,
-    /// As in Java, an offset anywhere in the pattern, even in an optional section, is required.
+    /// As in Java, an offset or zone anywhere in the pattern, even in an optional section, is
+    /// required.
     has_offset: bool,
 }
 
@@ -45,6 +47,8 @@ enum Field {
     /// 1 (Monday) to 7; must be the date's weekday, as java.time's cross-check requires.
     DayOfWeek,
     Offset,
+    /// A time zone (see `zone`): its rules give the offset when the pattern has none.
+    Zone,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +75,8 @@ enum Item {
         colon: bool,
         z: bool,
     },
+    /// A zone name or id (`z`, `zzzz`, `VV`).
+    Zone(ZoneStyle),
     Optional(Vec<Item>),
 }
 
@@ -131,7 +137,7 @@ impl DatePattern {
         if parse_seq(&items, &text, 0, &mut sample)? != text.len() {
             return None;
         }
-        let has_offset = sample.offset.is_some(); // every optional section is printed
+        let has_offset = sample.offset.is_some() || sample.zone.is_some(); // every optional section is printed
         resolve(&sample, default_year, has_offset, Resolver::Smart)?;
         Some(Self {
             items,
@@ -242,6 +248,9 @@ fn letters(c: u8, n: usize) -> Option<Item> {
             colon: true,
             z: true,
         },
+        (b'z', 1..=3) => Item::Zone(ZoneStyle::Short),
+        (b'z', 4) => Item::Zone(ZoneStyle::Full),
+        (b'V', 2) => Item::Zone(ZoneStyle::Id),
         _ => return None,
     })
 }
@@ -345,6 +354,7 @@ fn print_epoch(items: &[Item], out: &mut Vec<u8>) {
             Item::Name(_) => out.extend_from_slice(b"AM"),
             Item::Offset { z: true, .. } => out.push(b'Z'),
             Item::Offset { colon, .. } => out.extend_from_slice(if *colon { b"+00:00" } else { b"+0000" }),
+            Item::Zone(_) => out.extend_from_slice(b"UTC"),
             Item::Optional(inner) => print_epoch(inner, out),
         }
     }
@@ -365,6 +375,7 @@ struct Fields {
     second: Option<i64>,
     nano: Option<i64>,
     offset: Option<i64>,
+    zone: Option<Zone>,
     weekday: Option<i64>,
     day_of_year: Option<i64>,
 }
@@ -386,6 +397,7 @@ impl Fields {
             Field::Second => &mut self.second,
             Field::Nano => &mut self.nano,
             Field::Offset => &mut self.offset,
+            Field::Zone => &mut self.zone,
             Field::DayOfWeek => &mut self.weekday,
         };
         if slot.is_some_and(|old| old != value) {
@@ -444,6 +456,11 @@ fn parse_seq(items: &[Item], s: &[u8], mut pos: usize, f: &mut Fields) -> Option
             Item::Offset { colon, z } => {
                 let (value, n) = parse_offset(rest, *colon, *z)?;
                 f.set(Field::Offset, value)?;
+                n
+            }
+            Item::Zone(style) => {
+                let (zone, n) = parse_zone(rest, *style)?;
+                f.set(Field::Zone, zone)?;
                 n
             }
             Item::Optional(inner) => {
@@ -625,9 +642,16 @@ fn resolve(f: &Fields, default_year: i64, has_offset: bool, resolver: Resolver) 
     {
         return None;
     }
-    let offset = if has_offset { f.offset? } else { 0 };
+    let days = days + i64::from(end_of_day);
+    // An offset gives the instant; a zone without one gives it by its rules (Java's `Parsed`).
+    let offset = match (has_offset, f.offset, f.zone) {
+        (false, ..) => 0,
+        (true, Some(offset), _) => offset,
+        (true, None, Some(zone)) => offset_at_local(zone, days * 86_400 + hour * 3600 + minute * 60 + second)?,
+        (true, None, None) => return None,
+    };
     let secs_of_day = hour * 3600 + minute * 60 + second - offset;
-    (days + i64::from(end_of_day))
+    days
         .checked_mul(86_400_000)?
         .checked_add(secs_of_day * 1000 + f.nano.unwrap_or(0) / 1_000_000)
 }

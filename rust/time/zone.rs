@@ -1,0 +1,175 @@
+//! Time zones in `time_format` patterns: `z`, `zz`, `zzz` (short names: `PST`, `CET`, and zone
+//! ids), `zzzz` (long names: `Pacific Standard Time`) and `VV` (zone ids), read as java.time
+//! reads them in Elasticsearch, and the zone's offset at a local date and time.
+//!
+//! Which texts each letter takes, and the zone each names, are java.time's own answers with
+//! English CLDR names (`zone_names.tsv`): a name gives its zone, whose rules then give the offset
+//! (`PST` in July is daylight time, as in Java). Offsets (`+01:00`, `GMT+01:00`, `UTC-05`) are
+//! read by rule. Rules come from the tz database bundled with jiff; a local time in a gap moves
+//! on by the gap and one in an overlap takes the earlier offset, as `ZonedDateTime.ofLocal` does.
+//!
+//! It is fast enough for a per-record call: the names are indexed by first byte once, longest
+//! first, and each zone's rules are looked up once.
+
+use std::sync::OnceLock;
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+
+/// Which names a pattern letter takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ZoneStyle {
+    /// `z`, `zz`, `zzz`.
+    Short,
+    /// `zzzz`.
+    Full,
+    /// `VV`.
+    Id,
+}
+
+/// A parsed zone, as a pattern field's value: a fixed offset in seconds east of UTC (within
+/// ±18 h), or [`REGION`] plus the index of a zone with rules.
+pub(super) type Zone = i64;
+const REGION: Zone = 1 << 32;
+
+/// The names one style takes that begin with one byte: (name, zone), longest first (java.time
+/// takes the longest).
+type Bucket = Vec<(&'static [u8], Zone)>;
+
+struct Names {
+    /// Per first byte, per style.
+    by_first: Vec<[Bucket; 3]>,
+    /// The zone ids that have rules, and their rules once looked up (None: not in the database).
+    ids: Vec<&'static str>,
+    rules: Vec<OnceLock<Option<TimeZone>>>,
+}
+
+fn names() -> &'static Names {
+    static NAMES: OnceLock<Names> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut ids: Vec<&'static str> = Vec::new();
+        let mut by_first: Vec<[Bucket; 3]> = (0..256).map(|_| Default::default()).collect();
+        for line in include_str!("zone_names.tsv").lines().filter(|l| !l.starts_with('#')) {
+            let mut cols = line.split('\t');
+            let text = cols.next().expect("zone name");
+            for (style, id) in cols.enumerate() {
+                if id == "-" {
+                    continue;
+                }
+                let zone = if id == "Z" {
+                    0
+                } else {
+                    let at = ids.iter().position(|&x| x == id).unwrap_or_else(|| {
+                        ids.push(id);
+                        ids.len() - 1
+                    });
+                    REGION + at as Zone
+                };
+                by_first[usize::from(text.as_bytes()[0])][style].push((text.as_bytes(), zone));
+            }
+        }
+        for lists in &mut by_first {
+            for list in lists.iter_mut() {
+                list.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
+            }
+        }
+        let rules = ids.iter().map(|_| OnceLock::new()).collect();
+        Names { by_first, ids, rules }
+    })
+}
+
+/// The zone at the start of `s` and its length, as `style` reads it.
+pub(super) fn parse_zone(s: &[u8], style: ZoneStyle) -> Option<(Zone, usize)> {
+    match s.first()? {
+        b'+' | b'-' => return parse_offset(s),
+        _ => {}
+    }
+    // `UTC`, `GMT` and `UT` may carry an offset (`GMT+01:00`); alone they are UTC. `GMT0` is a
+    // zone id of its own (in the table).
+    for prefix in [&b"UTC"[..], b"GMT", b"UT"] {
+        if s.starts_with(prefix) && !s[prefix.len()..].starts_with(b"0") {
+            return match parse_offset(&s[prefix.len()..]) {
+                Some((offset, n)) => Some((offset, prefix.len() + n)),
+                None => Some((0, prefix.len())),
+            };
+        }
+    }
+    let index = match style {
+        ZoneStyle::Short => 0,
+        ZoneStyle::Full => 1,
+        ZoneStyle::Id => 2,
+    };
+    names().by_first[usize::from(s[0])][index]
+        .iter()
+        .find(|(name, _)| s.starts_with(name))
+        .map(|&(name, zone)| (zone, name.len()))
+}
+
+/// `±HH[:MM[:SS]]`, as java.time reads an offset zone id (`+0100` stops after the hours).
+fn parse_offset(s: &[u8]) -> Option<(Zone, usize)> {
+    let sign = match s.first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let two = |at: usize| {
+        s.get(at..at + 2)
+            .filter(|d| d.iter().all(u8::is_ascii_digit))
+            .map(|d| i64::from(d[0] - b'0') * 10 + i64::from(d[1] - b'0'))
+    };
+    let mut secs = two(1)? * 3600;
+    let mut len = 3;
+    for unit in [60, 1] {
+        match (s.get(len), two(len + 1)) {
+            (Some(b':'), Some(v)) if v < 60 => {
+                secs += v * unit;
+                len += 3;
+            }
+            _ => break,
+        }
+    }
+    (secs <= 18 * 3600).then_some((sign * secs, len))
+}
+
+/// The zone's offset (seconds east of UTC) for a local date and time given as seconds since
+/// 1970-01-01T00:00 local. None when the zone has no rules here or the time is out of range.
+pub(super) fn offset_at_local(zone: Zone, local_secs: i64) -> Option<i64> {
+    if zone < REGION {
+        return Some(zone);
+    }
+    let names = names();
+    let at = usize::try_from(zone - REGION).ok()?;
+    let tz = names.rules.get(at)?.get_or_init(|| TimeZone::get(names.ids[at]).ok()).as_ref()?;
+    let local = TimeZone::UTC.to_datetime(Timestamp::from_second(local_secs).ok()?);
+    let instant = tz.to_ambiguous_timestamp(local).compatible().ok()?;
+    Some(local_secs - instant.as_second())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_offsets_and_ids() {
+        let short = |s: &str| parse_zone(s.as_bytes(), ZoneStyle::Short);
+        assert_eq!(short("+01:00 x"), Some((3600, 6)));
+        assert_eq!(short("-00:30:15"), Some((-1815, 9)));
+        assert_eq!(short("+0100"), Some((3600, 3)));
+        assert_eq!(short("+19:00"), None);
+        assert_eq!(short("GMT+01"), Some((3600, 6)));
+        assert_eq!(short("UTC"), Some((0, 3)));
+        assert_eq!(short("UT-05:00"), Some((-18000, 8)));
+        assert_eq!(short("Z"), Some((0, 1)));
+        let (pst, 3) = short("PST 2026").unwrap() else { panic!() };
+        // the longest name wins: not `America/Argentina` ... but the whole id
+        let (_, n) = short("America/Argentina/Buenos_Aires 2026").unwrap();
+        assert_eq!(n, "America/Argentina/Buenos_Aires".len());
+        assert_eq!(parse_zone(b"PST", ZoneStyle::Full), None);
+        assert_eq!(parse_zone(b"PST", ZoneStyle::Id), None);
+        // 2026-07-01T10:00 local in Los Angeles is daylight time; 2026-03-08T02:30 is in the gap.
+        let local = |days: i64, secs: i64| days * 86_400 + secs;
+        assert_eq!(offset_at_local(pst, local(20635, 36_000)), Some(-7 * 3600));
+        assert_eq!(offset_at_local(pst, local(20520, 9_000)), Some(-8 * 3600));
+        assert_eq!(offset_at_local(3600, 0), Some(3600));
+    }
+}
