@@ -1,6 +1,7 @@
-//! Time zones in `time_format` patterns: `z`, `zz`, `zzz` (short names: `PST`, `CET`, and zone
-//! ids), `zzzz` (long names: `Pacific Standard Time`) and `VV` (zone ids), read as java.time
-//! reads them in Elasticsearch, and the zone's offset at a local date and time.
+//! Time zones in `time_format` patterns: `z`, `zz`, `zzz` and `v` (short names: `PST`, `PT`,
+//! `CET`, and zone ids), `zzzz` and `vvvv` (long names: `Pacific Standard Time`), `VV` (zone ids)
+//! and `O`, `OOOO` (`GMT+8`, `GMT+08:00`), read as java.time reads them in Elasticsearch, and the
+//! zone's offset at a local date and time.
 //!
 //! Which texts each letter takes, and the zone each names, are java.time's own answers with
 //! English CLDR names (`zone_names.tsv`): a name gives its zone, whose rules then give the offset
@@ -19,12 +20,14 @@ use jiff::Timestamp;
 /// Which names a pattern letter takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ZoneStyle {
-    /// `z`, `zz`, `zzz`.
+    /// `z`, `zz`, `zzz`, `v` (java.time reads generic names with the same names).
     Short,
-    /// `zzzz`.
+    /// `zzzz`, `vvvv`.
     Full,
     /// `VV`.
     Id,
+    /// `O` (`GMT`, `GMT+8`, `GMT+8:30`) or, `full`, `OOOO` (`GMT`, `GMT+08:00`): only offsets.
+    Gmt { full: bool },
 }
 
 /// A parsed zone, as a pattern field's value: a fixed offset in seconds east of UTC (within
@@ -80,6 +83,10 @@ fn names() -> &'static Names {
 
 /// The zone at the start of `s` and its length, as `style` reads it.
 pub(super) fn parse_zone(s: &[u8], style: ZoneStyle) -> Option<(Zone, usize)> {
+    if let ZoneStyle::Gmt { full } = style {
+        let rest = s.strip_prefix(b"GMT")?;
+        return Some(parse_gmt_offset(rest, full).map_or((0, 3), |(offset, n)| (offset, 3 + n)));
+    }
     match s.first()? {
         b'+' | b'-' => return parse_offset(s),
         _ => {}
@@ -97,7 +104,7 @@ pub(super) fn parse_zone(s: &[u8], style: ZoneStyle) -> Option<(Zone, usize)> {
     let index = match style {
         ZoneStyle::Short => 0,
         ZoneStyle::Full => 1,
-        ZoneStyle::Id => 2,
+        _ => 2,
     };
     names().by_first[usize::from(s[0])][index]
         .iter()
@@ -125,6 +132,34 @@ fn parse_offset(s: &[u8]) -> Option<(Zone, usize)> {
                 secs += v * unit;
                 len += 3;
             }
+            _ => break,
+        }
+    }
+    (secs <= 18 * 3600).then_some((sign * secs, len))
+}
+
+/// The offset after `GMT` in a localized offset: `±H[H][:MM[:SS]]` (short) or `±HH:MM[:SS]`
+/// (full). None: there is none, and `GMT` alone is UTC.
+fn parse_gmt_offset(s: &[u8], full: bool) -> Option<(Zone, usize)> {
+    let sign = match s.first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits = s[1..].iter().take(2).take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || (full && digits < 2) {
+        return None;
+    }
+    let value = |d: &[u8]| d.iter().fold(0, |v, &b| v * 10 + i64::from(b - b'0'));
+    let mut secs = value(&s[1..1 + digits]) * 3600;
+    let mut len = 1 + digits;
+    for (unit, required) in [(60, full), (1, false)] {
+        match s.get(len..len + 3) {
+            Some([b':', a, b]) if a.is_ascii_digit() && b.is_ascii_digit() && value(&[*a, *b]) < 60 => {
+                secs += value(&[*a, *b]) * unit;
+                len += 3;
+            }
+            _ if required => return None,
             _ => break,
         }
     }
@@ -166,6 +201,13 @@ mod tests {
         assert_eq!(n, "America/Argentina/Buenos_Aires".len());
         assert_eq!(parse_zone(b"PST", ZoneStyle::Full), None);
         assert_eq!(parse_zone(b"PST", ZoneStyle::Id), None);
+        let gmt = |s: &str, full| parse_zone(s.as_bytes(), ZoneStyle::Gmt { full });
+        assert_eq!(gmt("GMT+8", false), Some((8 * 3600, 5)));
+        assert_eq!(gmt("GMT-08:30:15", false), Some((-30_615, 12)));
+        assert_eq!(gmt("GMT+8", true), Some((0, 3)));
+        assert_eq!(gmt("GMT+08:00", true), Some((8 * 3600, 9)));
+        assert_eq!(gmt("GMT+19", false), Some((0, 3))); // past 18 h: `GMT` alone, and the rest does not read
+        assert_eq!(gmt("UTC", false), None);
         // 2026-07-01T10:00 local in Los Angeles is daylight time; 2026-03-08T02:30 is in the gap.
         let local = |days: i64, secs: i64| days * 86_400 + secs;
         assert_eq!(offset_at_local(pst, local(20635, 36_000)), Some(-7 * 3600));

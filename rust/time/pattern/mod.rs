@@ -251,6 +251,9 @@ fn letters(c: u8, n: usize) -> Option<Item> {
         (b'z', 1..=3) => Item::Zone(ZoneStyle::Short),
         (b'z', 4) => Item::Zone(ZoneStyle::Full),
         (b'V', 2) => Item::Zone(ZoneStyle::Id),
+        (b'v', 1) => Item::Zone(ZoneStyle::Short),
+        (b'v', 4) => Item::Zone(ZoneStyle::Full),
+        (b'O', 1 | 4) => Item::Zone(ZoneStyle::Gmt { full: n == 4 }),
         _ => return None,
     })
 }
@@ -354,6 +357,7 @@ fn print_epoch(items: &[Item], out: &mut Vec<u8>) {
             Item::Name(_) => out.extend_from_slice(b"AM"),
             Item::Offset { z: true, .. } => out.push(b'Z'),
             Item::Offset { colon, .. } => out.extend_from_slice(if *colon { b"+00:00" } else { b"+0000" }),
+            Item::Zone(ZoneStyle::Gmt { .. }) => out.extend_from_slice(b"GMT"),
             Item::Zone(_) => out.extend_from_slice(b"UTC"),
             Item::Optional(inner) => print_epoch(inner, out),
         }
