@@ -358,7 +358,13 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_text_never_panics(text in "[0-9a-zA-Z:+.'\\[\\] -]{0,30}") {
+    fn arbitrary_text_never_panics(text in "[0-9a-zA-Z:+.'\\[\\]/_ -]{0,30}", zone in "(PST|GMT|UTC|UT|Europe/Paris|America/|Z|\\+|-)?[0-9:+/-]{0,8}") {
+        for pattern in ["yyyy-MM-dd'T'HH:mm:ss.SSSXXX", "yyyyMMddHHmmss", "MMM d[ yy] h a", "yyyy-MM-dd HH z",
+                        "yyyy-MM-dd HH[ zzzz]", "yyyyMMddHHVV", "yyyy-MM-dd HH O", "yyyy-MM-dd HH OOOO"] {
+            let pattern = DatePattern::compile(pattern).unwrap();
+            let _ = pattern.parse_ms(text.as_bytes());
+            let _ = pattern.parse_ms(format!("2026-07-01 10 {zone}{text}").as_bytes());
+        }
         for pattern in ["yyyy-MM-dd'T'HH:mm:ss.SSSXXX", "yyyyMMddHHmmss", "MMM d[ yy] h a"] {
             let _ = DatePattern::compile(pattern).unwrap().parse_ms(text.as_bytes());
         }
