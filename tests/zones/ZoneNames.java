@@ -1,4 +1,5 @@
 import java.text.ParsePosition;
+import java.text.DateFormatSymbols;
 import java.time.Instant;
 import java.time.ZoneId;
 import java.time.format.DateTimeFormatter;
@@ -9,9 +10,10 @@ import java.util.Locale;
 import java.util.TreeSet;
 
 /**
- * Writes the rows of rust/time/zone_names.tsv: every zone id and every English name java.time
- * prints for a zone (short, long, generic; winter and summer), with the zone `z`, `zzzz` and
- * `VV` each read it as ("-": not read). Offsets are left out (anomalyd reads them by rule).
+ * Writes the rows of rust/time/zone_names.tsv: every zone id, every English name java.time
+ * prints for a zone (short, long, generic; winter and summer) and every name of the locale's
+ * zone-name table, with the zone `z`, `zzzz` and `VV` each read it as ("-": not read). Offsets
+ * are left out (anomalyd reads them by rule).
  *
  *     javac ZoneNames.java && java -Djava.locale.providers=CLDR -Duser.language=en ZoneNames \
  *       | grep -vP '^(GMT|UTC|UT)?[+-]'
@@ -42,6 +44,11 @@ public class ZoneNames {
                 for (String p : new String[] {"z", "zzzz", "v", "vvvv"}) {
                     texts.add(DateTimeFormatter.ofPattern(p, Locale.ENGLISH).format(at.atZone(ZoneId.of(id))));
                 }
+            }
+        }
+        for (String[] names : DateFormatSymbols.getInstance(Locale.ENGLISH).getZoneStrings()) {
+            for (String name : names) {
+                texts.add(name);
             }
         }
         for (String t : texts) {

@@ -47,8 +47,6 @@ enum Field {
     /// 1 (Monday) to 7; must be the date's weekday, as java.time's cross-check requires.
     DayOfWeek,
     Offset,
-    /// A time zone (see `zone`): its rules give the offset when the pattern has none.
-    Zone,
 }
 
 #[derive(Debug, Clone)]
@@ -358,7 +356,7 @@ fn print_epoch(items: &[Item], out: &mut Vec<u8>) {
             Item::Offset { z: true, .. } => out.push(b'Z'),
             Item::Offset { colon, .. } => out.extend_from_slice(if *colon { b"+00:00" } else { b"+0000" }),
             Item::Zone(ZoneStyle::Gmt { .. }) => out.extend_from_slice(b"GMT"),
-            Item::Zone(_) => out.extend_from_slice(b"UTC"),
+            Item::Zone(_) => out.push(b'Z'),
             Item::Optional(inner) => print_epoch(inner, out),
         }
     }
@@ -379,6 +377,7 @@ struct Fields {
     second: Option<i64>,
     nano: Option<i64>,
     offset: Option<i64>,
+    /// A time zone (see `zone`): its rules give the offset when the text has none.
     zone: Option<Zone>,
     weekday: Option<i64>,
     day_of_year: Option<i64>,
@@ -401,7 +400,6 @@ impl Fields {
             Field::Second => &mut self.second,
             Field::Nano => &mut self.nano,
             Field::Offset => &mut self.offset,
-            Field::Zone => &mut self.zone,
             Field::DayOfWeek => &mut self.weekday,
         };
         if slot.is_some_and(|old| old != value) {
@@ -463,8 +461,9 @@ fn parse_seq(items: &[Item], s: &[u8], mut pos: usize, f: &mut Fields) -> Option
                 n
             }
             Item::Zone(style) => {
+                // A second zone replaces the first, as in java.time (no conflict).
                 let (zone, n) = parse_zone(rest, *style)?;
-                f.set(Field::Zone, zone)?;
+                f.zone = Some(zone);
                 n
             }
             Item::Optional(inner) => {
