@@ -273,6 +273,18 @@ async def test_an_empty_chunked_body_needs_no_content_type(client):
         assert (await r.json())["input_bytes"] == 0
     r = await client.post(f"{BASE}/nosuchjob/_data", data=nothing(), headers={"Content-Type": "text/plain"})
     assert r.status == 409
+    # nor does a compressed one that decodes to nothing, chunked or not; one that decodes to
+    # something still needs its type
+    for body, status in ((gzip.compress(b""), 202), (gzip.compress(b"x"), 406)):
+        for data in (body, _once(body)):
+            r = await client.post(DATA, data=data, headers={"Content-Type": "text/plain", "Content-Encoding": "gzip"})
+            assert r.status == status, await r.text()
+
+
+def _once(body: bytes):
+    async def gen():
+        yield body
+    return gen()
 
 
 async def test_text_plain_not_supported(client):

@@ -127,6 +127,18 @@ async def _body_chunks(request: web.Request, read_timeout: float,
         watchdog.cancel()
 
 
+async def _decodes_empty(request: web.Request) -> bool:
+    """Whether the body, its coding undone, is empty (read until it shows a byte or ends)."""
+    coding = content_coding(request)
+    decoder = None if coding is None else BodyDecoder(coding)
+    while chunk := await request.content.readany():
+        if decoder is None or any(decoder.decode(chunk)):
+            return False
+    if decoder is not None:
+        decoder.finish()
+    return True
+
+
 async def post_data(app: web.Application, settings: Settings, request: web.Request) -> web.Response:
     # Thousands of small posts a second come through here, and each of aiohttp's request
     # properties (`request.app` too) is a Python call the first time it is read: the app and
@@ -142,8 +154,9 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
         try:
             smile = smile_body(request, streaming=True)
         except SimpleError:
-            # An empty chunked body is no body either, as in Elasticsearch: its first piece tells.
-            if length is not None or await content.readany():
+            # An empty body needs no type, and Elasticsearch looks at it decoded: a chunked or
+            # compressed body is read until it shows a byte (the refusal stands) or ends.
+            if (length is not None and content_coding(request) is None) or not await _decodes_empty(request):
                 raise
         coding = content_coding(request)
     if settings.deprecation_warning:
