@@ -124,20 +124,38 @@ pub(super) fn parse_zone(s: &[u8], style: ZoneStyle) -> Option<(Zone, usize)> {
         ZoneStyle::Full => 1,
         _ => 2,
     };
-    longest_prefix(&names().sorted[index], s)
+    let names = &names().sorted[index];
+    // Records mostly repeat the last zone: it is the answer when it begins `s` and none of the
+    // longer names that begin with it (which sort right after it) does.
+    let last = LAST_NAME.get()[index];
+    if let Some(&(name, zone)) = names.get(last) {
+        let longer = names[last + 1..].iter().take_while(|(longer, _)| longer.starts_with(name));
+        if s.starts_with(name) && !longer.clone().any(|(longer, _)| s.starts_with(longer)) {
+            return Some((zone, name.len()));
+        }
+    }
+    let (at, zone, n) = longest_prefix(names, s)?;
+    LAST_NAME.with(|cell| {
+        let mut lasts = cell.get();
+        lasts[index] = at;
+        cell.set(lasts);
+    });
+    Some((zone, n))
 }
 
 /// The longest name that begins `s` (java.time takes the longest), by binary search: the names
 /// that begin `s` sort at or before it, longer ones later, so the first found walking back from
-/// where `s` would go is the longest; names with another first byte cannot begin it.
-fn longest_prefix(names: &[(&'static [u8], Zone)], s: &[u8]) -> Option<(Zone, usize)> {
+/// where `s` would go is the longest; names with another first byte cannot begin it. Its index,
+/// zone and length.
+fn longest_prefix(names: &[(&'static [u8], Zone)], s: &[u8]) -> Option<(usize, Zone, usize)> {
     let end = names.partition_point(|(name, _)| *name <= s);
     names[..end]
         .iter()
+        .enumerate()
         .rev()
-        .take_while(|(name, _)| name.first() == s.first())
-        .find(|(name, _)| s.starts_with(name))
-        .map(|&(name, zone)| (zone, name.len()))
+        .take_while(|(_, (name, _))| name.first() == s.first())
+        .find(|(_, (name, _))| s.starts_with(name))
+        .map(|(at, &(name, zone))| (at, zone, name.len()))
 }
 
 /// An offset zone id as java.time reads it.
@@ -234,6 +252,8 @@ struct Span {
 
 thread_local! {
     static LAST: Cell<Option<Span>> = const { Cell::new(None) };
+    /// Per style, the index of the last name read on this thread.
+    static LAST_NAME: Cell<[usize; 3]> = const { Cell::new([usize::MAX; 3]) };
 }
 
 /// 400 Gregorian years in seconds, and a local time well inside the years jiff's rules reach.
@@ -299,6 +319,10 @@ mod tests {
         // the longest name wins: not `America/Argentina` ... but the whole id
         let (_, n) = short("America/Argentina/Buenos_Aires 2026").unwrap();
         assert_eq!(n, "America/Argentina/Buenos_Aires".len());
+        // the last name read is remembered, but never stands in for a longer one
+        assert_eq!(short("PST8PDT 2026").map(|(_, n)| n), Some(7));
+        assert_eq!(short("PST 2026"), Some((pst, 3)));
+        assert_eq!(short("PST8PDT 2026").map(|(_, n)| n), Some(7));
         assert_eq!(parse_zone(b"PST", ZoneStyle::Full), None);
         assert_eq!(parse_zone(b"PST", ZoneStyle::Id), None);
         let gmt = |s: &str, full| parse_zone(s.as_bytes(), ZoneStyle::Gmt { full });
