@@ -234,6 +234,7 @@ fn parse_gmt_offset(s: &[u8], full: bool) -> Option<(Zone, usize)> {
     (secs <= 18 * 3600).then_some((sign * secs, len))
 }
 
+/// A zone id's rules: the tz database's, or the POSIX rule of a `SystemV` id.
 fn rules(id: &str) -> Option<TimeZone> {
     match SYSTEMV.iter().find(|(old, _)| *old == id) {
         Some((_, posix)) => TimeZone::posix(posix).ok(),
