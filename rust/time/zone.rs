@@ -1,7 +1,7 @@
 //! Time zones in `time_format` patterns: `z`, `zz`, `zzz` and `v` (short names: `PST`, `PT`,
-//! `CET`, and zone ids), `zzzz` and `vvvv` (long names: `Pacific Standard Time`), `VV` (zone ids)
-//! and `O`, `OOOO` (`GMT+8`, `GMT+08:00`), read as java.time reads them in Elasticsearch, and the
-//! zone's offset at a local date and time.
+//! `CET`, and zone ids), `zzzz` and `vvvv` (long names: `Pacific Standard Time`) and `VV` (zone
+//! ids), read as java.time reads them in Elasticsearch, and the zone's offset at a local date and
+//! time. (`O`, `GMT+8`, is an offset, not a zone: see `pattern`.)
 //!
 //! Which texts each letter takes, and the zone each names, are java.time's own answers with
 //! English CLDR names (`zone_names.tsv`): a name gives its zone, whose rules then give the offset
@@ -28,8 +28,6 @@ pub(super) enum ZoneStyle {
     Full,
     /// `VV`.
     Id,
-    /// `O` (`GMT`, `GMT+8`, `GMT+8:30`) or, `full`, `OOOO` (`GMT`, `GMT+08:00`): only offsets.
-    Gmt { full: bool },
 }
 
 /// A parsed zone, as a pattern field's value: a fixed offset in seconds east of UTC (within
@@ -100,10 +98,6 @@ fn fixed_id(id: &str) -> Option<Zone> {
 
 /// The zone at the start of `s` and its length, as `style` reads it.
 pub(super) fn parse_zone(s: &[u8], style: ZoneStyle) -> Option<(Zone, usize)> {
-    if let ZoneStyle::Gmt { full } = style {
-        let rest = s.strip_prefix(b"GMT")?;
-        return Some(parse_gmt_offset(rest, full).map_or((0, 3), |(offset, n)| (offset, 3 + n)));
-    }
     match s.first()? {
         b'+' | b'-' => return parse_offset(s).read(),
         _ => {}
@@ -122,7 +116,7 @@ pub(super) fn parse_zone(s: &[u8], style: ZoneStyle) -> Option<(Zone, usize)> {
     let index = match style {
         ZoneStyle::Short => 0,
         ZoneStyle::Full => 1,
-        _ => 2,
+        ZoneStyle::Id => 2,
     };
     let names = &names().sorted[index];
     // Records mostly repeat the last zone: it is the answer when it begins `s` and none of the
@@ -160,9 +154,9 @@ fn longest_prefix(names: &[(&'static [u8], Zone)], s: &[u8]) -> Option<(usize, Z
 
 /// An offset zone id as java.time reads it.
 enum Offset {
-    /// No `±HH` here.
+    /// No `±HH` here (hours of 60 or more are no hours, for java.time).
     Absent,
-    /// `±HH` past 18 hours: the text is not a date.
+    /// `±HH` past 18 hours (and under 60): the text is not a date.
     Invalid,
     Read(Zone, usize),
 }
@@ -188,7 +182,7 @@ fn parse_offset(s: &[u8]) -> Offset {
             .filter(|d| d.iter().all(u8::is_ascii_digit))
             .map(|d| i64::from(d[0] - b'0') * 10 + i64::from(d[1] - b'0'))
     };
-    let Some(hours) = two(1) else { return Offset::Absent };
+    let Some(hours) = two(1).filter(|&h| h < 60) else { return Offset::Absent };
     let mut secs = hours * 3600;
     let mut len = 3;
     for unit in [60, 1] {
@@ -204,34 +198,6 @@ fn parse_offset(s: &[u8]) -> Offset {
         return Offset::Invalid;
     }
     Offset::Read(sign * secs, len)
-}
-
-/// The offset after `GMT` in a localized offset: `±H[H][:MM[:SS]]` (short) or `±HH:MM[:SS]`
-/// (full). None: there is none, and `GMT` alone is UTC.
-fn parse_gmt_offset(s: &[u8], full: bool) -> Option<(Zone, usize)> {
-    let sign = match s.first()? {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let digits = s[1..].iter().take(2).take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 || (full && digits < 2) {
-        return None;
-    }
-    let value = |d: &[u8]| d.iter().fold(0, |v, &b| v * 10 + i64::from(b - b'0'));
-    let mut secs = value(&s[1..1 + digits]) * 3600;
-    let mut len = 1 + digits;
-    for (unit, required) in [(60, full), (1, false)] {
-        match s.get(len..len + 3) {
-            Some([b':', a, b]) if a.is_ascii_digit() && b.is_ascii_digit() && value(&[*a, *b]) < 60 => {
-                secs += value(&[*a, *b]) * unit;
-                len += 3;
-            }
-            _ if required => return None,
-            _ => break,
-        }
-    }
-    (secs <= 18 * 3600).then_some((sign * secs, len))
 }
 
 /// A zone id's rules: the tz database's, or the POSIX rule of a `SystemV` id.
@@ -293,11 +259,13 @@ pub(super) fn offset_at_local(zone: Zone, local_secs: i64) -> Option<i64> {
     let local = TimeZone::UTC.to_datetime(Timestamp::from_second(local_secs).ok()?);
     let instant = tz.to_ambiguous_timestamp(local).compatible().ok()?;
     let offset = local_secs - instant.as_second();
-    // The transitions around the instant bound its offset's span (none: it holds for ever).
+    // The transitions around the instant bound its offset's span (none: it holds for ever). A
+    // local time in a gap took the offset before it, not the span's own.
+    let span_offset = i64::from(tz.to_offset(instant).seconds());
     let after = Timestamp::from_second(instant.as_second() + 1).ok();
     let from = after.and_then(|t| tz.preceding(t).next()).map_or(i64::MIN, |t| t.timestamp().as_second());
     let until = tz.following(instant).next().map_or(i64::MAX, |t| t.timestamp().as_second());
-    LAST.set(Some(Span { zone, from, until, offset }));
+    LAST.set(Some(Span { zone, from, until, offset: span_offset }));
     Some(offset)
 }
 
@@ -326,18 +294,15 @@ mod tests {
         assert_eq!(short("PST8PDT 2026").map(|(_, n)| n), Some(7));
         assert_eq!(parse_zone(b"PST", ZoneStyle::Full), None);
         assert_eq!(parse_zone(b"PST", ZoneStyle::Id), None);
-        let gmt = |s: &str, full| parse_zone(s.as_bytes(), ZoneStyle::Gmt { full });
-        assert_eq!(gmt("GMT+8", false), Some((8 * 3600, 5)));
-        assert_eq!(gmt("GMT-08:30:15", false), Some((-30_615, 12)));
-        assert_eq!(gmt("GMT+8", true), Some((0, 3)));
-        assert_eq!(gmt("GMT+08:00", true), Some((8 * 3600, 9)));
-        assert_eq!(gmt("GMT+19", false), Some((0, 3))); // past 18 h: `GMT` alone, and the rest does not read
-        assert_eq!(gmt("UTC", false), None);
         // 2026-07-01T10:00 local in Los Angeles is daylight time; 2026-03-08T02:30 is in the gap.
         let local = |days: i64, secs: i64| days * 86_400 + secs;
         assert_eq!(offset_at_local(pst, local(20635, 36_000)), Some(-7 * 3600));
         assert_eq!(offset_at_local(pst, local(20520, 9_000)), Some(-8 * 3600));
         assert_eq!(offset_at_local(3600, 0), Some(3600));
+        // A local time in a gap (02:30 on 2026-03-08 in Los Angeles) takes the offset before it,
+        // and leaves behind the span after it with that span's own offset.
+        assert_eq!(offset_at_local(pst, local(20520, 9_000)), Some(-8 * 3600));
+        assert_eq!(offset_at_local(pst, local(20635, 36_000)), Some(-7 * 3600));
         // The remembered span never answers near its ends: every local time around the 2026
         // transitions of Los Angeles (each minute, either side) and Lord Howe (half-hour
         // shifts) agrees with the rules asked afresh.

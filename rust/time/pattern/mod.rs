@@ -73,6 +73,10 @@ enum Item {
         colon: bool,
         z: bool,
     },
+    /// `GMT`, or `GMT` and `±H[H][:MM[:SS]]` (`O`) or `±HH:MM[:SS]` (`full`: `OOOO`, `ZZZZ`).
+    LocalizedOffset {
+        full: bool,
+    },
     /// A zone name or id (`z`, `zzzz`, `VV`).
     Zone(ZoneStyle),
     Optional(Vec<Item>),
@@ -242,6 +246,7 @@ fn letters(c: u8, n: usize) -> Option<Item> {
             colon: false,
             z: false,
         },
+        (b'Z', 4) => Item::LocalizedOffset { full: true },
         (b'Z', 5) => Item::Offset {
             colon: true,
             z: true,
@@ -251,7 +256,7 @@ fn letters(c: u8, n: usize) -> Option<Item> {
         (b'V', 2) => Item::Zone(ZoneStyle::Id),
         (b'v', 1) => Item::Zone(ZoneStyle::Short),
         (b'v', 4) => Item::Zone(ZoneStyle::Full),
-        (b'O', 1 | 4) => Item::Zone(ZoneStyle::Gmt { full: n == 4 }),
+        (b'O', 1 | 4) => Item::LocalizedOffset { full: n == 4 },
         _ => return None,
     })
 }
@@ -355,7 +360,7 @@ fn print_epoch(items: &[Item], out: &mut Vec<u8>) {
             Item::Name(_) => out.extend_from_slice(b"AM"),
             Item::Offset { z: true, .. } => out.push(b'Z'),
             Item::Offset { colon, .. } => out.extend_from_slice(if *colon { b"+00:00" } else { b"+0000" }),
-            Item::Zone(ZoneStyle::Gmt { .. }) => out.extend_from_slice(b"GMT"),
+            Item::LocalizedOffset { .. } => out.extend_from_slice(b"GMT"),
             Item::Zone(_) => out.push(b'Z'),
             Item::Optional(inner) => print_epoch(inner, out),
         }
@@ -460,6 +465,11 @@ fn parse_seq(items: &[Item], s: &[u8], mut pos: usize, f: &mut Fields) -> Option
                 f.set(Field::Offset, value)?;
                 n
             }
+            Item::LocalizedOffset { full } => {
+                let (value, n) = parse_localized_offset(rest, *full)?;
+                f.set(Field::Offset, value)?;
+                n
+            }
             Item::Zone(style) => {
                 // A second zone replaces the first, as in java.time (no conflict).
                 let (zone, n) = parse_zone(rest, *style)?;
@@ -549,6 +559,36 @@ fn parse_offset(s: &[u8], colon: bool, z: bool) -> Option<(i64, usize)> {
     }
     // ZoneOffset's limit.
     (secs <= 18 * 3600).then_some((sign * secs, len))
+}
+
+/// A localized offset in seconds and its length: `GMT` alone, or `GMT` and `±H[H][:MM[:SS]]`
+/// (`full`: `±HH:MM[:SS]`). A sign must be followed by an offset; minutes and seconds of 60 to
+/// 99 are added on, as java.time's lenient reading adds them.
+fn parse_localized_offset(s: &[u8], full: bool) -> Option<(i64, usize)> {
+    let rest = s.strip_prefix(b"GMT")?;
+    let sign = match rest.first() {
+        Some(b'+') => 1,
+        Some(b'-') => -1,
+        _ => return Some((0, 3)),
+    };
+    let hours = count_digits(&rest[1..], 2);
+    if hours == 0 || (full && hours < 2) {
+        return None;
+    }
+    let mut secs = digits(&rest[1..1 + hours]) * 3600;
+    let mut len = 1 + hours;
+    for (unit, required) in [(60, full), (1, false)] {
+        match rest.get(len..len + 3) {
+            Some([b':', d @ ..]) if d.iter().all(u8::is_ascii_digit) => {
+                secs += digits(d) * unit;
+                len += 3;
+            }
+            _ if required => return None,
+            _ => break,
+        }
+    }
+    // ZoneOffset's limit.
+    (secs <= 18 * 3600).then_some((sign * secs, 3 + len))
 }
 
 /// How java.time resolves the fields: `time_format` patterns with its default (SMART),
