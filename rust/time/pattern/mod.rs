@@ -68,10 +68,12 @@ enum Item {
     },
     /// English month or weekday names (full or abbreviated) or AM/PM, case-sensitive as in java.time.
     Name(Field),
-    /// `±HH[[:]MM[[:]SS]]`; colons exactly when the pattern has them. `Z` too when `z`.
+    /// `±HH[[:]MM[[:]SS]]`; colons exactly when the pattern has them. `zero` is what the letter
+    /// prints for UTC (`Z`, `+00`, `+0000` or `+00:00`), which java.time reads first: so `x`
+    /// reads `+0000` as `+00` and then stops.
     Offset {
         colon: bool,
-        z: bool,
+        zero: &'static [u8],
     },
     /// `GMT`, or `GMT` and `±H[H][:MM[:SS]]` (`O`) or `±HH:MM[:SS]` (`full`: `OOOO`, `ZZZZ`).
     LocalizedOffset {
@@ -240,16 +242,20 @@ fn letters(c: u8, n: usize) -> Option<Item> {
         (b'S', 1..=9) => Item::number(Nano, n, n),
         (b'E', 1..=5) => Item::Name(DayOfWeek),
         (b'a', 1) => Item::Name(AmPm),
-        (b'X', 1..=5) => Item::Offset { colon, z: true },
-        (b'x', 1..=5) => Item::Offset { colon, z: false },
+        (b'X', 1..=5) => Item::Offset { colon, zero: b"Z" },
+        (b'x', 1) => Item::Offset { colon, zero: b"+00" },
+        (b'x', 2..=5) => Item::Offset {
+            colon,
+            zero: if colon { b"+00:00" } else { b"+0000" },
+        },
         (b'Z', 1..=3) => Item::Offset {
             colon: false,
-            z: false,
+            zero: b"+0000",
         },
         (b'Z', 4) => Item::LocalizedOffset { full: true },
         (b'Z', 5) => Item::Offset {
             colon: true,
-            z: true,
+            zero: b"Z",
         },
         (b'z', 1..=3) => Item::Zone(ZoneStyle::Short),
         (b'z', 4) => Item::Zone(ZoneStyle::Full),
@@ -358,8 +364,7 @@ fn print_epoch(items: &[Item], out: &mut Vec<u8>) {
             Item::Name(Field::Month) => out.extend_from_slice(b"Jan"),
             Item::Name(Field::DayOfWeek) => out.extend_from_slice(b"Thu"),
             Item::Name(_) => out.extend_from_slice(b"AM"),
-            Item::Offset { z: true, .. } => out.push(b'Z'),
-            Item::Offset { colon, .. } => out.extend_from_slice(if *colon { b"+00:00" } else { b"+0000" }),
+            Item::Offset { zero, .. } => out.extend_from_slice(zero),
             Item::LocalizedOffset { .. } => out.extend_from_slice(b"GMT"),
             Item::Zone(_) => out.push(b'Z'),
             Item::Optional(inner) => print_epoch(inner, out),
@@ -460,8 +465,8 @@ fn parse_seq(items: &[Item], s: &[u8], mut pos: usize, f: &mut Fields) -> Option
                 f.set(*field, value)?;
                 n
             }
-            Item::Offset { colon, z } => {
-                let (value, n) = parse_offset(rest, *colon, *z)?;
+            Item::Offset { colon, zero } => {
+                let (value, n) = parse_offset(rest, *colon, zero)?;
                 f.set(Field::Offset, value)?;
                 n
             }
@@ -529,12 +534,15 @@ fn parse_name(field: Field, s: &[u8]) -> Option<(i64, usize)> {
 }
 
 /// An offset in seconds east of UTC and its length: `±HH[[:]MM[[:]SS]]` (java.time's lenient
-/// reading: minutes and seconds optional, colons exactly when `colon`), or `Z` when `z`.
-fn parse_offset(s: &[u8], colon: bool, z: bool) -> Option<(i64, usize)> {
+/// reading: minutes and seconds optional, colons exactly when `colon`), or `zero` (what UTC
+/// prints as), which is tried first.
+fn parse_offset(s: &[u8], colon: bool, zero: &[u8]) -> Option<(i64, usize)> {
+    if s.starts_with(zero) {
+        return Some((0, zero.len()));
+    }
     let sign = match s.first()? {
         b'+' => 1,
         b'-' => -1,
-        b'Z' if z => return Some((0, 1)),
         _ => return None,
     };
     let two = |at: usize| {
@@ -749,7 +757,7 @@ pub(super) fn parse_iso_ms(s: &[u8]) -> Option<i64> {
             }
             // The offset belongs to the time: a bare `T` takes none.
             if pos < s.len() {
-                let (offset, n) = parse_offset(&s[pos..], is(pos + 3, b':'), true)?;
+                let (offset, n) = parse_offset(&s[pos..], is(pos + 3, b':'), b"Z")?;
                 f.offset = Some(offset);
                 pos += n;
             }
