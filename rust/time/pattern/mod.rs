@@ -22,6 +22,9 @@ pub struct DatePattern {
     /// As in Java, an offset or zone anywhere in the pattern, even in an optional section, is
     /// required.
     has_offset: bool,
+    /// Only literals, offsets and numbers that stand alone (`yyyy-MM-dd'T'HH:mm:ss.SSSXXX`): a
+    /// text laid out at the pattern's widths is read by [`parse_laid_out`] first.
+    laid_out: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,16 +146,22 @@ impl DatePattern {
         }
         let has_offset = sample.offset.is_some() || sample.zone.is_some(); // every optional section is printed
         resolve(&sample, default_year, has_offset, Resolver::Smart)?;
+        let laid_out = is_laid_out(&items);
         Some(Self {
             items,
             default_year,
             has_offset,
+            laid_out,
         })
     }
 
     /// Epoch milliseconds, or None when the text does not match or is not a valid date.
     pub(super) fn parse_ms(&self, text: &[u8]) -> Option<i64> {
         let mut fields = Fields::default();
+        if self.laid_out && parse_laid_out(&self.items, text, &mut fields).is_some() {
+            return resolve(&fields, self.default_year, self.has_offset, Resolver::Smart);
+        }
+        fields = Fields::default();
         if parse_seq(&self.items, text, 0, &mut fields)? != text.len() {
             return None;
         }
@@ -446,13 +455,7 @@ fn parse_seq(items: &[Item], s: &[u8], mut pos: usize, f: &mut Fields) -> Option
                 if n > available {
                     return None;
                 }
-                let value = digits(&rest[..n]);
-                let value = match field {
-                    Field::Year2 if n == 2 => 2000 + value,
-                    // n <= 9: fractions never get a wider width.
-                    Field::Nano => value * 10_i64.pow(9 - n as u32),
-                    _ => value,
-                };
+                let value = number_value(*field, n, digits(&rest[..n]));
                 // java.time sets a fraction of no digits to 0, unless the text ended where it
                 // begins (then it sets nothing).
                 if n > 0 || !rest.is_empty() {
@@ -495,6 +498,67 @@ fn parse_seq(items: &[Item], s: &[u8], mut pos: usize, f: &mut Fields) -> Option
         };
     }
     Some(pos)
+}
+
+/// Whether [`parse_laid_out`] can read this pattern: literals, offsets, and numbers with no
+/// number beside them whose pattern width the lenient reading allows.
+fn is_laid_out(items: &[Item]) -> bool {
+    let number = |i: &Item| matches!(i, Item::Number { .. });
+    items.iter().all(|i| match i {
+        Item::Literal(_) | Item::Offset { .. } => true,
+        Item::Number { min, max, reserve, width, .. } => *reserve == 0 && (*min..=*max).contains(width) && *width > 0,
+        _ => false,
+    }) && !items.windows(2).any(|w| number(&w[0]) && number(&w[1]))
+}
+
+/// The common case of [`parse_seq`], faster: every number at its pattern width, each followed
+/// by a non-digit, and nothing left over. It then reads exactly what `parse_seq` reads (a
+/// lenient number stops at the first non-digit); None sends the text to `parse_seq`.
+fn parse_laid_out(items: &[Item], s: &[u8], f: &mut Fields) -> Option<()> {
+    let mut pos = 0;
+    for item in items {
+        let rest = &s[pos..];
+        pos += match item {
+            Item::Literal(lit) => {
+                if !rest.starts_with(lit) {
+                    return None;
+                }
+                lit.len()
+            }
+            Item::Number { field, width, .. } => {
+                let mut value = 0;
+                for &b in rest.get(..*width)? {
+                    let d = b.wrapping_sub(b'0');
+                    if d > 9 {
+                        return None;
+                    }
+                    value = value * 10 + i64::from(d);
+                }
+                if rest.get(*width).is_some_and(u8::is_ascii_digit) {
+                    return None;
+                }
+                f.set(*field, number_value(*field, *width, value))?;
+                *width
+            }
+            Item::Offset { colon, zero } => {
+                let (value, n) = parse_offset(rest, *colon, zero)?;
+                f.set(Field::Offset, value)?;
+                n
+            }
+            _ => return None,
+        };
+    }
+    (pos == s.len()).then_some(())
+}
+
+/// A number's value from its `n` digits: `yy` of two digits is 2000-2099, a fraction is nanoseconds.
+fn number_value(field: Field, n: usize, value: i64) -> i64 {
+    match field {
+        Field::Year2 if n == 2 => 2000 + value,
+        // n <= 9: fractions never get a wider width.
+        Field::Nano => value * 10_i64.pow(9 - n as u32),
+        _ => value,
+    }
 }
 
 fn count_digits(s: &[u8], max: usize) -> usize {

@@ -358,6 +358,24 @@ proptest! {
         prop_assert_eq!(parse_iso_ms(text.as_bytes()), want);
     }
 
+    /// The laid-out reading agrees with the general one on texts near the layout: digits,
+    /// signs, separators and offsets shuffled, widths off by one.
+    #[test]
+    fn laid_out_reading_agrees_with_the_general_one(
+        text in "[+]?[0-9]{3,5}-[0-9]{1,3}-[0-9]{1,3}[T ][0-9]{1,3}:[0-9]{1,3}:[0-9]{1,3}([.,][0-9]{0,10})?(Z|[+-][0-9]{2}(:?[0-9]{2}){0,2})?",
+    ) {
+        for pattern in ["yyyy-MM-dd'T'HH:mm:ss.SSSXXX", "yyyy-MM-dd HH:mm:ss,SSS", "yyyy-MM-dd'T'HH:mm:ssZ",
+                        "yy-MM-dd HH:mm:ss", "yyyy-MM-dd HH:mm:ss.SSSSSSx", "y-M-d H:m:s"] {
+            let p = DatePattern::compile(pattern).unwrap();
+            prop_assert!(p.laid_out, "{}", pattern);
+            let mut fields = Fields::default();
+            let general = parse_seq(&p.items, text.as_bytes(), 0, &mut fields)
+                .filter(|&end| end == text.len())
+                .and_then(|_| resolve(&fields, p.default_year, p.has_offset, Resolver::Smart));
+            prop_assert_eq!(p.parse_ms(text.as_bytes()), general, "{} {}", pattern, text);
+        }
+    }
+
     #[test]
     fn arbitrary_text_never_panics(text in "[0-9a-zA-Z:+.'\\[\\]/_ -]{0,30}", zone in "(PST|GMT|UTC|UT|Europe/Paris|America/|Z|\\+|-)?[0-9:+/-]{0,8}") {
         for pattern in ["yyyy-MM-dd'T'HH:mm:ss.SSSXXX", "yyyyMMddHHmmss", "MMM d[ yy] h a", "yyyy-MM-dd HH z",
