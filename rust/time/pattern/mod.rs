@@ -517,36 +517,25 @@ fn is_laid_out(items: &[Item]) -> bool {
 fn parse_laid_out(items: &[Item], s: &[u8], f: &mut Fields) -> Option<()> {
     let mut pos = 0;
     for item in items {
-        let rest = &s[pos..];
-        pos += match item {
-            Item::Literal(lit) => {
-                if !rest.starts_with(lit) {
-                    return None;
-                }
-                lit.len()
-            }
-            Item::Number { field, width, .. } => {
-                let mut value = 0;
-                for &b in rest.get(..*width)? {
-                    let d = b.wrapping_sub(b'0');
-                    if d > 9 {
-                        return None;
-                    }
-                    value = value * 10 + i64::from(d);
-                }
-                if rest.get(*width).is_some_and(u8::is_ascii_digit) {
-                    return None;
-                }
-                f.set(*field, number_value(*field, *width, value))?;
-                *width
-            }
-            Item::Offset { colon, zero } => {
-                let (value, n) = parse_offset(rest, *colon, zero)?;
-                f.set(Field::Offset, value)?;
-                n
-            }
-            _ => return None,
+        let Item::Number { field, width, .. } = item else {
+            // literals and offsets as `parse_seq` reads them
+            pos = parse_seq(std::slice::from_ref(item), s, pos, f)?;
+            continue;
         };
+        let rest = &s[pos..];
+        let mut value = 0;
+        for &b in rest.get(..*width)? {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            value = value * 10 + i64::from(d);
+        }
+        if rest.get(*width).is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+        f.set(*field, number_value(*field, *width, value))?;
+        pos += width;
     }
     (pos == s.len()).then_some(())
 }
