@@ -434,12 +434,7 @@ fn parse_seq(items: &[Item], s: &[u8], mut pos: usize, f: &mut Fields) -> Option
     for item in items {
         let rest = &s[pos..];
         pos += match item {
-            Item::Literal(lit) => {
-                if !rest.starts_with(lit) {
-                    return None;
-                }
-                lit.len()
-            }
+            Item::Literal(_) | Item::Offset { .. } => parse_literal_or_offset(item, rest, f)?,
             Item::Number {
                 field,
                 min,
@@ -466,11 +461,6 @@ fn parse_seq(items: &[Item], s: &[u8], mut pos: usize, f: &mut Fields) -> Option
             Item::Name(field) => {
                 let (value, n) = parse_name(*field, rest)?;
                 f.set(*field, value)?;
-                n
-            }
-            Item::Offset { colon, zero } => {
-                let (value, n) = parse_offset(rest, *colon, zero)?;
-                f.set(Field::Offset, value)?;
                 n
             }
             Item::LocalizedOffset { full } => {
@@ -518,8 +508,7 @@ fn parse_laid_out(items: &[Item], s: &[u8], f: &mut Fields) -> Option<()> {
     let mut pos = 0;
     for item in items {
         let Item::Number { field, width, .. } = item else {
-            // literals and offsets as `parse_seq` reads them
-            pos = parse_seq(std::slice::from_ref(item), s, pos, f)?;
+            pos += parse_literal_or_offset(item, &s[pos..], f)?;
             continue;
         };
         let rest = &s[pos..];
@@ -538,6 +527,20 @@ fn parse_laid_out(items: &[Item], s: &[u8], f: &mut Fields) -> Option<()> {
         pos += width;
     }
     (pos == s.len()).then_some(())
+}
+
+/// A literal or an offset at the start of `rest` (for `parse_seq` and `parse_laid_out`): its length.
+#[inline(always)]
+fn parse_literal_or_offset(item: &Item, rest: &[u8], f: &mut Fields) -> Option<usize> {
+    match item {
+        Item::Literal(lit) => rest.starts_with(lit).then_some(lit.len()),
+        Item::Offset { colon, zero } => {
+            let (value, n) = parse_offset(rest, *colon, zero)?;
+            f.set(Field::Offset, value)?;
+            Some(n)
+        }
+        _ => None,
+    }
 }
 
 /// A number's value from its `n` digits: `yy` of two digits is 2000-2099, a fraction is nanoseconds.
