@@ -8,7 +8,9 @@
 //!
 //! It is fast because all pattern work happens once at compile time: the pattern becomes a short
 //! list of items whose digit widths are already settled, and a parse is one forward pass over the
-//! bytes with no allocation, followed by integer calendar arithmetic.
+//! bytes with no allocation, followed by integer calendar arithmetic. A text laid out exactly at
+//! the pattern's widths (most ISO timestamps) takes a straighter pass still (`parse_laid_out`).
+//! Zones (`z`, `VV`) are read in `super::zone`.
 
 use super::calendar::{civil_from_days, current_utc_year, days_from_civil, days_in_month, is_leap};
 use super::zone::{offset_at_local, parse_zone, Zone, ZoneStyle};
