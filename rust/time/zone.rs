@@ -87,9 +87,14 @@ const SYSTEMV: [(&str, &str); 13] = [
     ("SystemV/PST8PDT", "PST8PDT,M4.5.0,M10.5.0"), ("SystemV/YST9YDT", "YST9YDT,M4.5.0,M10.5.0"),
 ];
 
+/// What a `SystemV` id stands for (an offset or a POSIX rule).
+fn systemv(id: &str) -> Option<&'static str> {
+    SYSTEMV.iter().find(|(old, _)| *old == id).map(|(_, now)| *now)
+}
+
 /// The offset of a zone id that is one (`Z`, and the fixed `SystemV` ids).
 fn fixed_id(id: &str) -> Option<Zone> {
-    let id = SYSTEMV.iter().find(|(old, _)| *old == id).map_or(id, |(_, now)| now);
+    let id = systemv(id).unwrap_or(id);
     match id {
         "Z" => Some(0),
         _ => parse_offset(id.as_bytes()).read().map(|(offset, _)| offset),
@@ -202,8 +207,8 @@ fn parse_offset(s: &[u8]) -> Offset {
 
 /// A zone id's rules: the tz database's, or the POSIX rule of a `SystemV` id.
 fn rules(id: &str) -> Option<TimeZone> {
-    match SYSTEMV.iter().find(|(old, _)| *old == id) {
-        Some((_, posix)) => TimeZone::posix(posix).ok(),
+    match systemv(id) {
+        Some(posix) => TimeZone::posix(posix).ok(),
         None => TimeZone::get(id).ok(),
     }
 }

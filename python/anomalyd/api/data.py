@@ -127,9 +127,17 @@ async def _body_chunks(request: web.Request, read_timeout: float,
         watchdog.cancel()
 
 
-async def _decodes_empty(request: web.Request) -> bool:
-    """Whether the body, its coding undone, is empty (read until it shows a byte or ends)."""
-    coding = content_coding(request)
+async def _decodes_empty(request: web.Request, length: str | None) -> bool:
+    """Whether the body, its coding undone, is empty: Elasticsearch checks the type of a body it
+    has, decoded. A chunked or compressed body is read until it shows a byte or ends; a plain
+    one of some length is not empty (aiohttp gives an empty one no reader), nor, as far as a
+    type check goes, is one whose coding cannot be undone."""
+    try:
+        coding = content_coding(request)
+    except SimpleError:
+        return False
+    if length is not None and coding is None:
+        return False
     decoder = None if coding is None else BodyDecoder(coding)
     while chunk := await request.content.readany():
         if decoder is None or any(decoder.decode(chunk)):
@@ -154,9 +162,7 @@ async def post_data(app: web.Application, settings: Settings, request: web.Reque
         try:
             smile = smile_body(request, streaming=True)
         except SimpleError:
-            # An empty body needs no type, and Elasticsearch looks at it decoded: a chunked or
-            # compressed body is read until it shows a byte (the refusal stands) or ends.
-            if (length is not None and content_coding(request) is None) or not await _decodes_empty(request):
+            if not await _decodes_empty(request, length):  # an empty body needs no type
                 raise
         coding = content_coding(request)
     if settings.deprecation_warning:
