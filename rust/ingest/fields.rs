@@ -148,51 +148,66 @@ pub enum Slot {
 pub struct Record {
     /// Leaf fields: scalars and arrays count 1, nulls and objects 0.
     pub n: u32,
-    /// Written through [`Record::set`] only, which keeps `present`.
-    slots: Vec<Slot>,
-    /// How many slots are not [`Slot::Absent`]: counted as they are set, so that the missing
-    /// fields of a record cost no pass over its slots.
+    /// Each wanted field's value with the `stamp` of the record that set it: a slot of an
+    /// earlier record's stamp is absent, so clearing a record is one increment, not a pass over
+    /// its slots (which LLVM vectorises into some 45 instructions for a single slot). Written
+    /// through [`Record::set`] only, which keeps `present`.
+    slots: Vec<(u32, Slot)>,
+    stamp: u32,
+    /// How many slots this record set: counted as they are set, so that the missing fields of
+    /// a record cost no pass over its slots.
     present: u32,
     pub arena: Vec<u8>,
 }
 
 impl Record {
     pub fn with_fields(count: usize) -> Self {
-        Record { n: 0, slots: vec![Slot::Absent; count], present: 0, arena: Vec::new() }
+        Record { n: 0, slots: vec![(0, Slot::Absent); count], stamp: 1, present: 0, arena: Vec::new() }
     }
 
     #[inline]
     pub fn clear(&mut self) {
         self.n = 0;
-        // Counted by index, not by iterator: the iterator's trip count is its byte span divided
-        // by the slot's size, a multiply and shifts per record before a loop of one to a few.
-        for i in 0..self.slots.len() {
-            self.slots[i] = Slot::Absent;
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.restamp();
         }
         self.present = 0;
         self.arena.clear();
+    }
+
+    /// After 2^32 records the stamps come round: every slot is cleared for real, once.
+    #[cold]
+    #[inline(never)]
+    fn restamp(&mut self) {
+        self.slots.fill((0, Slot::Absent));
+        self.stamp = 1;
     }
 
     /// Give field `i` its value (a repeated field's later value replaces the earlier one).
     #[inline(always)]
     pub fn set(&mut self, i: usize, value: Slot) {
         debug_assert!(value != Slot::Absent);
-        self.present += u32::from(self.slots[i] == Slot::Absent);
-        self.slots[i] = value;
+        let slot = &mut self.slots[i];
+        self.present += u32::from(slot.0 != self.stamp);
+        *slot = (self.stamp, value);
     }
 
     /// How many wanted fields are absent (or null).
     #[inline(always)]
     pub fn missing(&self) -> u64 {
         #[cfg(test)]
-        assert_eq!(self.present as usize, self.slots.iter().filter(|s| **s != Slot::Absent).count());
+        assert_eq!(self.present as usize, self.slots.iter().filter(|s| s.0 == self.stamp).count());
         (self.slots.len() - self.present as usize) as u64
     }
 
     /// The value text of field `i`, or None when it is absent or null.
     #[inline]
     pub fn value<'a>(&'a self, buf: &'a [u8], i: usize) -> Option<&'a [u8]> {
-        let slot = self.slots[i];
+        let (stamp, slot) = self.slots[i];
+        if stamp != self.stamp {
+            return None;
+        }
         // Almost every value lies in the input: one compare for it, not a jump table.
         if let Slot::Input(s, e) = slot {
             return Some(&buf[s..e]);
@@ -223,6 +238,23 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Clearing forgets every value, also when the stamps come round after 2^32 records.
+    #[test]
+    fn a_cleared_record_holds_nothing_across_the_stamps_wrapping() {
+        let buf = b"0123456789";
+        let mut rec = Record::with_fields(2);
+        rec.stamp = u32::MAX - 2;
+        for round in 0..6 {
+            rec.clear();
+            assert_eq!((rec.value(buf, 0), rec.value(buf, 1), rec.missing()), (None, None, 2), "round {round}");
+            rec.set(round % 2, Slot::Input(round, round + 1));
+            rec.set(round % 2, Slot::Input(round, round + 2));
+            assert_eq!(rec.value(buf, round % 2), Some(&buf[round..round + 2]));
+            assert_eq!((rec.value(buf, 1 - round % 2), rec.missing()), (None, 1));
+        }
+        assert!(rec.stamp > 0 && rec.stamp < 8);
+    }
 
     #[test]
     fn lookup_matches_whole_names_only() {
