@@ -2,7 +2,7 @@
 # The profile-guided release build of the extension (`make setup`): build it instrumented, run
 # the training workload (train.py), merge the counts with the toolchain's llvm-profdata and
 # build again with them. Branch layout and inlining that follow the real hot paths make the
-# ingest loop about 10-20% cheaper per byte (see bench/pgo/train.py for what it learns from).
+# ingest loop about 5-20% cheaper per byte (see bench/pgo/train.py for what it learns from).
 #
 # Each build has a target directory of its own, so the plain `maturin develop` and `cargo test`
 # builds of the dev loop keep theirs. Exits non-zero on any failure (no llvm-tools to be had,
@@ -14,7 +14,7 @@ venv=${VENV:-.venv}
 host=$(rustc -vV | sed -n 's/^host: //p')
 profdata="$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata"
 if [ ! -x "$profdata" ]; then
-  timeout 300 rustup component add llvm-tools >&2
+  timeout 120 rustup component add llvm-tools >&2
 fi
 
 out=$PWD/target/pgo
