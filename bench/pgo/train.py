@@ -135,10 +135,12 @@ def mix(level: str, records: bytes, spaced: bytes, other: bytes) -> None:
 def main() -> None:
     corpora = ndjson(plain, 120_000, 1), ndjson(spaced_iso, 20_000, 2), ndjson(general, 20_000, 3)
     start = _native.simd_level()
-    for level in ("avx2", "sse2", "neon", "scalar"):
-        if _native.set_simd_level(level):
-            mix(level, *corpora)
-    _native.set_simd_level(start)
+    try:
+        for level in ("avx2", "sse2", "neon", "scalar"):
+            if _native.set_simd_level(level):
+                mix(level, *corpora)
+    finally:
+        _native.set_simd_level(start)
 
 
 if __name__ == "__main__":
