@@ -10,7 +10,7 @@ export ANOMALYD_HOST ?= 127.0.0.1
 export ANOMALYD_PORT ?= 9200
 export ANOMALYD_DATA_DIR ?= ./data
 
-.PHONY: setup serve test test-rust test-python bench-core bench-http bench-analysis eval-nab clean
+.PHONY: FORCE setup serve test test-rust test-python bench-core bench-http bench-analysis eval-nab clean
 
 setup: $(NATIVE_STAMP)
 
@@ -26,12 +26,18 @@ $(STAMP): pyproject.toml
 # The extension, built in release mode into the package, profile-guided (bench/pgo/build.sh:
 # about 5-20% less CPU per byte, for two builds and a training run). Where that cannot run
 # (no llvm-tools to be had), the plain release build; `PGO=0` asks for it (a quicker dev loop).
-# The install is editable, so Python changes need no rebuild.
+# Changing PGO rebuilds. The install is editable, so Python changes need no rebuild.
 PGO ?= 1
-$(NATIVE_STAMP): $(STAMP) $(RUST_SRC) bench/pgo/build.sh bench/pgo/train.py
-	@if [ "$(PGO)" = 1 ] && VENV=$(VENV) bench/pgo/build.sh; then echo "native: profile-guided build"; \
-	else echo "native: plain release build"; VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop --release -q; fi
+PGO_STAMP := $(VENV)/.native-pgo
+$(NATIVE_STAMP): $(STAMP) $(RUST_SRC) $(PGO_STAMP) bench/pgo/build.sh bench/pgo/train.py
+	@if [ "$(PGO)" = 1 ] && VENV=$(VENV) bash bench/pgo/build.sh; then echo "native: profile-guided build"; \
+	else [ "$(PGO)" != 1 ] || echo "native: the profile-guided build failed (above); building the plain one"; \
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop --release -q && echo "native: plain release build"; fi
 	touch $@
+
+# Holds the PGO setting of the last build, rewritten only when it changes.
+$(PGO_STAMP): FORCE
+	@mkdir -p $(VENV); echo "$(PGO)" | cmp -s - $@ || echo "$(PGO)" > $@
 
 serve: setup
 	$(VENV)/bin/anomalyd serve

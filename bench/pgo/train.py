@@ -10,6 +10,8 @@ mix covers every path a live server takes, in proportions like a real feed's:
   a date pattern, epoch seconds with fractions, nested objects, arrays and escapes (the general
   reader), all cut into uneven pieces;
 - small requests of ten records, each its own request, as log shippers and wrk send them;
+- SMILE (a vector Jackson wrote, from tests/smile/) and UTF-16 bodies;
+- every detector function, a reset of buckets, an aborted request;
 - interim flushes, results, a snapshot and its restore;
 - every SIMD level the CPU has, each with the whole mix (each level is its own code).
 
@@ -18,6 +20,7 @@ Deterministic and quick: about ten seconds instrumented.
 
 import json
 import random
+from pathlib import Path
 
 from anomalyd import _native
 
@@ -37,6 +40,19 @@ COUNT = [{"function": "count"}]
 SEVERAL = [{"function": "sum", "field_name": "kpi", "partition_field_name": "region"},
            {"function": "high_count", "by_field_name": "region"},
            {"function": "max", "field_name": "kpi"}]
+# The other functions, once each (their sides and features are code of their own).
+REST = [{"function": "metric", "field_name": "kpi", "partition_field_name": "region"},
+        {"function": "min", "field_name": "kpi"},
+        {"function": "low_mean", "field_name": "kpi", "by_field_name": "region"},
+        {"function": "high_mean", "field_name": "kpi"},
+        {"function": "low_sum", "field_name": "kpi"},
+        {"function": "low_count"},
+        {"function": "non_zero_count", "by_field_name": "region"},
+        {"function": "low_non_zero_count"},
+        {"function": "high_non_zero_count"}]
+# Documents of airline, host, time (epoch seconds) and v, as Jackson writes SMILE.
+SMILE_BODY = Path(__file__).resolve().parents[2] / "tests" / "smile" / "vectors" / "shared_values.smile"
+SMILE_JOB = [{"function": "mean", "field_name": "v", "by_field_name": "host", "partition_field_name": "airline"}]
 
 
 def times(n: int, rng: random.Random) -> list[int]:
@@ -130,6 +146,21 @@ def mix(level: str, records: bytes, spaced: bytes, other: bytes) -> None:
         engine.ingest_body(b"\n".join(lines[i:i + 10]) + b"\n", 0, sized=True)
     read_well(engine.stats_json())
     engine.take_results()
+    # Every other function; a reset of the last hour's buckets; a request cut off.
+    engine = _native.JobEngine(job("f", REST, influencers=["region", "host"]))
+    post(engine, pieces(head, rng, 70_000))
+    engine.start_request(None)
+    engine.reset_buckets(START_MS, START_MS + 3_600_000)
+    engine.feed(head[:100_000])
+    engine.abort_request()
+    # Bodies in UTF-16 (Jackson detects it) and in SMILE.
+    post(_native.JobEngine(job("u", COUNT)), pieces(head.decode().encode("utf-16-le"), rng, 70_000))
+    smile = SMILE_BODY.read_bytes() * 200
+    engine = _native.JobEngine(job("b", SMILE_JOB, "epoch"))
+    engine.start_request(len(smile), True)
+    engine.feed_many(pieces(smile, rng, 4_000))
+    counts = json.loads(engine.finish_request(0))
+    assert counts["invalid_date_count"] == 0 and counts["processed_record_count"] > 0, counts
 
 
 def main() -> None:

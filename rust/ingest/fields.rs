@@ -254,6 +254,17 @@ mod tests {
             assert_eq!((rec.value(buf, 1 - round % 2), rec.missing()), (None, 1));
         }
         assert!(rec.stamp > 0 && rec.stamp < 8);
+        // A slot set long before the wrap, whose stamp comes round again after it.
+        rec.clear();
+        rec.set(0, Slot::Input(0, 1));
+        let old = rec.stamp;
+        rec.stamp = u32::MAX;
+        rec.clear();
+        while rec.stamp < old {
+            assert_eq!((rec.value(buf, 0), rec.missing()), (None, 2), "stamp {}", rec.stamp);
+            rec.clear();
+        }
+        assert_eq!((rec.stamp, rec.value(buf, 0), rec.missing()), (old, None, 2));
     }
 
     #[test]
