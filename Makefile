@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # The extension, built in release mode into the package, profile-guided (bench/pgo/build.sh:
-# about 5-20% less CPU per byte, for two builds and a training run). Where that cannot run
+# about 2-25% less CPU per byte, for two builds and a training run). Where that cannot run
 # (no llvm-tools to be had), the plain release build; `PGO=0` asks for it (a quicker dev loop).
 # Changing PGO rebuilds. The install is editable, so Python changes need no rebuild.
 PGO ?= 1

@@ -2,7 +2,7 @@
 # The profile-guided release build of the extension (`make setup`): build it instrumented, run
 # the training workload (train.py) on it, merge the counts with the toolchain's llvm-profdata
 # and build again with them, installed into the package. Branch layout and inlining that follow
-# the real hot paths make ingest about 5-20% cheaper per byte (see train.py for what it learns).
+# the real hot paths make ingest about 2-25% cheaper per byte (see train.py for what it learns).
 #
 # The instrumented build is trained where its wheel is unpacked, never installed: a failure or
 # an interrupt leaves the installed extension as it was. Each build has a target directory of
