@@ -29,7 +29,8 @@ WORDS = ("disk", "latency", "ok", "warn", "backup", "cron", "gc", "pause", "tls"
          "cache", "miss", "queue", "node", "slow")
 
 
-def _record(rng: random.Random, t: int) -> str:
+def record(rng: random.Random, t: int) -> str:
+    """One record of the bench's shape at time `t` (also what the PGO training reads, bench/pgo)."""
     r = rng.random()
     kpi = '"kpi":null,' if r < 0.001 else f'"kpi":{rng.lognormvariate(4.5, 0.6):.1f},'
     host = "" if rng.random() < 0.002 else f'"host":"srv-{rng.randrange(200)}",'
@@ -58,7 +59,7 @@ def large_body(max_bytes: int = 100_000_000, seed: int = 20160128) -> Path:
             block = []
             for _ in range(10_000):
                 t += rng.randrange(100)
-                block.append(_record(rng, t + rng.randrange(-2_000, 2_001)))
+                block.append(record(rng, t + rng.randrange(-2_000, 2_001)))
             data = ("\n".join(block) + "\n").encode("ascii")
             if written + len(data) > max_bytes:
                 data = data[: data.rindex(b"\n", 0, max_bytes - written) + 1]
@@ -90,7 +91,7 @@ def small_static_body(records: int = 10, seed: int = 7) -> Path:
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     base = 1_700_000_100_000  # a multiple of 5 minutes
-    lines = [_record(rng, base + i * 1_000) for i in range(records)]
+    lines = [record(rng, base + i * 1_000) for i in range(records)]
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_bytes(("\n".join(lines) + "\n").encode("ascii"))
     os.replace(tmp, path)

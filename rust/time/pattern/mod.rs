@@ -159,11 +159,13 @@ impl DatePattern {
 
     /// Epoch milliseconds, or None when the text does not match or is not a valid date.
     pub(super) fn parse_ms(&self, text: &[u8]) -> Option<i64> {
-        let mut fields = Fields::default();
-        if self.laid_out && parse_laid_out(&self.items, text, &mut fields).is_some() {
-            return resolve(&fields, self.default_year, self.has_offset, Resolver::Smart);
+        if self.laid_out {
+            let mut fields = Fields::default();
+            if parse_laid_out(&self.items, text, &mut fields).is_some() {
+                return resolve(&fields, self.default_year, self.has_offset, Resolver::Smart);
+            }
         }
-        fields = Fields::default();
+        let mut fields = Fields::default();
         if parse_seq(&self.items, text, 0, &mut fields)? != text.len() {
             return None;
         }
