@@ -38,6 +38,16 @@ def record(rng: random.Random, t: int) -> str:
     return f'{{"time":{t},{kpi}{host}"region":"{REGIONS[rng.randrange(6)]}","note":"{note}"}}'
 
 
+def times(rng: random.Random):
+    """Endless record times from START_MS: steps of 0-99 ms, each with +-2 s of jitter (so the
+    few records just behind a bucket boundary are out of order). Lazy: a caller may draw from
+    `rng` between two times, as `large_body` does for each record."""
+    t = START_MS
+    while True:
+        t += rng.randrange(100)
+        yield t + rng.randrange(-2_000, 2_001)
+
+
 def _key(*params: object) -> str:
     text = ":".join(map(str, params)).encode() + Path(__file__).read_bytes()
     return hashlib.sha256(text).hexdigest()[:16]
@@ -52,14 +62,11 @@ def large_body(max_bytes: int = 100_000_000, seed: int = 20160128) -> Path:
     rng = random.Random(seed)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     written = 0
-    t = START_MS
+    at = times(rng)
     with open(tmp, "wb") as out:
         full = False
         while not full:
-            block = []
-            for _ in range(10_000):
-                t += rng.randrange(100)
-                block.append(record(rng, t + rng.randrange(-2_000, 2_001)))
+            block = [record(rng, next(at)) for _ in range(10_000)]
             data = ("\n".join(block) + "\n").encode("ascii")
             if written + len(data) > max_bytes:
                 data = data[: data.rindex(b"\n", 0, max_bytes - written) + 1]
